@@ -1,0 +1,88 @@
+/* What the files of the OCF agent share: parameters, exit codes, the action table. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "vmha/common.h"
+#include "vmha/hv.h"
+
+/* OCF exit codes (OCF resource agent API 1.1). */
+enum ocf_rc {
+    OCF_SUCCESS = 0,
+    OCF_ERR_GENERIC = 1,
+    OCF_ERR_ARGS = 2,
+    OCF_ERR_UNIMPLEMENTED = 3,
+    OCF_ERR_PERM = 4,
+    OCF_ERR_INSTALLED = 5,
+    OCF_ERR_CONFIGURED = 6,
+    OCF_NOT_RUNNING = 7,
+};
+
+enum ocf_ptype { OCF_PT_STRING, OCF_PT_BOOLEAN, OCF_PT_INTEGER, OCF_PT_SECOND, OCF_PT_SELECT };
+
+struct ocf_param_desc {
+    const char *name;
+    enum ocf_ptype type;
+    const char *def;
+    bool required, unique, reloadable;
+    const char *shortdesc;
+    const char *longdesc;
+    const char *const *options; /* for OCF_PT_SELECT, NULL-terminated */
+};
+
+extern const struct ocf_param_desc ocf_param_table[];
+extern const size_t ocf_param_count;
+
+/* Everything the agent was told, parsed once from the environment. */
+struct ocf_params {
+    char *config;
+    char *name;
+    char *hypervisor;
+    char *migration_transport;
+    char *migrate_target; /* libvirt URI template of the target, %n = node name */
+    char *migrateuri;     /* data-plane URI template, "" = hypervisor default */
+    uint64_t migration_speed;    /* MiB/s, 0 = unlimited */
+    uint64_t migration_downtime; /* ms, 0 = hypervisor default */
+    uint64_t shutdown_timeout_ms; /* 0 = as long as the stop timeout allows */
+    char *shutdown_mode;
+    bool force_stop;
+    /* From Pacemaker's meta attributes. */
+    uint64_t timeout_ms; /* 0 when Pacemaker did not say */
+    uint64_t interval_ms;
+    char *migrate_target_node;
+    char *migrate_source_node;
+    bool run_by_cluster;
+};
+
+int ocf_params_parse(char *const *env, struct ocf_params *ret, struct vmha_err *err);
+void ocf_params_clear(struct ocf_params *p);
+/* The libvirt URI of the target node: migrate_target, or one derived from hypervisor and
+ * migration_transport ("qemu:///system" + ssh -> "qemu+ssh://%n/system"), with %n expanded. */
+int ocf_migration_dest_uri(const struct ocf_params *p, const char *node, char **ret,
+                           struct vmha_err *err);
+/* Expands %n (node) and %% in a template. */
+int ocf_expand_template(const char *tmpl, const char *node, char **ret);
+
+/* Maps a guest's state to the monitor's answer. */
+enum ocf_rc ocf_rc_for_state(enum hv_state s);
+/* Maps a failed configuration check to its OCF code: missing here 5, locally invalid 2,
+ * wrong everywhere 6. */
+enum ocf_rc ocf_rc_for_config_error(int code);
+
+int ocf_metadata_print(FILE *out);
+
+/* What the agent is doing right now, for the watchdog's exit reason. */
+void ocf_step(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Arms the watchdog: at fire_ms from now the process prints an exit reason and exits 1. */
+void ocf_watchdog_arm(const char *action, uint64_t timeout_ms, uint64_t fire_ms);
+
+struct ocf_action {
+    const char *name;
+    uint64_t default_timeout_ms;
+    int (*run)(const struct ocf_params *p, const struct vmha_deadline *dl, struct vmha_err *why);
+    bool needs_params;
+};
+
+const struct ocf_action *ocf_action_find(const char *name);

@@ -1,0 +1,68 @@
+/* ocf:vmha:guest — entry point: pick the action, parse parameters once, bound the action by
+ * its timeout, and turn the result into an exit code with at most one exit reason. */
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "agent_private.h"
+#include "vmha/cluster.h"
+
+extern char **environ;
+
+static void usage(FILE *out)
+{
+    fputs("usage: guest {start|stop|monitor|migrate_to|migrate_from|validate-all|reload-agent|"
+          "meta-data}\n"
+          "ocf:vmha:guest is an OCF resource agent run by Pacemaker; its parameters come as\n"
+          "OCF_RESKEY_<name> environment variables (see 'guest meta-data').\n",
+          out);
+}
+
+static int run(const struct ocf_action *a)
+{
+    struct ocf_params p = {0};
+    struct vmha_err why = {0};
+    if (ocf_params_parse(environ, &p, &why) < 0) {
+        fprintf(stderr, "ocf-exit-reason:%s\n", vmha_err_msg(&why));
+        return OCF_ERR_CONFIGURED;
+    }
+    cluster_log_init("vmha-guest", p.run_by_cluster);
+    uint64_t timeout = p.timeout_ms ? p.timeout_ms : a->default_timeout_ms;
+    /* Finish (or give up) a little before Pacemaker's own timeout would kill us. */
+    uint64_t margin = timeout / 10;
+    margin = margin < 500 ? 500 : margin > 3000 ? 3000 : margin;
+    margin = margin > timeout / 2 ? timeout / 2 : margin;
+    struct vmha_deadline dl = vmha_deadline_in(timeout - margin);
+    ocf_watchdog_arm(a->name, timeout, timeout - margin / 2);
+    int rc = a->run(&p, &dl, &why);
+    bool probe_answer = rc == OCF_NOT_RUNNING &&
+                        (strcmp(a->name, "monitor") == 0 || strcmp(a->name, "status") == 0);
+    if (rc != OCF_SUCCESS && !probe_answer) {
+        const char *msg = why.code || why.msg[0] ? vmha_err_msg(&why) : "unknown error";
+        cluster_log(LOG_ERR, "%s failed: %s", a->name, msg);
+        fprintf(stderr, "ocf-exit-reason:%s\n", msg);
+    }
+    ocf_params_clear(&p);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        usage(stderr);
+        return OCF_ERR_ARGS;
+    }
+    if (strcmp(argv[1], "usage") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return OCF_SUCCESS;
+    }
+    const struct ocf_action *a = ocf_action_find(argv[1]);
+    if (!a) {
+        fprintf(stderr, "ocf-exit-reason:action '%s' is not implemented\n", argv[1]);
+        usage(stderr);
+        return OCF_ERR_UNIMPLEMENTED;
+    }
+    if (!a->run)
+        return ocf_metadata_print(stdout) < 0 ? OCF_ERR_GENERIC : OCF_SUCCESS;
+    return run(a);
+}

@@ -1,0 +1,419 @@
+/* The OCF actions of ocf:vmha:guest. Each returns an OCF code and, on failure, the one
+ * sentence that tells the operator what to fix. */
+#include <errno.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "agent_private.h"
+#include "vmha/cleanup.h"
+#include "vmha/cluster.h"
+
+/* Guest definitions are small; anything bigger is not a domain XML. */
+#define CONFIG_MAX_BYTES (4u << 20)
+
+struct guest {
+    const struct hv_ops *ops;
+    struct hv_conn *conn;
+    char *config_text; /* NULL when config could not be read */
+    struct hv_guest_config cfg;
+    const char *name;
+};
+
+static void guest_clear(struct guest *g)
+{
+    if (g->conn)
+        g->ops->close(g->conn);
+    free(g->config_text);
+    hv_guest_config_clear(&g->cfg);
+}
+
+static int fail(struct vmha_err *why, int rc, const char *msg)
+{
+    vmha_err_set(why, -EINVAL, "%s", msg);
+    return rc;
+}
+
+static int check_file(const char *what, const char *path, struct vmha_err *why)
+{
+    if (!path || access(path, R_OK) == 0)
+        return OCF_SUCCESS;
+    vmha_err_set(why, -errno, "the guest's %s %s is not readable on this node: %s", what, path,
+                 strerror(errno));
+    return OCF_ERR_INSTALLED;
+}
+
+/* Reads and checks config. With strict false, an unreadable config is tolerated when the
+ * name parameter still identifies the guest (a probe must find a running guest). */
+static int guest_load(const struct ocf_params *p, struct guest *g, bool strict,
+                      struct vmha_err *why)
+{
+    struct vmha_err e = {0};
+    int r = hv_backend_for_uri(p->hypervisor, &g->ops, &e);
+    if (r < 0)
+        return fail(why, OCF_ERR_INSTALLED, e.msg);
+    r = vmha_read_file(p->config, CONFIG_MAX_BYTES, &g->config_text, &e);
+    if (r < 0) {
+        if (!strict && p->name[0]) {
+            cluster_log(LOG_WARNING, "%s; identifying the guest by name=%s", e.msg, p->name);
+            g->name = p->name;
+            return OCF_SUCCESS;
+        }
+        vmha_err_set(why, r, "config: %s%s", e.msg,
+                     strict ? "" : " (set the name parameter so the guest can still be found)");
+        return ocf_rc_for_config_error(r);
+    }
+    r = g->ops->config_parse(g->config_text, &g->cfg, &e);
+    if (r < 0) {
+        vmha_err_set(why, r, "config: %s", e.msg);
+        return OCF_ERR_CONFIGURED;
+    }
+    if (p->name[0] && strcmp(p->name, g->cfg.name) != 0) {
+        vmha_err_set(why, -EINVAL, "name=%s does not match the name '%s' in %s", p->name,
+                     g->cfg.name, p->config);
+        return OCF_ERR_CONFIGURED;
+    }
+    g->name = g->cfg.name;
+    if (!strict)
+        return OCF_SUCCESS;
+    if ((r = check_file("kernel", g->cfg.kernel, why)) != OCF_SUCCESS ||
+        (r = check_file("initrd", g->cfg.initrd, why)) != OCF_SUCCESS ||
+        (r = check_file("firmware", g->cfg.loader, why)) != OCF_SUCCESS)
+        return r;
+    return OCF_SUCCESS;
+}
+
+static int guest_connect(const struct ocf_params *p, struct guest *g,
+                         const struct vmha_deadline *dl, struct vmha_err *why)
+{
+    struct vmha_err e = {0};
+    ocf_step("connecting to the hypervisor at %s", p->hypervisor);
+    int r = g->ops->open(p->hypervisor, dl, &g->conn, &e);
+    if (r < 0) {
+        vmha_err_set(why, r, "cannot reach the hypervisor at %s (is libvirtd running?): %s",
+                     p->hypervisor, e.msg);
+        return OCF_ERR_GENERIC;
+    }
+    return OCF_SUCCESS;
+}
+
+/* The guest's state here; ABSENT when this host does not know it. */
+static int guest_state(struct guest *g, enum hv_state *ret, struct vmha_err *why)
+{
+    struct hv_guest_info info;
+    struct vmha_err e = {0};
+    ocf_step("reading the state of guest %s", g->name);
+    int r = g->ops->lookup(g->conn, g->name, &info, &e);
+    if (r == -ENOENT) {
+        *ret = HV_STATE_ABSENT;
+        return OCF_SUCCESS;
+    }
+    if (r < 0) {
+        vmha_err_set(why, r, "cannot read the state of guest %s: %s", g->name, e.msg);
+        return OCF_ERR_GENERIC;
+    }
+    *ret = info.state;
+    return OCF_SUCCESS;
+}
+
+/* Polls until the guest's state satisfies want, or dl passes. */
+static int guest_wait(struct guest *g, bool (*want)(enum hv_state), const struct vmha_deadline *dl,
+                      enum hv_state *last, struct vmha_err *why)
+{
+    for (;;) {
+        int rc = guest_state(g, last, why);
+        if (rc != OCF_SUCCESS || want(*last))
+            return rc;
+        if (!vmha_deadline_sleep(dl, 200))
+            return OCF_ERR_GENERIC;
+    }
+}
+
+static bool is_running(enum hv_state s)
+{
+    return s == HV_STATE_RUNNING;
+}
+
+static bool is_off(enum hv_state s)
+{
+    return s == HV_STATE_ABSENT || s == HV_STATE_SHUTOFF;
+}
+
+static int act_validate(const struct ocf_params *p, const struct vmha_deadline *dl,
+                        struct vmha_err *why)
+{
+    (void)dl;
+    _cleanup_(guest_clear) struct guest g = {0};
+    return guest_load(p, &g, true, why);
+}
+
+static int act_monitor(const struct ocf_params *p, const struct vmha_deadline *dl,
+                       struct vmha_err *why)
+{
+    _cleanup_(guest_clear) struct guest g = {0};
+    int rc = guest_load(p, &g, false, why);
+    if (rc != OCF_SUCCESS)
+        return rc;
+    if ((rc = guest_connect(p, &g, dl, why)) != OCF_SUCCESS)
+        return rc;
+    enum hv_state s;
+    if ((rc = guest_state(&g, &s, why)) != OCF_SUCCESS)
+        return rc;
+    rc = ocf_rc_for_state(s);
+    if (rc == OCF_ERR_GENERIC)
+        vmha_err_set(why, -EIO, "guest %s is %s", g.name, hv_state_to_string(s));
+    return rc;
+}
+
+static int start_from(struct guest *g, enum hv_state s, const struct vmha_deadline *dl,
+                      struct vmha_err *why)
+{
+    struct vmha_err e = {0};
+    int r = 0;
+    if (s == HV_STATE_PAUSED) {
+        ocf_step("resuming guest %s", g->name);
+        r = g->ops->resume(g->conn, g->name, &e);
+    } else {
+        if (s == HV_STATE_CRASHED) {
+            ocf_step("clearing crashed guest %s", g->name);
+            g->ops->destroy(g->conn, g->name, &e);
+        }
+        ocf_step("defining guest %s", g->name);
+        r = g->ops->define(g->conn, g->config_text, &e);
+        if (r == -EINVAL) {
+            vmha_err_set(why, r, "%s", e.msg);
+            return OCF_ERR_CONFIGURED;
+        }
+        if (r == 0) {
+            ocf_step("starting guest %s", g->name);
+            r = g->ops->start(g->conn, g->name, NULL, &e);
+        }
+    }
+    if (r < 0) {
+        vmha_err_set(why, r, "%s", e.msg);
+        return OCF_ERR_GENERIC;
+    }
+    ocf_step("waiting for guest %s to run", g->name);
+    enum hv_state now;
+    int rc = guest_wait(g, is_running, dl, &now, why);
+    if (rc == OCF_SUCCESS && !is_running(now)) {
+        vmha_err_set(why, -EIO, "guest %s is %s instead of running", g->name,
+                     hv_state_to_string(now));
+        rc = OCF_ERR_GENERIC;
+    }
+    return rc;
+}
+
+static int act_start(const struct ocf_params *p, const struct vmha_deadline *dl,
+                     struct vmha_err *why)
+{
+    _cleanup_(guest_clear) struct guest g = {0};
+    int rc = guest_load(p, &g, true, why);
+    if (rc != OCF_SUCCESS || (rc = guest_connect(p, &g, dl, why)) != OCF_SUCCESS)
+        return rc;
+    enum hv_state s;
+    if ((rc = guest_state(&g, &s, why)) != OCF_SUCCESS)
+        return rc;
+    if (s == HV_STATE_SHUTDOWN) {
+        /* Starting over a guest on its way down would race its power-off. */
+        ocf_step("waiting for guest %s to finish shutting down", g.name);
+        if ((rc = guest_wait(&g, is_off, dl, &s, why)) != OCF_SUCCESS)
+            return rc;
+    }
+    if (s == HV_STATE_RUNNING) {
+        cluster_log(LOG_INFO, "guest %s already runs here", g.name);
+        return OCF_SUCCESS;
+    }
+    cluster_log(LOG_INFO, "starting guest %s (%s)", g.name, hv_state_to_string(s));
+    rc = start_from(&g, s, dl, why);
+    if (rc == OCF_SUCCESS)
+        cluster_log(LOG_NOTICE, "guest %s runs", g.name);
+    return rc;
+}
+
+/* How long stop may wait for a graceful shutdown: what the parameter and the operation's
+ * timeout allow, less the time destroy may need. */
+static struct vmha_deadline shutdown_deadline(const struct ocf_params *p,
+                                              const struct vmha_deadline *dl)
+{
+    uint64_t left = vmha_deadline_left_ms(dl);
+    uint64_t reserve = left / 4;
+    reserve = reserve < 2000 ? 2000 : reserve > 15000 ? 15000 : reserve;
+    struct vmha_deadline d = vmha_deadline_before(dl, reserve);
+    if (p->shutdown_timeout_ms)
+        d = vmha_deadline_min(d, vmha_deadline_in(p->shutdown_timeout_ms));
+    return d;
+}
+
+static int stop_running(const struct ocf_params *p, struct guest *g, enum hv_state s,
+                        const struct vmha_deadline *dl, struct vmha_err *why)
+{
+    struct vmha_err e = {0};
+    enum hv_state now = s;
+    int rc = OCF_SUCCESS;
+    if (!p->force_stop && s != HV_STATE_PAUSED && s != HV_STATE_CRASHED) {
+        struct vmha_deadline soft = shutdown_deadline(p, dl);
+        ocf_step("asking guest %s to shut down", g->name);
+        cluster_log(LOG_INFO, "asking guest %s to shut down (up to %llu ms)", g->name,
+                    (unsigned long long)vmha_deadline_left_ms(&soft));
+        if (g->ops->shutdown(g->conn, g->name, p->shutdown_mode, &e) < 0)
+            cluster_log(LOG_WARNING, "graceful shutdown refused: %s", e.msg);
+        else if ((rc = guest_wait(g, is_off, &soft, &now, why)) != OCF_SUCCESS &&
+                 vmha_deadline_passed(&soft) == false)
+            return rc;
+    }
+    if (is_off(now))
+        return OCF_SUCCESS;
+    cluster_log(LOG_WARNING, "destroying guest %s (%s)", g->name,
+                p->force_stop ? "force_stop is set" : "it did not shut down in time");
+    ocf_step("destroying guest %s", g->name);
+    if (g->ops->destroy(g->conn, g->name, &e) < 0) {
+        vmha_err_set(why, e.code, "cannot destroy guest %s: %s", g->name, e.msg);
+        return OCF_ERR_GENERIC;
+    }
+    ocf_step("waiting for guest %s to be gone", g->name);
+    if ((rc = guest_wait(g, is_off, dl, &now, why)) != OCF_SUCCESS)
+        return rc;
+    return OCF_SUCCESS;
+}
+
+static int act_stop(const struct ocf_params *p, const struct vmha_deadline *dl,
+                    struct vmha_err *why)
+{
+    _cleanup_(guest_clear) struct guest g = {0};
+    int rc = guest_load(p, &g, false, why);
+    if (rc != OCF_SUCCESS || (rc = guest_connect(p, &g, dl, why)) != OCF_SUCCESS)
+        return rc;
+    enum hv_state s;
+    if ((rc = guest_state(&g, &s, why)) != OCF_SUCCESS)
+        return rc;
+    if (!is_off(s) && (rc = stop_running(p, &g, s, dl, why)) != OCF_SUCCESS) {
+        if (!why->msg[0])
+            vmha_err_set(why, -ETIMEDOUT, "guest %s did not stop in time", g.name);
+        return rc;
+    }
+    if (s != HV_STATE_ABSENT) {
+        /* A definition left behind could be started by hand next to the real guest. */
+        struct vmha_err e = {0};
+        ocf_step("removing the definition of guest %s", g.name);
+        if (g.ops->undefine(g.conn, g.name, &e) < 0 && e.code != -ENOENT)
+            cluster_log(LOG_WARNING, "guest %s stopped, but %s", g.name, e.msg);
+    }
+    cluster_log(LOG_NOTICE, "guest %s is stopped", g.name);
+    return OCF_SUCCESS;
+}
+
+struct migrate_watch {
+    const char *name, *target;
+    struct vmha_deadline cancel_at;
+    uint64_t last_log;
+};
+
+static bool on_progress(const struct hv_progress *pr, void *opaque)
+{
+    struct migrate_watch *w = opaque;
+    if (vmha_deadline_passed(&w->cancel_at)) {
+        cluster_log(LOG_ERR, "migration of %s to %s runs out of time: cancelling", w->name,
+                    w->target);
+        return false;
+    }
+    if (pr->elapsed_ms - w->last_log >= 2000 && pr->data_total) {
+        w->last_log = pr->elapsed_ms;
+        cluster_log(LOG_INFO, "migrating %s to %s: %llu%% (%llu of %llu MiB), %llu s", w->name,
+                    w->target, (unsigned long long)(pr->data_processed * 100 / pr->data_total),
+                    (unsigned long long)(pr->data_processed >> 20),
+                    (unsigned long long)(pr->data_total >> 20),
+                    (unsigned long long)(pr->elapsed_ms / 1000));
+    }
+    return true;
+}
+
+static int act_migrate_to(const struct ocf_params *p, const struct vmha_deadline *dl,
+                          struct vmha_err *why)
+{
+    if (!p->migrate_target_node)
+        return fail(why, OCF_ERR_ARGS,
+                    "migrate_to needs the target node (OCF_RESKEY_CRM_meta_migrate_target)");
+    _cleanup_(guest_clear) struct guest g = {0};
+    int rc = guest_load(p, &g, false, why);
+    if (rc != OCF_SUCCESS || (rc = guest_connect(p, &g, dl, why)) != OCF_SUCCESS)
+        return rc;
+    enum hv_state s;
+    if ((rc = guest_state(&g, &s, why)) != OCF_SUCCESS)
+        return rc;
+    if (s != HV_STATE_RUNNING && s != HV_STATE_PAUSED) {
+        vmha_err_set(why, -ENOENT, "guest %s is %s here: nothing to migrate", g.name,
+                     hv_state_to_string(s));
+        return OCF_ERR_GENERIC;
+    }
+    _cleanup_free_ char *dest = NULL, *data = NULL;
+    if (ocf_migration_dest_uri(p, p->migrate_target_node, &dest, why) < 0)
+        return OCF_ERR_CONFIGURED;
+    if (p->migrateuri[0] && ocf_expand_template(p->migrateuri, p->migrate_target_node, &data) < 0)
+        return fail(why, OCF_ERR_GENERIC, "out of memory");
+    /* Cancel early enough that the abort itself completes within the timeout. */
+    uint64_t reserve = vmha_deadline_left_ms(dl) / 10;
+    struct migrate_watch w = {.name = g.name,
+                              .target = p->migrate_target_node,
+                              .cancel_at = vmha_deadline_before(dl, reserve < 2000 ? 2000 : reserve)};
+    struct hv_migrate_params mp = {.dest_uri = dest, .data_uri = data,
+                                   .bandwidth_mib = p->migration_speed,
+                                   .max_downtime_ms = p->migration_downtime,
+                                   .progress = on_progress, .opaque = &w, .poll_ms = 250};
+    cluster_log(LOG_NOTICE, "migrating guest %s to %s (%s)", g.name, p->migrate_target_node, dest);
+    ocf_step("migrating guest %s to %s", g.name, dest);
+    struct vmha_err e = {0};
+    if (g.ops->migrate(g.conn, g.name, &mp, &e) < 0) {
+        enum hv_state after = HV_STATE_INVALID;
+        guest_state(&g, &after, &(struct vmha_err){0});
+        vmha_err_set(why, e.code, "live migration of %s to %s failed, the guest is %s here: %s",
+                     g.name, p->migrate_target_node, hv_state_to_string(after), e.msg);
+        return OCF_ERR_GENERIC;
+    }
+    cluster_log(LOG_NOTICE, "guest %s migrated to %s", g.name, p->migrate_target_node);
+    return OCF_SUCCESS;
+}
+
+static int act_migrate_from(const struct ocf_params *p, const struct vmha_deadline *dl,
+                            struct vmha_err *why)
+{
+    _cleanup_(guest_clear) struct guest g = {0};
+    int rc = guest_load(p, &g, false, why);
+    if (rc != OCF_SUCCESS || (rc = guest_connect(p, &g, dl, why)) != OCF_SUCCESS)
+        return rc;
+    enum hv_state s;
+    ocf_step("waiting for guest %s to run here after migration", g.name);
+    rc = guest_wait(&g, is_running, dl, &s, why);
+    if (rc == OCF_SUCCESS && is_running(s))
+        return OCF_SUCCESS;
+    vmha_err_set(why, -ENOENT, "guest %s did not arrive: it is %s here", g.name,
+                 hv_state_to_string(s));
+    return OCF_ERR_GENERIC;
+}
+
+static int act_reload_agent(const struct ocf_params *p, const struct vmha_deadline *dl,
+                            struct vmha_err *why)
+{
+    /* Every action reads its parameters afresh: accepting the new values is all there is. */
+    return act_validate(p, dl, why);
+}
+
+static const struct ocf_action actions[] = {
+    {"start", 90000, act_start, true},
+    {"stop", 90000, act_stop, true},
+    {"monitor", 30000, act_monitor, true},
+    {"status", 30000, act_monitor, true},
+    {"migrate_to", 120000, act_migrate_to, true},
+    {"migrate_from", 60000, act_migrate_from, true},
+    {"validate-all", 10000, act_validate, true},
+    {"reload-agent", 10000, act_reload_agent, true},
+    {"meta-data", 5000, NULL, false},
+};
+
+const struct ocf_action *ocf_action_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+        if (strcmp(actions[i].name, name) == 0)
+            return &actions[i];
+    return NULL;
+}

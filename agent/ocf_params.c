@@ -1,0 +1,251 @@
+/* The agent's parameters: one table drives parsing, defaults and the meta-data. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent_private.h"
+#include "vmha/cleanup.h"
+
+static const char *const transports[] = {"ssh", "tcp", "tls", NULL};
+static const char *const shutdown_modes[] = {"default", "acpi", "agent", "initctl", "signal",
+                                             "paravirt", NULL};
+
+const struct ocf_param_desc ocf_param_table[] = {
+    {.name = "config", .type = OCF_PT_STRING, .required = true, .unique = true,
+     .shortdesc = "Guest definition (libvirt domain XML)",
+     .longdesc = "Absolute path to the guest's libvirt domain XML, on storage that every node "
+                 "sees. The agent defines the guest from it on the node that starts it, and "
+                 "removes the definition again when the guest stops there, so the guest is "
+                 "defined only where it runs."},
+    {.name = "name", .type = OCF_PT_STRING, .def = "", .unique = true, .shortdesc = "Guest name",
+     .longdesc = "The guest's name as the hypervisor knows it. Defaults to the name in config. "
+                 "Set it: with it the agent finds a running guest even when config cannot be "
+                 "read (shared storage lost), and never reports such a guest as stopped."},
+    {.name = "hypervisor", .type = OCF_PT_STRING, .def = "qemu:///system",
+     .shortdesc = "Hypervisor URI",
+     .longdesc = "The local hypervisor connection, as a libvirt URI (qemu:///system, "
+                 "xen:///system, ...)."},
+    {.name = "migration_transport", .type = OCF_PT_SELECT, .def = "ssh", .reloadable = true,
+     .options = transports, .shortdesc = "Migration transport",
+     .longdesc = "How the source's libvirtd reaches the target's for a live migration when "
+                 "migrate_target is not set: ssh (root's SSH keys between nodes), tls "
+                 "(libvirt's TLS certificates) or tcp (unencrypted: only on a private "
+                 "migration network with SASL authentication)."},
+    {.name = "migrate_target", .type = OCF_PT_STRING, .def = "", .reloadable = true,
+     .shortdesc = "Migration target URI",
+     .longdesc = "libvirt URI of the target node's hypervisor for live migration; %n is "
+                 "replaced by the target node's name (e.g. qemu+tls://%n-mig.example.com/system "
+                 "to use a migration network). Default: built from hypervisor and "
+                 "migration_transport, e.g. qemu+ssh://%n/system."},
+    {.name = "migrateuri", .type = OCF_PT_STRING, .def = "", .reloadable = true,
+     .shortdesc = "Migration data URI",
+     .longdesc = "Where the guest's memory is sent during live migration, e.g. "
+                 "tcp://%n-mig:49152 for a dedicated network; %n is replaced by the target "
+                 "node's name. Default: the hypervisor's choice."},
+    {.name = "migration_speed", .type = OCF_PT_INTEGER, .def = "0", .reloadable = true,
+     .shortdesc = "Migration bandwidth limit (MiB/s)",
+     .longdesc = "Bandwidth limit for live migration in MiB/s; 0 means no limit."},
+    {.name = "migration_downtime", .type = OCF_PT_INTEGER, .def = "0", .reloadable = true,
+     .shortdesc = "Maximum migration downtime (ms)",
+     .longdesc = "The longest pause the guest may see when a live migration switches over, in "
+                 "milliseconds; 0 keeps the hypervisor's default."},
+    {.name = "shutdown_timeout", .type = OCF_PT_SECOND, .def = "0", .reloadable = true,
+     .shortdesc = "Graceful shutdown time",
+     .longdesc = "How long stop waits for the guest to power off by itself before destroying "
+                 "it. 0 means as long as the stop operation's timeout allows while leaving time "
+                 "to destroy the guest, so stop never runs into its timeout."},
+    {.name = "shutdown_mode", .type = OCF_PT_SELECT, .def = "default", .reloadable = true,
+     .options = shutdown_modes, .shortdesc = "Shutdown method",
+     .longdesc = "How the guest is asked to power off: the hypervisor's default, an ACPI power "
+                 "button event, the guest agent, initctl, a signal or a paravirtual request."},
+    {.name = "force_stop", .type = OCF_PT_BOOLEAN, .def = "false", .reloadable = true,
+     .shortdesc = "Destroy on stop",
+     .longdesc = "Destroy the guest immediately on stop instead of asking it to shut down. "
+                 "Only for guests that may lose their in-memory state at any time."},
+};
+const size_t ocf_param_count = sizeof(ocf_param_table) / sizeof(ocf_param_table[0]);
+
+static const char *env_get(char *const *env, const char *key)
+{
+    size_t n = strlen(key);
+    for (; env && *env; env++)
+        if (strncmp(*env, key, n) == 0 && (*env)[n] == '=')
+            return *env + n + 1;
+    return NULL;
+}
+
+static const char *param_value(char *const *env, const struct ocf_param_desc *d)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "OCF_RESKEY_%s", d->name);
+    const char *v = env_get(env, key);
+    return v && *v ? v : d->def;
+}
+
+static int check_value(const struct ocf_param_desc *d, const char *v, struct vmha_err *err)
+{
+    uint64_t n;
+    bool b;
+    switch (d->type) {
+    case OCF_PT_INTEGER:
+        if (vmha_parse_uint(v, UINT32_MAX, &n) < 0)
+            return vmha_err_set(err, -EINVAL, "%s=%s is not a whole number", d->name, v);
+        return 0;
+    case OCF_PT_SECOND:
+        if (vmha_parse_duration_ms(v, 1000, &n) < 0)
+            return vmha_err_set(err, -EINVAL, "%s=%s is not a duration (e.g. 60, 60s, 2min)",
+                                d->name, v);
+        return 0;
+    case OCF_PT_BOOLEAN:
+        if (vmha_parse_bool(v, &b) < 0)
+            return vmha_err_set(err, -EINVAL, "%s=%s is not a boolean (true or false)",
+                                d->name, v);
+        return 0;
+    case OCF_PT_SELECT:
+        for (const char *const *o = d->options; *o; o++)
+            if (strcmp(*o, v) == 0)
+                return 0;
+        return vmha_err_set(err, -EINVAL, "%s=%s is not one of the values it accepts", d->name,
+                            v);
+    case OCF_PT_STRING:
+        return 0;
+    }
+    return -EINVAL;
+}
+
+static const char *value_of(char *const *env, const char *name)
+{
+    for (size_t i = 0; i < ocf_param_count; i++)
+        if (strcmp(ocf_param_table[i].name, name) == 0)
+            return param_value(env, &ocf_param_table[i]);
+    return NULL;
+}
+
+static int take_string(char *const *env, const char *name, char **ret)
+{
+    const char *v = value_of(env, name);
+    *ret = strdup(v ? v : "");
+    return *ret ? 0 : -ENOMEM;
+}
+
+static int parse_meta(char *const *env, struct ocf_params *p, struct vmha_err *err)
+{
+    const char *v = env_get(env, "OCF_RESKEY_CRM_meta_timeout");
+    if (v && *v && vmha_parse_uint(v, UINT32_MAX, &p->timeout_ms) < 0)
+        return vmha_err_set(err, -EINVAL, "OCF_RESKEY_CRM_meta_timeout=%s is not in ms", v);
+    v = env_get(env, "OCF_RESKEY_CRM_meta_interval");
+    if (v && *v && vmha_parse_uint(v, UINT32_MAX, &p->interval_ms) < 0)
+        return vmha_err_set(err, -EINVAL, "OCF_RESKEY_CRM_meta_interval=%s is not in ms", v);
+    v = env_get(env, "OCF_RESKEY_CRM_meta_migrate_target");
+    if (v && *v && !(p->migrate_target_node = strdup(v)))
+        return -ENOMEM;
+    v = env_get(env, "OCF_RESKEY_CRM_meta_migrate_source");
+    if (v && *v && !(p->migrate_source_node = strdup(v)))
+        return -ENOMEM;
+    p->run_by_cluster = env_get(env, "OCF_RESKEY_crm_feature_set") != NULL;
+    return 0;
+}
+
+static int parse_all(char *const *env, struct ocf_params *p, struct vmha_err *err)
+{
+    for (size_t i = 0; i < ocf_param_count; i++) {
+        const struct ocf_param_desc *d = &ocf_param_table[i];
+        const char *v = param_value(env, d);
+        if (!v && d->required)
+            return vmha_err_set(err, -EINVAL, "the required parameter %s is not set", d->name);
+        if (v && check_value(d, v, err) < 0)
+            return err ? err->code : -EINVAL;
+    }
+    uint64_t n = 0;
+    bool b = false;
+    if (take_string(env, "config", &p->config) < 0 || take_string(env, "name", &p->name) < 0 ||
+        take_string(env, "hypervisor", &p->hypervisor) < 0 ||
+        take_string(env, "migration_transport", &p->migration_transport) < 0 ||
+        take_string(env, "migrate_target", &p->migrate_target) < 0 ||
+        take_string(env, "migrateuri", &p->migrateuri) < 0 ||
+        take_string(env, "shutdown_mode", &p->shutdown_mode) < 0)
+        return vmha_err_set(err, -ENOMEM, "out of memory");
+    /* Values were checked above: these parses cannot fail. */
+    vmha_parse_uint(value_of(env, "migration_speed"), UINT32_MAX, &p->migration_speed);
+    vmha_parse_uint(value_of(env, "migration_downtime"), UINT32_MAX, &p->migration_downtime);
+    vmha_parse_duration_ms(value_of(env, "shutdown_timeout"), 1000, &n);
+    p->shutdown_timeout_ms = n;
+    vmha_parse_bool(value_of(env, "force_stop"), &b);
+    p->force_stop = b;
+    if (p->config[0] != '/')
+        return vmha_err_set(err, -EINVAL, "config=%s is not an absolute path", p->config);
+    if (strcmp(p->shutdown_mode, "default") == 0)
+        p->shutdown_mode[0] = '\0';
+    return parse_meta(env, p, err);
+}
+
+int ocf_params_parse(char *const *env, struct ocf_params *ret, struct vmha_err *err)
+{
+    struct ocf_params p = {0};
+    int r = parse_all(env, &p, err);
+    if (r < 0) {
+        ocf_params_clear(&p);
+        return r;
+    }
+    *ret = p;
+    return 0;
+}
+
+void ocf_params_clear(struct ocf_params *p)
+{
+    free(p->config);
+    free(p->name);
+    free(p->hypervisor);
+    free(p->migration_transport);
+    free(p->migrate_target);
+    free(p->migrateuri);
+    free(p->shutdown_mode);
+    free(p->migrate_target_node);
+    free(p->migrate_source_node);
+    *p = (struct ocf_params){0};
+}
+
+int ocf_expand_template(const char *tmpl, const char *node, char **ret)
+{
+    size_t cap = strlen(tmpl) + 1;
+    for (const char *s = strstr(tmpl, "%n"); s; s = strstr(s + 2, "%n"))
+        cap += strlen(node);
+    _cleanup_free_ char *out = malloc(cap);
+    if (!out)
+        return -ENOMEM;
+    char *o = out;
+    for (const char *s = tmpl; *s; s++) {
+        if (s[0] == '%' && s[1] == 'n') {
+            o = stpcpy(o, node);
+            s++;
+        } else if (s[0] == '%' && s[1] == '%') {
+            *o++ = '%';
+            s++;
+        } else {
+            *o++ = *s;
+        }
+    }
+    *o = '\0';
+    *ret = TAKE_PTR(out);
+    return 0;
+}
+
+int ocf_migration_dest_uri(const struct ocf_params *p, const char *node, char **ret,
+                           struct vmha_err *err)
+{
+    if (p->migrate_target[0])
+        return ocf_expand_template(p->migrate_target, node, ret);
+    /* driver[+transport]://[user@host][/path][?query] -> driver+transport://%n/path */
+    const char *sep = strstr(p->hypervisor, "://");
+    if (!sep)
+        return vmha_err_set(err, -EINVAL,
+                            "cannot derive a migration URI from hypervisor=%s: set "
+                            "migrate_target",
+                            p->hypervisor);
+    size_t drv = strcspn(p->hypervisor, "+:");
+    const char *path = strchr(sep + 3, '/');
+    char tmpl[1024];
+    snprintf(tmpl, sizeof(tmpl), "%.*s+%s://%%n%s", (int)drv, p->hypervisor,
+             p->migration_transport, path ? path : "/system");
+    return ocf_expand_template(tmpl, node, ret);
+}

@@ -1,0 +1,116 @@
+/* Parsers for the value types OCF parameters use, and a bounded file reader. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vmha/cleanup.h"
+#include "vmha/common.h"
+
+int vmha_parse_uint(const char *s, uint64_t max, uint64_t *ret)
+{
+    if (!s || *s < '0' || *s > '9')
+        return -EINVAL;
+    errno = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end)
+        return -EINVAL;
+    if (errno == ERANGE || v > max)
+        return -ERANGE;
+    *ret = v;
+    return 0;
+}
+
+static const struct {
+    const char *suffix;
+    uint64_t ms;
+} duration_units[] = {
+    {"ms", 1},   {"msec", 1},  {"s", 1000},        {"sec", 1000},      {"m", 60000},
+    {"min", 60000}, {"h", 3600000}, {"hr", 3600000},
+};
+
+int vmha_parse_duration_ms(const char *s, uint64_t default_unit_ms, uint64_t *ret)
+{
+    if (!s || *s < '0' || *s > '9')
+        return -EINVAL;
+    size_t digits = strspn(s, "0123456789");
+    const char *unit = s + digits;
+    uint64_t mult = default_unit_ms;
+    if (*unit) {
+        mult = 0;
+        for (size_t i = 0; i < sizeof(duration_units) / sizeof(duration_units[0]); i++)
+            if (strcasecmp(unit, duration_units[i].suffix) == 0)
+                mult = duration_units[i].ms;
+        if (!mult)
+            return -EINVAL;
+    }
+    _cleanup_free_ char *num = strndup(s, digits);
+    if (!num)
+        return -ENOMEM;
+    uint64_t v;
+    int r = vmha_parse_uint(num, UINT64_MAX / mult, &v);
+    if (r < 0)
+        return r;
+    *ret = v * mult;
+    return 0;
+}
+
+int vmha_parse_bool(const char *s, bool *ret)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on", "y"};
+    static const char *const no[] = {"0", "false", "no", "off", "n"};
+    if (!s)
+        return -EINVAL;
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *ret = true;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *ret = false;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static void closep(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+}
+
+int vmha_read_file(const char *path, size_t max_bytes, char **ret, struct vmha_err *err)
+{
+    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return vmha_err_set(err, -errno, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return vmha_err_set(err, -errno, "cannot stat %s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return vmha_err_set(err, -EINVAL, "%s is not a regular file", path);
+    if ((size_t)st.st_size > max_bytes)
+        return vmha_err_set(err, -EFBIG, "%s is larger than %zu bytes", path, max_bytes);
+    _cleanup_free_ char *buf = malloc((size_t)st.st_size + 1);
+    if (!buf)
+        return vmha_err_set(err, -ENOMEM, "out of memory reading %s", path);
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return vmha_err_set(err, -errno, "cannot read %s: %s", path, strerror(errno));
+        if (n == 0 || (len += (size_t)n) == (size_t)st.st_size)
+            break;
+    }
+    buf[len] = '\0';
+    *ret = TAKE_PTR(buf);
+    return 0;
+}

@@ -1,0 +1,48 @@
+/* What every vmha module shares: the error context, deadlines, durations, small string helpers. */
+#pragma once
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* An error code (negative errno) plus the sentence a module attaches to it for the operator.
+ * Passed down by the caller; modules never print. */
+struct vmha_err {
+    int code;
+    char msg[512];
+};
+
+/* Records code and message in err (if not NULL) and returns code, so callers can write
+ * `return vmha_err_set(err, -ENOENT, "...")`. */
+int vmha_err_set(struct vmha_err *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The sentence for err, or strerror of its code when no sentence was attached. */
+const char *vmha_err_msg(const struct vmha_err *err);
+
+/* A point in CLOCK_MONOTONIC time, in milliseconds. Every blocking call takes one. */
+struct vmha_deadline {
+    uint64_t at_ms;
+};
+
+uint64_t vmha_now_ms(void);
+struct vmha_deadline vmha_deadline_in(uint64_t ms);
+/* Milliseconds left, 0 once passed. */
+uint64_t vmha_deadline_left_ms(const struct vmha_deadline *d);
+bool vmha_deadline_passed(const struct vmha_deadline *d);
+/* The deadline reserve_ms before d (not earlier than now), to leave time for what follows. */
+struct vmha_deadline vmha_deadline_before(const struct vmha_deadline *d, uint64_t reserve_ms);
+struct vmha_deadline vmha_deadline_min(struct vmha_deadline a, struct vmha_deadline b);
+/* Sleeps for ms, but never past d. Returns false when d has passed. */
+bool vmha_deadline_sleep(const struct vmha_deadline *d, uint64_t ms);
+
+/* Parses "90", "90s", "500ms", "2min", "2m", "1h" into milliseconds; a bare number is in
+ * default_unit_ms units. Returns 0 or -EINVAL / -ERANGE. */
+int vmha_parse_duration_ms(const char *s, uint64_t default_unit_ms, uint64_t *ret);
+/* Parses a non-negative decimal integer no larger than max. */
+int vmha_parse_uint(const char *s, uint64_t max, uint64_t *ret);
+/* Parses the boolean spellings Pacemaker accepts (true/false, yes/no, on/off, 1/0). */
+int vmha_parse_bool(const char *s, bool *ret);
+
+/* Reads a whole file into a NUL-terminated buffer; refuses files over max_bytes. */
+int vmha_read_file(const char *path, size_t max_bytes, char **ret, struct vmha_err *err);

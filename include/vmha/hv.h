@@ -1,0 +1,129 @@
+/* The hypervisor interface: one struct of operations per backend (libvirt, libxl), so that the
+ * agent, the migration policy, Remus and the boot-state code never see a hypervisor API. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmha/common.h"
+
+/* Where a guest is, as far as the cluster cares. */
+enum hv_state {
+    HV_STATE_ABSENT,   /* not known to this host at all */
+    HV_STATE_SHUTOFF,  /* defined here, not running */
+    HV_STATE_RUNNING,  /* running, or blocked in the hypervisor */
+    HV_STATE_PAUSED,   /* suspended: still occupies the host */
+    HV_STATE_SHUTDOWN, /* shutting down: still running until it is off */
+    HV_STATE_CRASHED,  /* crashed and left in place */
+    HV_STATE_PMSUSPENDED,
+    HV_STATE_INVALID = -22, /* -EINVAL */
+};
+
+const char *hv_state_to_string(enum hv_state s);
+
+/* What a guest's configuration says, independent of any host. */
+struct hv_guest_config {
+    char *name;
+    char uuid[37]; /* canonical text form, "" when the config names none */
+    char *virt_type; /* e.g. "qemu", "kvm", "xen" */
+    char *arch;
+    char *machine; /* machine type, e.g. "pc-i440fx-7.2", "q35" */
+    char *kernel;  /* direct kernel boot: kernel, initrd, command line */
+    char *initrd;
+    char *cmdline;
+    char *loader; /* UEFI firmware code */
+    char *nvram;  /* UEFI variable store of this guest */
+    char *nvram_template;
+};
+
+void hv_guest_config_clear(struct hv_guest_config *c);
+
+struct hv_guest_info {
+    char name[256];
+    char uuid[37];
+    enum hv_state state;
+    bool persistent;
+};
+
+/* Hypervisor family and versions, for the migration policy. Versions are major*1000000 +
+ * minor*1000 + micro. */
+struct hv_caps {
+    char family[16]; /* "qemu", "xen", ... */
+    uint64_t hv_version;
+    uint64_t mgmt_version; /* libvirt's own version, or libxenlight's */
+    char **machine_types;  /* NULL-terminated, canonical names and aliases */
+    char hostname[256];
+};
+
+void hv_caps_clear(struct hv_caps *caps);
+
+struct hv_progress {
+    uint64_t elapsed_ms;
+    uint64_t data_total;
+    uint64_t data_processed;
+    uint64_t data_remaining;
+};
+
+struct hv_migrate_params {
+    const char *dest_uri;    /* the target's management URI (libvirt URI, or host for libxl) */
+    const char *data_uri;    /* where the guest's memory goes, NULL for the hypervisor default */
+    uint64_t bandwidth_mib;  /* MiB/s, 0 = unlimited */
+    uint64_t max_downtime_ms; /* 0 = hypervisor default */
+    /* Called every poll_ms while the migration runs; returning false cancels it. */
+    bool (*progress)(const struct hv_progress *p, void *opaque);
+    void *opaque;
+    uint64_t poll_ms;
+};
+
+struct hv_conn;
+
+struct hv_ops {
+    const char *name;
+    /* Pure: parse a guest configuration text. */
+    int (*config_parse)(const char *text, struct hv_guest_config *ret, struct vmha_err *err);
+
+    /* Opens a connection; every call on it must give up by the deadline. */
+    int (*open)(const char *uri, const struct vmha_deadline *dl, struct hv_conn **ret,
+                struct vmha_err *err);
+    void (*close)(struct hv_conn *c);
+    int (*capabilities)(struct hv_conn *c, struct hv_caps *ret, struct vmha_err *err);
+
+    /* Guest lookup by name or UUID: -ENOENT when this host does not know it. */
+    int (*lookup)(struct hv_conn *c, const char *name_or_uuid, struct hv_guest_info *ret,
+                  struct vmha_err *err);
+    int (*define)(struct hv_conn *c, const char *config_text, struct vmha_err *err);
+    /* Removes the persistent definition, keeping the NVRAM file (boot/ owns it). */
+    int (*undefine)(struct hv_conn *c, const char *name, struct vmha_err *err);
+    /* Starts the defined guest; with oneoff_config, boots that once while the persistent
+     * definition stays as it is (an install boot). */
+    int (*start)(struct hv_conn *c, const char *name, const char *oneoff_config,
+                 struct vmha_err *err);
+    int (*resume)(struct hv_conn *c, const char *name, struct vmha_err *err);
+    /* Asks the guest to power off; returns at once. mode: NULL, "acpi", "agent", ... */
+    int (*shutdown)(struct hv_conn *c, const char *name, const char *mode, struct vmha_err *err);
+    int (*destroy)(struct hv_conn *c, const char *name, struct vmha_err *err);
+    /* Live migration to another host; blocks until done, failed or cancelled. On failure
+     * the guest keeps running here. */
+    int (*migrate)(struct hv_conn *c, const char *name, const struct hv_migrate_params *p,
+                   struct vmha_err *err);
+    /* Where the running or defined guest keeps its NVRAM on this host. */
+    int (*nvram_path)(struct hv_conn *c, const char *name, char **ret, struct vmha_err *err);
+
+    /* Checkpoint replication (Remus): later issues fill these. */
+    int (*replicate_start)(struct hv_conn *c, const char *name, const char *peer,
+                           uint64_t interval_ms, struct vmha_err *err);
+    int (*replicate_receive)(struct hv_conn *c, const char *listen, struct vmha_err *err);
+    int (*replicate_failover)(struct hv_conn *c, const char *name, struct vmha_err *err);
+};
+
+extern const struct hv_ops hv_libvirt_ops;
+
+/* The backend that serves a hypervisor URI: "libxl" (or "libxl:...") for Xen through
+ * libxenlight, anything else is a libvirt URI. -EOPNOTSUPP when vmha was built without it. */
+int hv_backend_for_uri(const char *uri, const struct hv_ops **ret, struct vmha_err *err);
+
+/* Calls a slot, or says clearly that this backend does not implement it. */
+#define HV_CALL(ops, slot, err, ...)                                                               \
+    ((ops)->slot ? (ops)->slot(__VA_ARGS__, err)                                                   \
+                 : vmha_err_set(err, -EOPNOTSUPP, "the %s backend does not support " #slot,       \
+                                (ops)->name))

@@ -1,0 +1,139 @@
+/* Unit tests of common/: parsers, deadlines, the error context. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vmha/common.h"
+
+static void duration_units(void **state)
+{
+    uint64_t ms = 0;
+    assert_int_equal(vmha_parse_duration_ms("90", 1000, &ms), 0);
+    assert_int_equal(ms, 90000);
+    assert_int_equal(vmha_parse_duration_ms("90", 1, &ms), 0);
+    assert_int_equal(ms, 90);
+    assert_int_equal(vmha_parse_duration_ms("500ms", 1000, &ms), 0);
+    assert_int_equal(ms, 500);
+    assert_int_equal(vmha_parse_duration_ms("2min", 1000, &ms), 0);
+    assert_int_equal(ms, 120000);
+    assert_int_equal(vmha_parse_duration_ms("2m", 1000, &ms), 0);
+    assert_int_equal(ms, 120000);
+    assert_int_equal(vmha_parse_duration_ms("1h", 1000, &ms), 0);
+    assert_int_equal(ms, 3600000);
+    assert_int_equal(vmha_parse_duration_ms("30S", 1000, &ms), 0);
+    assert_int_equal(ms, 30000);
+}
+
+static void duration_rejects(void **state)
+{
+    uint64_t ms = 7;
+    assert_int_equal(vmha_parse_duration_ms("", 1000, &ms), -EINVAL);
+    assert_int_equal(vmha_parse_duration_ms("-5", 1000, &ms), -EINVAL);
+    assert_int_equal(vmha_parse_duration_ms("5 s", 1000, &ms), -EINVAL);
+    assert_int_equal(vmha_parse_duration_ms("5days", 1000, &ms), -EINVAL);
+    assert_int_equal(vmha_parse_duration_ms("s", 1000, &ms), -EINVAL);
+    assert_int_equal(vmha_parse_duration_ms(NULL, 1000, &ms), -EINVAL);
+    assert_int_equal(vmha_parse_duration_ms("99999999999999999999", 1, &ms), -ERANGE);
+    assert_int_equal(vmha_parse_duration_ms("18446744073709551h", 1000, &ms), -ERANGE);
+    assert_int_equal(ms, 7);
+}
+
+static void uint_bounds(void **state)
+{
+    uint64_t v = 3;
+    assert_int_equal(vmha_parse_uint("0", 10, &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(vmha_parse_uint("10", 10, &v), 0);
+    assert_int_equal(v, 10);
+    assert_int_equal(vmha_parse_uint("11", 10, &v), -ERANGE);
+    assert_int_equal(vmha_parse_uint("1x", 10, &v), -EINVAL);
+    assert_int_equal(vmha_parse_uint(" 1", 10, &v), -EINVAL);
+    assert_int_equal(vmha_parse_uint("+1", 10, &v), -EINVAL);
+    assert_int_equal(v, 10);
+}
+
+static void bool_spellings(void **state)
+{
+    bool b = false;
+    const char *yes[] = {"1", "true", "TRUE", "yes", "on", "y"};
+    const char *no[] = {"0", "false", "No", "off", "n"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(*yes); i++) {
+        b = false;
+        assert_int_equal(vmha_parse_bool(yes[i], &b), 0);
+        assert_true(b);
+    }
+    for (size_t i = 0; i < sizeof(no) / sizeof(*no); i++) {
+        b = true;
+        assert_int_equal(vmha_parse_bool(no[i], &b), 0);
+        assert_false(b);
+    }
+    assert_int_equal(vmha_parse_bool("maybe", &b), -EINVAL);
+    assert_int_equal(vmha_parse_bool("", &b), -EINVAL);
+}
+
+static void deadline_arithmetic(void **state)
+{
+    struct vmha_deadline d = vmha_deadline_in(10000);
+    uint64_t left = vmha_deadline_left_ms(&d);
+    assert_true(left > 9000 && left <= 10000);
+    assert_false(vmha_deadline_passed(&d));
+    struct vmha_deadline early = vmha_deadline_before(&d, 4000);
+    assert_int_equal(early.at_ms, d.at_ms - 4000);
+    /* Reserving more than is left yields "now", never a point in the past or a wrap. */
+    struct vmha_deadline none = vmha_deadline_before(&d, 60000);
+    assert_true(none.at_ms >= vmha_now_ms() - 1 && none.at_ms <= d.at_ms);
+    assert_int_equal(vmha_deadline_min(d, early).at_ms, early.at_ms);
+    assert_int_equal(vmha_deadline_min(early, d).at_ms, early.at_ms);
+}
+
+static void deadline_sleep_is_bounded(void **state)
+{
+    struct vmha_deadline d = vmha_deadline_in(50);
+    uint64_t t0 = vmha_now_ms();
+    assert_true(vmha_deadline_sleep(&d, 10000));
+    uint64_t slept = vmha_now_ms() - t0;
+    assert_true(slept >= 45 && slept < 1000);
+    assert_true(vmha_deadline_passed(&d));
+    assert_false(vmha_deadline_sleep(&d, 10));
+}
+
+static void err_context(void **state)
+{
+    struct vmha_err e = {0};
+    assert_int_equal(vmha_err_set(&e, -ENOENT, "no %s here", "guest"), -ENOENT);
+    assert_string_equal(vmha_err_msg(&e), "no guest here");
+    struct vmha_err bare = {.code = -EACCES};
+    assert_string_equal(vmha_err_msg(&bare), strerror(EACCES));
+    assert_int_equal(vmha_err_set(NULL, -EIO, "ignored"), -EIO);
+}
+
+static void read_file_limits(void **state)
+{
+    char *text = NULL;
+    struct vmha_err e = {0};
+    assert_int_equal(vmha_read_file("/nonexistent/vmha", 100, &text, &e), -ENOENT);
+    assert_non_null(strstr(e.msg, "/nonexistent/vmha"));
+    assert_int_equal(vmha_read_file("/", 100, &text, &e), -EINVAL);
+    assert_int_equal(vmha_read_file(SRCDIR "/data/small.xml", 4, &text, &e), -EFBIG);
+    assert_null(text);
+    assert_int_equal(vmha_read_file(SRCDIR "/data/small.xml", 1 << 20, &text, &e), 0);
+    assert_non_null(strstr(text, "<domain"));
+    free(text);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(duration_units),      cmocka_unit_test(duration_rejects),
+        cmocka_unit_test(uint_bounds),         cmocka_unit_test(bool_spellings),
+        cmocka_unit_test(deadline_arithmetic), cmocka_unit_test(deadline_sleep_is_bounded),
+        cmocka_unit_test(err_context),         cmocka_unit_test(read_file_limits),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

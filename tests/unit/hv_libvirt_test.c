@@ -1,0 +1,170 @@
+/* Unit tests of the libvirt backend's pure parts: domain XML, capabilities, state mapping. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <libvirt/libvirt.h>
+
+#include "hv_libvirt_private.h"
+
+static char *load(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof(path), SRCDIR "/data/%s", name);
+    char *text = NULL;
+    assert_int_equal(vmha_read_file(path, 1 << 20, &text, NULL), 0);
+    return text;
+}
+
+static void parse_direct_boot(void **state)
+{
+    char *xml = load("direct-boot.xml");
+    struct hv_guest_config c = {0};
+    assert_int_equal(hv_libvirt_config_parse(xml, &c, NULL), 0);
+    assert_string_equal(c.name, "web1");
+    assert_string_equal(c.uuid, "0e6f1b52-5c3d-4a8e-9a43-1f0d2b7c9e11");
+    assert_string_equal(c.virt_type, "qemu");
+    assert_string_equal(c.machine, "pc-i440fx-7.2");
+    assert_string_equal(c.arch, "x86_64");
+    assert_string_equal(c.kernel, "/srv/cluster/boot/vmlinuz");
+    assert_string_equal(c.initrd, "/srv/cluster/boot/initrd.img");
+    assert_string_equal(c.cmdline, "console=ttyS0 quiet");
+    assert_null(c.nvram);
+    assert_null(c.loader);
+    hv_guest_config_clear(&c);
+    assert_null(c.name);
+    free(xml);
+}
+
+static void parse_uefi(void **state)
+{
+    char *xml = load("uefi.xml");
+    struct hv_guest_config c = {0};
+    assert_int_equal(hv_libvirt_config_parse(xml, &c, NULL), 0);
+    /* UUIDs without dashes and in upper case are canonicalised. */
+    assert_string_equal(c.uuid, "5d4c2f6a-0e1b-4c8d-a7f0-123456789abc");
+    assert_string_equal(c.loader, "/usr/share/OVMF/OVMF_CODE_4M.fd");
+    assert_string_equal(c.nvram, "/var/lib/libvirt/qemu/nvram/uefi1_VARS.fd");
+    assert_string_equal(c.nvram_template, "/usr/share/OVMF/OVMF_VARS_4M.fd");
+    assert_null(c.kernel);
+    hv_guest_config_clear(&c);
+    free(xml);
+}
+
+static void parse_minimal(void **state)
+{
+    char *xml = load("small.xml");
+    struct hv_guest_config c = {0};
+    assert_int_equal(hv_libvirt_config_parse(xml, &c, NULL), 0);
+    assert_string_equal(c.name, "small");
+    assert_string_equal(c.uuid, "");
+    assert_null(c.machine);
+    hv_guest_config_clear(&c);
+    free(xml);
+}
+
+static void parse_rejects(void **state)
+{
+    static const struct {
+        const char *xml, *needle;
+    } bad[] = {
+        {"", "not well-formed"},
+        {"<domain type='qemu'><name>x</name>", "not well-formed"},
+        {"<network><name>x</name></network>", "no <domain> root"},
+        {"<domain type='qemu'><memory>1</memory></domain>", "no <name>"},
+        {"<domain type='qemu'><name>x</name><uuid>1234</uuid></domain>", "invalid <uuid>"},
+        {"<domain type='qemu'><name>x</name><uuid>zz4c2f6a0e1b4c8da7f0123456789abc</uuid>"
+         "</domain>",
+         "invalid <uuid>"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        struct hv_guest_config c = {0};
+        struct vmha_err e = {0};
+        assert_int_equal(hv_libvirt_config_parse(bad[i].xml, &c, &e), -EINVAL);
+        assert_non_null(strstr(e.msg, bad[i].needle));
+        assert_null(c.name);
+    }
+}
+
+static bool has(char **v, const char *s)
+{
+    for (; *v; v++)
+        if (strcmp(*v, s) == 0)
+            return true;
+    return false;
+}
+
+static void machines(void **state)
+{
+    char *xml = load("capabilities.xml");
+    char **m = NULL;
+    assert_int_equal(hv_libvirt_machines_from_caps(xml, NULL, &m, NULL), 0);
+    size_t n = 0;
+    while (m[n])
+        n++;
+    /* pc-i440fx-7.2 appears three times in the document but only once in the list. */
+    assert_int_equal(n, 5);
+    assert_true(has(m, "pc"));
+    assert_true(has(m, "q35"));
+    assert_true(has(m, "pc-q35-7.2"));
+    assert_true(has(m, "pc-i440fx-7.1"));
+    assert_false(has(m, "pc-i440fx-6.0")); /* i686 only */
+    for (size_t i = 0; i < n; i++)
+        free(m[i]);
+    free(m);
+    assert_int_equal(hv_libvirt_machines_from_caps(xml, "i686", &m, NULL), 0);
+    assert_string_equal(m[0], "pc-i440fx-6.0");
+    assert_null(m[1]);
+    free(m[0]);
+    free(m);
+    free(xml);
+}
+
+static void states(void **state)
+{
+    assert_int_equal(hv_libvirt_state(VIR_DOMAIN_RUNNING, true), HV_STATE_RUNNING);
+    assert_int_equal(hv_libvirt_state(VIR_DOMAIN_BLOCKED, true), HV_STATE_RUNNING);
+    assert_int_equal(hv_libvirt_state(VIR_DOMAIN_PAUSED, true), HV_STATE_PAUSED);
+    assert_int_equal(hv_libvirt_state(VIR_DOMAIN_SHUTDOWN, true), HV_STATE_SHUTDOWN);
+    assert_int_equal(hv_libvirt_state(VIR_DOMAIN_SHUTOFF, false), HV_STATE_SHUTOFF);
+    assert_int_equal(hv_libvirt_state(VIR_DOMAIN_CRASHED, false), HV_STATE_CRASHED);
+    assert_int_equal(hv_libvirt_state(VIR_DOMAIN_PMSUSPENDED, true), HV_STATE_PMSUSPENDED);
+    assert_int_equal(hv_libvirt_state(VIR_DOMAIN_NOSTATE, true), HV_STATE_RUNNING);
+    assert_int_equal(hv_libvirt_state(VIR_DOMAIN_NOSTATE, false), HV_STATE_SHUTOFF);
+    assert_int_equal(hv_libvirt_state(42, true), HV_STATE_INVALID);
+    assert_string_equal(hv_state_to_string(HV_STATE_INVALID), "invalid");
+    assert_string_equal(hv_state_to_string(HV_STATE_PAUSED), "paused");
+}
+
+static void backend_selection(void **state)
+{
+    const struct hv_ops *ops = NULL;
+    struct vmha_err e = {0};
+    assert_int_equal(hv_backend_for_uri("qemu:///system", &ops, &e), 0);
+    assert_ptr_equal(ops, &hv_libvirt_ops);
+    ops = NULL;
+    assert_int_equal(hv_backend_for_uri("libxl", &ops, &e), -EOPNOTSUPP);
+    assert_null(ops);
+    assert_non_null(strstr(e.msg, "libxl backend"));
+    /* Slots no backend implements yet say so instead of succeeding. */
+    assert_null(hv_libvirt_ops.replicate_start);
+    assert_int_equal(HV_CALL(&hv_libvirt_ops, replicate_failover, &e, NULL, "g"), -EOPNOTSUPP);
+    assert_non_null(strstr(e.msg, "replicate_failover"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(parse_direct_boot), cmocka_unit_test(parse_uefi),
+        cmocka_unit_test(parse_minimal),     cmocka_unit_test(parse_rejects),
+        cmocka_unit_test(machines),          cmocka_unit_test(states),
+        cmocka_unit_test(backend_selection),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
