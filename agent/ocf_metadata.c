@@ -6,7 +6,7 @@
 
 static const char *const type_names[] = {
     [OCF_PT_STRING] = "string", [OCF_PT_BOOLEAN] = "boolean", [OCF_PT_INTEGER] = "integer",
-    [OCF_PT_SECOND] = "second", [OCF_PT_SELECT] = "select",
+    [OCF_PT_SECOND] = "integer", [OCF_PT_SELECT] = "string",
 };
 
 static void put_escaped(FILE *out, const char *s)
@@ -30,26 +30,28 @@ static void put_param(FILE *out, const struct ocf_param_desc *d)
     put_escaped(out, d->longdesc);
     fputs("\n</longdesc>\n<shortdesc lang=\"en\">", out);
     put_escaped(out, d->shortdesc);
+    /* Durations are rendered as integer seconds and choices as strings: "second", "time" and
+     * "select" are each missing from one of the schemas tools validate against.
+     * Choices are listed in longdesc and checked by the agent: ra-api-1.dtd's content element
+     * cannot hold <option> children, and ocf-tester validates against it. */
     fprintf(out, "</shortdesc>\n<content type=\"%s\"", type_names[d->type]);
     if (d->def) {
         fputs(" default=\"", out);
         put_escaped(out, d->def);
         fputc('"', out);
     }
-    if (d->type != OCF_PT_SELECT) {
-        fputs(" />\n</parameter>\n\n", out);
-        return;
-    }
-    fputs(">\n", out);
-    for (const char *const *o = d->options; *o; o++)
-        fprintf(out, "  <option value=\"%s\" />\n", *o);
-    fputs("</content>\n</parameter>\n\n", out);
+    fputs(" />\n</parameter>\n\n", out);
 }
 
 int ocf_metadata_print(FILE *out)
 {
     fputs("<?xml version=\"1.0\"?>\n"
-          "<!DOCTYPE resource-agent SYSTEM \"ra-api-1.dtd\">\n"
+          /* ra-api-1.dtd predates OCF 1.1: declare its additions so that DTD-validating
+           * tools (ocf-tester) accept what Pacemaker 2.1, crm shell and pcs read. */
+          "<!DOCTYPE resource-agent SYSTEM \"ra-api-1.dtd\" [\n"
+          "<!ATTLIST parameter reloadable (1|0) \"0\">\n"
+                    "<!ATTLIST action name CDATA #REQUIRED>\n"
+          "]>\n"
           "<resource-agent name=\"guest\" version=\"" VMHA_VERSION "\">\n"
           "<version>1.1</version>\n\n"
           "<longdesc lang=\"en\">\n"

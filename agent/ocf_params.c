@@ -26,9 +26,9 @@ const struct ocf_param_desc ocf_param_table[] = {
      .longdesc = "The local hypervisor connection, as a libvirt URI (qemu:///system, "
                  "xen:///system, ...)."},
     {.name = "migration_transport", .type = OCF_PT_SELECT, .def = "ssh", .reloadable = true,
-     .options = transports, .shortdesc = "Migration transport",
+     .options = transports, .shortdesc = "Migration transport (ssh, tls, tcp)",
      .longdesc = "How the source's libvirtd reaches the target's for a live migration when "
-                 "migrate_target is not set: ssh (root's SSH keys between nodes), tls "
+                 "migrate_target is not set, one of: ssh (root's SSH keys between nodes), tls "
                  "(libvirt's TLS certificates) or tcp (unencrypted: only on a private "
                  "migration network with SASL authentication)."},
     {.name = "migrate_target", .type = OCF_PT_STRING, .def = "", .reloadable = true,
@@ -50,14 +50,15 @@ const struct ocf_param_desc ocf_param_table[] = {
      .longdesc = "The longest pause the guest may see when a live migration switches over, in "
                  "milliseconds; 0 keeps the hypervisor's default."},
     {.name = "shutdown_timeout", .type = OCF_PT_SECOND, .def = "0", .reloadable = true,
-     .shortdesc = "Graceful shutdown time",
+     .shortdesc = "Graceful shutdown time (s)",
      .longdesc = "How long stop waits for the guest to power off by itself before destroying "
-                 "it. 0 means as long as the stop operation's timeout allows while leaving time "
+                 "it, in seconds (90s, 2min and 500ms are understood too). 0 means as long as the stop operation's timeout allows while leaving time "
                  "to destroy the guest, so stop never runs into its timeout."},
     {.name = "shutdown_mode", .type = OCF_PT_SELECT, .def = "default", .reloadable = true,
      .options = shutdown_modes, .shortdesc = "Shutdown method",
-     .longdesc = "How the guest is asked to power off: the hypervisor's default, an ACPI power "
-                 "button event, the guest agent, initctl, a signal or a paravirtual request."},
+     .longdesc = "How the guest is asked to power off, one of: default (the hypervisor's "
+                 "choice), acpi (power button event), agent (guest agent), initctl, signal, "
+                 "paravirt."},
     {.name = "force_stop", .type = OCF_PT_BOOLEAN, .def = "false", .reloadable = true,
      .shortdesc = "Destroy on stop",
      .longdesc = "Destroy the guest immediately on stop instead of asking it to shut down. "
