@@ -59,8 +59,12 @@ static int guest_load(const struct ocf_params *p, struct guest *g, bool strict,
             g->name = p->name;
             return OCF_SUCCESS;
         }
-        vmha_err_set(why, r, "config: %s%s", e.msg,
-                     strict ? "" : " (set the name parameter so the guest can still be found)");
+        if (!strict) {
+            /* Not knowing which guest to look for is not "not running": never say 7 or 5. */
+            vmha_err_set(why, r, "config: %s, and no name parameter to find the guest by", e.msg);
+            return OCF_ERR_GENERIC;
+        }
+        vmha_err_set(why, r, "config: %s", e.msg);
         return ocf_rc_for_config_error(r);
     }
     r = g->ops->config_parse(g->config_text, &g->cfg, &e);
@@ -383,7 +387,10 @@ static int act_migrate_from(const struct ocf_params *p, const struct vmha_deadli
         return rc;
     enum hv_state s;
     ocf_step("waiting for guest %s to run here after migration", g.name);
-    rc = guest_wait(&g, is_running, dl, &s, why);
+    /* A peer-to-peer migration has finished before migrate_from runs: the guest is here or
+     * it is not coming, so do not spend the whole timeout waiting for it. */
+    struct vmha_deadline arrival = vmha_deadline_min(*dl, vmha_deadline_in(10000));
+    rc = guest_wait(&g, is_running, &arrival, &s, why);
     if (rc == OCF_SUCCESS && is_running(s))
         return OCF_SUCCESS;
     vmha_err_set(why, -ENOENT, "guest %s did not arrive: it is %s here", g.name,

@@ -1,5 +1,6 @@
 #!/bin/bash
-# The agent's meta-data against every schema tools validate it with: OCF 1.1 (pcs), the
+# The agent without a hypervisor: meta-data, unknown actions, logging.
+# The meta-data is checked against every schema tools validate it with: OCF 1.1 (pcs), the
 # resource-agents DTD with the OCF 1.1 additions it declares (ocf-tester), and
 # resource-agents' metadata.rng for everything OCF 1.0 knows (the reloadable marks aside).
 set -u
@@ -27,5 +28,16 @@ done
 "$AGENT" frobnicate 2>"$md.err"
 ok "an unknown action returns 3" eq 3 $?
 ok "an unknown action gives one exit reason" eq 1 "$(grep -c '^ocf-exit-reason:' "$md.err")"
+# Under the cluster (crm_feature_set is set by pacemaker-execd), lines go to Pacemaker's log;
+# by hand, to stderr. The exit reason goes to stderr either way.
+env -i PATH="$PATH" OCF_RESKEY_crm_feature_set=3.16.2 PCMK_logfile="$md.pcmk" \
+    OCF_RESKEY_config=/nonexistent/vm.xml "$AGENT" validate-all 2>"$md.err"
+ok "validate-all with a missing config -> 5" eq 5 $?
+ok "under the cluster, the failure is in Pacemaker's log" \
+    contains "$md.pcmk" "vmha-guest"
+ok "  with the reason" contains "$md.pcmk" "validate-all failed: config: cannot open /nonexistent/vm.xml"
+ok "  and stderr has only the exit reason" eq "ocf-exit-reason:config: cannot open /nonexistent/vm.xml: No such file or directory" "$(cat "$md.err")"
+env -i PATH="$PATH" OCF_RESKEY_config=/nonexistent/vm.xml "$AGENT" validate-all 2>"$md.err"
+ok "by hand, the log line goes to stderr" contains "$md.err" "vmha-guest: error: validate-all failed"
 plan_done
 exit $((TAP_FAILED > 0))
