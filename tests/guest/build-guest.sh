@@ -1,0 +1,174 @@
+#!/bin/bash
+# Build the vmha test guest's boot artifacts from Debian packages:
+#   OUTDIR/vmlinuz     Debian's cloud kernel (linux-image-cloud-amd64)
+#   OUTDIR/initrd.img  busybox-static initramfs whose /init prints
+#                      "vmha-counter N" on ttyS0 every second.
+# Kernel command-line switches understood by /init:
+#   vmha.ignore_shutdown=1   ignore the ACPI power button
+#   vmha.poweroff_after=N    power off by itself after N seconds
+#   vmha.ip=A.B.C.D/NN       configure the virtio NIC, serve the counter
+#   vmha.gw=A.B.C.D          on TCP port 7777 (optional default route)
+# Cached: nothing is rebuilt while OUTDIR/.stamp matches this script.
+set -euo pipefail
+
+usage() { echo "usage: $0 OUTDIR" >&2; exit 2; }
+[[ $# -eq 1 ]] || usage
+mkdir -p "$1"
+out=$(cd "$1" && pwd)
+self=$(readlink -f "${BASH_SOURCE[0]}")
+stamp=$(sha256sum "$self" | cut -d' ' -f1)
+
+if [[ -f $out/vmlinuz && -f $out/initrd.img && -f $out/.stamp ]] &&
+   [[ $(cat "$out/.stamp") == "$stamp" ]]; then
+    exit 0
+fi
+
+# Modules the guest needs: the cloud kernel builds these as modules
+# (CONFIG_ACPI_BUTTON=m, CONFIG_INPUT_EVDEV=m, CONFIG_VIRTIO_NET=m, ...);
+# it has no e1000 driver at all, so the NIC must be virtio.
+modules=(button evdev virtio_pci virtio_net)
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# apt's _apt sandbox user cannot write into our private temp dir.
+apt_opts=()
+[[ $EUID -eq 0 ]] && apt_opts=(-o APT::Sandbox::User=root)
+
+# Resolve the versioned kernel package behind the meta package.
+resolve_kernel() {
+    apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+        awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }' || true
+}
+pkg=$(resolve_kernel)
+if [[ -z $pkg ]]; then
+    apt-get update -qq
+    pkg=$(resolve_kernel)
+fi
+[[ -n $pkg ]] || { echo "$0: cannot resolve linux-image-cloud-amd64" >&2; exit 1; }
+
+(cd "$tmp" && apt-get "${apt_opts[@]}" download -q "$pkg" >/dev/null)
+dpkg-deb -x "$tmp"/"$pkg"_*.deb "$tmp/kpkg"
+kver=${pkg#linux-image-}
+
+# busybox-static, not busybox: the initramfs has no libc.
+if ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed'; then
+    apt-get install -y -q busybox-static >/dev/null
+fi
+busybox=$(dpkg -L busybox-static | grep -m1 '/bin/busybox$')
+command -v cpio >/dev/null || apt-get install -y -q cpio >/dev/null
+
+root=$tmp/root
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,etc/acpi/PWRF}
+cp "$busybox" "$root/bin/busybox"
+# Without /dev/console the kernel warns and /init starts without stdio.
+mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true
+
+# Copy the wanted modules plus their dependencies, then let busybox
+# depmod write modules.dep so that modprobe works inside the guest.
+kmods=$tmp/kpkg/lib/modules/$kver
+"$root/bin/busybox" depmod -b "$tmp/kpkg" "$kver"
+for m in "${modules[@]}"; do
+    line=$(grep -E "^kernel/.*/$m\.ko:" "$kmods/modules.dep") ||
+        { echo "$0: module $m not in $pkg" >&2; exit 1; }
+    for f in ${line/:/}; do
+        install -D -m 644 "$kmods/$f" "$root/lib/modules/$kver/$f"
+    done
+done
+"$root/bin/busybox" depmod -b "$root" "$kver"
+
+# busybox acpid maps the power button (KEY_POWER on the evdev of the
+# ACPI button driver) to event "PWRF" and runs /etc/acpi/PWRF/00000080.
+cat >"$root/etc/acpi/PWRF/00000080" <<'EOS'
+#!/bin/sh
+# acpid's stdout is /dev/null: talk to the serial console directly.
+if [ -e /tmp/ignore_shutdown ]; then
+    echo "vmha: power button ignored" >/dev/ttyS0
+    exit 0
+fi
+echo "vmha: power button, powering off" >/dev/ttyS0
+sync
+poweroff -f
+EOS
+
+# One TCP connection on port 7777 = one counter line.
+cat >"$root/bin/counter-reply" <<'EOS'
+#!/bin/sh
+echo "vmha-counter $(cat /tmp/counter)"
+EOS
+
+cat >"$root/init" <<'EOS'
+#!/bin/busybox sh
+# PID 1 of the vmha test guest. It must never exit (the kernel panics).
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+exec </dev/null >/dev/ttyS0 2>&1
+# Plain \n line ends in the serial log (the tty would add \r).
+stty -F /dev/ttyS0 -onlcr
+
+# arg NAME: value of vmha.NAME= on the kernel command line
+arg() {
+    # shellcheck disable=SC2013 # words, not lines
+    for w in $(cat /proc/cmdline); do
+        case $w in vmha.$1=*) echo "${w#*=}"; return 0 ;; esac
+    done
+    return 1
+}
+
+echo 0 >/tmp/counter
+[ "$(arg ignore_shutdown)" = 1 ] && : >/tmp/ignore_shutdown
+# The ACPI button driver is a module in the cloud kernel; acpid reads
+# its key events through evdev (/proc/acpi/event no longer exists).
+modprobe button
+modprobe evdev
+acpid -c /etc/acpi -l /tmp/acpid.log -p /tmp/acpid.pid
+
+if n=$(arg poweroff_after); then
+    (sleep "$n"; echo "vmha: poweroff_after=$n reached"; sync; poweroff -f) &
+fi
+
+if ip=$(arg ip); then
+    (
+        modprobe virtio_pci
+        modprobe virtio_net
+        dev=
+        for _ in $(seq 50); do
+            for d in /sys/class/net/*; do
+                [ "${d##*/}" != lo ] && [ -e "$d" ] && dev=${d##*/} && break
+            done
+            [ -n "$dev" ] && break
+            sleep 0.1
+        done
+        if [ -z "$dev" ]; then
+            echo "vmha: no NIC for vmha.ip=$ip"
+            exit 0
+        fi
+        ip link set lo up
+        ip addr add "$ip" dev "$dev"
+        ip link set "$dev" up
+        gw=$(arg gw) && ip route add default via "$gw"
+        echo "vmha: $dev $ip, counter on tcp/7777"
+        nc -ll -p 7777 -e /bin/counter-reply
+    ) &
+fi
+
+n=0
+while :; do
+    echo "$n" >/tmp/counter
+    echo "vmha-counter $n"
+    n=$((n + 1))
+    sleep 1
+done
+EOS
+chmod 755 "$root/init" "$root/bin/counter-reply" "$root/etc/acpi/PWRF/00000080"
+
+(cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
+    cpio --quiet -o -H newc -R 0:0 | gzip -9) >"$tmp/initrd.img"
+
+cp "$tmp/kpkg/boot/vmlinuz-$kver" "$tmp/vmlinuz"
+# Install atomically-ish: a half-built OUTDIR must not look complete.
+rm -f "$out/.stamp"
+mv "$tmp/vmlinuz" "$tmp/initrd.img" "$out/"
+echo "$kver" >"$out/kernel-version"
+echo "$stamp" >"$out/.stamp"
