@@ -86,3 +86,6 @@ struct ocf_action {
 };
 
 const struct ocf_action *ocf_action_find(const char *name);
+
+/* Runs the agent server on rundir/agent.sock until idle or replaced (see ocf_server.c). */
+int ocf_serve(const char *rundir, struct vmha_err *err);

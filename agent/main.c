@@ -1,6 +1,7 @@
 /* ocf:vmha:guest — entry point: pick the action, parse parameters once, bound the action by
  * its timeout, and turn the result into an exit code with at most one exit reason. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 
@@ -51,6 +52,16 @@ int main(int argc, char **argv)
     if (argc != 2) {
         usage(stderr);
         return OCF_ERR_ARGS;
+    }
+    if (strcmp(argv[1], "serve") == 0) {
+        /* Not an OCF action: the warm agent server the front end starts (ocf_server.c). */
+        struct vmha_err err = {0};
+        const char *rundir = getenv("VMHA_RUNDIR") ? getenv("VMHA_RUNDIR") : VMHA_RUNDIR;
+        if (ocf_serve(rundir, &err) < 0) {
+            fprintf(stderr, "vmha-guest: %s\n", vmha_err_msg(&err));
+            return OCF_ERR_GENERIC;
+        }
+        return OCF_SUCCESS;
     }
     if (strcmp(argv[1], "usage") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);

@@ -1,0 +1,163 @@
+/* The agent server: the full agent kept warm on a node, so that the monitor Pacemaker runs
+ * every few seconds costs a socket round trip instead of loading libvirt and Pacemaker's
+ * libraries. It runs the very same monitor code, one request at a time, on a fresh
+ * hypervisor connection each time (nothing cached, nothing stale). The front end falls back
+ * to running the full agent itself whenever the server is missing, slow or replaced. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "agent_private.h"
+#include "vmha/cleanup.h"
+#include "vmha/cluster.h"
+
+#define REQUEST_MAX (64 * 1024)
+#define IDLE_EXIT_MS (10 * 60 * 1000)
+
+/* Reads NUL-separated KEY=VALUE entries up to an empty one. */
+static int read_request(int fd, char *buf, size_t size, size_t *len)
+{
+    struct vmha_deadline dl = vmha_deadline_in(2000);
+    *len = 0;
+    while (*len < 2 || buf[*len - 1] != '\0' || buf[*len - 2] != '\0') {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (*len == size || poll(&p, 1, (int)vmha_deadline_left_ms(&dl)) <= 0)
+            return -EPROTO;
+        ssize_t n = read(fd, buf + *len, size - *len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -EPROTO;
+        *len += (size_t)n;
+    }
+    return 0;
+}
+
+static bool exe_replaced(void)
+{
+    char self[512];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return true;
+    self[n] = '\0';
+    return strstr(self, " (deleted)") != NULL;
+}
+
+static void reply(int fd, const char *text)
+{
+    ssize_t ignored = write(fd, text, strlen(text));
+    (void)ignored;
+}
+
+static void serve_one(int fd, const struct ocf_action *monitor)
+{
+    _cleanup_free_ char *buf = malloc(REQUEST_MAX);
+    size_t len = 0;
+    if (!buf || read_request(fd, buf, REQUEST_MAX, &len) < 0)
+        return;
+    char *env[512];
+    size_t n = 0;
+    for (char *e = buf; *e && n < 511; e += strlen(e) + 1)
+        env[n++] = e;
+    env[n] = NULL;
+    uint64_t at = 0;
+    if (n == 0 || sscanf(env[0], "DEADLINE_MS=%llu", (unsigned long long *)&at) != 1)
+        return;
+    struct vmha_deadline dl = {.at_ms = at};
+    /* Its client has given up on it already: do not run a stale request. */
+    if (vmha_deadline_passed(&dl))
+        return;
+    struct ocf_params p = {0};
+    struct vmha_err why = {0};
+    int rc = OCF_ERR_CONFIGURED;
+    if (ocf_params_parse(env, &p, &why) == 0)
+        rc = monitor->run(&p, &dl, &why);
+    ocf_params_clear(&p);
+    char out[700];
+    bool quiet = rc == OCF_SUCCESS || rc == OCF_NOT_RUNNING;
+    if (!quiet)
+        cluster_log(LOG_ERR, "monitor failed: %s", vmha_err_msg(&why));
+    snprintf(out, sizeof(out), "%d\n%s", rc, quiet ? "" : vmha_err_msg(&why));
+    reply(fd, out);
+}
+
+static int listen_on(const char *rundir, struct vmha_err *err)
+{
+    char path[108];
+    snprintf(path, sizeof(path), "%s/agent.sock", rundir);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return vmha_err_set(err, -errno, "socket: %s", strerror(errno));
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    unlink(path);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 ||
+        listen(fd, 64) < 0) {
+        int r = vmha_err_set(err, -errno, "cannot listen on %s: %s", path, strerror(errno));
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+static bool peer_is_root(int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == 0;
+}
+
+int ocf_serve(const char *rundir, struct vmha_err *err)
+{
+    if (mkdir(rundir, 0700) < 0 && errno != EEXIST)
+        return vmha_err_set(err, -errno, "cannot create %s: %s", rundir, strerror(errno));
+    char path[256];
+    snprintf(path, sizeof(path), "%s/agent.lock", rundir);
+    int lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0)
+        return 0; /* another server runs: nothing to do */
+    int fd = listen_on(rundir, err);
+    if (fd < 0)
+        return fd;
+    snprintf(path, sizeof(path), "%s/agent.pid", rundir);
+    FILE *f = fopen(path, "we");
+    if (f) {
+        fprintf(f, "%d\n", getpid());
+        fclose(f);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    cluster_log_init("vmha-guest", true);
+    cluster_log(LOG_INFO, "agent server listening on %s/agent.sock", rundir);
+    const struct ocf_action *monitor = ocf_action_find("monitor");
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, IDLE_EXIT_MS) == 0)
+            break;
+        int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+        if (c < 0)
+            continue;
+        if (exe_replaced()) {
+            /* vmha was upgraded: let the new code answer from now on. */
+            reply(c, "restart\n");
+            close(c);
+            break;
+        }
+        if (peer_is_root(c))
+            serve_one(c, monitor);
+        close(c);
+    }
+    snprintf(path, sizeof(path), "%s/agent.sock", rundir);
+    unlink(path);
+    cluster_log(LOG_INFO, "agent server exits");
+    return 0;
+}
