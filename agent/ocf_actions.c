@@ -120,6 +120,19 @@ static int guest_state(struct guest *g, enum hv_state *ret, struct vmha_err *why
     return OCF_SUCCESS;
 }
 
+/* What every action that touches the guest starts with: its config, a connection, and where
+ * the guest is now. */
+static int guest_open(const struct ocf_params *p, struct guest *g, bool strict,
+                      const struct vmha_deadline *dl, enum hv_state *state, struct vmha_err *why)
+{
+    int rc = guest_load(p, g, strict, why);
+    if (rc == OCF_SUCCESS)
+        rc = guest_connect(p, g, dl, why);
+    if (rc == OCF_SUCCESS)
+        rc = guest_state(g, state, why);
+    return rc;
+}
+
 /* Polls until the guest's state satisfies want, or dl passes. */
 static int guest_wait(struct guest *g, bool (*want)(enum hv_state), const struct vmha_deadline *dl,
                       enum hv_state *last, struct vmha_err *why)
@@ -155,13 +168,9 @@ static int act_monitor(const struct ocf_params *p, const struct vmha_deadline *d
                        struct vmha_err *why)
 {
     _cleanup_(guest_clear) struct guest g = {0};
-    int rc = guest_load(p, &g, false, why);
-    if (rc != OCF_SUCCESS)
-        return rc;
-    if ((rc = guest_connect(p, &g, dl, why)) != OCF_SUCCESS)
-        return rc;
     enum hv_state s;
-    if ((rc = guest_state(&g, &s, why)) != OCF_SUCCESS)
+    int rc = guest_open(p, &g, false, dl, &s, why);
+    if (rc != OCF_SUCCESS)
         return rc;
     rc = ocf_rc_for_state(s);
     if (rc == OCF_ERR_GENERIC)
@@ -212,11 +221,9 @@ static int act_start(const struct ocf_params *p, const struct vmha_deadline *dl,
                      struct vmha_err *why)
 {
     _cleanup_(guest_clear) struct guest g = {0};
-    int rc = guest_load(p, &g, true, why);
-    if (rc != OCF_SUCCESS || (rc = guest_connect(p, &g, dl, why)) != OCF_SUCCESS)
-        return rc;
     enum hv_state s;
-    if ((rc = guest_state(&g, &s, why)) != OCF_SUCCESS)
+    int rc = guest_open(p, &g, true, dl, &s, why);
+    if (rc != OCF_SUCCESS)
         return rc;
     if (s == HV_STATE_SHUTDOWN) {
         /* Starting over a guest on its way down would race its power-off. */
@@ -285,11 +292,9 @@ static int act_stop(const struct ocf_params *p, const struct vmha_deadline *dl,
                     struct vmha_err *why)
 {
     _cleanup_(guest_clear) struct guest g = {0};
-    int rc = guest_load(p, &g, false, why);
-    if (rc != OCF_SUCCESS || (rc = guest_connect(p, &g, dl, why)) != OCF_SUCCESS)
-        return rc;
     enum hv_state s;
-    if ((rc = guest_state(&g, &s, why)) != OCF_SUCCESS)
+    int rc = guest_open(p, &g, false, dl, &s, why);
+    if (rc != OCF_SUCCESS)
         return rc;
     if (!is_off(s) && (rc = stop_running(p, &g, s, dl, why)) != OCF_SUCCESS) {
         if (!why->msg[0])
@@ -339,11 +344,9 @@ static int act_migrate_to(const struct ocf_params *p, const struct vmha_deadline
         return fail(why, OCF_ERR_ARGS,
                     "migrate_to needs the target node (OCF_RESKEY_CRM_meta_migrate_target)");
     _cleanup_(guest_clear) struct guest g = {0};
-    int rc = guest_load(p, &g, false, why);
-    if (rc != OCF_SUCCESS || (rc = guest_connect(p, &g, dl, why)) != OCF_SUCCESS)
-        return rc;
     enum hv_state s;
-    if ((rc = guest_state(&g, &s, why)) != OCF_SUCCESS)
+    int rc = guest_open(p, &g, false, dl, &s, why);
+    if (rc != OCF_SUCCESS)
         return rc;
     if (s != HV_STATE_RUNNING && s != HV_STATE_PAUSED) {
         vmha_err_set(why, -ENOENT, "guest %s is %s here: nothing to migrate", g.name,
