@@ -1,0 +1,93 @@
+# Helpers shared by the lab demo, the lab test suite and the lab benchmark: a guest under
+# Pacemaker, where it runs, and what its TCP counter says. Source after setting LABTOOL.
+
+NET=10.99.0
+GUEST_IP=$NET.100
+
+lab() { "$LABTOOL" "$@"; }
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# First host that is up and in the cluster: where crm runs.
+any_node() {
+    local h
+    for h in node1 node2 node3 node4 node5; do
+        lab on "$h" true 2>/dev/null && lab on "$h" crm_mon -1 >/dev/null 2>&1 && {
+            echo "$h"
+            return 0
+        }
+    done
+    return 1
+}
+
+crm_() { lab on "$(any_node)" crm "$@"; }
+
+# make_guest NAME [extra kernel args]: domain XML on the shared storage, with a NIC on the
+# hosts' vmbr0 and the counter served on $GUEST_IP:7777.
+make_guest() {
+    local name=$1 shared=${VMHA_LAB_DIR:-/tmp/vmha-lab}/shared
+    mkdir -p "$shared/boot"
+    cp -u "$GUEST_DIR/vmlinuz" "$GUEST_DIR/initrd.img" "$shared/boot/"
+    GUEST_DIR=$shared/boot SERIAL_LOG=/srv/cluster/$name.serial \
+        "$SRC/tests/guest/make-guest-xml.sh" "$name" "$shared/$name.xml.tmp" \
+        "vmha.ip=$GUEST_IP/24" ${2:-}
+    sed -e "s|$shared/boot|/srv/cluster/boot|g" \
+        -e "s|<controller type='usb' model='none'/>|<interface type='bridge'><source bridge='vmbr0'/><mac address='52:54:00:99:00:64'/><model type='virtio'/></interface>\n    &|" \
+        "$shared/$name.xml.tmp" >"$shared/$name.xml"
+    rm -f "$shared/$name.xml.tmp"
+}
+
+# The guest's counter over TCP from the workstation, or nothing if unreachable within 1 s.
+tcp_counter() {
+    lab admin timeout 0.3 busybox nc "$GUEST_IP" 7777 2>/dev/null </dev/null | grep -o "[0-9]*$"
+}
+
+# Hosts whose libvirtd runs the guest, by asking each host's hypervisor directly.
+running_on() {
+    local name=$1 h
+    for h in $(lab hosts); do
+        lab on "$h" virsh -q -c qemu:///system domstate "$name" 2>/dev/null | grep -q running &&
+            echo "$h"
+    done
+    return 0
+}
+
+# Where Pacemaker says the resource runs.
+crm_location() {
+    lab on "$(any_node)" crm_resource --locate --resource "$1" 2>/dev/null |
+        sed -n 's/.*is running on: \([a-z0-9]*\).*/\1/p' | head -n 1
+}
+
+# wait_for SECONDS CMD...: until CMD succeeds.
+wait_for() {
+    local end=$(($(now_ms) + $1 * 1000))
+    shift
+    while [ "$(now_ms)" -lt "$end" ]; do
+        "$@" && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# Samples the counter every 100 ms into FILE ("ms value", value empty when unreachable) until
+# the file FILE.stop appears: one loop on the workstation, so sampling costs the guest's
+# hosts nothing. Runs in the foreground: start it with &.
+sample_counter() {
+    local out=$1
+    : >"$out"
+    # shellcheck disable=SC2016 # runs on the workstation
+    lab admin bash -c '
+        while [ ! -e "$1.stop" ]; do
+            v=$(timeout 0.3 busybox nc "$2" 7777 </dev/null 2>/dev/null | grep -o "[0-9]*$")
+            echo "$((${EPOCHREALTIME/./} / 1000)) $v" >>"$1"
+            sleep 0.1
+        done' sampler "$out" "$GUEST_IP"
+}
+
+# From a sample file: the longest time the guest did not answer, in ms, and whether the
+# counter ever went backwards (a restart): prints "GAP_MS RESTARTED(0/1)".
+analyse_samples() {
+    awk 'NF == 2 { if (last_ok && $1 - last_ok > gap) gap = $1 - last_ok;
+                   if (prev != "" && $2 < prev) restarted = 1; prev = $2; last_ok = $1 }
+         END { printf "%d %d\n", gap, restarted }' "$1"
+}
