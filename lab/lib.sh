@@ -46,6 +46,7 @@ tcp_counter() {
 running_on() {
     local name=$1 h
     for h in $(lab hosts); do
+        lab is-up "$h" 2>/dev/null || continue
         lab on "$h" virsh -q -c qemu:///system domstate "$name" 2>/dev/null | grep -q running &&
             echo "$h"
     done
@@ -90,4 +91,21 @@ analyse_samples() {
     awk 'NF == 2 { if (last_ok && $1 - last_ok > gap) gap = $1 - last_ok;
                    if (prev != "" && $2 < prev) restarted = 1; prev = $2; last_ok = $1 }
          END { printf "%d %d\n", gap, restarted }' "$1"
+}
+
+# Counts, every ~0.3 s until FILE.stop appears, on how many hosts the guest is running
+# ("ms count" lines), by asking every host's hypervisor: a cluster must never show 2.
+copies_watch() {
+    local out=$1 name=$2
+    : >"$out"
+    while [ ! -e "$out.stop" ]; do
+        echo "$(now_ms) $(running_on "$name" | grep -c .)" >>"$out"
+        sleep 0.2
+    done
+}
+max_copies() { awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }' "$1"; }
+
+# Nodes crm_mon reports online.
+online_nodes() {
+    lab on "$(any_node)" crm_mon -1 2>/dev/null | sed -n 's/^ *\* Online: \[ \(.*\) \]/\1/p'
 }
