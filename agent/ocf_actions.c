@@ -93,6 +93,11 @@ static int guest_connect(const struct ocf_params *p, struct guest *g,
     struct vmha_err e = {0};
     ocf_step("connecting to the hypervisor at %s", p->hypervisor);
     int r = g->ops->open(p->hypervisor, dl, &g->conn, &e);
+    if (r == -ETIMEDOUT) {
+        vmha_err_set(why, r, "the hypervisor at %s does not answer (is libvirtd hung?): %s",
+                     p->hypervisor, e.msg);
+        return OCF_ERR_GENERIC;
+    }
     if (r < 0) {
         vmha_err_set(why, r, "cannot reach the hypervisor at %s (is libvirtd running?): %s",
                      p->hypervisor, e.msg);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -85,16 +86,112 @@ static void event_start(void)
     event_ok = 1;
 }
 
+/* virConnectOpen has no timeout and runs no keepalive until it returns: a frozen libvirtd
+ * accepts the socket and never answers. So it runs on a thread of its own, and a caller
+ * whose deadline passes walks away; the thread closes whatever it gets when it gets it. */
+struct opener {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    char *uri;
+    virConnectPtr conn;
+    char msg[512];
+    bool done;
+    int refs;
+};
+
+static void opener_unref(struct opener *o)
+{
+    pthread_mutex_lock(&o->lock);
+    bool last = --o->refs == 0;
+    pthread_mutex_unlock(&o->lock);
+    if (!last)
+        return;
+    if (o->conn)
+        virConnectClose(o->conn);
+    pthread_cond_destroy(&o->cond);
+    pthread_mutex_destroy(&o->lock);
+    free(o->uri);
+    free(o);
+}
+
+static void *opener_thread(void *arg)
+{
+    struct opener *o = arg;
+    virConnectPtr conn = virConnectOpen(o->uri);
+    pthread_mutex_lock(&o->lock);
+    o->conn = conn;
+    if (!conn)
+        snprintf(o->msg, sizeof(o->msg), "%s", virGetLastErrorMessage());
+    o->done = true;
+    pthread_cond_signal(&o->cond);
+    pthread_mutex_unlock(&o->lock);
+    opener_unref(o);
+    return NULL;
+}
+
+static struct opener *opener_new(const char *uri)
+{
+    struct opener *o = calloc(1, sizeof(*o));
+    if (!o || !(o->uri = strdup(uri))) {
+        free(o);
+        return NULL;
+    }
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&o->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&o->lock, NULL);
+    o->refs = 2; /* the caller and the thread */
+    return o;
+}
+
+/* Waits for the opener until dl; returns the connection or NULL (msg says why). */
+static virConnectPtr opener_wait(struct opener *o, const struct vmha_deadline *dl, char *msg,
+                                 size_t size)
+{
+    struct timespec at = {.tv_sec = (time_t)(dl->at_ms / 1000),
+                          .tv_nsec = (long)(dl->at_ms % 1000) * 1000000};
+    pthread_mutex_lock(&o->lock);
+    while (!o->done && pthread_cond_timedwait(&o->cond, &o->lock, &at) == 0)
+        ;
+    virConnectPtr conn = o->done ? TAKE_PTR(o->conn) : NULL;
+    snprintf(msg, size, "%s", o->done ? o->msg : "no answer before the deadline");
+    pthread_mutex_unlock(&o->lock);
+    return conn;
+}
+
 static int lv_open(const char *uri, const struct vmha_deadline *dl, struct hv_conn **ret,
                    struct vmha_err *err)
 {
     pthread_once(&event_once, event_start);
     _cleanup_free_ struct hv_conn *c = calloc(1, sizeof(*c));
-    if (!c)
+    struct opener *o = opener_new(uri);
+    pthread_t t;
+    if (!c || !o) {
+        if (o) {
+            o->refs = 1;
+            opener_unref(o);
+        }
         return vmha_err_set(err, -ENOMEM, "out of memory");
-    c->conn = virConnectOpen(uri);
+    }
+    if (pthread_create(&t, NULL, opener_thread, o) != 0) {
+        o->refs = 1;
+        opener_unref(o);
+        return vmha_err_set(err, -EAGAIN, "cannot start a thread");
+    }
+    pthread_detach(t);
+    /* A healthy libvirtd answers in milliseconds; one that does not answer in a sixth of the
+     * time left (5 s at least) is hung, and the caller is better told now. */
+    uint64_t budget = vmha_deadline_left_ms(dl) / 6;
+    struct vmha_deadline connect_by =
+        vmha_deadline_min(*dl, vmha_deadline_in(budget < 5000 ? 5000 : budget));
+    char msg[512];
+    c->conn = opener_wait(o, &connect_by, msg, sizeof(msg));
+    opener_unref(o);
     if (!c->conn)
-        return lv_err(err, -ECONNREFUSED, "cannot connect to the hypervisor");
+        return vmha_err_set(err, vmha_deadline_passed(&connect_by) ? -ETIMEDOUT : -ECONNREFUSED,
+                            "cannot connect to the hypervisor: %s", msg);
     if (event_ok) {
         /* Probe often enough that a frozen libvirtd is noticed well before the deadline. */
         uint64_t left_s = vmha_deadline_left_ms(dl) / 1000;

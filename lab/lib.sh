@@ -25,7 +25,7 @@ crm_() { lab on "$(any_node)" crm "$@"; }
 # make_guest NAME [extra kernel args]: domain XML on the shared storage, with a NIC on the
 # hosts' vmbr0 and the counter served on $GUEST_IP:7777.
 make_guest() {
-    local name=$1 shared=${VMHA_LAB_DIR:-/tmp/vmha-lab}/shared
+    local name=$1 shared=${VMHA_LAB_DIR:-/tmp/vmha-lab}/srv/cluster
     mkdir -p "$shared/boot"
     cp -u "$GUEST_DIR/vmlinuz" "$GUEST_DIR/initrd.img" "$shared/boot/"
     GUEST_DIR=$shared/boot SERIAL_LOG=/srv/cluster/$name.serial \

@@ -82,7 +82,9 @@ struct hv_ops {
     /* Pure: parse a guest configuration text. */
     int (*config_parse)(const char *text, struct hv_guest_config *ret, struct vmha_err *err);
 
-    /* Opens a connection; every call on it must give up by the deadline. */
+    /* Opens a connection; every call on it must give up by the deadline. A hypervisor that
+     * does not accept the connection within a sixth of the time left (5 s at least) is
+     * reported as hung (-ETIMEDOUT) rather than waited for. */
     int (*open)(const char *uri, const struct vmha_deadline *dl, struct hv_conn **ret,
                 struct vmha_err *err);
     void (*close)(struct hv_conn *c);

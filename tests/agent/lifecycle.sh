@@ -133,7 +133,14 @@ run monitor OCF_RESKEY_CRM_meta_timeout=5000 OCF_RESKEY_CRM_meta_interval=10000
 kill -CONT "$LVPID"
 ok "monitor with libvirtd frozen -> 1" eq 1 $RC
 ok "  within the 5 s timeout ($MS ms)" test "$MS" -lt 5000
-ok "  with one exit reason saying what hung" one_reason "timeout while"
+ok "  with one exit reason saying what hung" one_reason "does not answer (is libvirtd hung?)"
+kill -STOP "$LVPID"
+run stop OCF_RESKEY_CRM_meta_timeout=60000
+kill -CONT "$LVPID"
+ok "stop with libvirtd frozen -> 1, not 0" eq 1 $RC
+ok "  after 10 s, not the whole 60 s timeout ($MS ms): fencing comes sooner" test "$MS" -lt 12000
+run monitor
+ok "  and the guest still runs" eq 0 $RC
 
 # --- the agent server answers the cluster's monitors, and never differently ---
 server_pid() { cat "$WORK/run/agent.pid" 2>/dev/null; }
@@ -169,7 +176,7 @@ CLUSTER=1 run monitor OCF_RESKEY_CRM_meta_timeout=5000
 kill -CONT "$LVPID"
 ok "through the server, libvirtd frozen -> 1" eq 1 $RC
 ok "  within the 5 s timeout ($MS ms)" test "$MS" -lt 5000
-ok "  with one exit reason" one_reason "timeout while"
+ok "  with one exit reason" one_reason "does not answer"
 first=$(server_pid)
 kill -KILL "$first"
 CLUSTER=1 run monitor
