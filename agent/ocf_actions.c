@@ -368,10 +368,11 @@ static int act_migrate_to(const struct ocf_params *p, const struct vmha_deadline
     struct migrate_watch w = {.name = g.name,
                               .target = p->migrate_target_node,
                               .cancel_at = vmha_deadline_before(dl, reserve < 2000 ? 2000 : reserve)};
+    /* Each progress poll is a query to QEMU's main loop: once a second is plenty. */
     struct hv_migrate_params mp = {.dest_uri = dest, .data_uri = data,
                                    .bandwidth_mib = p->migration_speed,
                                    .max_downtime_ms = p->migration_downtime,
-                                   .progress = on_progress, .opaque = &w, .poll_ms = 250};
+                                   .progress = on_progress, .opaque = &w, .poll_ms = 1000};
     cluster_log(LOG_NOTICE, "migrating guest %s to %s (%s)", g.name, p->migrate_target_node, dest);
     ocf_step("migrating guest %s to %s", g.name, dest);
     struct vmha_err e = {0};
