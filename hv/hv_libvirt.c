@@ -351,6 +351,7 @@ struct migration {
     char msg[512];
     bool done;
     pthread_mutex_t lock;
+    pthread_cond_t finished;
 };
 
 static void *migration_thread(void *arg)
@@ -371,14 +372,22 @@ static void *migration_thread(void *arg)
     if (rc < 0)
         snprintf(m->msg, sizeof(m->msg), "%s", virGetLastErrorMessage());
     m->done = true;
+    pthread_cond_signal(&m->finished);
     pthread_mutex_unlock(&m->lock);
     virTypedParamsFree(params, n);
     return NULL;
 }
 
-static bool migration_done(struct migration *m)
+/* Waits up to ms for the migration to finish: its end is noticed at once, not at the next
+ * progress tick (Pacemaker's next step waits on it). */
+static bool migration_wait(struct migration *m, uint64_t ms)
 {
+    struct vmha_deadline until = vmha_deadline_in(ms);
+    struct timespec at = {.tv_sec = (time_t)(until.at_ms / 1000),
+                          .tv_nsec = (long)(until.at_ms % 1000) * 1000000};
     pthread_mutex_lock(&m->lock);
+    while (!m->done && pthread_cond_timedwait(&m->finished, &m->lock, &at) == 0)
+        ;
     bool done = m->done;
     pthread_mutex_unlock(&m->lock);
     return done;
@@ -409,17 +418,20 @@ static int lv_migrate(struct hv_conn *c, const char *name, const struct hv_migra
     if (r < 0)
         return r;
     struct migration m = {.dom = d, .p = p, .lock = PTHREAD_MUTEX_INITIALIZER};
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&m.finished, &attr);
+    pthread_condattr_destroy(&attr);
     pthread_t t;
     if (pthread_create(&t, NULL, migration_thread, &m) != 0)
         return vmha_err_set(err, -EAGAIN, "cannot start the migration thread");
     uint64_t started = vmha_now_ms();
     bool downtime_set = p->max_downtime_ms == 0, cancelled = false;
-    while (!migration_done(&m)) {
-        uint64_t poll = p->poll_ms ? p->poll_ms : 500;
-        struct vmha_deadline tick = vmha_deadline_in(poll);
-        vmha_deadline_sleep(&tick, poll);
-        if (migration_done(&m))
-            break;
+    /* The first look comes early: the downtime limit can only be set once the job runs. */
+    uint64_t wait = 50;
+    while (!migration_wait(&m, wait)) {
+        wait = p->poll_ms ? p->poll_ms : 500;
         /* The downtime limit only applies to a running migration job. */
         if (!downtime_set)
             downtime_set = virDomainMigrateSetMaxDowntime(d, p->max_downtime_ms, 0) == 0;
@@ -431,6 +443,7 @@ static int lv_migrate(struct hv_conn *c, const char *name, const struct hv_migra
         }
     }
     pthread_join(t, NULL);
+    pthread_cond_destroy(&m.finished);
     if (m.rc < 0)
         return vmha_err_set(err, cancelled ? -ETIMEDOUT : -EIO, "migration %s: %s",
                             cancelled ? "cancelled" : "failed", m.msg);
