@@ -59,10 +59,12 @@ static void spawn_server(const char *impl)
     _exit(127);
 }
 
+/* MSG_NOSIGNAL: a server that goes away mid-request must cost a fallback, not a SIGPIPE that
+ * kills the agent and hands Pacemaker a meaningless exit code. */
 static int write_all(int fd, const char *buf, size_t len)
 {
     while (len) {
-        ssize_t n = write(fd, buf, len);
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
