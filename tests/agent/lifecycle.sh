@@ -7,20 +7,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/tap.sh"
 AGENT=$(readlink -f "$1")
 
-[ "$(id -u)" -eq 0 ] || { echo "1..0 # SKIP needs root (private libvirtd)"; exit 0; }
-
-WORK=$(mktemp -d /tmp/vmha-lifecycle.XXXXXX)
+. "$HERE/../lib/agent-env.sh"
+agent_setup lifecycle
 LV=$WORK/libvirt
-export GUEST_DIR=${VMHA_GUEST_CACHE:-/var/cache/vmha/test-guest}
-cleanup() {
-    [ -f "$WORK/run/agent.pid" ] && kill "$(cat "$WORK/run/agent.pid")" 2>/dev/null
-    "$HERE/../libvirt/libvirtd-env.sh" stop "$LV" >/dev/null 2>&1
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-"$HERE/../guest/build-guest.sh" "$GUEST_DIR" >&2 || bail "cannot build the test guest"
-URI=$("$HERE/../libvirt/libvirtd-env.sh" start "$LV" | tail -n 1)
+URI=$(libvirtd_start "$LV")
 [ -n "$URI" ] || bail "cannot start a private libvirtd"
 diag "libvirtd at $URI"
 
@@ -54,20 +44,8 @@ one_reason() { # the failure printed exactly one exit reason, containing TEXT
     contains "$WORK/err" "$1"
 }
 
-counter() { # the last counter value the guest printed, -1 if none
-    local v
-    v=$(grep -ao 'vmha-counter [0-9]*' "$WORK/$NAME.serial" 2>/dev/null | tail -n 1 | cut -d' ' -f2)
-    echo "${v:--1}"
-}
-
-wait_counter() { # wait until the counter reaches N (at most 60 s)
-    for _ in $(seq 300); do
-        [ "$(counter)" -ge "$1" ] && return 0
-        sleep 0.2
-    done
-    diag "counter stuck at $(counter)"
-    return 1
-}
+counter() { counter_in "$WORK/$NAME.serial"; }
+wait_counter() { wait_counter_in "$WORK/$NAME.serial" "$1"; }
 
 virsh_list() { virsh -c "$URI" list --all --name 2>/dev/null | grep -v '^$'; }
 

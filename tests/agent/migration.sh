@@ -7,20 +7,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/tap.sh"
 AGENT=$(readlink -f "$1")
 
-[ "$(id -u)" -eq 0 ] || { echo "1..0 # SKIP needs root (private libvirtd)"; exit 0; }
-
-WORK=$(mktemp -d /tmp/vmha-migration.XXXXXX)
-export GUEST_DIR=${VMHA_GUEST_CACHE:-/var/cache/vmha/test-guest}
-cleanup() {
-    [ -f "$WORK/run/agent.pid" ] && kill "$(cat "$WORK/run/agent.pid")" 2>/dev/null
-    for h in a b; do "$HERE/../libvirt/libvirtd-env.sh" stop "$WORK/$h" >/dev/null 2>&1; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-"$HERE/../guest/build-guest.sh" "$GUEST_DIR" >&2 || bail "cannot build the test guest"
-A=$("$HERE/../libvirt/libvirtd-env.sh" start "$WORK/a" | tail -n 1)
-B=$("$HERE/../libvirt/libvirtd-env.sh" start "$WORK/b" | tail -n 1)
+. "$HERE/../lib/agent-env.sh"
+agent_setup migration
+A=$(libvirtd_start "$WORK/a")
+B=$(libvirtd_start "$WORK/b")
 [ -n "$A" ] && [ -n "$B" ] || bail "cannot start two private libvirtds"
 SERIAL_LOG=$WORK/vm.serial "$HERE/../guest/make-guest-xml.sh" vm "$WORK/vm.xml"
 
@@ -37,16 +27,8 @@ run() {
     RC=$?
     MS=$((($(date +%s%N) - t0) / 1000000))
 }
-counter() {
-    local v
-    v=$(grep -ao 'vmha-counter [0-9]*' "$WORK/vm.serial" 2>/dev/null | tail -n 1 | cut -d' ' -f2)
-    echo "${v:--1}"
-}
-wait_counter() {
-    for _ in $(seq 300); do [ "$(counter)" -ge "$1" ] && return 0; sleep 0.2; done
-    diag "counter stuck at $(counter)"
-    return 1
-}
+counter() { counter_in "$WORK/vm.serial"; }
+wait_counter() { wait_counter_in "$WORK/vm.serial" "$1"; }
 defined_on() { virsh -c "$1" list --all --name 2>/dev/null | grep -qx vm; }
 persistent_on() { virsh -c "$1" dominfo vm 2>/dev/null | grep -q '^Persistent: *yes'; }
 
