@@ -45,7 +45,8 @@ tcp_counter() {
 # Hosts whose libvirtd runs the guest, by asking each host's hypervisor directly.
 running_on() {
     local name=$1 h
-    for h in $(lab hosts); do
+    shift
+    for h in ${*:-$(lab hosts)}; do
         lab is-up "$h" 2>/dev/null || continue
         lab on "$h" virsh -q -c qemu:///system domstate "$name" 2>/dev/null | grep -q running &&
             echo "$h"
@@ -95,12 +96,20 @@ analyse_samples() {
 
 # Counts, every ~0.3 s until FILE.stop appears, on how many hosts the guest is running
 # ("ms count" lines), by asking every host's hypervisor: a cluster must never show 2.
+# Hosts are asked one after the other, so a clean hand-over (a live migration) that
+# happens between two questions would look like two copies. Each round therefore asks
+# the hosts forwards and then backwards, and counts a host only if it ran at both of
+# its questions: two hosts counted ran over a common stretch of time, which is a real
+# second copy, while a hand-over inside the round is counted once.
 copies_watch() {
-    local out=$1 name=$2
+    local out=$1 name=$2 hosts fwd rev
     : >"$out"
+    hosts=$(lab hosts)
     while [ ! -e "$out.stop" ]; do
-        echo "$(now_ms) $(running_on "$name" | grep -c .)" >>"$out"
-        sleep 0.2
+        fwd=$(running_on "$name" $hosts)
+        rev=$(running_on "$name" $(echo $hosts | tr ' ' '\n' | tac))
+        echo "$(now_ms) $(comm -12 <(sort <<<"$fwd") <(sort <<<"$rev") | grep -c .)" >>"$out"
+        sleep 0.1
     done
 }
 max_copies() { awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }' "$1"; }

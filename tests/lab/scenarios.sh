@@ -35,6 +35,10 @@ watch_stop() {
     wait
     read -r GAP RESTARTED < <(analyse_samples "$WORK/$1.samples")
     COPIES=$(max_copies "$WORK/$1.copies")
+    if [ "$COPIES" -gt 1 ]; then
+        diag "$1: samples with more than one copy (ms count):"
+        awk '$2 > 1' "$WORK/$1.copies" | head -n 5 | while read -r l; do diag "  $l"; done
+    fi
 }
 
 guest_answers() { [ -n "$(tcp_counter)" ]; }
