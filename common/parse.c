@@ -79,11 +79,6 @@ int vmha_parse_bool(const char *s, bool *ret)
     return -EINVAL;
 }
 
-static void closep(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-}
 
 int vmha_read_file(const char *path, size_t max_bytes, char **ret, struct vmha_err *err)
 {

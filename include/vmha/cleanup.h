@@ -1,7 +1,9 @@
 /* Scope-bound cleanup helpers (systemd style): free on scope exit, hand over with TAKE_PTR. */
 #pragma once
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 
@@ -26,3 +28,23 @@ static inline void vmha_freep(void *p)
         if (*p)                                                                                    \
             func(*p);                                                                              \
     }
+
+static inline void closep(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+}
+
+static inline void fclosep(FILE **f)
+{
+    if (*f)
+        fclose(*f);
+}
+
+/* Like TAKE_PTR for file descriptors: -1 is "nothing to close". */
+#define TAKE_FD(fd)                                                                                \
+    ({                                                                                             \
+        int _took = (fd);                                                                          \
+        (fd) = -1;                                                                                 \
+        _took;                                                                                     \
+    })

@@ -1,0 +1,42 @@
+/* The guest's boot state and the per-guest state store on shared storage.
+ *
+ * The store is a directory every node sees: state_dir/<guest>/ holds what must follow a
+ * guest from host to host (its migration floor now; NVRAM generations and install state as
+ * those land), state_dir/nodes/<node> what each node advertises. Files are small
+ * "key=value" lines, readable by root only, and replaced atomically (temp file, fsync,
+ * rename, fsync of the directory): a reader sees the old file or the new one, never half. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vmha/common.h"
+
+/* A parsed key=value file. */
+struct store_kv {
+    size_t n;
+    char **keys, **values;
+};
+
+void store_kv_clear(struct store_kv *kv);
+/* The value of key, or NULL. */
+const char *store_kv_get(const struct store_kv *kv, const char *key);
+/* Sets (replaces) key; values must not contain a newline (-EINVAL). */
+int store_kv_set(struct store_kv *kv, const char *key, const char *value);
+/* Parses text; rejects lines without '=' and keys that are not [a-z0-9_]+. */
+int store_kv_parse(const char *text, struct store_kv *ret, struct vmha_err *err);
+
+/* A guest name or node name usable as a file name: [A-Za-z0-9_.:-]+, not "." or "..". */
+bool store_name_ok(const char *name);
+
+/* Reads dir/file; -ENOENT when it does not exist. */
+int store_read(const char *dir, const char *file, struct store_kv *ret, struct vmha_err *err);
+/* Replaces dir/file atomically (mode 0600), creating dir (0700) if needed. With
+ * exclusive, fails with -EEXIST instead of replacing an existing file. */
+int store_write(const char *dir, const char *file, const struct store_kv *kv, bool exclusive,
+                struct vmha_err *err);
+
+/* An exclusive lock on dir (fcntl, so it holds across hosts on NFS), waited for until dl. */
+int store_lock(const char *dir, const struct vmha_deadline *dl, int *fd_ret,
+               struct vmha_err *err);
+void store_unlock(int fd);
