@@ -48,11 +48,14 @@ struct ocf_params {
     uint64_t shutdown_timeout_ms; /* 0 = as long as the stop timeout allows */
     char *shutdown_mode;
     bool force_stop;
+    char *state_dir; /* "" = no state store, no migration policy */
+    unsigned migration_window;
     /* From Pacemaker's meta attributes. */
     uint64_t timeout_ms; /* 0 when Pacemaker did not say */
     uint64_t interval_ms;
     char *migrate_target_node;
     char *migrate_source_node;
+    char *on_node; /* the node Pacemaker runs us on, NULL by hand */
     bool run_by_cluster;
 };
 
@@ -86,6 +89,17 @@ struct ocf_action {
 };
 
 const struct ocf_action *ocf_action_find(const char *name);
+
+/* The migration policy (ocf_paths.c); all no-ops without state_dir. check: 0 when the guest
+ * may run on node, -EPERM with the policy's reason, another error when it cannot tell. */
+int ocf_paths_check(const struct ocf_params *p, const struct hv_guest_config *cfg,
+                    const char *node, const struct vmha_deadline *dl, struct vmha_err *why);
+/* A probe: registers the guest in the store and publishes this node's verdict. */
+void ocf_paths_probe(const struct ocf_params *p, const struct hv_guest_config *cfg,
+                     const struct vmha_deadline *dl);
+/* The guest runs here now: raise its floor, publish its verdicts on every node. */
+void ocf_paths_landed(const struct ocf_params *p, const struct hv_ops *ops, struct hv_conn *conn,
+                      const struct hv_guest_config *cfg, const struct vmha_deadline *dl);
 
 /* Runs the agent server on rundir/agent.sock until idle or replaced (see ocf_server.c). */
 int ocf_serve(const char *rundir, struct vmha_err *err);

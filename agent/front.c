@@ -127,9 +127,12 @@ static int ask_server(const char *sock, const struct vmha_deadline *dl, int *rc,
     return 0;
 }
 
+/* Recurring monitors only: a probe (interval 0) is rare and may write the state store and
+ * node attributes, which the full agent does in a process of its own. */
 static bool use_server(int argc, char **argv)
 {
-    return argc == 2 && strcmp(argv[1], "monitor") == 0 &&
+    const char *interval = getenv("OCF_RESKEY_CRM_meta_interval");
+    return argc == 2 && strcmp(argv[1], "monitor") == 0 && interval && atoi(interval) > 0 &&
            getenv("OCF_RESKEY_crm_feature_set") && !getenv("VMHA_NO_SERVER");
 }
 

@@ -180,6 +180,8 @@ static int act_monitor(const struct ocf_params *p, const struct vmha_deadline *d
     rc = ocf_rc_for_state(s);
     if (rc == OCF_ERR_GENERIC)
         vmha_err_set(why, -EIO, "guest %s is %s", g.name, hv_state_to_string(s));
+    if (p->interval_ms == 0 && g.cfg.name)
+        ocf_paths_probe(p, &g.cfg, dl);
     return rc;
 }
 
@@ -240,10 +242,16 @@ static int act_start(const struct ocf_params *p, const struct vmha_deadline *dl,
         cluster_log(LOG_INFO, "guest %s already runs here", g.name);
         return OCF_SUCCESS;
     }
+    const char *me = cluster_local_node(p->on_node);
+    int r = ocf_paths_check(p, &g.cfg, me, dl, why);
+    if (r < 0) /* not here: Pacemaker then keeps the guest off this node */
+        return r == -EPERM ? OCF_ERR_INSTALLED : OCF_ERR_GENERIC;
     cluster_log(LOG_INFO, "starting guest %s (%s)", g.name, hv_state_to_string(s));
     rc = start_from(&g, s, dl, why);
-    if (rc == OCF_SUCCESS)
+    if (rc == OCF_SUCCESS) {
         cluster_log(LOG_NOTICE, "guest %s runs", g.name);
+        ocf_paths_landed(p, g.ops, g.conn, &g.cfg, dl);
+    }
     return rc;
 }
 
@@ -358,6 +366,13 @@ static int act_migrate_to(const struct ocf_params *p, const struct vmha_deadline
                      hv_state_to_string(s));
         return OCF_ERR_GENERIC;
     }
+    if (p->state_dir[0]) {
+        if (!g.cfg.name)
+            return fail(why, OCF_ERR_GENERIC, "the migration policy cannot be checked without "
+                                              "the guest's config: not migrating");
+        if (ocf_paths_check(p, &g.cfg, p->migrate_target_node, dl, why) < 0)
+            return OCF_ERR_GENERIC; /* the guest keeps running here */
+    }
     _cleanup_free_ char *dest = NULL, *data = NULL;
     if (ocf_migration_dest_uri(p, p->migrate_target_node, &dest, why) < 0)
         return OCF_ERR_CONFIGURED;
@@ -400,8 +415,14 @@ static int act_migrate_from(const struct ocf_params *p, const struct vmha_deadli
      * it is not coming, so do not spend the whole timeout waiting for it. */
     struct vmha_deadline arrival = vmha_deadline_min(*dl, vmha_deadline_in(10000));
     rc = guest_wait(&g, is_running, &arrival, &s, why);
-    if (rc == OCF_SUCCESS && is_running(s))
+    if (rc == OCF_SUCCESS && is_running(s)) {
+        if (g.cfg.name)
+            ocf_paths_landed(p, g.ops, g.conn, &g.cfg, dl);
+        else if (p->state_dir[0])
+            cluster_log(LOG_ERR, "guest %s arrived, but its config is unreadable: its "
+                        "migration floor is not recorded", g.name);
         return OCF_SUCCESS;
+    }
     vmha_err_set(why, -ENOENT, "guest %s did not arrive: it is %s here", g.name,
                  hv_state_to_string(s));
     return OCF_ERR_GENERIC;

@@ -63,6 +63,19 @@ const struct ocf_param_desc ocf_param_table[] = {
      .shortdesc = "Destroy on stop",
      .longdesc = "Destroy the guest immediately on stop instead of asking it to shut down. "
                  "Only for guests that may lose their in-memory state at any time."},
+    {.name = "state_dir", .type = OCF_PT_STRING, .def = "", .shortdesc = "State store",
+     .longdesc = "A directory on storage every node sees (e.g. /srv/cluster/vmha) where the "
+                 "guest's state lives in state_dir/<guest>/: the highest hypervisor level it "
+                 "has run on and its machine type (its migration floor). Setting it turns on "
+                 "the migration policy: the guest then only starts or lands on hosts whose "
+                 "level (published by the ocf:vmha:node clone) is within migration_window of "
+                 "its floor and that have its machine type. Empty: no policy."},
+    {.name = "migration_window", .type = OCF_PT_INTEGER, .def = "1", .reloadable = true,
+     .shortdesc = "Releases a guest may move up",
+     .longdesc = "How many releases above its floor a guest may move: QEMU major releases "
+                 "(1: from 7.x up to 8.x) or Xen minor releases (1: from 4.17 to 4.18). "
+                 "Within one stable branch (same major.minor) a guest moves both ways; it never "
+                 "moves below its floor. Needs state_dir."},
 };
 const size_t ocf_param_count = sizeof(ocf_param_table) / sizeof(ocf_param_table[0]);
 
@@ -143,6 +156,9 @@ static int parse_meta(char *const *env, struct ocf_params *p, struct vmha_err *e
     v = env_get(env, "OCF_RESKEY_CRM_meta_migrate_source");
     if (v && *v && !(p->migrate_source_node = strdup(v)))
         return -ENOMEM;
+    v = env_get(env, "OCF_RESKEY_CRM_meta_on_node");
+    if (v && *v && !(p->on_node = strdup(v)))
+        return -ENOMEM;
     p->run_by_cluster = env_get(env, "OCF_RESKEY_crm_feature_set") != NULL;
     return 0;
 }
@@ -164,7 +180,8 @@ static int parse_all(char *const *env, struct ocf_params *p, struct vmha_err *er
         take_string(env, "migration_transport", &p->migration_transport) < 0 ||
         take_string(env, "migrate_target", &p->migrate_target) < 0 ||
         take_string(env, "migrateuri", &p->migrateuri) < 0 ||
-        take_string(env, "shutdown_mode", &p->shutdown_mode) < 0)
+        take_string(env, "shutdown_mode", &p->shutdown_mode) < 0 ||
+        take_string(env, "state_dir", &p->state_dir) < 0)
         return vmha_err_set(err, -ENOMEM, "out of memory");
     /* Values were checked above: these parses cannot fail. */
     vmha_parse_uint(value_of(env, "migration_speed"), UINT32_MAX, &p->migration_speed);
@@ -173,6 +190,10 @@ static int parse_all(char *const *env, struct ocf_params *p, struct vmha_err *er
     p->shutdown_timeout_ms = n;
     vmha_parse_bool(value_of(env, "force_stop"), &b);
     p->force_stop = b;
+    vmha_parse_uint(value_of(env, "migration_window"), UINT32_MAX, &n);
+    p->migration_window = (unsigned)n;
+    if (p->state_dir[0] && p->state_dir[0] != '/')
+        return vmha_err_set(err, -EINVAL, "state_dir=%s is not an absolute path", p->state_dir);
     if (p->config[0] != '/')
         return vmha_err_set(err, -EINVAL, "config=%s is not an absolute path", p->config);
     if (strcmp(p->shutdown_mode, "default") == 0)
@@ -203,6 +224,8 @@ void ocf_params_clear(struct ocf_params *p)
     free(p->shutdown_mode);
     free(p->migrate_target_node);
     free(p->migrate_source_node);
+    free(p->state_dir);
+    free(p->on_node);
     *p = (struct ocf_params){0};
 }
 

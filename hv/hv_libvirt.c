@@ -450,6 +450,19 @@ static int lv_migrate(struct hv_conn *c, const char *name, const struct hv_migra
     return 0;
 }
 
+static int lv_current_config(struct hv_conn *c, const char *name, struct hv_guest_config *ret,
+                             struct vmha_err *err)
+{
+    _cleanup_(virDomainFreep) virDomainPtr d = NULL;
+    int r = get_domain(c, name, &d, err);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *xml = virDomainGetXMLDesc(d, 0);
+    if (!xml)
+        return lv_err(err, -EIO, "cannot read the guest's definition");
+    return hv_libvirt_config_parse(xml, ret, err);
+}
+
 static int lv_nvram_path(struct hv_conn *c, const char *name, char **ret, struct vmha_err *err)
 {
     _cleanup_(virDomainFreep) virDomainPtr d = NULL;
@@ -502,6 +515,7 @@ const struct hv_ops hv_libvirt_ops = {
     .close = lv_close,
     .capabilities = lv_capabilities,
     .lookup = lv_lookup,
+    .current_config = lv_current_config,
     .define = lv_define,
     .undefine = lv_undefine,
     .start = lv_start,

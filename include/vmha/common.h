@@ -46,3 +46,8 @@ int vmha_parse_bool(const char *s, bool *ret);
 
 /* Reads a whole file into a NUL-terminated buffer; refuses files over max_bytes. */
 int vmha_read_file(const char *path, size_t max_bytes, char **ret, struct vmha_err *err);
+
+/* Runs argv[0] (searched in PATH) with argv, waits for it until dl and kills it then.
+ * Returns 0 when it exited 0; otherwise an error naming the command and the first line it
+ * printed on stderr (or how it ended). */
+int vmha_run(char *const argv[], const struct vmha_deadline *dl, struct vmha_err *err);

@@ -93,6 +93,10 @@ struct hv_ops {
     /* Guest lookup by name or UUID: -ENOENT when this host does not know it. */
     int (*lookup)(struct hv_conn *c, const char *name_or_uuid, struct hv_guest_info *ret,
                   struct vmha_err *err);
+    /* The configuration the guest runs with here (machine type expanded), or its
+     * definition when it does not run. */
+    int (*current_config)(struct hv_conn *c, const char *name, struct hv_guest_config *ret,
+                          struct vmha_err *err);
     int (*define)(struct hv_conn *c, const char *config_text, struct vmha_err *err);
     /* Removes the persistent definition, keeping the NVRAM file (boot/ owns it). */
     int (*undefine)(struct hv_conn *c, const char *name, struct vmha_err *err);

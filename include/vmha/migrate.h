@@ -60,3 +60,55 @@ bool mig_allowed(const struct mig_need *need, const struct mig_host *host, char 
 
 /* Whether a space-separated list holds a word. */
 bool mig_list_has(const char *list, const char *word);
+
+/* --- The glue (migrate/paths.c): node levels come from the cluster's node attributes, a
+ * guest's floor from the state store; verdicts go back as node attributes that location
+ * rules read. */
+
+/* What each node advertises (transient attributes, written by ocf:vmha:node). */
+#define MIG_ATTR_LEVEL "vmha-level"
+#define MIG_ATTR_MACHINES "vmha-machines"
+/* What an operator pins (permanent attributes: crm node attribute NODE set ...). */
+#define MIG_ATTR_PIN_LEVEL "vmha-pin-level"
+#define MIG_ATTR_PIN_MACHINES "vmha-pin-machines"
+/* Per guest and node: "ok", or "no: <reason>". Location rules read this. */
+#define MIG_ATTR_PATH_PREFIX "vmha-path-"
+#define MIG_VERDICT_OK "ok"
+
+struct cluster_node;
+struct cluster_view;
+
+/* A guest's record in the store (state_dir/<guest>/floor). */
+struct mig_record {
+    struct mig_level floor; /* family "" when it has never run */
+    char family[16];        /* its hypervisor family */
+    char machine[64];       /* machine type it ran with last */
+    char config_machine[64];
+    unsigned window;
+    char host[64]; /* where it last raised its floor */
+};
+
+int mig_record_read(const char *state_dir, const char *guest, struct mig_record *ret,
+                    struct vmha_err *err);
+/* Creates the record if absent, or updates what the guest needs (family, configured machine
+ * type, window); the floor stays as it is. */
+int mig_record_register(const char *state_dir, const char *guest, const struct mig_record *needs,
+                        const struct vmha_deadline *dl, struct vmha_err *err);
+/* Raises the floor to level (never lowers it) and records the machine type and host. */
+int mig_record_raise(const char *state_dir, const char *guest, const struct mig_level *level,
+                     const char *machine, const char *host, const struct vmha_deadline *dl,
+                     struct mig_record *ret, struct vmha_err *err);
+void mig_record_need(const struct mig_record *r, struct mig_need *ret);
+
+/* The level and machine types a node advertises; level.family "" when it says nothing. */
+void mig_host_of(const struct cluster_node *n, struct mig_host *ret);
+/* "vmha-path-<guest>" */
+void mig_path_attr(const char *guest, char *buf, size_t size);
+/* "ok" or "no: <reason>" for the guest on host. */
+void mig_verdict(const struct mig_need *need, const struct mig_host *host, char *buf,
+                 size_t size);
+/* Writes the guest's verdict on every node of the view where it changed (or only on node,
+ * when node is not NULL). Returns how many changed, or an error. */
+int mig_publish(const struct cluster_view *v, const char *node, const char *guest,
+                const struct mig_need *need, const struct vmha_deadline *dl,
+                struct vmha_err *err);

@@ -26,7 +26,7 @@ run() {
     shift
     local t0=$(date +%s%N) cluster=()
     [ -n "${CLUSTER:-}" ] && cluster=(OCF_RESKEY_crm_feature_set=3.16.2 VMHA_DEBUG=1
-        PCMK_logfile="$WORK/pacemaker.log")
+        PCMK_logfile="$WORK/pacemaker.log" OCF_RESKEY_CRM_meta_interval=10000)
     env -i PATH="$PATH" OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=test \
         VMHA_RUNDIR="$WORK/run" "${cluster[@]}" \
         ASAN_OPTIONS="${ASAN_OPTIONS:-}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}" \
@@ -141,8 +141,11 @@ ok "  and starts the node's agent server" server_up
 CLUSTER=1 run monitor
 ok "monitor through the agent server -> 0" eq 0 $RC
 ok "  (it was the server that answered)" contains "$WORK/err" "answered by the agent server"
+CLUSTER=1 run monitor OCF_RESKEY_config=$WORK/unreadable.xml
+ok "through the server, config unreadable, name set -> 0" eq 0 $RC
 CLUSTER=1 run monitor OCF_RESKEY_CRM_meta_interval=0 OCF_RESKEY_config=$WORK/unreadable.xml
-ok "probe through the server, config unreadable, name set -> 0" eq 0 $RC
+ok "a probe (interval 0), config unreadable, name set -> 0" eq 0 $RC
+ok "  answered by the full agent, not the server" not_contains "$WORK/err" "answered by the agent server"
 CLUSTER=1 run monitor OCF_RESKEY_config=$WORK/unreadable.xml OCF_RESKEY_name=
 ok "probe through the server, no config, no name -> 1" eq 1 $RC
 ok "  with one exit reason" one_reason "no name parameter"

@@ -14,7 +14,8 @@ export GUEST_DIR=${VMHA_GUEST_CACHE:-$VMHA_LAB_DIR/guest}
 . "$SRC/lab/lib.sh"
 WORK=$(mktemp -d /tmp/vmha-scenarios.XXXXXX)
 cleanup() {
-    touch "$WORK"/*.samples.stop "$WORK"/*.copies.stop 2>/dev/null
+    local f
+    for f in "$WORK"/*.samples "$WORK"/*.copies; do [ -e "$f" ] && touch "$f.stop"; done
     wait
     lab down >/dev/null 2>&1
     rm -rf "$WORK"

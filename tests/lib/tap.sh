@@ -45,3 +45,11 @@ contains() {
     sed 's/^/#   /' "$1" | head -20
     return 1
 }
+
+# not_contains FILE TEXT: the file does not hold the text.
+not_contains() {
+    grep -qF -- "$2" "$1" || return 0
+    diag "'$2' unexpectedly in $1:"
+    grep -F -- "$2" "$1" | sed 's/^/#   /' | head -5
+    return 1
+}

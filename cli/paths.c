@@ -1,0 +1,270 @@
+/* vmha paths: the hosts × guests matrix of the migration policy, with the reason for every
+ * refusal. It computes each verdict itself (the policy is pure) from what the nodes publish
+ * and the floors in the state store, and flags where a node still publishes another. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_private.h"
+#include "vmha/cleanup.h"
+#include "vmha/cluster.h"
+#include "vmha/hv.h"
+#include "vmha/migrate.h"
+
+VMHA_DEFINE_CLEANUP(struct cluster_view *, cluster_view_clear)
+
+#define GUEST_AGENT "ocf:vmha:guest"
+
+struct row {
+    const struct cluster_rsc *rsc;
+    char name[256];
+    const char *state_dir;
+    char config_machine[64], family[16];
+    bool have_record;
+    struct mig_record rec;
+    char problem[600]; /* why the guest has no verdicts at all */
+};
+
+/* The guest's name and what its config asks for. */
+static void read_config(struct row *r)
+{
+    const char *config = cluster_rsc_param(r->rsc, "config");
+    const char *name = cluster_rsc_param(r->rsc, "name");
+    const char *uri = cluster_rsc_param(r->rsc, "hypervisor");
+    snprintf(r->name, sizeof(r->name), "%s", name && name[0] ? name : r->rsc->id);
+    const struct hv_ops *ops;
+    _cleanup_free_ char *text = NULL;
+    struct vmha_err e = {0};
+    if (!config || hv_backend_for_uri(uri ? uri : "qemu:///system", &ops, &e) < 0 ||
+        vmha_read_file(config, 4u << 20, &text, &e) < 0) {
+        snprintf(r->problem, sizeof(r->problem), "config unreadable here: %s",
+                 config ? e.msg : "no config parameter");
+        return;
+    }
+    struct hv_guest_config cfg = {0};
+    if (ops->config_parse(text, &cfg, &e) < 0) {
+        snprintf(r->problem, sizeof(r->problem), "config: %s", e.msg);
+        return;
+    }
+    if (!(name && name[0]))
+        snprintf(r->name, sizeof(r->name), "%s", cfg.name);
+    snprintf(r->config_machine, sizeof(r->config_machine), "%s", cfg.machine ? cfg.machine : "");
+    const char *t = cfg.virt_type ? cfg.virt_type : "";
+    snprintf(r->family, sizeof(r->family), "%s",
+             strcmp(t, "kvm") == 0 || strcmp(t, "qemu") == 0 ? "qemu" : t);
+    hv_guest_config_clear(&cfg);
+}
+
+static void load_row(struct row *r)
+{
+    r->state_dir = cluster_rsc_param(r->rsc, "state_dir");
+    read_config(r);
+    if (r->problem[0])
+        return;
+    if (!r->state_dir || !r->state_dir[0]) {
+        snprintf(r->problem, sizeof(r->problem), "no policy: state_dir is not set");
+        return;
+    }
+    struct vmha_err e = {0};
+    int rc = mig_record_read(r->state_dir, r->name, &r->rec, &e);
+    if (rc < 0 && rc != -ENOENT) {
+        snprintf(r->problem, sizeof(r->problem), "state store: %s", e.msg);
+        return;
+    }
+    r->have_record = rc == 0;
+    /* Today's parameters and config count, the floor comes from the store. */
+    const char *w = cluster_rsc_param(r->rsc, "migration_window");
+    uint64_t window = 1;
+    if (w && vmha_parse_uint(w, 1000, &window) < 0) {
+        snprintf(r->problem, sizeof(r->problem), "migration_window=%s is not a number", w);
+        return;
+    }
+    r->rec.window = (unsigned)window;
+    memcpy(r->rec.family, r->family, sizeof(r->rec.family));
+    memcpy(r->rec.config_machine, r->config_machine, sizeof(r->rec.config_machine));
+}
+
+static bool wanted(const struct row *r, int argc, char **argv)
+{
+    if (argc <= 1)
+        return true;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], r->name) == 0 || strcmp(argv[i], r->rsc->id) == 0)
+            return true;
+    return false;
+}
+
+static void verdict(const struct row *r, const struct cluster_node *n, bool *ok, char *why,
+                    size_t size)
+{
+    struct mig_need need;
+    struct mig_host h;
+    mig_record_need(&r->rec, &need);
+    mig_host_of(n, &h);
+    *ok = mig_allowed(&need, &h, why, size);
+}
+
+static const char *published(const struct row *r, const struct cluster_node *n)
+{
+    char attr[300];
+    mig_path_attr(r->name, attr, sizeof(attr));
+    return cluster_node_attr(n, attr, true);
+}
+
+static void print_json(const struct cluster_view *v, struct row *rows, size_t n)
+{
+    printf("{\"nodes\":[");
+    for (size_t i = 0; i < v->n; i++) {
+        const struct cluster_node *nd = &v->nodes[i];
+        const char *lv = cluster_node_attr(nd, MIG_ATTR_LEVEL, true);
+        const char *pin = cluster_node_attr(nd, MIG_ATTR_PIN_LEVEL, false);
+        printf("%s{\"name\":", i ? "," : "");
+        json_str(stdout, nd->name);
+        printf(",\"online\":%s,\"level\":", nd->online ? "true" : "false");
+        lv ? json_str(stdout, lv) : (void)printf("null");
+        printf(",\"pinned\":%s}", pin ? "true" : "false");
+    }
+    printf("],\"guests\":[");
+    for (size_t g = 0; g < n; g++) {
+        struct row *r = &rows[g];
+        char fl[48];
+        mig_level_format(&r->rec.floor, fl, sizeof(fl));
+        printf("%s{\"guest\":", g ? "," : "");
+        json_str(stdout, r->name);
+        printf(",\"resource\":");
+        json_str(stdout, r->rsc->id);
+        if (r->problem[0]) {
+            printf(",\"problem\":");
+            json_str(stdout, r->problem);
+            printf("}");
+            continue;
+        }
+        printf(",\"floor\":");
+        fl[0] ? json_str(stdout, fl) : (void)printf("null");
+        printf(",\"machine\":");
+        json_str(stdout, r->rec.machine);
+        printf(",\"window\":%u,\"paths\":[", r->rec.window);
+        for (size_t i = 0; i < v->n; i++) {
+            bool ok;
+            char why[400];
+            verdict(r, &v->nodes[i], &ok, why, sizeof(why));
+            const char *pub = published(r, &v->nodes[i]);
+            printf("%s{\"node\":", i ? "," : "");
+            json_str(stdout, v->nodes[i].name);
+            printf(",\"allowed\":%s,\"reason\":", ok ? "true" : "false");
+            json_str(stdout, why);
+            printf(",\"published\":");
+            pub ? json_str(stdout, pub) : (void)printf("null");
+            printf("}");
+        }
+        printf("]}");
+    }
+    printf("]}\n");
+}
+
+static void print_table(const struct cluster_view *v, struct row *rows, size_t n)
+{
+    printf("%-12s %-22s %s\n", "HOST", "LEVEL", "STATE");
+    for (size_t i = 0; i < v->n; i++) {
+        const struct cluster_node *nd = &v->nodes[i];
+        const char *lv = cluster_node_attr(nd, MIG_ATTR_LEVEL, true);
+        const char *pin = cluster_node_attr(nd, MIG_ATTR_PIN_LEVEL, false);
+        char level[64];
+        snprintf(level, sizeof(level), "%s%s", lv ? lv : "(not published)",
+                 pin && lv ? " pinned" : "");
+        printf("%-12.12s %-22.22s %s\n", nd->name, level, nd->online ? "online" : "offline");
+    }
+    if (n == 0) {
+        printf("\nno %s resources\n", GUEST_AGENT);
+        return;
+    }
+    printf("\n%-12s %-12s %-15s", "GUEST", "FLOOR", "MACHINE");
+    for (size_t i = 0; i < v->n; i++)
+        printf(" %-7.7s", v->nodes[i].name);
+    printf("\n");
+    for (size_t g = 0; g < n; g++) {
+        struct row *r = &rows[g];
+        char fl[48];
+        mig_level_format(&r->rec.floor, fl, sizeof(fl));
+        printf("%-12.12s %-12.12s %-15.15s", r->name,
+               r->problem[0] ? "-" : fl[0] ? fl + strcspn(fl, " ") + 1 : "(never ran)",
+               r->problem[0] ? "-" : r->rec.machine[0] ? r->rec.machine : "-");
+        for (size_t i = 0; i < v->n; i++) {
+            bool ok = false;
+            char why[400];
+            if (!r->problem[0])
+                verdict(r, &v->nodes[i], &ok, why, sizeof(why));
+            printf(" %-7s", r->problem[0] ? "?" : ok ? "ok" : "no");
+        }
+        printf("\n");
+    }
+    for (size_t g = 0; g < n; g++) {
+        struct row *r = &rows[g];
+        if (r->problem[0]) {
+            printf("\n%s: %s\n", r->name, r->problem);
+            continue;
+        }
+        bool header = false;
+        for (size_t i = 0; i < v->n; i++) {
+            bool ok;
+            char why[400];
+            verdict(r, &v->nodes[i], &ok, why, sizeof(why));
+            const char *pub = published(r, &v->nodes[i]);
+            bool stale = !pub || (ok != (strcmp(pub, MIG_VERDICT_OK) == 0));
+            if (ok && !stale)
+                continue;
+            if (!header)
+                printf("\n%s:\n", r->name);
+            header = true;
+            if (!ok)
+                printf("  not on %s: %s\n", v->nodes[i].name, why);
+            if (stale)
+                printf("  %s publishes %s%s%s (its ocf:vmha:node clone updates it at its next "
+                       "monitor)\n", v->nodes[i].name, pub ? "\"" : "no verdict",
+                       pub ? pub : "", pub ? "\"" : "");
+        }
+    }
+}
+
+int cmd_paths(int argc, char **argv, const struct cli_opts *o)
+{
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: vmha [--json] paths [GUEST...]\n\n"
+               "For every ocf:vmha:guest resource (or the GUESTs named, by guest or resource\n"
+               "name): its migration floor, and on which hosts the policy lets it run, with\n"
+               "the reason for every refusal. Hosts are listed with the level they publish.\n");
+        return VMHA_EXIT_OK;
+    }
+    struct vmha_deadline dl = vmha_deadline_in(o->timeout_ms);
+    _cleanup_(cluster_view_clear) struct cluster_view v = {0};
+    struct vmha_err e = {0};
+    if (cluster_read(&dl, &v, &e) < 0) {
+        fprintf(stderr, "vmha paths: %s (is the cluster running on this host?)\n", e.msg);
+        return VMHA_EXIT_FAILED;
+    }
+    _cleanup_free_ struct row *rows = calloc(v.n_rsc ? v.n_rsc : 1, sizeof(*rows));
+    if (!rows) {
+        fprintf(stderr, "vmha paths: out of memory\n");
+        return VMHA_EXIT_FAILED;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < v.n_rsc; i++) {
+        if (strcmp(v.rsc[i].agent, GUEST_AGENT) != 0)
+            continue;
+        rows[n].rsc = &v.rsc[i];
+        load_row(&rows[n]);
+        if (wanted(&rows[n], argc, argv))
+            n++;
+        else
+            memset(&rows[n], 0, sizeof(rows[n]));
+    }
+    if (argc > 1 && n == 0) {
+        fprintf(stderr, "vmha paths: no %s resource named %s\n", GUEST_AGENT, argv[1]);
+        return VMHA_EXIT_FAILED;
+    }
+    if (o->json)
+        print_json(&v, rows, n);
+    else
+        print_table(&v, rows, n);
+    return VMHA_EXIT_OK;
+}

@@ -1,0 +1,76 @@
+/* Running a helper program with a deadline (see vmha_run in include/vmha/common.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "vmha/cleanup.h"
+#include "vmha/common.h"
+
+extern char **environ;
+
+int vmha_run(char *const argv[], const struct vmha_deadline *dl, struct vmha_err *err)
+{
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return vmha_err_set(err, -errno, "cannot run %s: %s", argv[0], strerror(errno));
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
+    pid_t pid;
+    int r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(pipefd[1]);
+    _cleanup_(closep) int rd = pipefd[0];
+    if (r != 0)
+        return vmha_err_set(err, -r, "cannot run %s: %s", argv[0], strerror(r));
+    char out[512] = "";
+    size_t len = 0;
+    bool eof = false, exited = false;
+    int status = 0;
+    while (!(exited && eof)) {
+        if (!exited && waitpid(pid, &status, WNOHANG) == pid)
+            exited = true;
+        uint64_t left = vmha_deadline_left_ms(dl);
+        if (left == 0) {
+            if (!exited) {
+                kill(pid, SIGKILL);
+                waitpid(pid, &status, 0);
+            }
+            return vmha_err_set(err, -ETIMEDOUT, "%s did not finish in time", argv[0]);
+        }
+        if (eof) {
+            vmha_deadline_sleep(dl, 5);
+            continue;
+        }
+        struct pollfd p = {.fd = rd, .events = POLLIN};
+        if (poll(&p, 1, left > 50 ? 50 : (int)left) > 0) {
+            char buf[256];
+            ssize_t n = read(rd, buf, sizeof(buf));
+            if (n <= 0) {
+                eof = true;
+                continue;
+            }
+            size_t take = (size_t)n < sizeof(out) - 1 - len ? (size_t)n : sizeof(out) - 1 - len;
+            memcpy(out + len, buf, take);
+            len += take;
+            out[len] = '\0';
+        }
+    }
+    char *nl = strchr(out, '\n');
+    if (nl)
+        *nl = '\0';
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    if (WIFEXITED(status))
+        return vmha_err_set(err, -EIO, "%s exited with %d%s%s", argv[0], WEXITSTATUS(status),
+                            out[0] ? ": " : "", out);
+    return vmha_err_set(err, -EIO, "%s was killed by signal %d", argv[0], WTERMSIG(status));
+}
