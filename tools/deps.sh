@@ -11,7 +11,7 @@ packages=(
     pacemaker corosync crmsh pcs resource-agents fence-agents
     # test guests and the lab
     busybox-static cpio uuid-runtime iproute2 procps psmisc util-linux libxml2-utils
-    socat bc
+    socat bc python3
 )
 
 missing=()

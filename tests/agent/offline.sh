@@ -6,6 +6,8 @@
 set -u
 . "$(dirname "$0")/../lib/tap.sh"
 AGENT=$1
+NODE_AGENT=$2
+VMHA=$3
 md=$(mktemp)
 trap 'rm -f "$md" "$md".*' EXIT
 
@@ -39,5 +41,39 @@ ok "  with the reason" contains "$md.pcmk" "validate-all failed: config: cannot 
 ok "  and stderr has only the exit reason" eq "ocf-exit-reason:config: cannot open /nonexistent/vm.xml: No such file or directory" "$(cat "$md.err")"
 env -i PATH="$PATH" OCF_RESKEY_config=/nonexistent/vm.xml "$AGENT" validate-all 2>"$md.err"
 ok "by hand, the log line goes to stderr" contains "$md.err" "vmha-guest: error: validate-all failed"
+# --- ocf:vmha:node ---
+"$NODE_AGENT" meta-data >"$md.node"
+ok "node: meta-data validates against OCF 1.1" \
+    xmllint --noout --relaxng /usr/share/pcs/data/ocf-1.1.rng "$md.node"
+ok "node: meta-data validates against ra-api-1.dtd" \
+    sh -c "cd /usr/share/resource-agents && xmllint --noout --valid - <'$md.node'"
+node_run() { env -i PATH="$PATH" VMHA_RUNDIR="$md.run" OCF_RESOURCE_INSTANCE=vmha-node "$@" >"$md.out" 2>"$md.err"; }
+node_run "$NODE_AGENT" validate-all
+ok "node: validate-all without state_dir -> 6" eq 6 $?
+ok "node:   with one exit reason" eq "ocf-exit-reason:the required parameter state_dir is not set" "$(grep ocf-exit-reason "$md.err")"
+node_run OCF_RESKEY_state_dir=srv "$NODE_AGENT" validate-all
+ok "node: a relative state_dir -> 6" eq 6 $?
+node_run OCF_RESKEY_state_dir=/srv/vmha "$NODE_AGENT" monitor
+ok "node: monitor before start -> 7" eq 7 $?
+node_run OCF_RESKEY_state_dir=/srv/vmha OCF_RESKEY_CRM_meta_timeout=5000 "$NODE_AGENT" start
+ok "node: start without a cluster -> 1" eq 1 $?
+ok "node:   saying it cannot reach the CIB" contains "$md.err" "ocf-exit-reason:cannot connect to the CIB"
+
+# --- vmha, the tool ---
+"$VMHA" --help >"$md.help"
+ok "vmha --help -> 0" eq 0 $?
+ok "vmha --help fits 80 columns" sh -c "! awk 'length > 80' '$md.help' | grep -q ."
+"$VMHA" frobnicate >/dev/null 2>"$md.err"
+ok "vmha with an unknown command -> 2" eq 2 $?
+ok "  and says so" contains "$md.err" "unknown command 'frobnicate'"
+"$VMHA" paths --help >"$md.help"
+ok "vmha paths --help -> 0" eq 0 $?
+ok "  fits 80 columns" sh -c "! awk 'length > 80' '$md.help' | grep -q ."
+"$VMHA" --timeout 2 paths >/dev/null 2>"$md.err"
+ok "vmha paths without a cluster -> 1" eq 1 $?
+ok "  and says why" contains "$md.err" "cannot connect to the CIB"
+"$VMHA" --timeout nope paths >/dev/null 2>&1
+ok "vmha --timeout nope -> 2" eq 2 $?
+
 plan_done
 exit $((TAP_FAILED > 0))

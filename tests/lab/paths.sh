@@ -198,6 +198,22 @@ crm_mon_says_why() {
         grep -q "vmha-path-web1.*no: .*below the guest's floor qemu 8.0.0"
 }
 ok "6. crm_mon -A shows why on each node" crm_mon_says_why
+lab on "$(others "$HOST" | head -n 1)" vmha paths >"$WORK/paths.txt" 2>&1
+sed 's/^/# /' "$WORK/paths.txt"
+for h in $(others "$HOST"); do
+    ok "6. vmha paths explains why not $h" grep -q "not on $h: $h (qemu 7.2.0) is below the guest's floor qemu 8.0.0" "$WORK/paths.txt"
+done
+paths_json_ok() {
+    lab on "$(others "$HOST" | head -n 1)" vmha --json paths web1 | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+g = d["guests"][0]
+assert g["guest"] == "web1" and g["floor"] == "qemu 8.0.0", g
+allowed = {p["node"]: p["allowed"] for p in g["paths"]}
+assert allowed["'"$HOST"'"] and sum(allowed.values()) == 1, allowed
+'
+}
+ok "6. vmha --json paths agrees: only $HOST is allowed" paths_json_ok
 lab is-up "$HOST" || lab boot "$HOST"
 ok "6. when $HOST returns, the guest starts there" wait_for 120 runs_once_at "$HOST"
 watch_stop crash

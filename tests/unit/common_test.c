@@ -127,9 +127,30 @@ static void read_file_limits(void **state)
     free(text);
 }
 
+static void run_reports_and_kills(void **state)
+{
+    struct vmha_err e = {0};
+    struct vmha_deadline dl = vmha_deadline_in(5000);
+    char *const ok_argv[] = {"true", NULL};
+    assert_int_equal(vmha_run(ok_argv, &dl, &e), 0);
+    char *const fail_argv[] = {"sh", "-c", "echo 'first line' >&2; echo second >&2; exit 3", NULL};
+    assert_int_equal(vmha_run(fail_argv, &dl, &e), -EIO);
+    assert_string_equal(e.msg, "sh exited with 3: first line");
+    char *const missing[] = {"/nonexistent/vmha-helper", NULL};
+    assert_true(vmha_run(missing, &dl, &e) < 0);
+    assert_non_null(strstr(e.msg, "vmha-helper"));
+    uint64_t t0 = vmha_now_ms();
+    struct vmha_deadline soon = vmha_deadline_in(300);
+    char *const slow[] = {"sleep", "10", NULL};
+    assert_int_equal(vmha_run(slow, &soon, &e), -ETIMEDOUT);
+    assert_true(vmha_now_ms() - t0 < 2000);
+    assert_non_null(strstr(e.msg, "did not finish in time"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(run_reports_and_kills),
         cmocka_unit_test(duration_units),      cmocka_unit_test(duration_rejects),
         cmocka_unit_test(uint_bounds),         cmocka_unit_test(bool_spellings),
         cmocka_unit_test(deadline_arithmetic), cmocka_unit_test(deadline_sleep_is_bounded),

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -193,6 +194,80 @@ static void refusal_names_both_levels(void **state)
     assert_int_equal(strlen(tiny), 7);
 }
 
+static void record_floor_only_rises(void **state)
+{
+    char dir[] = "/tmp/vmha-migrate-test.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct vmha_err e = {0};
+    struct vmha_deadline dl = vmha_deadline_in(5000);
+    struct mig_record rec, needs = {.family = "qemu", .config_machine = "pc", .window = 2};
+    assert_int_equal(mig_record_read(dir, "web1", &rec, &e), -ENOENT);
+    assert_int_equal(mig_record_register(dir, "web1", &needs, &dl, &e), 0);
+    assert_int_equal(mig_record_read(dir, "web1", &rec, &e), 0);
+    assert_string_equal(rec.family, "qemu");
+    assert_string_equal(rec.config_machine, "pc");
+    assert_int_equal(rec.window, 2);
+    assert_string_equal(rec.floor.family, ""); /* never ran */
+
+    struct mig_level l72, l721, l80;
+    assert_int_equal(mig_level_parse("qemu 7.2.0", NULL, &l72, &e), 0);
+    assert_int_equal(mig_level_parse("qemu 7.2.1", NULL, &l721, &e), 0);
+    assert_int_equal(mig_level_parse("qemu 8.0.0", NULL, &l80, &e), 0);
+    assert_int_equal(mig_record_raise(dir, "web1", &l721, "pc-i440fx-7.2", "node1", &dl, &rec,
+                                      &e), 0);
+    assert_int_equal(mig_level_cmp(&rec.floor, &l721), 0);
+    /* Within the branch, down: the floor keeps the higher micro release. */
+    assert_int_equal(mig_record_raise(dir, "web1", &l72, "pc-i440fx-7.2", "node2", &dl, &rec,
+                                      &e), 0);
+    assert_int_equal(mig_level_cmp(&rec.floor, &l721), 0);
+    assert_string_equal(rec.host, "node2");
+    assert_int_equal(mig_record_raise(dir, "web1", &l80, "pc-i440fx-7.2", "node3", &dl, &rec,
+                                      &e), 0);
+    assert_int_equal(mig_level_cmp(&rec.floor, &l80), 0);
+    assert_int_equal(mig_record_raise(dir, "web1", &l72, NULL, "node1", &dl, &rec, &e), 0);
+    assert_int_equal(mig_level_cmp(&rec.floor, &l80), 0);
+    assert_string_equal(rec.machine, "pc-i440fx-7.2"); /* no machine: keep the last one */
+    /* Registering new needs leaves the floor alone. */
+    needs.window = 1;
+    assert_int_equal(mig_record_register(dir, "web1", &needs, &dl, &e), 0);
+    assert_int_equal(mig_record_read(dir, "web1", &rec, &e), 0);
+    assert_int_equal(mig_level_cmp(&rec.floor, &l80), 0);
+    assert_int_equal(rec.window, 1);
+    /* Bad names never reach the file system. */
+    assert_int_equal(mig_record_register(dir, "../etc", &needs, &dl, &e), -EINVAL);
+    char cmd[96];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void corrupt_record_is_refused(void **state)
+{
+    char dir[] = "/tmp/vmha-migrate-test.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/web1", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/web1/floor", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("level=qemu seven\nwindow=1\n", f);
+    fclose(f);
+    struct mig_record rec;
+    struct vmha_err e = {0};
+    assert_int_equal(mig_record_read(dir, "web1", &rec, &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "floor"));
+    /* A raise over a corrupt record fails rather than overwriting it. */
+    struct mig_level l;
+    struct vmha_deadline dl = vmha_deadline_in(5000);
+    assert_int_equal(mig_level_parse("qemu 8.0.0", NULL, &l, &e), 0);
+    assert_int_equal(mig_record_raise(dir, "web1", &l, NULL, "node1", &dl, &rec, &e), -EINVAL);
+    char cmd[192];
+    snprintf(cmd, sizeof(cmd), "grep -q seven '%s'", path);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -200,6 +275,7 @@ int main(void)
         cmocka_unit_test(from_caps),        cmocka_unit_test(list_has),
         cmocka_unit_test(policy_table),     cmocka_unit_test(family_of_a_fresh_guest),
         cmocka_unit_test(refusal_names_both_levels),
+        cmocka_unit_test(record_floor_only_rises),  cmocka_unit_test(corrupt_record_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
