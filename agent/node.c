@@ -180,7 +180,12 @@ static int refresh(const struct node_params *p, const struct vmha_deadline *dl,
         return vmha_err_set(why, r, "cannot reach the hypervisor at %s: %s", p->hypervisor,
                             e.msg);
     struct mig_level detected, level;
+    char runs[96];
     r = mig_level_from_caps(&caps, &detected, &e);
+    mig_level_format(&detected, runs, sizeof(runs));
+    snprintf(runs + strlen(runs), sizeof(runs) - strlen(runs), ", %s %u.%u.%u", ops->name,
+             (unsigned)(caps.mgmt_version / 1000000), (unsigned)(caps.mgmt_version / 1000 % 1000),
+             (unsigned)(caps.mgmt_version % 1000));
     _cleanup_free_ char *machines = r == 0 ? join_machines(caps.machine_types) : NULL;
     hv_caps_clear(&caps);
     if (r < 0)
@@ -207,6 +212,7 @@ static int refresh(const struct node_params *p, const struct vmha_deadline *dl,
                             .machines = pin_machines ? pin_machines : machines};
     ocf_step("publishing this node's level");
     if (publish(n, me, MIG_ATTR_LEVEL, lv, dl, why) < 0 ||
+        publish(n, me, MIG_ATTR_DETECTED, runs, dl, why) < 0 ||
         publish(n, me, MIG_ATTR_MACHINES, host.machines, dl, why) < 0)
         return why->code;
     ocf_step("publishing where guests may run");

@@ -122,7 +122,10 @@ static void print_json(const struct cluster_view *v, struct row *rows, size_t n)
         json_str(stdout, nd->name);
         printf(",\"online\":%s,\"level\":", nd->online ? "true" : "false");
         lv ? json_str(stdout, lv) : (void)printf("null");
-        printf(",\"pinned\":%s}", pin ? "true" : "false");
+        const char *runs = cluster_node_attr(nd, MIG_ATTR_DETECTED, true);
+        printf(",\"pinned\":%s,\"runs\":", pin ? "true" : "false");
+        runs ? json_str(stdout, runs) : (void)printf("null");
+        printf("}");
     }
     printf("],\"guests\":[");
     for (size_t g = 0; g < n; g++) {
@@ -164,7 +167,7 @@ static void print_json(const struct cluster_view *v, struct row *rows, size_t n)
 
 static void print_table(const struct cluster_view *v, struct row *rows, size_t n)
 {
-    printf("%-12s %-22s %s\n", "HOST", "LEVEL", "STATE");
+    printf("%-12s %-20s %-8s %s\n", "HOST", "LEVEL", "STATE", "RUNS");
     for (size_t i = 0; i < v->n; i++) {
         const struct cluster_node *nd = &v->nodes[i];
         const char *lv = cluster_node_attr(nd, MIG_ATTR_LEVEL, true);
@@ -172,7 +175,9 @@ static void print_table(const struct cluster_view *v, struct row *rows, size_t n
         char level[64];
         snprintf(level, sizeof(level), "%s%s", lv ? lv : "(not published)",
                  pin && lv ? " pinned" : "");
-        printf("%-12.12s %-22.22s %s\n", nd->name, level, nd->online ? "online" : "offline");
+        const char *runs = cluster_node_attr(nd, MIG_ATTR_DETECTED, true);
+        printf("%-12.12s %-20.20s %-8s %.37s\n", nd->name, level,
+               nd->online ? "online" : "offline", runs ? runs : "-");
     }
     if (n == 0) {
         printf("\nno %s resources\n", GUEST_AGENT);
@@ -180,7 +185,7 @@ static void print_table(const struct cluster_view *v, struct row *rows, size_t n
     }
     printf("\n%-12s %-12s %-15s", "GUEST", "FLOOR", "MACHINE");
     for (size_t i = 0; i < v->n; i++)
-        printf(" %-7.7s", v->nodes[i].name);
+        printf(i + 1 < v->n ? " %-7.7s" : " %.7s", v->nodes[i].name);
     printf("\n");
     for (size_t g = 0; g < n; g++) {
         struct row *r = &rows[g];
@@ -194,7 +199,7 @@ static void print_table(const struct cluster_view *v, struct row *rows, size_t n
             char why[400];
             if (!r->problem[0])
                 verdict(r, &v->nodes[i], &ok, why, sizeof(why));
-            printf(" %-7s", r->problem[0] ? "?" : ok ? "ok" : "no");
+            printf(i + 1 < v->n ? " %-7s" : " %s", r->problem[0] ? "?" : ok ? "ok" : "no");
         }
         printf("\n");
     }

@@ -68,6 +68,8 @@ bool mig_list_has(const char *list, const char *word);
 /* What each node advertises (transient attributes, written by ocf:vmha:node). */
 #define MIG_ATTR_LEVEL "vmha-level"
 #define MIG_ATTR_MACHINES "vmha-machines"
+/* For information: what the node really runs, e.g. "qemu 7.2.0, libvirt 9.0.0". */
+#define MIG_ATTR_DETECTED "vmha-detected"
 /* What an operator pins (permanent attributes: crm node attribute NODE set ...). */
 #define MIG_ATTR_PIN_LEVEL "vmha-pin-level"
 #define MIG_ATTR_PIN_MACHINES "vmha-pin-machines"

@@ -177,7 +177,8 @@ diag "5. after the refusal the guest runs on $(running_on web1 | xargs) (restart
 crm_ resource clear web1 >/dev/null 2>&1
 crm_ configure location web1-paths web1 rule -inf: vmha-path-web1 ne ok >/dev/null 2>&1
 crm_ resource cleanup web1 >/dev/null 2>&1
-wait_for 60 guest_answers
+located() { [ -n "$(crm_location web1)" ] && runs_once && guest_answers; }
+wait_for 90 located || bail "the guest is not running anywhere after scenario 5"
 HOST=$(crm_location web1)
 
 # 6. Host crash with no allowed host left: the guest stays stopped, and the nodes say why.
