@@ -97,6 +97,11 @@ static bool wanted(const struct row *r, int argc, char **argv)
 static void verdict(const struct row *r, const struct cluster_node *n, bool *ok, char *why,
                     size_t size)
 {
+    if (!n->online) {
+        *ok = false;
+        snprintf(why, size, "%s is offline", n->name);
+        return;
+    }
     struct mig_need need;
     struct mig_host h;
     mig_record_need(&r->rec, &need);
@@ -215,7 +220,8 @@ static void print_table(const struct cluster_view *v, struct row *rows, size_t n
             char why[400];
             verdict(r, &v->nodes[i], &ok, why, sizeof(why));
             const char *pub = published(r, &v->nodes[i]);
-            bool stale = !pub || (ok != (strcmp(pub, MIG_VERDICT_OK) == 0));
+            bool stale = v->nodes[i].online &&
+                         (!pub || ok != (strcmp(pub, MIG_VERDICT_OK) == 0));
             if (ok && !stale)
                 continue;
             if (!header)

@@ -210,11 +210,12 @@ import json, sys
 d = json.load(sys.stdin)
 g = d["guests"][0]
 assert g["guest"] == "web1" and g["floor"] == "qemu 8.0.0", g
-allowed = {p["node"]: p["allowed"] for p in g["paths"]}
-assert allowed["'"$HOST"'"] and sum(allowed.values()) == 1, allowed
+paths = {p["node"]: p for p in g["paths"]}
+assert not any(p["allowed"] for p in paths.values()), paths
+assert paths["'"$HOST"'"]["reason"] == "'"$HOST"' is offline", paths
 '
 }
-ok "6. vmha --json paths agrees: only $HOST is allowed" paths_json_ok
+ok "6. vmha --json paths agrees: allowed nowhere, $HOST offline" paths_json_ok
 lab is-up "$HOST" || lab boot "$HOST"
 ok "6. when $HOST returns, the guest starts there" wait_for 120 runs_once_at "$HOST"
 watch_stop crash
