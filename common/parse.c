@@ -80,7 +80,8 @@ int vmha_parse_bool(const char *s, bool *ret)
 }
 
 
-int vmha_read_file(const char *path, size_t max_bytes, char **ret, struct vmha_err *err)
+int vmha_read_blob(const char *path, size_t max_bytes, uint8_t **ret, size_t *len_ret,
+                   struct vmha_err *err)
 {
     _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -106,6 +107,13 @@ int vmha_read_file(const char *path, size_t max_bytes, char **ret, struct vmha_e
             break;
     }
     buf[len] = '\0';
-    *ret = TAKE_PTR(buf);
+    *ret = (uint8_t *)TAKE_PTR(buf);
+    *len_ret = len;
     return 0;
+}
+
+int vmha_read_file(const char *path, size_t max_bytes, char **ret, struct vmha_err *err)
+{
+    size_t len;
+    return vmha_read_blob(path, max_bytes, (uint8_t **)ret, &len, err);
 }

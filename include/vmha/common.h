@@ -46,6 +46,9 @@ int vmha_parse_bool(const char *s, bool *ret);
 
 /* Reads a whole file into a NUL-terminated buffer; refuses files over max_bytes. */
 int vmha_read_file(const char *path, size_t max_bytes, char **ret, struct vmha_err *err);
+/* The same for binary files: the bytes (NUL-terminated too) and their number. */
+int vmha_read_blob(const char *path, size_t max_bytes, uint8_t **ret, size_t *len,
+                   struct vmha_err *err);
 
 /* Runs argv[0] (searched in PATH) with argv, waits for it until dl and kills it then.
  * Returns 0 when it exited 0; otherwise an error naming the command and the first line it

@@ -68,3 +68,43 @@ int nvram_load_option_parse(const uint8_t *d, size_t len, struct nvram_load_opti
  * Path(type,subtype,hex) for the rest. */
 int nvram_device_path_text(const uint8_t *d, size_t len, char *buf, size_t size,
                            struct vmha_err *err);
+
+/* --- NVRAM generations in the state store (boot/nvram_store.c) ---
+ * state_dir/<guest>/nvram/gen-NNNNNN.fd with gen-NNNNNN.meta beside it (written last: a
+ * generation exists once its meta does). Numbers only grow; the last `keep` are kept. */
+
+struct nvram_gen {
+    unsigned long num;
+    char digest[65]; /* SHA-256 of the file, hex */
+    char host[64];
+    char reason[16]; /* stop, migrate, periodic, import */
+    long long time;  /* seconds since the epoch */
+    size_t size;
+};
+
+/* SHA-256 of buf as 64 hex digits. */
+void nvram_digest(const uint8_t *buf, size_t len, char out[65]);
+/* The generations of the guest whose directory is gdir, oldest first. */
+int nvgen_list(const char *gdir, struct nvram_gen **ret, size_t *n, struct vmha_err *err);
+/* Stores buf as a new generation if it validates and differs from the newest. Content equal
+ * to an older generation is refused (-ESTALE): storing it would roll the NVRAM back. *stored
+ * says whether a generation was written (false: identical to the newest). */
+int nvgen_store(const char *gdir, const uint8_t *buf, size_t len, const char *host,
+                const char *reason, unsigned keep, const struct vmha_deadline *dl,
+                struct nvram_gen *ret, bool *stored, struct vmha_err *err);
+/* The newest generation whose file is intact and valid, read into *buf. When newer ones are
+ * damaged, note says which were skipped and why. -ENOENT when there is none. */
+int nvgen_newest_valid(const char *gdir, uint8_t **buf, size_t *len, struct nvram_gen *ret,
+                       char *note, size_t note_size, struct vmha_err *err);
+/* Reads one generation, checking its digest and validity. */
+int nvgen_read(const char *gdir, const struct nvram_gen *g, uint8_t **buf, size_t *len,
+               struct vmha_err *err);
+/* Keeps a file that will not be used (stale or foreign) for forensics. */
+int nvgen_keep_forensic(const char *gdir, const uint8_t *buf, size_t len, const char *host,
+                        const char *why, struct vmha_err *err);
+/* The generation the guest last booted with (0 = none recorded). */
+int nvgen_booted(const char *gdir, unsigned long *num, struct vmha_err *err);
+int nvgen_set_booted(const char *gdir, unsigned long num, const char *host,
+                     struct vmha_err *err);
+/* Writes buf to path atomically (temp file beside it, fsync, rename, fsync dir), mode 0600. */
+int nvram_write_file(const char *path, const uint8_t *buf, size_t len, struct vmha_err *err);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -259,6 +260,136 @@ static void device_paths(void **state)
     assert_non_null(strstr(e.msg, "runs past"));
 }
 
+/* A valid variant of the file: one byte of a variable's value changed. */
+static void vary(uint8_t *b, size_t len, uint8_t value)
+{
+    struct nvram nv;
+    struct vmha_err e = {0};
+    assert_int_equal(nvram_parse(b, len, &nv, &e), 0);
+    const struct nvram_var *v = nvram_get(&nv, "Timeout", NULL);
+    assert_non_null(v);
+    b[v->data - b] = value;
+    nvram_clear(&nv);
+}
+
+static void generations(void **state)
+{
+    char gdir[] = "/tmp/vmha-nvgen-test.XXXXXX";
+    assert_non_null(mkdtemp(gdir));
+    size_t len;
+    uint8_t *a = load(MS_VARS, &len);
+    uint8_t *b = malloc(len), *c = malloc(len);
+    memcpy(b, a, len);
+    memcpy(c, a, len);
+    vary(b, len, 5);
+    vary(c, len, 9);
+    struct vmha_err e = {0};
+    struct vmha_deadline dl = vmha_deadline_in(5000);
+    struct nvram_gen g;
+    bool stored;
+    uint8_t *out = NULL;
+    size_t out_len;
+    char note[512];
+
+    assert_int_equal(nvgen_newest_valid(gdir, &out, &out_len, &g, note, sizeof(note), &e),
+                     -ENOENT);
+    assert_int_equal(nvgen_store(gdir, a, len, "node1", "import", 3, &dl, &g, &stored, &e), 0);
+    assert_true(stored);
+    assert_int_equal(g.num, 1);
+    /* The same content again: nothing new. */
+    assert_int_equal(nvgen_store(gdir, a, len, "node2", "periodic", 3, &dl, &g, &stored, &e), 0);
+    assert_false(stored);
+    assert_int_equal(g.num, 1);
+    assert_int_equal(nvgen_store(gdir, b, len, "node2", "stop", 3, &dl, &g, &stored, &e), 0);
+    assert_true(stored);
+    assert_int_equal(g.num, 2);
+    assert_string_equal(g.reason, "stop");
+    /* Going back to generation 1's content is a rollback. */
+    assert_int_equal(nvgen_store(gdir, a, len, "node3", "migrate", 3, &dl, &g, &stored, &e),
+                     -ESTALE);
+    assert_non_null(strstr(e.msg, "generation 1"));
+    /* A damaged file is never stored. */
+    uint8_t *bad = malloc(len);
+    memcpy(bad, a, len);
+    bad[40] = 0;
+    assert_int_equal(nvgen_store(gdir, bad, len, "node3", "stop", 3, &dl, &g, &stored, &e),
+                     -EINVAL);
+    assert_false(stored);
+    assert_int_equal(nvgen_store(gdir, c, len, "node3", "stop", 3, &dl, &g, &stored, &e), 0);
+    assert_int_equal(g.num, 3);
+
+    struct nvram_gen *list;
+    size_t n;
+    assert_int_equal(nvgen_list(gdir, &list, &n, &e), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(list[0].num, 1);
+    assert_string_equal(list[2].host, "node3");
+    free(list);
+
+    /* Keep 3: a fourth pushes out the first. */
+    vary(c, len, 11);
+    assert_int_equal(nvgen_store(gdir, c, len, "node1", "periodic", 3, &dl, &g, &stored, &e), 0);
+    assert_int_equal(g.num, 4);
+    assert_int_equal(nvgen_list(gdir, &list, &n, &e), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(list[0].num, 2);
+    free(list);
+
+    /* The newest damaged on disk: the previous one is used, and the note says why. */
+    char path[128];
+    snprintf(path, sizeof(path), "%s/nvram/gen-000004.fd", gdir);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, 100, SEEK_SET);
+    fputc(0x42, f);
+    fclose(f);
+    assert_int_equal(nvgen_newest_valid(gdir, &out, &out_len, &g, note, sizeof(note), &e), 0);
+    assert_int_equal(g.num, 3);
+    assert_int_equal(out_len, len);
+    assert_non_null(strstr(note, "generation 4 is damaged"));
+    free(out);
+
+    /* Files are root's only. */
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    unsigned long booted;
+    assert_int_equal(nvgen_booted(gdir, &booted, &e), 0);
+    assert_int_equal(booted, 0);
+    assert_int_equal(nvgen_set_booted(gdir, 3, "node1", &e), 0);
+    assert_int_equal(nvgen_booted(gdir, &booted, &e), 0);
+    assert_int_equal(booted, 3);
+
+    assert_int_equal(nvgen_keep_forensic(gdir, bad, len, "node2", "stale", &e), 0);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "test $(ls '%s/nvram/forensic' | grep -c 'node2.*fd$') = 1", gdir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", gdir);
+    assert_int_equal(system(cmd), 0);
+    free(a);
+    free(b);
+    free(c);
+    free(bad);
+}
+
+static void write_file_atomically(void **state)
+{
+    char dir[] = "/tmp/vmha-nvwrite-test.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[96];
+    snprintf(path, sizeof(path), "%s/web1_VARS.fd", dir);
+    struct vmha_err e = {0};
+    assert_int_equal(nvram_write_file(path, (const uint8_t *)"abc", 3, &e), 0);
+    assert_int_equal(nvram_write_file(path, (const uint8_t *)"defg", 4, &e), 0);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, 4);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "test $(ls -A '%s' | wc -l) = 1 && rm -rf '%s'", dir, dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -266,6 +397,8 @@ int main(void)
         cmocka_unit_test(empty_template),
         cmocka_unit_test(crafted_damage),
         cmocka_unit_test(device_paths),
+        cmocka_unit_test(generations),
+        cmocka_unit_test(write_file_atomically),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
