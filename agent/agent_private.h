@@ -50,6 +50,8 @@ struct ocf_params {
     bool force_stop;
     char *state_dir; /* "" = no state store, no migration policy */
     unsigned migration_window;
+    unsigned nvram_keep;
+    char *rundir; /* VMHA_RUNDIR: per-node scratch state */
     /* From Pacemaker's meta attributes. */
     uint64_t timeout_ms; /* 0 when Pacemaker did not say */
     uint64_t interval_ms;
@@ -100,6 +102,21 @@ void ocf_paths_probe(const struct ocf_params *p, const struct hv_guest_config *c
 /* The guest runs here now: raise its floor, publish its verdicts on every node. */
 void ocf_paths_landed(const struct ocf_params *p, const struct hv_ops *ops, struct hv_conn *conn,
                       const struct hv_guest_config *cfg, const struct vmha_deadline *dl);
+
+/* UEFI NVRAM (ocf_nvram.c); all no-ops without state_dir or NVRAM. restore runs between
+ * define and start; a non-fatal problem (an older generation used) lands in warning. */
+int ocf_nvram_restore(const struct ocf_params *p, const struct hv_ops *ops, struct hv_conn *conn,
+                      const char *name, struct vmha_err *why, char *warning,
+                      size_t warning_size);
+void ocf_nvram_capture(const struct ocf_params *p, const struct hv_ops *ops, struct hv_conn *conn,
+                       const char *name, const char *reason, const struct vmha_deadline *dl);
+/* Captures at a monitor if the file changed since the last capture. */
+void ocf_nvram_watch(const struct ocf_params *p, const struct hv_ops *ops, struct hv_conn *conn,
+                     const char *name, const struct vmha_deadline *dl);
+/* On the target after a live migration, once QEMU wrote the flash back. */
+void ocf_nvram_capture_arrived(const struct ocf_params *p, const struct hv_ops *ops,
+                               struct hv_conn *conn, const char *name,
+                               const struct vmha_deadline *dl);
 
 /* Runs the agent server on rundir/agent.sock until idle or replaced (see ocf_server.c). */
 int ocf_serve(const char *rundir, struct vmha_err *err);

@@ -1,6 +1,7 @@
 /* The OCF actions of ocf:vmha:guest. Each returns an OCF code and, on failure, the one
  * sentence that tells the operator what to fix. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -182,11 +183,13 @@ static int act_monitor(const struct ocf_params *p, const struct vmha_deadline *d
         vmha_err_set(why, -EIO, "guest %s is %s", g.name, hv_state_to_string(s));
     if (p->interval_ms == 0 && g.cfg.name)
         ocf_paths_probe(p, &g.cfg, dl);
+    if (rc == OCF_SUCCESS && s == HV_STATE_RUNNING)
+        ocf_nvram_watch(p, g.ops, g.conn, g.name, dl);
     return rc;
 }
 
-static int start_from(struct guest *g, enum hv_state s, const struct vmha_deadline *dl,
-                      struct vmha_err *why)
+static int start_from(const struct ocf_params *p, struct guest *g, enum hv_state s,
+                      const struct vmha_deadline *dl, struct vmha_err *why)
 {
     struct vmha_err e = {0};
     int r = 0;
@@ -204,7 +207,15 @@ static int start_from(struct guest *g, enum hv_state s, const struct vmha_deadli
             vmha_err_set(why, r, "%s", e.msg);
             return OCF_ERR_CONFIGURED;
         }
+        char warning[1200];
         if (r == 0) {
+            int rc = ocf_nvram_restore(p, g->ops, g->conn, g->name, why, warning,
+                                       sizeof(warning));
+            if (rc != OCF_SUCCESS)
+                return rc;
+            /* Pacemaker keeps the exit reason of the operation: say it even on success. */
+            if (warning[0])
+                fprintf(stderr, "ocf-exit-reason:%s\n", warning);
             ocf_step("starting guest %s", g->name);
             r = g->ops->start(g->conn, g->name, NULL, &e);
         }
@@ -247,7 +258,7 @@ static int act_start(const struct ocf_params *p, const struct vmha_deadline *dl,
     if (r < 0) /* not here: Pacemaker then keeps the guest off this node */
         return r == -EPERM ? OCF_ERR_INSTALLED : OCF_ERR_GENERIC;
     cluster_log(LOG_INFO, "starting guest %s (%s)", g.name, hv_state_to_string(s));
-    rc = start_from(&g, s, dl, why);
+    rc = start_from(p, &g, s, dl, why);
     if (rc == OCF_SUCCESS) {
         cluster_log(LOG_NOTICE, "guest %s runs", g.name);
         ocf_paths_landed(p, g.ops, g.conn, &g.cfg, dl);
@@ -315,6 +326,7 @@ static int act_stop(const struct ocf_params *p, const struct vmha_deadline *dl,
         return rc;
     }
     if (s != HV_STATE_ABSENT) {
+        ocf_nvram_capture(p, g.ops, g.conn, g.name, "stop", dl);
         /* A definition left behind could be started by hand next to the real guest. */
         struct vmha_err e = {0};
         ocf_step("removing the definition of guest %s", g.name);
@@ -388,6 +400,7 @@ static int act_migrate_to(const struct ocf_params *p, const struct vmha_deadline
                                    .bandwidth_mib = p->migration_speed,
                                    .max_downtime_ms = p->migration_downtime,
                                    .progress = on_progress, .opaque = &w, .poll_ms = 1000};
+    ocf_nvram_capture(p, g.ops, g.conn, g.name, "migrate", dl);
     cluster_log(LOG_NOTICE, "migrating guest %s to %s (%s)", g.name, p->migrate_target_node, dest);
     ocf_step("migrating guest %s to %s", g.name, dest);
     struct vmha_err e = {0};
@@ -416,6 +429,7 @@ static int act_migrate_from(const struct ocf_params *p, const struct vmha_deadli
     struct vmha_deadline arrival = vmha_deadline_min(*dl, vmha_deadline_in(10000));
     rc = guest_wait(&g, is_running, &arrival, &s, why);
     if (rc == OCF_SUCCESS && is_running(s)) {
+        ocf_nvram_capture_arrived(p, g.ops, g.conn, g.name, dl);
         if (g.cfg.name)
             ocf_paths_landed(p, g.ops, g.conn, &g.cfg, dl);
         else if (p->state_dir[0])

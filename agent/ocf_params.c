@@ -76,6 +76,12 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "(1: from 7.x up to 8.x) or Xen minor releases (1: from 4.17 to 4.18). "
                  "Within one stable branch (same major.minor) a guest moves both ways; it never "
                  "moves below its floor. Needs state_dir."},
+    {.name = "nvram_keep", .type = OCF_PT_INTEGER, .def = "10", .reloadable = true,
+     .shortdesc = "NVRAM generations kept",
+     .longdesc = "How many captured generations of a UEFI guest's NVRAM (boot order, boot "
+                 "entries, Secure Boot keys) the state store keeps. The NVRAM is restored "
+                 "from the newest before every start and captured after a clean stop, "
+                 "around live migrations and at monitors when it changed. Needs state_dir."},
 };
 const size_t ocf_param_count = sizeof(ocf_param_table) / sizeof(ocf_param_table[0]);
 
@@ -192,6 +198,11 @@ static int parse_all(char *const *env, struct ocf_params *p, struct vmha_err *er
     p->force_stop = b;
     vmha_parse_uint(value_of(env, "migration_window"), UINT32_MAX, &n);
     p->migration_window = (unsigned)n;
+    vmha_parse_uint(value_of(env, "nvram_keep"), UINT32_MAX, &n);
+    p->nvram_keep = n ? (unsigned)n : 1;
+    const char *rundir = env_get(env, "VMHA_RUNDIR");
+    if (!(p->rundir = strdup(rundir && *rundir ? rundir : VMHA_RUNDIR)))
+        return vmha_err_set(err, -ENOMEM, "out of memory");
     if (p->state_dir[0] && p->state_dir[0] != '/')
         return vmha_err_set(err, -EINVAL, "state_dir=%s is not an absolute path", p->state_dir);
     if (p->config[0] != '/')
@@ -226,6 +237,7 @@ void ocf_params_clear(struct ocf_params *p)
     free(p->migrate_source_node);
     free(p->state_dir);
     free(p->on_node);
+    free(p->rundir);
     *p = (struct ocf_params){0};
 }
 

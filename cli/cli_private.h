@@ -4,7 +4,23 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "vmha/cluster.h"
 #include "vmha/common.h"
+
+#define CLI_GUEST_AGENT "ocf:vmha:guest"
+
+/* A guest the cluster manages, with what its parameters and config say. */
+struct cli_guest {
+    const struct cluster_rsc *rsc;
+    char name[256];
+    const char *state_dir; /* NULL when not set */
+    char config_machine[64], family[16];
+    char problem[600]; /* why its config could not be read, "" when it could */
+};
+
+void cli_guest_load(const struct cluster_rsc *rsc, struct cli_guest *g);
+/* By guest name or resource id; -ENOENT when the cluster has no such guest. */
+int cli_guest_find(const struct cluster_view *v, const char *arg, struct cli_guest *g);
 
 /* Exit codes of vmha (documented in vmha(8)). */
 enum {
@@ -19,6 +35,7 @@ struct cli_opts {
 };
 
 int cmd_paths(int argc, char **argv, const struct cli_opts *o);
+int cmd_nvram(int argc, char **argv, const struct cli_opts *o);
 
 /* Prints s as a JSON string, quotes included. */
 void json_str(FILE *out, const char *s);

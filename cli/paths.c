@@ -13,75 +13,42 @@
 
 VMHA_DEFINE_CLEANUP(struct cluster_view *, cluster_view_clear)
 
-#define GUEST_AGENT "ocf:vmha:guest"
+#define GUEST_AGENT CLI_GUEST_AGENT
 
 struct row {
-    const struct cluster_rsc *rsc;
-    char name[256];
-    const char *state_dir;
-    char config_machine[64], family[16];
+    struct cli_guest g;
     bool have_record;
     struct mig_record rec;
     char problem[600]; /* why the guest has no verdicts at all */
 };
 
-/* The guest's name and what its config asks for. */
-static void read_config(struct row *r)
+static void load_row(struct row *r, const struct cluster_rsc *rsc)
 {
-    const char *config = cluster_rsc_param(r->rsc, "config");
-    const char *name = cluster_rsc_param(r->rsc, "name");
-    const char *uri = cluster_rsc_param(r->rsc, "hypervisor");
-    snprintf(r->name, sizeof(r->name), "%s", name && name[0] ? name : r->rsc->id);
-    const struct hv_ops *ops;
-    _cleanup_free_ char *text = NULL;
-    struct vmha_err e = {0};
-    if (!config || hv_backend_for_uri(uri ? uri : "qemu:///system", &ops, &e) < 0 ||
-        vmha_read_file(config, 4u << 20, &text, &e) < 0) {
-        snprintf(r->problem, sizeof(r->problem), "config unreadable here: %s",
-                 config ? e.msg : "no config parameter");
-        return;
-    }
-    struct hv_guest_config cfg = {0};
-    if (ops->config_parse(text, &cfg, &e) < 0) {
-        snprintf(r->problem, sizeof(r->problem), "config: %s", e.msg);
-        return;
-    }
-    if (!(name && name[0]))
-        snprintf(r->name, sizeof(r->name), "%s", cfg.name);
-    snprintf(r->config_machine, sizeof(r->config_machine), "%s", cfg.machine ? cfg.machine : "");
-    const char *t = cfg.virt_type ? cfg.virt_type : "";
-    snprintf(r->family, sizeof(r->family), "%s",
-             strcmp(t, "kvm") == 0 || strcmp(t, "qemu") == 0 ? "qemu" : t);
-    hv_guest_config_clear(&cfg);
-}
-
-static void load_row(struct row *r)
-{
-    r->state_dir = cluster_rsc_param(r->rsc, "state_dir");
-    read_config(r);
+    cli_guest_load(rsc, &r->g);
+    snprintf(r->problem, sizeof(r->problem), "%s", r->g.problem);
     if (r->problem[0])
         return;
-    if (!r->state_dir || !r->state_dir[0]) {
+    if (!r->g.state_dir) {
         snprintf(r->problem, sizeof(r->problem), "no policy: state_dir is not set");
         return;
     }
     struct vmha_err e = {0};
-    int rc = mig_record_read(r->state_dir, r->name, &r->rec, &e);
+    int rc = mig_record_read(r->g.state_dir, r->g.name, &r->rec, &e);
     if (rc < 0 && rc != -ENOENT) {
         snprintf(r->problem, sizeof(r->problem), "state store: %s", e.msg);
         return;
     }
     r->have_record = rc == 0;
     /* Today's parameters and config count, the floor comes from the store. */
-    const char *w = cluster_rsc_param(r->rsc, "migration_window");
+    const char *w = cluster_rsc_param(r->g.rsc, "migration_window");
     uint64_t window = 1;
     if (w && vmha_parse_uint(w, 1000, &window) < 0) {
         snprintf(r->problem, sizeof(r->problem), "migration_window=%s is not a number", w);
         return;
     }
     r->rec.window = (unsigned)window;
-    memcpy(r->rec.family, r->family, sizeof(r->rec.family));
-    memcpy(r->rec.config_machine, r->config_machine, sizeof(r->rec.config_machine));
+    memcpy(r->rec.family, r->g.family, sizeof(r->rec.family));
+    memcpy(r->rec.config_machine, r->g.config_machine, sizeof(r->rec.config_machine));
 }
 
 static bool wanted(const struct row *r, int argc, char **argv)
@@ -89,7 +56,7 @@ static bool wanted(const struct row *r, int argc, char **argv)
     if (argc <= 1)
         return true;
     for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], r->name) == 0 || strcmp(argv[i], r->rsc->id) == 0)
+        if (strcmp(argv[i], r->g.name) == 0 || strcmp(argv[i], r->g.rsc->id) == 0)
             return true;
     return false;
 }
@@ -112,7 +79,7 @@ static void verdict(const struct row *r, const struct cluster_node *n, bool *ok,
 static const char *published(const struct row *r, const struct cluster_node *n)
 {
     char attr[300];
-    mig_path_attr(r->name, attr, sizeof(attr));
+    mig_path_attr(r->g.name, attr, sizeof(attr));
     return cluster_node_attr(n, attr, true);
 }
 
@@ -138,9 +105,9 @@ static void print_json(const struct cluster_view *v, struct row *rows, size_t n)
         char fl[48];
         mig_level_format(&r->rec.floor, fl, sizeof(fl));
         printf("%s{\"guest\":", g ? "," : "");
-        json_str(stdout, r->name);
+        json_str(stdout, r->g.name);
         printf(",\"resource\":");
-        json_str(stdout, r->rsc->id);
+        json_str(stdout, r->g.rsc->id);
         if (r->problem[0]) {
             printf(",\"problem\":");
             json_str(stdout, r->problem);
@@ -196,7 +163,7 @@ static void print_table(const struct cluster_view *v, struct row *rows, size_t n
         struct row *r = &rows[g];
         char fl[48];
         mig_level_format(&r->rec.floor, fl, sizeof(fl));
-        printf("%-12.12s %-12.12s %-15.15s", r->name,
+        printf("%-12.12s %-12.12s %-15.15s", r->g.name,
                r->problem[0] ? "-" : fl[0] ? fl + strcspn(fl, " ") + 1 : "(never ran)",
                r->problem[0] ? "-" : r->rec.machine[0] ? r->rec.machine : "-");
         for (size_t i = 0; i < v->n; i++) {
@@ -211,7 +178,7 @@ static void print_table(const struct cluster_view *v, struct row *rows, size_t n
     for (size_t g = 0; g < n; g++) {
         struct row *r = &rows[g];
         if (r->problem[0]) {
-            printf("\n%s: %s\n", r->name, r->problem);
+            printf("\n%s: %s\n", r->g.name, r->problem);
             continue;
         }
         bool header = false;
@@ -225,7 +192,7 @@ static void print_table(const struct cluster_view *v, struct row *rows, size_t n
             if (ok && !stale)
                 continue;
             if (!header)
-                printf("\n%s:\n", r->name);
+                printf("\n%s:\n", r->g.name);
             header = true;
             if (!ok)
                 printf("  not on %s: %s\n", v->nodes[i].name, why);
@@ -262,8 +229,7 @@ int cmd_paths(int argc, char **argv, const struct cli_opts *o)
     for (size_t i = 0; i < v.n_rsc; i++) {
         if (strcmp(v.rsc[i].agent, GUEST_AGENT) != 0)
             continue;
-        rows[n].rsc = &v.rsc[i];
-        load_row(&rows[n]);
+        load_row(&rows[n], &v.rsc[i]);
         if (wanted(&rows[n], argc, argv))
             n++;
         else

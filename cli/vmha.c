@@ -12,6 +12,7 @@ static const struct {
 } commands[] = {
     {"paths", "[GUEST...]", "where guests may run under the migration policy, and why",
      cmd_paths},
+    {"nvram", "SUB GUEST", "UEFI variables: show, history, export, import", cmd_nvram},
 };
 
 static void usage(FILE *out)

@@ -8,6 +8,7 @@
 #   vmha.poweroff_after=N    power off by itself after N seconds
 #   vmha.ip=A.B.C.D/NN       configure the virtio NIC, serve the counter
 #   vmha.gw=A.B.C.D          on TCP port 7777 (optional default route)
+#   vmha.efiboots=1          UEFI: add a VmhaBoot<N> variable at each boot, print N
 # Cached: nothing is rebuilt while OUTDIR/.stamp matches this script.
 set -euo pipefail
 
@@ -26,7 +27,7 @@ fi
 # Modules the guest needs: the cloud kernel builds these as modules
 # (CONFIG_ACPI_BUTTON=m, CONFIG_INPUT_EVDEV=m, CONFIG_VIRTIO_NET=m, ...);
 # it has no e1000 driver at all, so the NIC must be virtio.
-modules=(button evdev virtio_pci virtio_net)
+modules=(button evdev virtio_pci virtio_net efivarfs)
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -123,6 +124,19 @@ echo 0 >/tmp/counter
 modprobe button
 modprobe evdev
 acpid -c /etc/acpi -l /tmp/acpid.log -p /tmp/acpid.pid
+
+# UEFI guests (booted by OVMF): every boot leaves one more variable in the
+# firmware's NVRAM, so the boot count shows whether the NVRAM followed the guest.
+if [ "$(arg efiboots)" = 1 ] && [ -d /sys/firmware/efi ]; then
+    modprobe efivarfs
+    mount -t efivarfs efivarfs /sys/firmware/efi/efivars
+    guid=5e0b3a7c-6d4f-4b1e-9a2c-766d6861a001
+    n=$(ls /sys/firmware/efi/efivars | grep -c "^VmhaBoot.*-$guid$")
+    n=$((n + 1))
+    # attributes NV|BS|RT, then the value; efivarfs wants it in one write
+    printf '\007\000\000\000boot %s' "$n" >"/sys/firmware/efi/efivars/VmhaBoot$n-$guid" &&
+        echo "vmha-efiboots $n" || echo "vmha: cannot write VmhaBoot$n"
+fi
 
 if n=$(arg poweroff_after); then
     (sleep "$n"; echo "vmha: poweroff_after=$n reached"; sync; poweroff -f) &

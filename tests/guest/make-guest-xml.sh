@@ -5,6 +5,8 @@
 # vmha.ignore_shutdown=1, vmha.poweroff_after=5, vmha.ip=10.0.0.5/24.
 # The serial log goes to SERIAL_LOG (default: OUTFILE with .serial.log),
 # which must be writable at the same path by the libvirtd that runs it.
+# With UEFI=NVRAM_PATH the guest boots through OVMF (the firmware loads the kernel, so the
+# guest has EFI variables) with its variable store at NVRAM_PATH.
 set -euo pipefail
 
 [[ $# -ge 2 ]] || { echo "usage: GUEST_DIR=DIR $0 NAME OUTFILE [CMDLINE...]" >&2; exit 2; }
@@ -41,5 +43,9 @@ sed -f <(
     subst INITRD "$guest_dir/initrd.img"
     subst CMDLINE "$cmdline"
     subst SERIAL_LOG "$serial_log"
+    if [[ -n ${UEFI:-} ]]; then
+        printf 's|    <kernel>|    <loader readonly="yes" type="pflash">/usr/share/OVMF/OVMF_CODE_4M.fd</loader>\\n    <nvram template="/usr/share/OVMF/OVMF_VARS_4M.fd">%s</nvram>\\n&|\n' \
+            "$(sed_escape "$(xml_escape "$UEFI")")"
+    fi
 ) "$template" >"$outfile.tmp"
 mv "$outfile.tmp" "$outfile"

@@ -1,0 +1,54 @@
+/* The guests the cluster manages with ocf:vmha:guest, as the commands see them. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli_private.h"
+#include "vmha/cleanup.h"
+#include "vmha/hv.h"
+
+void cli_guest_load(const struct cluster_rsc *rsc, struct cli_guest *g)
+{
+    memset(g, 0, sizeof(*g));
+    g->rsc = rsc;
+    const char *config = cluster_rsc_param(rsc, "config");
+    const char *name = cluster_rsc_param(rsc, "name");
+    const char *uri = cluster_rsc_param(rsc, "hypervisor");
+    const char *state_dir = cluster_rsc_param(rsc, "state_dir");
+    g->state_dir = state_dir && state_dir[0] ? state_dir : NULL;
+    snprintf(g->name, sizeof(g->name), "%s", name && name[0] ? name : rsc->id);
+    const struct hv_ops *ops;
+    _cleanup_free_ char *text = NULL;
+    struct vmha_err e = {0};
+    if (!config || hv_backend_for_uri(uri ? uri : "qemu:///system", &ops, &e) < 0 ||
+        vmha_read_file(config, 4u << 20, &text, &e) < 0) {
+        snprintf(g->problem, sizeof(g->problem), "config unreadable here: %s",
+                 config ? e.msg : "no config parameter");
+        return;
+    }
+    struct hv_guest_config cfg = {0};
+    if (ops->config_parse(text, &cfg, &e) < 0) {
+        snprintf(g->problem, sizeof(g->problem), "config: %s", e.msg);
+        return;
+    }
+    if (!(name && name[0]))
+        snprintf(g->name, sizeof(g->name), "%s", cfg.name);
+    snprintf(g->config_machine, sizeof(g->config_machine), "%s", cfg.machine ? cfg.machine : "");
+    const char *t = cfg.virt_type ? cfg.virt_type : "";
+    snprintf(g->family, sizeof(g->family), "%s",
+             strcmp(t, "kvm") == 0 || strcmp(t, "qemu") == 0 ? "qemu" : t);
+    hv_guest_config_clear(&cfg);
+}
+
+int cli_guest_find(const struct cluster_view *v, const char *arg, struct cli_guest *g)
+{
+    for (size_t i = 0; i < v->n_rsc; i++) {
+        if (strcmp(v->rsc[i].agent, CLI_GUEST_AGENT) != 0)
+            continue;
+        cli_guest_load(&v->rsc[i], g);
+        if (strcmp(arg, g->name) == 0 || strcmp(arg, v->rsc[i].id) == 0)
+            return 0;
+    }
+    memset(g, 0, sizeof(*g));
+    return -ENOENT;
+}

@@ -1,0 +1,388 @@
+/* vmha nvram: a guest's UEFI variables as the state store keeps them (or any VARS file),
+ * its generations, and export/import. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli_private.h"
+#include "vmha/cleanup.h"
+#include "vmha/nvram.h"
+
+VMHA_DEFINE_CLEANUP(struct cluster_view *, cluster_view_clear)
+
+static void usage(FILE *out)
+{
+    fputs("usage: vmha [--json] nvram show GUEST|FILE [--generation N]\n"
+          "       vmha [--json] nvram history GUEST\n"
+          "       vmha nvram export GUEST FILE [--generation N]\n"
+          "       vmha nvram import GUEST FILE\n\n"
+          "show     the boot order, boot entries and variables of the guest's newest\n"
+          "         intact NVRAM generation (or of generation N, or of a VARS file)\n"
+          "history  the generations in the state store: when, where and why each was\n"
+          "         captured, whether it is intact, and the one the guest booted with\n"
+          "export   writes a generation to FILE (mode 0600: it holds boot secrets)\n"
+          "import   validates FILE and stores it as the newest generation; the guest\n"
+          "         boots with it at its next start (stop the guest first, or its next\n"
+          "         capture supersedes the import)\n",
+          out);
+}
+
+/* The guest's directory in the store, from the cluster's configuration. */
+static int guest_dir(const char *arg, const struct cli_opts *o, char *buf, size_t size,
+                     char *name, size_t name_size)
+{
+    struct vmha_deadline dl = vmha_deadline_in(o->timeout_ms);
+    _cleanup_(cluster_view_clear) struct cluster_view v = {0};
+    struct vmha_err e = {0};
+    if (cluster_read(&dl, &v, &e) < 0) {
+        fprintf(stderr, "vmha nvram: %s (is the cluster running on this host?)\n", e.msg);
+        return -1;
+    }
+    struct cli_guest g;
+    if (cli_guest_find(&v, arg, &g) < 0) {
+        fprintf(stderr, "vmha nvram: no %s resource named %s\n", CLI_GUEST_AGENT, arg);
+        return -1;
+    }
+    if (!g.state_dir) {
+        fprintf(stderr, "vmha nvram: guest %s has no state_dir: its NVRAM is not kept\n",
+                g.name);
+        return -1;
+    }
+    snprintf(buf, size, "%s/%s", g.state_dir, g.name);
+    snprintf(name, name_size, "%s", g.name);
+    return 0;
+}
+
+static void when(long long t, char *buf, size_t size)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!t || !localtime_r(&tt, &tm) || !strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm))
+        snprintf(buf, size, "-");
+}
+
+static const char *attr_text(uint32_t a, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s%s%s%s", a & 1 ? "NV," : "", a & 2 ? "BS," : "", a & 4 ? "RT," : "",
+             a & 0x20 ? "TA," : "");
+    size_t n = strlen(buf);
+    if (n)
+        buf[n - 1] = '\0';
+    return buf;
+}
+
+static void show(const struct nvram *nv, const char *title, bool json)
+{
+    uint16_t order[128];
+    size_t n_order = 0;
+    struct vmha_err e = {0};
+    int ro = nvram_boot_order(nv, order, 128, &n_order, &e);
+    size_t live = 0;
+    for (size_t i = 0; i < nv->n; i++)
+        live += nv->vars[i].live;
+    if (json) {
+        printf("{\"source\":");
+        json_str(stdout, title);
+        printf(",\"authenticated\":%s,\"records\":%zu,\"live\":%zu,\"boot_order\":",
+               nv->authenticated ? "true" : "false", nv->n, live);
+        if (ro < 0) {
+            printf("null");
+        } else {
+            printf("[");
+            for (size_t i = 0; i < n_order; i++)
+                printf("%s\"Boot%04X\"", i ? "," : "", order[i]);
+            printf("]");
+        }
+        printf(",\"boot_entries\":[");
+        bool first = true;
+        for (size_t i = 0; i < nv->n; i++) {
+            const struct nvram_var *v = &nv->vars[i];
+            unsigned num;
+            char tail;
+            if (!v->live || strcmp(v->guid, NVRAM_GLOBAL_GUID) ||
+                sscanf(v->name, "Boot%4X%c", &num, &tail) != 1 || strlen(v->name) != 8)
+                continue;
+            struct nvram_load_option lo;
+            int r = nvram_load_option_parse(v->data, v->data_size, &lo, &e);
+            printf("%s{\"name\":", first ? "" : ",");
+            json_str(stdout, v->name);
+            if (r < 0) {
+                printf(",\"error\":");
+                json_str(stdout, e.msg);
+            } else {
+                printf(",\"active\":%s,\"description\":",
+                       lo.attributes & NVRAM_LOAD_OPTION_ACTIVE ? "true" : "false");
+                json_str(stdout, lo.description);
+                printf(",\"path\":");
+                json_str(stdout, lo.path);
+            }
+            printf("}");
+            first = false;
+        }
+        printf("],\"variables\":[");
+        first = true;
+        for (size_t i = 0; i < nv->n; i++) {
+            const struct nvram_var *v = &nv->vars[i];
+            if (!v->live)
+                continue;
+            printf("%s{\"name\":", first ? "" : ",");
+            json_str(stdout, v->name);
+            printf(",\"guid\":\"%s\",\"attributes\":%u,\"size\":%zu}", v->guid, v->attributes,
+                   v->data_size);
+            first = false;
+        }
+        printf("]}\n");
+        return;
+    }
+    printf("%s\n", title);
+    printf("store: %s, %zu of %zu bytes used, %zu records, %zu live\n",
+           nv->authenticated ? "authenticated" : "plain", nv->used, nv->store_size, nv->n, live);
+    if (ro == -ENOENT) {
+        printf("BootOrder: none\n");
+    } else if (ro < 0) {
+        printf("BootOrder: %s\n", e.msg);
+    } else {
+        printf("BootOrder:");
+        for (size_t i = 0; i < n_order; i++)
+            printf("%s%04X", i ? "," : " ", order[i]);
+        printf("\n");
+    }
+    for (size_t i = 0; i < nv->n; i++) {
+        const struct nvram_var *v = &nv->vars[i];
+        unsigned num;
+        char tail;
+        if (!v->live || strcmp(v->guid, NVRAM_GLOBAL_GUID) ||
+            sscanf(v->name, "Boot%4X%c", &num, &tail) != 1 || strlen(v->name) != 8)
+            continue;
+        struct nvram_load_option lo;
+        if (nvram_load_option_parse(v->data, v->data_size, &lo, &e) < 0) {
+            printf("%s  (malformed: %s)\n", v->name, e.msg);
+            continue;
+        }
+        printf("%s%c %s\n    %s\n", v->name,
+               lo.attributes & NVRAM_LOAD_OPTION_ACTIVE ? '*' : ' ', lo.description, lo.path);
+    }
+    printf("\n%-20s %-36s %-11s %s\n", "VARIABLE", "GUID", "ATTRIBUTES", "SIZE");
+    for (size_t i = 0; i < nv->n; i++) {
+        const struct nvram_var *v = &nv->vars[i];
+        char a[32];
+        if (v->live)
+            printf("%-20.20s %-36s %-11s %zu\n", v->name, v->guid,
+                   attr_text(v->attributes, a, sizeof(a)), v->data_size);
+    }
+}
+
+static int parse_generation(int *argc, char **argv, unsigned long *gen)
+{
+    *gen = 0;
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], "--generation") != 0)
+            continue;
+        uint64_t v;
+        if (i + 1 >= *argc || vmha_parse_uint(argv[i + 1], 999999, &v) < 0 || v == 0) {
+            fprintf(stderr, "vmha nvram: --generation needs a generation number\n");
+            return -1;
+        }
+        *gen = (unsigned long)v;
+        memmove(&argv[i], &argv[i + 2], (size_t)(*argc - i - 2) * sizeof(*argv));
+        *argc -= 2;
+        return 0;
+    }
+    return 0;
+}
+
+/* A generation (gen, or the newest intact one) read into buf. */
+static int load_generation(const char *gdir, unsigned long gen, uint8_t **buf, size_t *len,
+                           struct nvram_gen *g)
+{
+    struct vmha_err e = {0};
+    char note[1024];
+    if (gen == 0) {
+        if (nvgen_newest_valid(gdir, buf, len, g, note, sizeof(note), &e) < 0) {
+            fprintf(stderr, "vmha nvram: %s\n", e.msg);
+            return -1;
+        }
+        if (note[0])
+            fprintf(stderr, "vmha nvram: warning: %s\n", note);
+        return 0;
+    }
+    _cleanup_free_ struct nvram_gen *gens = NULL;
+    size_t n;
+    if (nvgen_list(gdir, &gens, &n, &e) < 0) {
+        fprintf(stderr, "vmha nvram: %s\n", e.msg);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (gens[i].num == gen) {
+            *g = gens[i];
+            if (nvgen_read(gdir, g, buf, len, &e) < 0) {
+                fprintf(stderr, "vmha nvram: %s\n", e.msg);
+                return -1;
+            }
+            return 0;
+        }
+    fprintf(stderr, "vmha nvram: there is no generation %lu\n", gen);
+    return -1;
+}
+
+static int cmd_show(int argc, char **argv, const struct cli_opts *o)
+{
+    unsigned long gen;
+    if (parse_generation(&argc, argv, &gen) < 0 || argc != 2)
+        return usage(stderr), VMHA_EXIT_USAGE;
+    _cleanup_free_ uint8_t *buf = NULL;
+    size_t len;
+    char title[600];
+    struct vmha_err e = {0};
+    if (strchr(argv[1], '/') || access(argv[1], F_OK) == 0) {
+        if (vmha_read_blob(argv[1], 64u << 20, &buf, &len, &e) < 0) {
+            fprintf(stderr, "vmha nvram: %s\n", e.msg);
+            return VMHA_EXIT_FAILED;
+        }
+        snprintf(title, sizeof(title), "%s", argv[1]);
+    } else {
+        char gdir[4400], name[256];
+        struct nvram_gen g;
+        if (guest_dir(argv[1], o, gdir, sizeof(gdir), name, sizeof(name)) < 0 ||
+            load_generation(gdir, gen, &buf, &len, &g) < 0)
+            return VMHA_EXIT_FAILED;
+        char t[32];
+        when(g.time, t, sizeof(t));
+        snprintf(title, sizeof(title), "%s: NVRAM generation %lu, captured on %s (%s) at %s",
+                 name, g.num, g.host, g.reason, t);
+    }
+    struct nvram nv;
+    if (nvram_parse(buf, len, &nv, &e) < 0) {
+        fprintf(stderr, "vmha nvram: %s: %s\n", title, e.msg);
+        return VMHA_EXIT_FAILED;
+    }
+    show(&nv, title, o->json);
+    nvram_clear(&nv);
+    return VMHA_EXIT_OK;
+}
+
+static int cmd_history(int argc, char **argv, const struct cli_opts *o)
+{
+    if (argc != 2)
+        return usage(stderr), VMHA_EXIT_USAGE;
+    char gdir[4400], name[256];
+    if (guest_dir(argv[1], o, gdir, sizeof(gdir), name, sizeof(name)) < 0)
+        return VMHA_EXIT_FAILED;
+    _cleanup_free_ struct nvram_gen *gens = NULL;
+    size_t n;
+    unsigned long booted = 0;
+    struct vmha_err e = {0};
+    if (nvgen_list(gdir, &gens, &n, &e) < 0 || nvgen_booted(gdir, &booted, &e) < 0) {
+        fprintf(stderr, "vmha nvram: %s\n", e.msg);
+        return VMHA_EXIT_FAILED;
+    }
+    if (o->json)
+        printf("{\"guest\":\"%s\",\"booted\":%lu,\"generations\":[", name, booted);
+    else
+        printf("%-6s %-19s %-10s %-8s %-9s %s\n", "GEN", "CAPTURED", "HOST", "REASON", "DIGEST",
+               "STATE");
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *buf = NULL;
+        size_t len;
+        struct vmha_err re = {0};
+        bool intact = nvgen_read(gdir, &gens[i], &buf, &len, &re) == 0;
+        free(buf);
+        char t[32];
+        when(gens[i].time, t, sizeof(t));
+        if (o->json) {
+            printf("%s{\"generation\":%lu,\"time\":%lld,\"host\":", i ? "," : "", gens[i].num,
+                   gens[i].time);
+            json_str(stdout, gens[i].host);
+            printf(",\"reason\":");
+            json_str(stdout, gens[i].reason);
+            printf(",\"sha256\":\"%s\",\"intact\":%s", gens[i].digest, intact ? "true" : "false");
+            if (!intact) {
+                printf(",\"problem\":");
+                json_str(stdout, re.msg);
+            }
+            printf("}");
+            continue;
+        }
+        printf("%-6lu %-19s %-10.10s %-8s %.8s  %s%s%s\n", gens[i].num, t, gens[i].host,
+               gens[i].reason, gens[i].digest, intact ? "intact" : "DAMAGED",
+               gens[i].num == booted ? ", booted" : "", i + 1 == n ? ", newest" : "");
+        if (!intact)
+            printf("       %s\n", re.msg);
+    }
+    if (o->json)
+        printf("]}\n");
+    else if (n == 0)
+        printf("(no generation captured yet)\n");
+    return VMHA_EXIT_OK;
+}
+
+static int cmd_export(int argc, char **argv, const struct cli_opts *o)
+{
+    unsigned long gen;
+    if (parse_generation(&argc, argv, &gen) < 0 || argc != 3)
+        return usage(stderr), VMHA_EXIT_USAGE;
+    char gdir[4400], name[256];
+    _cleanup_free_ uint8_t *buf = NULL;
+    size_t len;
+    struct nvram_gen g;
+    struct vmha_err e = {0};
+    if (guest_dir(argv[1], o, gdir, sizeof(gdir), name, sizeof(name)) < 0 ||
+        load_generation(gdir, gen, &buf, &len, &g) < 0)
+        return VMHA_EXIT_FAILED;
+    if (nvram_write_file(argv[2], buf, len, &e) < 0) {
+        fprintf(stderr, "vmha nvram: %s\n", e.msg);
+        return VMHA_EXIT_FAILED;
+    }
+    printf("%s: generation %lu written to %s\n", name, g.num, argv[2]);
+    return VMHA_EXIT_OK;
+}
+
+static int cmd_import(int argc, char **argv, const struct cli_opts *o)
+{
+    if (argc != 3)
+        return usage(stderr), VMHA_EXIT_USAGE;
+    char gdir[4400], name[256];
+    if (guest_dir(argv[1], o, gdir, sizeof(gdir), name, sizeof(name)) < 0)
+        return VMHA_EXIT_FAILED;
+    _cleanup_free_ uint8_t *buf = NULL;
+    size_t len;
+    struct vmha_err e = {0};
+    if (vmha_read_blob(argv[2], 64u << 20, &buf, &len, &e) < 0) {
+        fprintf(stderr, "vmha nvram: %s\n", e.msg);
+        return VMHA_EXIT_FAILED;
+    }
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    struct vmha_deadline dl = vmha_deadline_in(o->timeout_ms);
+    struct nvram_gen g;
+    bool stored;
+    if (nvgen_store(gdir, buf, len, host, "import", 1000, &dl, &g, &stored, &e) < 0) {
+        fprintf(stderr, "vmha nvram: %s: %s\n", argv[2], e.msg);
+        return VMHA_EXIT_FAILED;
+    }
+    printf(stored ? "%s: %s stored as generation %lu\n"
+                  : "%s: %s is already the newest generation (%lu)\n",
+           name, argv[2], g.num);
+    return VMHA_EXIT_OK;
+}
+
+int cmd_nvram(int argc, char **argv, const struct cli_opts *o)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? VMHA_EXIT_USAGE : VMHA_EXIT_OK;
+    }
+    static const struct {
+        const char *name;
+        int (*run)(int, char **, const struct cli_opts *);
+    } sub[] = {{"show", cmd_show}, {"history", cmd_history}, {"export", cmd_export},
+               {"import", cmd_import}};
+    for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]); i++)
+        if (strcmp(argv[1], sub[i].name) == 0)
+            return sub[i].run(argc - 1, argv + 1, o);
+    fprintf(stderr, "vmha nvram: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return VMHA_EXIT_USAGE;
+}
