@@ -21,7 +21,6 @@
 #include "vmha/cluster.h"
 #include "vmha/migrate.h"
 
-VMHA_DEFINE_CLEANUP(struct cluster_view *, cluster_view_clear)
 
 struct node_params {
     const char *hypervisor, *state_dir, *instance, *on_node, *rundir;

@@ -9,7 +9,6 @@
 #include "vmha/cluster.h"
 #include "vmha/migrate.h"
 
-VMHA_DEFINE_CLEANUP(struct cluster_view *, cluster_view_clear)
 
 static const char *family_of(const struct hv_guest_config *cfg)
 {

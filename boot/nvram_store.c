@@ -196,10 +196,11 @@ int nvgen_store(const char *gdir, const uint8_t *buf, size_t len, const char *ho
     nvram_clear(&nv);
     char dir[4096];
     nv_dir(gdir, dir, sizeof(dir));
+    _cleanup_(store_kv_clear) struct store_kv kv = {0};
+    _cleanup_free_ struct nvram_gen *gens = NULL;
     int lock = -1;
     if ((r = store_lock(dir, dl, &lock, err)) < 0)
         return r;
-    _cleanup_free_ struct nvram_gen *gens = NULL;
     size_t n;
     if ((r = nvgen_list(gdir, &gens, &n, err)) < 0)
         goto out;
@@ -224,7 +225,6 @@ int nvgen_store(const char *gdir, const uint8_t *buf, size_t len, const char *ho
     snprintf(path, sizeof(path), "%s/%s", dir, file);
     if ((r = nvram_write_file(path, buf, len, err)) < 0)
         goto out;
-    _cleanup_(store_kv_clear) struct store_kv kv = {0};
     char num[32], size[32], t[32];
     snprintf(num, sizeof(num), "%lu", g.num);
     snprintf(size, sizeof(size), "%zu", len);

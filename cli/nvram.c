@@ -10,7 +10,6 @@
 #include "vmha/cleanup.h"
 #include "vmha/nvram.h"
 
-VMHA_DEFINE_CLEANUP(struct cluster_view *, cluster_view_clear)
 
 static void usage(FILE *out)
 {

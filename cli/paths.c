@@ -11,7 +11,6 @@
 #include "vmha/hv.h"
 #include "vmha/migrate.h"
 
-VMHA_DEFINE_CLEANUP(struct cluster_view *, cluster_view_clear)
 
 #define GUEST_AGENT CLI_GUEST_AGENT
 
