@@ -44,6 +44,9 @@ sed -f <(
     subst CMDLINE "$cmdline"
     subst SERIAL_LOG "$serial_log"
     if [[ -n ${UEFI:-} ]]; then
+        # OVMF and the kernel do not fit in 96 MiB.
+        printf 's|<memory unit=.MiB.>96</memory>|<memory unit="MiB">256</memory>|\n'
+        printf 's|<currentMemory unit=.MiB.>96</currentMemory>|<currentMemory unit="MiB">256</currentMemory>|\n'
         printf 's|    <kernel>|    <loader readonly="yes" type="pflash">/usr/share/OVMF/OVMF_CODE_4M.fd</loader>\\n    <nvram template="/usr/share/OVMF/OVMF_VARS_4M.fd">%s</nvram>\\n&|\n' \
             "$(sed_escape "$(xml_escape "$UEFI")")"
     fi
