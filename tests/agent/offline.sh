@@ -74,6 +74,21 @@ ok "vmha paths without a cluster -> 1" eq 1 $?
 ok "  and says why" contains "$md.err" "cannot connect to the CIB"
 "$VMHA" --timeout nope paths >/dev/null 2>&1
 ok "vmha --timeout nope -> 2" eq 2 $?
+"$VMHA" nvram show /usr/share/OVMF/OVMF_VARS_4M.ms.fd >"$md.nv" 2>&1
+ok "vmha nvram show FILE -> 0" eq 0 $?
+ok "  shows the deleted BootOrder as none" grep -qx "BootOrder: none" "$md.nv"
+ok "  and the boot entries" grep -q "^Boot0001\* UEFI QEMU HARDDISK" "$md.nv"
+"$VMHA" --json nvram show /usr/share/OVMF/OVMF_VARS_4M.ms.fd >"$md.json"
+ok "vmha --json nvram show FILE is JSON with 3 boot entries" python3 -c \
+    "import json,sys; d=json.load(open('$md.json')); assert len(d['boot_entries']) == 3, d"
+head -c 50000 /usr/share/OVMF/OVMF_VARS_4M.ms.fd >"$md.cut"
+"$VMHA" nvram show "$md.cut" >/dev/null 2>"$md.err"
+ok "vmha nvram show on a truncated file -> 1" eq 1 $?
+ok "  saying so" contains "$md.err" "truncated: the firmware volume is 540672 bytes, the file 50000"
+"$VMHA" nvram frob >/dev/null 2>&1
+ok "vmha nvram with an unknown command -> 2" eq 2 $?
+"$VMHA" nvram --help >"$md.help"
+ok "vmha nvram --help fits 80 columns" sh -c "! awk 'length > 80' '$md.help' | grep -q ."
 
 plan_done
 exit $((TAP_FAILED > 0))
