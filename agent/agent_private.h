@@ -49,6 +49,7 @@ struct ocf_params {
     char *shutdown_mode;
     bool force_stop;
     char *state_dir; /* "" = no state store, no migration policy */
+    bool migration_policy; /* with state_dir */
     unsigned migration_window;
     unsigned nvram_keep;
     char *rundir; /* VMHA_RUNDIR: per-node scratch state */

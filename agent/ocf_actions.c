@@ -378,7 +378,7 @@ static int act_migrate_to(const struct ocf_params *p, const struct vmha_deadline
                      hv_state_to_string(s));
         return OCF_ERR_GENERIC;
     }
-    if (p->state_dir[0]) {
+    if (p->state_dir[0] && p->migration_policy) {
         if (!g.cfg.name)
             return fail(why, OCF_ERR_GENERIC, "the migration policy cannot be checked without "
                                               "the guest's config: not migrating");

@@ -70,6 +70,11 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "the migration policy: the guest then only starts or lands on hosts whose "
                  "level (published by the ocf:vmha:node clone) is within migration_window of "
                  "its floor and that have its machine type. Empty: no policy."},
+    {.name = "migration_policy", .type = OCF_PT_BOOLEAN, .def = "true", .reloadable = true,
+     .shortdesc = "Enforce migration paths",
+     .longdesc = "With state_dir, check every start and live migration against the migration "
+                 "policy (levels published by the ocf:vmha:node clone, migration_window, "
+                 "machine types). false keeps the state store for NVRAM only."},
     {.name = "migration_window", .type = OCF_PT_INTEGER, .def = "1", .reloadable = true,
      .shortdesc = "Releases a guest may move up",
      .longdesc = "How many releases above its floor a guest may move: QEMU major releases "
@@ -196,6 +201,8 @@ static int parse_all(char *const *env, struct ocf_params *p, struct vmha_err *er
     p->shutdown_timeout_ms = n;
     vmha_parse_bool(value_of(env, "force_stop"), &b);
     p->force_stop = b;
+    vmha_parse_bool(value_of(env, "migration_policy"), &b);
+    p->migration_policy = b;
     vmha_parse_uint(value_of(env, "migration_window"), UINT32_MAX, &n);
     p->migration_window = (unsigned)n;
     vmha_parse_uint(value_of(env, "nvram_keep"), UINT32_MAX, &n);

@@ -45,10 +45,16 @@ static int current_need(const struct ocf_params *p, const struct hv_guest_config
     return 0;
 }
 
+/* The policy is on with a state store, unless migration_policy=false. */
+static bool policy_on(const struct ocf_params *p)
+{
+    return p->state_dir[0] && p->migration_policy;
+}
+
 int ocf_paths_check(const struct ocf_params *p, const struct hv_guest_config *cfg,
                     const char *node, const struct vmha_deadline *dl, struct vmha_err *why)
 {
-    if (!p->state_dir[0])
+    if (!policy_on(p))
         return 0;
     struct mig_record rec;
     struct mig_need need;
@@ -67,14 +73,17 @@ int ocf_paths_check(const struct ocf_params *p, const struct hv_guest_config *cf
     mig_host_of(n, &h);
     char reason[400];
     if (!mig_allowed(&need, &h, reason, sizeof(reason)))
-        return vmha_err_set(why, -EPERM, "migration policy: %s", reason);
+        return vmha_err_set(why, -EPERM, "migration policy: %s%s", reason,
+                            h.level.family[0] ? ""
+                                              : "; or set migration_policy=false to use "
+                                                "state_dir for NVRAM only");
     return 0;
 }
 
 void ocf_paths_probe(const struct ocf_params *p, const struct hv_guest_config *cfg,
                      const struct vmha_deadline *dl)
 {
-    if (!p->state_dir[0] || !cfg->name)
+    if (!policy_on(p) || !cfg->name)
         return;
     struct mig_record rec, now;
     struct vmha_err e = {0};
@@ -101,7 +110,7 @@ void ocf_paths_probe(const struct ocf_params *p, const struct hv_guest_config *c
 void ocf_paths_landed(const struct ocf_params *p, const struct hv_ops *ops, struct hv_conn *conn,
                       const struct hv_guest_config *cfg, const struct vmha_deadline *dl)
 {
-    if (!p->state_dir[0])
+    if (!policy_on(p))
         return;
     const char *me = cluster_local_node(p->on_node);
     struct vmha_err e = {0};
@@ -116,7 +125,7 @@ void ocf_paths_landed(const struct ocf_params *p, const struct hv_ops *ops, stru
     if (n)
         mig_host_of(n, &h);
     if (!h.level.family[0]) {
-        vmha_err_set(&e, -ENOENT, "%s publishes no level", me);
+        vmha_err_set(&e, -ENOENT, "%s publishes no level (is ocf:vmha:node running there?)", me);
         goto failed;
     }
     struct hv_guest_config live = {0};

@@ -31,6 +31,12 @@ static void load_row(struct row *r, const struct cluster_rsc *rsc)
         snprintf(r->problem, sizeof(r->problem), "no policy: state_dir is not set");
         return;
     }
+    const char *on = cluster_rsc_param(r->g.rsc, "migration_policy");
+    bool enforced = true;
+    if (on && vmha_parse_bool(on, &enforced) == 0 && !enforced) {
+        snprintf(r->problem, sizeof(r->problem), "no policy: migration_policy=false");
+        return;
+    }
     struct vmha_err e = {0};
     int rc = mig_record_read(r->g.state_dir, r->g.name, &r->rec, &e);
     if (rc < 0 && rc != -ENOENT) {

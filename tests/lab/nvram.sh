@@ -46,7 +46,7 @@ UEFI=$LOCAL_VARS make_guest web2 vmha.efiboots=1
 scenario "1. first boot through OVMF"
 crm_ configure primitive web2 ocf:vmha:guest \
     params config=/srv/cluster/web2.xml name=web2 migrate_target='qemu+tcp://%n/system' \
-    state_dir=/srv/cluster/vmha \
+    state_dir=/srv/cluster/vmha migration_policy=false \
     op start timeout=120s op stop timeout=90s op monitor interval=5s timeout=30s \
     op migrate_to timeout=120s op migrate_from timeout=60s \
     meta allow-migrate=true >/dev/null 2>&1
