@@ -167,7 +167,19 @@ static int act_validate(const struct ocf_params *p, const struct vmha_deadline *
 {
     (void)dl;
     _cleanup_(guest_clear) struct guest g = {0};
-    return guest_load(p, &g, true, why);
+    int rc = guest_load(p, &g, true, why);
+    if (rc != OCF_SUCCESS)
+        return rc;
+    /* libxenlight keeps no UEFI variables (Xen 4.17): say so rather than lose them. */
+    if (g.cfg.loader && g.cfg.virt_type && strcmp(g.cfg.virt_type, "xen") == 0 &&
+        p->state_dir[0]) {
+        vmha_err_set(why, -EOPNOTSUPP, "guest %s boots UEFI firmware on Xen, whose "
+                     "libxenlight keeps no UEFI variables: its boot order and boot entries "
+                     "cannot be kept in the state store and are lost at every start",
+                     g.cfg.name);
+        return OCF_ERR_CONFIGURED;
+    }
+    return OCF_SUCCESS;
 }
 
 static int act_monitor(const struct ocf_params *p, const struct vmha_deadline *dl,

@@ -41,6 +41,24 @@ ok "  with the reason" contains "$md.pcmk" "validate-all failed: config: cannot 
 ok "  and stderr has only the exit reason" eq "ocf-exit-reason:config: cannot open /nonexistent/vm.xml: No such file or directory" "$(cat "$md.err")"
 env -i PATH="$PATH" OCF_RESKEY_config=/nonexistent/vm.xml "$AGENT" validate-all 2>"$md.err"
 ok "by hand, the log line goes to stderr" contains "$md.err" "vmha-guest: error: validate-all failed"
+# A UEFI guest on Xen: libxenlight keeps no variables, validate-all must say so.
+cat >"$md.xen" <<'EOX'
+<domain type='xen'>
+  <name>xenefi</name>
+  <memory unit='MiB'>256</memory>
+  <os>
+    <type arch='x86_64' machine='xenfv'>hvm</type>
+    <loader type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>
+  </os>
+</domain>
+EOX
+env -i PATH="$PATH" OCF_RESKEY_config="$md.xen" OCF_RESKEY_state_dir=/srv/cluster/vmha \
+    "$AGENT" validate-all >/dev/null 2>"$md.err"
+ok "validate-all: a UEFI guest on Xen with a state store -> 6" eq 6 $?
+ok "  saying its variables cannot be kept" contains "$md.err" "libxenlight keeps no UEFI variables"
+env -i PATH="$PATH" OCF_RESKEY_config="$md.xen" "$AGENT" validate-all >/dev/null 2>&1
+ok "  (without state_dir nothing is promised: 0)" eq 0 $?
+
 # --- ocf:vmha:node ---
 "$NODE_AGENT" meta-data >"$md.node"
 ok "node: meta-data validates against OCF 1.1" \
@@ -77,6 +95,8 @@ ok "vmha --timeout nope -> 2" eq 2 $?
 "$VMHA" nvram show /usr/share/OVMF/OVMF_VARS_4M.ms.fd >"$md.nv" 2>&1
 ok "vmha nvram show FILE -> 0" eq 0 $?
 ok "  shows the deleted BootOrder as none" grep -qx "BootOrder: none" "$md.nv"
+ok "  exactly as the golden output (tests/agent/data)" \
+    diff -u "$(dirname "$0")/data/OVMF_VARS_4M.ms.show" "$md.nv"
 ok "  and the boot entries" grep -q "^Boot0001\* UEFI QEMU HARDDISK" "$md.nv"
 "$VMHA" --json nvram show /usr/share/OVMF/OVMF_VARS_4M.ms.fd >"$md.json"
 ok "vmha --json nvram show FILE is JSON with 3 boot entries" python3 -c \
