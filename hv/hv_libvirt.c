@@ -245,7 +245,9 @@ static int lv_lookup(struct hv_conn *c, const char *id, struct hv_guest_info *re
     if (active < 0 || persistent < 0)
         return lv_err(err, -EIO, "cannot read the guest's state");
     struct hv_guest_info info = {.state = hv_libvirt_state(state, active == 1),
-                                 .persistent = persistent == 1};
+                                 .persistent = persistent == 1,
+                                 .powered_off = state == VIR_DOMAIN_SHUTOFF &&
+                                                reason == VIR_DOMAIN_SHUTOFF_SHUTDOWN};
     snprintf(info.name, sizeof(info.name), "%s", virDomainGetName(d));
     virDomainGetUUIDString(d, info.uuid);
     *ret = info;
@@ -517,6 +519,7 @@ const struct hv_ops hv_libvirt_ops = {
     .lookup = lv_lookup,
     .current_config = lv_current_config,
     .define = lv_define,
+    .oneoff_config = hv_libvirt_oneoff_config,
     .undefine = lv_undefine,
     .start = lv_start,
     .resume = lv_resume,

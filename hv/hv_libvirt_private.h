@@ -16,3 +16,6 @@ int hv_libvirt_config_parse(const char *xml, struct hv_guest_config *ret, struct
 int hv_libvirt_machines_from_caps(const char *xml, const char *arch, char ***ret,
                                   struct vmha_err *err);
 
+
+int hv_libvirt_oneoff_config(const char *config_text, const struct hv_boot_override *o,
+                             const char *uuid, char **ret, struct vmha_err *err);

@@ -156,3 +156,120 @@ int hv_libvirt_machines_from_caps(const char *xml, const char *arch, char ***ret
     *ret = v;
     return 0;
 }
+
+/* The first element child of parent named name, or NULL. */
+static xmlNodePtr child_named(xmlNodePtr parent, const char *name)
+{
+    for (xmlNodePtr c = parent ? parent->children : NULL; c; c = c->next)
+        if (c->type == XML_ELEMENT_NODE && xmlStrEqual(c->name, (const xmlChar *)name))
+            return c;
+    return NULL;
+}
+
+/* Sets <os><name>value</name> (replacing its text), creating it after <type> if absent. */
+static void set_os_text(xmlNodePtr os, const char *name, const char *value)
+{
+    xmlNodePtr n = child_named(os, name);
+    if (!n) {
+        n = xmlNewNode(NULL, (const xmlChar *)name);
+        xmlNodePtr type = child_named(os, "type");
+        if (type)
+            xmlAddNextSibling(type, n);
+        else
+            xmlAddChild(os, n);
+    }
+    xmlNodeSetContent(n, NULL);
+    xmlNodeAddContent(n, (const xmlChar *)value);
+}
+
+/* Drops every <boot> element under node (os-level and per-device boot order alike). */
+static void drop_boot(xmlNodePtr node)
+{
+    for (xmlNodePtr c = node->children, next; c; c = next) {
+        next = c->next;
+        if (c->type != XML_ELEMENT_NODE)
+            continue;
+        if (xmlStrEqual(c->name, (const xmlChar *)"boot")) {
+            xmlUnlinkNode(c);
+            xmlFreeNode(c);
+        } else {
+            drop_boot(c);
+        }
+    }
+}
+
+int hv_libvirt_oneoff_config(const char *config_text, const struct hv_boot_override *o,
+                             const char *uuid, char **ret, struct vmha_err *err)
+{
+    _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
+    int r = xml_parse(config_text, "the guest's config", &doc, err);
+    if (r < 0)
+        return r;
+    xmlNodePtr dom = xmlDocGetRootElement(doc);
+    xmlNodePtr os = child_named(dom, "os");
+    if (!dom || !xmlStrEqual(dom->name, (const xmlChar *)"domain") || !os)
+        return vmha_err_set(err, -EINVAL, "the guest's config has no <domain><os>");
+    if (uuid && uuid[0]) {
+        xmlNodePtr u = child_named(dom, "uuid");
+        if (!u) {
+            u = xmlNewNode(NULL, (const xmlChar *)"uuid");
+            xmlNodePtr name = child_named(dom, "name");
+            name ? (void)xmlAddNextSibling(name, u) : (void)xmlAddChild(dom, u);
+        }
+        xmlNodeSetContent(u, (const xmlChar *)uuid);
+    }
+    /* Each new element goes right after <type>: add them last to first. */
+    if (o->cmdline)
+        set_os_text(os, "cmdline", o->cmdline);
+    if (o->initrd)
+        set_os_text(os, "initrd", o->initrd);
+    if (o->kernel)
+        set_os_text(os, "kernel", o->kernel);
+    if (o->media) {
+        /* The medium boots first: per-device boot order, which excludes <os><boot>. */
+        drop_boot(dom);
+        xmlNodePtr devices = child_named(dom, "devices");
+        if (!devices)
+            devices = xmlNewChild(dom, NULL, (const xmlChar *)"devices", NULL);
+        xmlNodePtr cd = xmlNewChild(devices, NULL, (const xmlChar *)"disk", NULL);
+        xmlNewProp(cd, (const xmlChar *)"type", (const xmlChar *)"file");
+        xmlNewProp(cd, (const xmlChar *)"device", (const xmlChar *)"cdrom");
+        xmlNodePtr src = xmlNewChild(cd, NULL, (const xmlChar *)"source", NULL);
+        xmlNewProp(src, (const xmlChar *)"file", (const xmlChar *)o->media);
+        /* q35 has no IDE, i440fx no SATA controller by default. */
+        xmlChar *machine = xmlGetProp(child_named(os, "type"), (const xmlChar *)"machine");
+        bool q35 = machine && strstr((const char *)machine, "q35");
+        xmlFree(machine);
+        xmlNodePtr tgt = xmlNewChild(cd, NULL, (const xmlChar *)"target", NULL);
+        xmlNewProp(tgt, (const xmlChar *)"dev", (const xmlChar *)(q35 ? "sdz" : "hdd"));
+        xmlNewProp(tgt, (const xmlChar *)"bus", (const xmlChar *)(q35 ? "sata" : "ide"));
+        xmlNewChild(cd, NULL, (const xmlChar *)"readonly", NULL);
+        xmlNodePtr b = xmlNewChild(cd, NULL, (const xmlChar *)"boot", NULL);
+        xmlNewProp(b, (const xmlChar *)"order", (const xmlChar *)"1");
+        for (xmlNodePtr d = devices->children; d; d = d->next) {
+            if (d->type != XML_ELEMENT_NODE || !xmlStrEqual(d->name, (const xmlChar *)"disk"))
+                continue;
+            xmlChar *dev = xmlGetProp(d, (const xmlChar *)"device");
+            bool disk = !dev || xmlStrEqual(dev, (const xmlChar *)"disk");
+            xmlFree(dev);
+            if (disk) {
+                xmlNodePtr b2 = xmlNewChild(d, NULL, (const xmlChar *)"boot", NULL);
+                xmlNewProp(b2, (const xmlChar *)"order", (const xmlChar *)"2");
+                break;
+            }
+        }
+    }
+    /* An installer that reboots at the end must end the install boot, not start it over. */
+    xmlNodePtr reboot = child_named(dom, "on_reboot");
+    if (!reboot)
+        reboot = xmlNewChild(dom, NULL, (const xmlChar *)"on_reboot", NULL);
+    xmlNodeSetContent(reboot, (const xmlChar *)"destroy");
+    xmlChar *out = NULL;
+    int len = 0;
+    xmlDocDumpFormatMemory(doc, &out, &len, 0);
+    if (!out)
+        return vmha_err_set(err, -ENOMEM, "out of memory");
+    *ret = strdup((const char *)out);
+    xmlFree(out);
+    return *ret ? 0 : vmha_err_set(err, -ENOMEM, "out of memory");
+}

@@ -40,3 +40,38 @@ int store_write(const char *dir, const char *file, const struct store_kv *kv, bo
 int store_lock(const char *dir, const struct vmha_deadline *dl, int *fd_ret,
                struct vmha_err *err);
 void store_unlock(int fd);
+
+/* --- Direct-kernel-boot artifacts (boot/artifacts.c) ---
+ * The SHA-256 of the kernel and initrd a guest boots directly, and of its command line, are
+ * recorded in state_dir/<guest>/artifacts when the guest is first defined (or come from
+ * parameters) and checked before every start on every host. With a cluster key the record
+ * carries an HMAC-SHA256, so a writer to shared storage cannot swap it quietly. */
+
+struct boot_artifacts {
+    const char *kernel, *initrd, *cmdline; /* NULL: not part of this boot */
+};
+
+/* SHA-256 of a file's contents as 64 hex digits. */
+int boot_file_sha256(const char *path, char out[65], struct vmha_err *err);
+/* Checks the artifacts against the record `name` ("artifacts", "install-artifacts") in gdir,
+ * recording them first if there is no record and record_if_absent. Pinned digests (from
+ * parameters, NULL = none) win over the record. -EBADMSG with the file and both digests
+ * in err on a mismatch; -EPERM when the record's HMAC does not verify under key. */
+int boot_artifacts_check(const char *gdir, const char *name, const struct boot_artifacts *a,
+                         const char *pinned_kernel, const char *pinned_initrd,
+                         const uint8_t *key, size_t key_len, bool record_if_absent,
+                         struct vmha_err *err);
+
+/* --- Install state (boot/artifacts.c): state_dir/<guest>/install --- */
+enum install_state { INSTALL_NOT_STARTED, INSTALL_RUNNING, INSTALL_DONE };
+
+struct install_record {
+    enum install_state state;
+    char host[64];     /* where the last install boot ran (or finished) */
+    unsigned attempts; /* install boots so far */
+    long long changed; /* seconds since the epoch */
+};
+
+const char *install_state_name(enum install_state s);
+int install_read(const char *gdir, struct install_record *ret, struct vmha_err *err);
+int install_write(const char *gdir, const struct install_record *r, struct vmha_err *err);

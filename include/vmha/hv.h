@@ -43,6 +43,14 @@ struct hv_guest_info {
     char uuid[37];
     enum hv_state state;
     bool persistent;
+    bool powered_off; /* SHUTOFF because the guest powered itself off (or rebooted with
+                         on_reboot=destroy), not destroyed, crashed or never started */
+};
+
+/* What an install boot lays over the persistent configuration. NULL fields keep it. */
+struct hv_boot_override {
+    const char *kernel, *initrd, *cmdline;
+    const char *media; /* install medium (ISO image), booted first */
 };
 
 /* Hypervisor family and versions, for the migration policy. Versions are major*1000000 +
@@ -98,6 +106,11 @@ struct hv_ops {
     int (*current_config)(struct hv_conn *c, const char *name, struct hv_guest_config *ret,
                           struct vmha_err *err);
     int (*define)(struct hv_conn *c, const char *config_text, struct vmha_err *err);
+    /* Pure: the one-off configuration of an install boot: config_text with o laid over it,
+     * the UUID set to uuid (the defined guest's) and a reboot ending the guest, so an
+     * installer that reboots at the end finishes the install like one that powers off. */
+    int (*oneoff_config)(const char *config_text, const struct hv_boot_override *o,
+                         const char *uuid, char **ret, struct vmha_err *err);
     /* Removes the persistent definition, keeping the NVRAM file (boot/ owns it). */
     int (*undefine)(struct hv_conn *c, const char *name, struct vmha_err *err);
     /* Starts the defined guest; with oneoff_config, boots that once while the persistent

@@ -158,13 +158,51 @@ static void backend_selection(void **state)
     assert_non_null(strstr(e.msg, "replicate_failover"));
 }
 
+static void overlay_golden(const char *base, const struct hv_boot_override *o,
+                           const char *golden)
+{
+    char *xml = load(base), *want = load(golden), *out = NULL;
+    struct vmha_err e = {0};
+    assert_int_equal(hv_libvirt_oneoff_config(xml, o, "7a1c4d2e-0b3f-4c5d-8e9f-a0b1c2d3e4f5",
+                                              &out, &e), 0);
+    assert_string_equal(out, want);
+    /* The result is a guest the parser reads back with the install settings. */
+    struct hv_guest_config c = {0};
+    assert_int_equal(hv_libvirt_config_parse(out, &c, &e), 0);
+    assert_string_equal(c.uuid, "7a1c4d2e-0b3f-4c5d-8e9f-a0b1c2d3e4f5");
+    if (o->kernel)
+        assert_string_equal(c.kernel, o->kernel);
+    hv_guest_config_clear(&c);
+    free(out);
+    free(want);
+    free(xml);
+}
+
+static void install_overlay(void **state)
+{
+    struct hv_boot_override k = {.kernel = "/srv/cluster/boot/installer-vmlinuz",
+                                 .initrd = "/srv/cluster/boot/installer-initrd.img",
+                                 .cmdline = "console=ttyS0 auto=true url=http://10.0.0.1/preseed.cfg"};
+    struct hv_boot_override m = {.media = "/srv/cluster/iso/debian-12.iso"};
+    overlay_golden("installed.xml", &k, "installed.kernel.golden.xml");
+    overlay_golden("installed.xml", &m, "installed.media.golden.xml");
+    overlay_golden("direct-boot.xml", &k, "direct-boot.kernel.golden.xml");
+    char *out = NULL;
+    struct vmha_err e = {0};
+    assert_int_equal(hv_libvirt_oneoff_config("<domain><name>x</name></domain>", &k, NULL, &out,
+                                              &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "<os>"));
+    assert_int_equal(hv_libvirt_oneoff_config("<domain", &k, NULL, &out, &e), -EINVAL);
+    assert_null(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parse_direct_boot), cmocka_unit_test(parse_uefi),
         cmocka_unit_test(parse_minimal),     cmocka_unit_test(parse_rejects),
         cmocka_unit_test(machines),          cmocka_unit_test(states),
-        cmocka_unit_test(backend_selection),
+        cmocka_unit_test(backend_selection), cmocka_unit_test(install_overlay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
