@@ -52,6 +52,10 @@ struct ocf_params {
     bool migration_policy; /* with state_dir */
     unsigned migration_window;
     unsigned nvram_keep;
+    char *install_config; /* one-off XML file, or the shorthand below ("" = none) */
+    char *install_kernel, *install_initrd, *install_cmdline, *install_media;
+    char *kernel_sha256, *initrd_sha256; /* pinned artifact digests, "" = recorded */
+    char *artifact_key; /* file with the cluster key for the digests' HMAC */
     char *rundir; /* VMHA_RUNDIR: per-node scratch state */
     /* From Pacemaker's meta attributes. */
     uint64_t timeout_ms; /* 0 when Pacemaker did not say */
@@ -118,6 +122,24 @@ void ocf_nvram_watch(const struct ocf_params *p, const struct hv_ops *ops, struc
 void ocf_nvram_capture_arrived(const struct ocf_params *p, const struct hv_ops *ops,
                                struct hv_conn *conn, const char *name,
                                const struct vmha_deadline *dl);
+
+/* Install boots and boot artifacts (ocf_install.c). */
+bool ocf_install_configured(const struct ocf_params *p);
+/* Checks the directly booted kernel/initrd/cmdline of cfg (recording them the first time
+ * when record): OCF_ERR_INSTALLED on a mismatch here, so Pacemaker picks another host. */
+int ocf_boot_check(const struct ocf_params *p, const struct hv_guest_config *cfg, bool record,
+                   struct vmha_err *why);
+/* After define, before a normal start: runs the install boot instead if the install is not
+ * done. *started tells whether it did. */
+int ocf_install_start(const struct ocf_params *p, const struct hv_ops *ops, struct hv_conn *conn,
+                      const char *name, const char *config_text, bool *started,
+                      struct vmha_err *why);
+/* At a monitor that finds the guest off: if its installer powered it off here, record the
+ * install as done and boot the persistent config. Returns true when it handled the guest
+ * (then *rc is the monitor's answer). */
+bool ocf_install_finished(const struct ocf_params *p, const struct hv_ops *ops,
+                          struct hv_conn *conn, const char *name, const struct vmha_deadline *dl,
+                          int *rc, struct vmha_err *why);
 
 /* Runs the agent server on rundir/agent.sock until idle or replaced (see ocf_server.c). */
 int ocf_serve(const char *rundir, struct vmha_err *err);

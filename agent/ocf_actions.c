@@ -168,6 +168,8 @@ static int act_validate(const struct ocf_params *p, const struct vmha_deadline *
     (void)dl;
     _cleanup_(guest_clear) struct guest g = {0};
     int rc = guest_load(p, &g, true, why);
+    if (rc == OCF_SUCCESS)
+        rc = ocf_boot_check(p, &g.cfg, false, why);
     if (rc != OCF_SUCCESS)
         return rc;
     /* libxenlight keeps no UEFI variables (Xen 4.17): say so rather than lose them. */
@@ -189,6 +191,9 @@ static int act_monitor(const struct ocf_params *p, const struct vmha_deadline *d
     enum hv_state s;
     int rc = guest_open(p, &g, false, dl, &s, why);
     if (rc != OCF_SUCCESS)
+        return rc;
+    if (s == HV_STATE_SHUTOFF && p->interval_ms > 0 &&
+        ocf_install_finished(p, g.ops, g.conn, g.name, dl, &rc, why))
         return rc;
     rc = ocf_rc_for_state(s);
     if (rc == OCF_ERR_GENERIC)
@@ -228,8 +233,15 @@ static int start_from(const struct ocf_params *p, struct guest *g, enum hv_state
             /* Pacemaker keeps the exit reason of the operation: say it even on success. */
             if (warning[0])
                 fprintf(stderr, "ocf-exit-reason:%s\n", warning);
-            ocf_step("starting guest %s", g->name);
-            r = g->ops->start(g->conn, g->name, NULL, &e);
+            bool installing = false;
+            rc = ocf_install_start(p, g->ops, g->conn, g->name, g->config_text, &installing,
+                                   why);
+            if (rc != OCF_SUCCESS)
+                return rc;
+            if (!installing) {
+                ocf_step("starting guest %s", g->name);
+                r = g->ops->start(g->conn, g->name, NULL, &e);
+            }
         }
     }
     if (r < 0) {
@@ -265,6 +277,8 @@ static int act_start(const struct ocf_params *p, const struct vmha_deadline *dl,
         cluster_log(LOG_INFO, "guest %s already runs here", g.name);
         return OCF_SUCCESS;
     }
+    if ((rc = ocf_boot_check(p, &g.cfg, true, why)) != OCF_SUCCESS)
+        return rc;
     const char *me = cluster_local_node(p->on_node);
     int r = ocf_paths_check(p, &g.cfg, me, dl, why);
     if (r < 0) /* not here: Pacemaker then keeps the guest off this node */

@@ -87,6 +87,40 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "entries, Secure Boot keys) the state store keeps. The NVRAM is restored "
                  "from the newest before every start and captured after a clean stop, "
                  "around live migrations and at monitors when it changed. Needs state_dir."},
+    {.name = "install_config", .type = OCF_PT_STRING, .def = "",
+     .shortdesc = "Install configuration (one-off XML)",
+     .longdesc = "A complete libvirt domain XML for the guest's install boot (same name as "
+                 "config). The persistent config is defined first; the install boot runs "
+                 "with this one laid over it until the installer powers the guest off by "
+                 "itself, after which every start boots config. A crash or failover before "
+                 "that runs the install again. Needs state_dir, where the install state lives. "
+                 "Or use the install_kernel/install_initrd/install_cmdline/install_media "
+                 "shorthand."},
+    {.name = "install_kernel", .type = OCF_PT_STRING, .def = "",
+     .shortdesc = "Install kernel",
+     .longdesc = "Kernel of the install boot (direct kernel boot), laid over config."},
+    {.name = "install_initrd", .type = OCF_PT_STRING, .def = "",
+     .shortdesc = "Install initrd", .longdesc = "Initrd of the install boot, laid over config."},
+    {.name = "install_cmdline", .type = OCF_PT_STRING, .def = "",
+     .shortdesc = "Install kernel command line",
+     .longdesc = "Kernel command line of the install boot, e.g. the preseed or kickstart "
+                 "location."},
+    {.name = "install_media", .type = OCF_PT_STRING, .def = "",
+     .shortdesc = "Install medium (ISO)",
+     .longdesc = "An ISO image attached as a CD-ROM and booted first during the install."},
+    {.name = "kernel_sha256", .type = OCF_PT_STRING, .def = "",
+     .shortdesc = "Expected kernel digest",
+     .longdesc = "SHA-256 the guest's directly booted kernel must have on every host. "
+                 "Without it, the digest recorded in state_dir when the guest is first "
+                 "defined is used. A host whose file differs is refused (5)."},
+    {.name = "initrd_sha256", .type = OCF_PT_STRING, .def = "",
+     .shortdesc = "Expected initrd digest", .longdesc = "As kernel_sha256, for the initrd."},
+    {.name = "artifact_key", .type = OCF_PT_STRING, .def = "",
+     .shortdesc = "Cluster key for boot digests",
+     .longdesc = "A file (root only, the same on every node) with a secret key: recorded boot "
+                 "artifact digests are then signed with HMAC-SHA256 and a record that does not "
+                 "verify is refused, so a writer to shared storage cannot swap a kernel and "
+                 "its digest together."},
 };
 const size_t ocf_param_count = sizeof(ocf_param_table) / sizeof(ocf_param_table[0]);
 
@@ -192,7 +226,15 @@ static int parse_all(char *const *env, struct ocf_params *p, struct vmha_err *er
         take_string(env, "migrate_target", &p->migrate_target) < 0 ||
         take_string(env, "migrateuri", &p->migrateuri) < 0 ||
         take_string(env, "shutdown_mode", &p->shutdown_mode) < 0 ||
-        take_string(env, "state_dir", &p->state_dir) < 0)
+        take_string(env, "state_dir", &p->state_dir) < 0 ||
+        take_string(env, "install_config", &p->install_config) < 0 ||
+        take_string(env, "install_kernel", &p->install_kernel) < 0 ||
+        take_string(env, "install_initrd", &p->install_initrd) < 0 ||
+        take_string(env, "install_cmdline", &p->install_cmdline) < 0 ||
+        take_string(env, "install_media", &p->install_media) < 0 ||
+        take_string(env, "kernel_sha256", &p->kernel_sha256) < 0 ||
+        take_string(env, "initrd_sha256", &p->initrd_sha256) < 0 ||
+        take_string(env, "artifact_key", &p->artifact_key) < 0)
         return vmha_err_set(err, -ENOMEM, "out of memory");
     /* Values were checked above: these parses cannot fail. */
     vmha_parse_uint(value_of(env, "migration_speed"), UINT32_MAX, &p->migration_speed);
@@ -212,6 +254,22 @@ static int parse_all(char *const *env, struct ocf_params *p, struct vmha_err *er
         return vmha_err_set(err, -ENOMEM, "out of memory");
     if (p->state_dir[0] && p->state_dir[0] != '/')
         return vmha_err_set(err, -EINVAL, "state_dir=%s is not an absolute path", p->state_dir);
+    bool install = p->install_config[0] || p->install_kernel[0] || p->install_initrd[0] ||
+                   p->install_cmdline[0] || p->install_media[0];
+    if (install && !p->state_dir[0])
+        return vmha_err_set(err, -EINVAL, "an install configuration needs state_dir: the "
+                            "install state must survive a failover");
+    if (p->install_config[0] && (p->install_kernel[0] || p->install_initrd[0] ||
+                                 p->install_cmdline[0] || p->install_media[0]))
+        return vmha_err_set(err, -EINVAL, "install_config and the install_kernel/initrd/"
+                            "cmdline/media shorthand exclude each other");
+    static const char hex[] = "0123456789abcdef";
+    const char *digests[2] = {p->kernel_sha256, p->initrd_sha256};
+    for (int i = 0; i < 2; i++)
+        if (digests[i][0] && (strlen(digests[i]) != 64 ||
+                              strspn(digests[i], hex) != 64))
+            return vmha_err_set(err, -EINVAL, "%s=%s is not a SHA-256 in lower-case hex",
+                                i ? "initrd_sha256" : "kernel_sha256", digests[i]);
     if (p->config[0] != '/')
         return vmha_err_set(err, -EINVAL, "config=%s is not an absolute path", p->config);
     if (strcmp(p->shutdown_mode, "default") == 0)
@@ -245,6 +303,14 @@ void ocf_params_clear(struct ocf_params *p)
     free(p->state_dir);
     free(p->on_node);
     free(p->rundir);
+    free(p->install_config);
+    free(p->install_kernel);
+    free(p->install_initrd);
+    free(p->install_cmdline);
+    free(p->install_media);
+    free(p->kernel_sha256);
+    free(p->initrd_sha256);
+    free(p->artifact_key);
     *p = (struct ocf_params){0};
 }
 

@@ -59,6 +59,30 @@ ok "  saying its variables cannot be kept" contains "$md.err" "libxenlight keeps
 env -i PATH="$PATH" OCF_RESKEY_config="$md.xen" "$AGENT" validate-all >/dev/null 2>&1
 ok "  (without state_dir nothing is promised: 0)" eq 0 $?
 
+# Install settings and boot artifact digests.
+printf 'a kernel' >"$md.vmlinuz"
+cat >"$md.direct" <<EOX
+<domain type='qemu'>
+  <name>direct</name>
+  <memory unit='MiB'>96</memory>
+  <os><type arch='x86_64'>hvm</type><kernel>$md.vmlinuz</kernel><cmdline>quiet</cmdline></os>
+</domain>
+EOX
+v() { env -i PATH="$PATH" OCF_RESKEY_config="$md.direct" "$@" "$AGENT" validate-all >/dev/null 2>"$md.err"; }
+v OCF_RESKEY_install_cmdline=auto=true
+ok "validate-all: install settings without state_dir -> 6" eq 6 $?
+ok "  saying why" contains "$md.err" "an install configuration needs state_dir"
+v OCF_RESKEY_state_dir=/tmp OCF_RESKEY_install_config=/x.xml OCF_RESKEY_install_media=/y.iso
+ok "validate-all: install_config and the shorthand together -> 6" eq 6 $?
+v OCF_RESKEY_kernel_sha256=abc
+ok "validate-all: kernel_sha256 that is not a SHA-256 -> 6" eq 6 $?
+good=$(sha256sum "$md.vmlinuz" | cut -d' ' -f1)
+v OCF_RESKEY_kernel_sha256="$good"
+ok "validate-all: the kernel has its pinned digest -> 0" eq 0 $?
+v OCF_RESKEY_kernel_sha256="$(printf 'other' | sha256sum | cut -d' ' -f1)"
+ok "validate-all: the kernel differs from its pinned digest -> 5" eq 5 $?
+ok "  naming the file and both digests" contains "$md.err" "kernel $md.vmlinuz has sha256 $good here"
+
 # --- ocf:vmha:node ---
 "$NODE_AGENT" meta-data >"$md.node"
 ok "node: meta-data validates against OCF 1.1" \

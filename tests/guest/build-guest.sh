@@ -9,6 +9,9 @@
 #   vmha.ip=A.B.C.D/NN       configure the virtio NIC, serve the counter
 #   vmha.gw=A.B.C.D          on TCP port 7777 (optional default route)
 #   vmha.efiboots=1          UEFI: add a VmhaBoot<N> variable at each boot, print N
+#   vmha.install=1           act as an installer: after vmha.install_delay=N seconds
+#                            write a marker to the first virtio disk, power off
+#   vmha.disk=1              print the marker found on the first virtio disk
 # Cached: nothing is rebuilt while OUTDIR/.stamp matches this script.
 set -euo pipefail
 
@@ -27,7 +30,7 @@ fi
 # Modules the guest needs: the cloud kernel builds these as modules
 # (CONFIG_ACPI_BUTTON=m, CONFIG_INPUT_EVDEV=m, CONFIG_VIRTIO_NET=m, ...);
 # it has no e1000 driver at all, so the NIC must be virtio.
-modules=(button evdev virtio_pci virtio_net efivarfs)
+modules=(button evdev virtio_pci virtio_net efivarfs virtio_blk)
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -136,6 +139,29 @@ if [ "$(arg efiboots)" = 1 ] && [ -d /sys/firmware/efi ]; then
     # attributes NV|BS|RT, then the value; efivarfs wants it in one write
     printf '\007\000\000\000boot %s' "$n" >"/sys/firmware/efi/efivars/VmhaBoot$n-$guid" &&
         echo "vmha-efiboots $n" || echo "vmha: cannot write VmhaBoot$n"
+fi
+
+# The first virtio disk, once its driver is loaded.
+disk() {
+    modprobe virtio_pci
+    modprobe virtio_blk
+    for _ in $(seq 50); do [ -b /dev/vda ] && return 0; sleep 0.1; done
+    echo "vmha: no virtio disk"
+    return 1
+}
+if [ "$(arg install)" = 1 ]; then
+    (
+        echo "vmha-install started"
+        sleep "$(arg install_delay || echo 0)"
+        disk || exit 0
+        printf 'vmha-installed %s\n' "$(cat /proc/sys/kernel/random/uuid)" |
+            dd of=/dev/vda bs=512 conv=sync,notrunc 2>/dev/null
+        sync
+        echo "vmha-install done, powering off"
+        poweroff -f
+    ) &
+elif [ "$(arg disk)" = 1 ]; then
+    (disk && echo "vmha-disk $(head -n 1 /dev/vda | tr -cd '[:print:]')") &
 fi
 
 if n=$(arg poweroff_after); then

@@ -5,6 +5,7 @@
 # vmha.ignore_shutdown=1, vmha.poweroff_after=5, vmha.ip=10.0.0.5/24.
 # The serial log goes to SERIAL_LOG (default: OUTFILE with .serial.log),
 # which must be writable at the same path by the libvirtd that runs it.
+# With DISK=IMAGE the guest gets IMAGE (raw) as its first virtio disk.
 # With UEFI=NVRAM_PATH the guest boots through OVMF (the firmware loads the kernel, so the
 # guest has EFI variables) with its variable store at NVRAM_PATH.
 set -euo pipefail
@@ -43,6 +44,10 @@ sed -f <(
     subst INITRD "$guest_dir/initrd.img"
     subst CMDLINE "$cmdline"
     subst SERIAL_LOG "$serial_log"
+    if [[ -n ${DISK:-} ]]; then
+        printf 's|    <controller type=.usb.|    <disk type="file" device="disk"><driver name="qemu" type="raw"/><source file="%s"/><target dev="vda" bus="virtio"/></disk>\\n&|\n' \
+            "$(sed_escape "$(xml_escape "$DISK")")"
+    fi
     if [[ -n ${UEFI:-} ]]; then
         # OVMF and the kernel do not fit in 96 MiB.
         printf 's|<memory unit=.MiB.>96</memory>|<memory unit="MiB">256</memory>|\n'

@@ -1,0 +1,230 @@
+/* Install boots and boot artifacts inside ocf:vmha:guest.
+ *
+ * The persistent definition is always written first (start_from defines config). Until the
+ * install is done, a start boots the one-off install configuration laid over it and records
+ * the install as running in the state store; a crash or failover before the installer
+ * powers the guest off therefore runs the install again wherever the guest starts. When a
+ * monitor finds that the installer powered the guest off, it records the install as done
+ * and boots the persistent configuration at once, so Pacemaker never sees a failure. */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "agent_private.h"
+#include "vmha/boot.h"
+#include "vmha/cleanup.h"
+#include "vmha/cluster.h"
+
+#define KEY_MAX 4096
+
+bool ocf_install_configured(const struct ocf_params *p)
+{
+    return p->install_config[0] || p->install_kernel[0] || p->install_initrd[0] ||
+           p->install_cmdline[0] || p->install_media[0];
+}
+
+static void guest_dir(const struct ocf_params *p, const char *name, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/%s", p->state_dir, name);
+}
+
+/* The cluster key, when artifact_key names one; refuses a key others can read. */
+static int load_key(const struct ocf_params *p, uint8_t **key, size_t *len, struct vmha_err *err)
+{
+    *key = NULL;
+    *len = 0;
+    if (!p->artifact_key[0])
+        return 0;
+    struct stat st;
+    if (stat(p->artifact_key, &st) < 0)
+        return vmha_err_set(err, -errno, "artifact_key %s: %s", p->artifact_key,
+                            strerror(errno));
+    if (st.st_mode & 077)
+        return vmha_err_set(err, -EPERM, "artifact_key %s is readable by others than root "
+                            "(mode %03o): refusing to use it", p->artifact_key,
+                            (unsigned)(st.st_mode & 0777));
+    return vmha_read_blob(p->artifact_key, KEY_MAX, key, len, err);
+}
+
+static int check(const struct ocf_params *p, const char *name, const char *record,
+                 const struct boot_artifacts *a, const char *pin_k, const char *pin_i,
+                 bool do_record, struct vmha_err *why)
+{
+    _cleanup_free_ uint8_t *key = NULL;
+    size_t key_len;
+    struct vmha_err e = {0};
+    if (load_key(p, &key, &key_len, &e) < 0) {
+        vmha_err_set(why, e.code, "%s", e.msg);
+        return OCF_ERR_CONFIGURED;
+    }
+    char gdir[4096];
+    guest_dir(p, name, gdir, sizeof(gdir));
+    ocf_step("checking the boot artifacts of guest %s", name);
+    int r = boot_artifacts_check(gdir, record, a, pin_k, pin_i, key, key_len,
+                                 do_record && p->state_dir[0], &e);
+    if (r == -EBADMSG || r == -ENOENT) {
+        vmha_err_set(why, r, "%s", e.msg);
+        return OCF_ERR_INSTALLED; /* this host's files: another host may have good ones */
+    }
+    if (r == -EPERM) {
+        vmha_err_set(why, r, "%s", e.msg);
+        return OCF_ERR_CONFIGURED; /* the record itself is not trustworthy, anywhere */
+    }
+    if (r < 0) {
+        vmha_err_set(why, r, "cannot check the boot artifacts of guest %s: %s", name, e.msg);
+        return OCF_ERR_GENERIC;
+    }
+    return OCF_SUCCESS;
+}
+
+int ocf_boot_check(const struct ocf_params *p, const struct hv_guest_config *cfg, bool record,
+                   struct vmha_err *why)
+{
+    if (!p->state_dir[0] && !p->kernel_sha256[0] && !p->initrd_sha256[0])
+        return OCF_SUCCESS;
+    struct boot_artifacts a = {.kernel = cfg->kernel, .initrd = cfg->initrd,
+                               .cmdline = cfg->cmdline};
+    if (!p->state_dir[0]) {
+        /* Pinned digests alone: nothing is recorded, everything is checked. */
+        struct vmha_err e = {0};
+        int r = boot_artifacts_check("/nonexistent", "artifacts", &a, p->kernel_sha256,
+                                     p->initrd_sha256, NULL, 0, false, &e);
+        if (r < 0) {
+            vmha_err_set(why, r, "%s", e.msg);
+            return r == -EBADMSG ? OCF_ERR_INSTALLED : OCF_ERR_GENERIC;
+        }
+        return OCF_SUCCESS;
+    }
+    int rc = check(p, cfg->name, "artifacts", &a, p->kernel_sha256, p->initrd_sha256, record,
+                   why);
+    /* The installer's files matter only until the install is done. */
+    char gdir[4096];
+    struct install_record rec = {0};
+    guest_dir(p, cfg->name, gdir, sizeof(gdir));
+    if (rc == OCF_SUCCESS && ocf_install_configured(p) && !p->install_config[0] &&
+        install_read(gdir, &rec, &(struct vmha_err){0}) == 0 && rec.state != INSTALL_DONE) {
+        struct boot_artifacts ia = {
+            .kernel = p->install_kernel[0] ? p->install_kernel : cfg->kernel,
+            .initrd = p->install_initrd[0] ? p->install_initrd : cfg->initrd,
+            .cmdline = p->install_cmdline[0] ? p->install_cmdline : cfg->cmdline};
+        rc = check(p, cfg->name, "install-artifacts", &ia, NULL, NULL, record, why);
+    }
+    return rc;
+}
+
+int ocf_install_start(const struct ocf_params *p, const struct hv_ops *ops, struct hv_conn *conn,
+                      const char *name, const char *config_text, bool *started,
+                      struct vmha_err *why)
+{
+    *started = false;
+    if (!ocf_install_configured(p))
+        return OCF_SUCCESS;
+    char gdir[4096];
+    guest_dir(p, name, gdir, sizeof(gdir));
+    struct install_record rec;
+    struct vmha_err e = {0};
+    if (install_read(gdir, &rec, &e) < 0) {
+        vmha_err_set(why, e.code, "install state of guest %s: %s", name, e.msg);
+        return OCF_ERR_GENERIC;
+    }
+    if (rec.state == INSTALL_DONE)
+        return OCF_SUCCESS;
+    /* The one-off configuration, with the UUID the persistent definition got. */
+    struct hv_guest_info info;
+    if (ops->lookup(conn, name, &info, &e) < 0) {
+        vmha_err_set(why, e.code, "%s", e.msg);
+        return OCF_ERR_GENERIC;
+    }
+    _cleanup_free_ char *oneoff = NULL, *install_text = NULL;
+    if (p->install_config[0]) {
+        if (vmha_read_file(p->install_config, 4u << 20, &install_text, &e) < 0) {
+            vmha_err_set(why, e.code, "install_config: %s", e.msg);
+            return OCF_ERR_INSTALLED;
+        }
+        struct hv_guest_config ic = {0};
+        int r = ops->config_parse(install_text, &ic, &e);
+        bool same = r == 0 && strcmp(ic.name, name) == 0;
+        hv_guest_config_clear(&ic);
+        if (!same) {
+            vmha_err_set(why, -EINVAL, "install_config %s %s", p->install_config,
+                         r < 0 ? e.msg : "names another guest than config");
+            return OCF_ERR_CONFIGURED;
+        }
+    }
+    struct hv_boot_override o = {
+        .kernel = p->install_kernel[0] ? p->install_kernel : NULL,
+        .initrd = p->install_initrd[0] ? p->install_initrd : NULL,
+        .cmdline = p->install_cmdline[0] ? p->install_cmdline : NULL,
+        .media = p->install_media[0] ? p->install_media : NULL};
+    if (HV_CALL(ops, oneoff_config, &e, install_text ? install_text : config_text, &o,
+                info.uuid, &oneoff) < 0) {
+        vmha_err_set(why, e.code, "install configuration of guest %s: %s", name, e.msg);
+        return OCF_ERR_CONFIGURED;
+    }
+    /* Recorded before the boot: a crash from here on reruns the install. */
+    rec.state = INSTALL_RUNNING;
+    rec.attempts++;
+    rec.changed = (long long)time(NULL);
+    snprintf(rec.host, sizeof(rec.host), "%s", cluster_local_node(p->on_node));
+    if (install_write(gdir, &rec, &e) < 0) {
+        vmha_err_set(why, e.code, "cannot record the install of guest %s: %s", name, e.msg);
+        return OCF_ERR_GENERIC;
+    }
+    cluster_log(LOG_NOTICE, "guest %s: install boot %u (the persistent configuration is "
+                "defined; it boots once the installer powers the guest off)", name,
+                rec.attempts);
+    ocf_step("starting the install boot of guest %s", name);
+    if (ops->start(conn, name, oneoff, &e) < 0) {
+        vmha_err_set(why, e.code, "install boot of guest %s: %s", name, e.msg);
+        return OCF_ERR_GENERIC;
+    }
+    *started = true;
+    return OCF_SUCCESS;
+}
+
+bool ocf_install_finished(const struct ocf_params *p, const struct hv_ops *ops,
+                          struct hv_conn *conn, const char *name, const struct vmha_deadline *dl,
+                          int *rc, struct vmha_err *why)
+{
+    if (!ocf_install_configured(p))
+        return false;
+    struct hv_guest_info info;
+    struct vmha_err e = {0};
+    if (ops->lookup(conn, name, &info, &e) < 0 || !info.powered_off)
+        return false;
+    char gdir[4096];
+    guest_dir(p, name, gdir, sizeof(gdir));
+    struct install_record rec;
+    const char *me = cluster_local_node(p->on_node);
+    if (install_read(gdir, &rec, &e) < 0 || rec.state != INSTALL_RUNNING ||
+        strcmp(rec.host, me) != 0)
+        return false;
+    rec.state = INSTALL_DONE;
+    rec.changed = (long long)time(NULL);
+    if (install_write(gdir, &rec, &e) < 0) {
+        vmha_err_set(why, e.code, "guest %s finished installing, but that cannot be recorded: "
+                     "%s", name, e.msg);
+        *rc = OCF_ERR_GENERIC;
+        return true;
+    }
+    cluster_log(LOG_NOTICE, "guest %s: the installer powered it off after %u install boot(s): "
+                "install done, booting the persistent configuration", name, rec.attempts);
+    ocf_step("starting guest %s after its install", name);
+    if (ops->start(conn, name, NULL, &e) < 0) {
+        vmha_err_set(why, e.code, "guest %s installed, but it does not start: %s", name, e.msg);
+        *rc = OCF_ERR_GENERIC;
+        return true;
+    }
+    for (;;) {
+        if (ops->lookup(conn, name, &info, &e) == 0 && info.state == HV_STATE_RUNNING) {
+            *rc = OCF_SUCCESS;
+            return true;
+        }
+        if (!vmha_deadline_sleep(dl, 200)) {
+            vmha_err_set(why, -ETIMEDOUT, "guest %s installed, but did not start in time", name);
+            *rc = OCF_ERR_GENERIC;
+            return true;
+        }
+    }
+}
