@@ -138,8 +138,10 @@ int ocf_install_start(const struct ocf_params *p, const struct hv_ops *ops, stru
  * install as done and boot the persistent config. Returns true when it handled the guest
  * (then *rc is the monitor's answer). */
 bool ocf_install_finished(const struct ocf_params *p, const struct hv_ops *ops,
-                          struct hv_conn *conn, const char *name, const struct vmha_deadline *dl,
-                          int *rc, struct vmha_err *why);
+                          struct hv_conn *conn, const char *name, const char *config_text,
+                          const struct vmha_deadline *dl, int *rc, struct vmha_err *why);
+/* migrate_from: an install boot that moved here is watched from here. */
+void ocf_install_arrived(const struct ocf_params *p, const char *name);
 
 /* Runs the agent server on rundir/agent.sock until idle or replaced (see ocf_server.c). */
 int ocf_serve(const char *rundir, struct vmha_err *err);

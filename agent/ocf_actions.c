@@ -193,7 +193,7 @@ static int act_monitor(const struct ocf_params *p, const struct vmha_deadline *d
     if (rc != OCF_SUCCESS)
         return rc;
     if (s == HV_STATE_SHUTOFF && p->interval_ms > 0 &&
-        ocf_install_finished(p, g.ops, g.conn, g.name, dl, &rc, why))
+        ocf_install_finished(p, g.ops, g.conn, g.name, g.config_text, dl, &rc, why))
         return rc;
     rc = ocf_rc_for_state(s);
     if (rc == OCF_ERR_GENERIC)
@@ -456,6 +456,7 @@ static int act_migrate_from(const struct ocf_params *p, const struct vmha_deadli
     rc = guest_wait(&g, is_running, &arrival, &s, why);
     if (rc == OCF_SUCCESS && is_running(s)) {
         ocf_nvram_capture_arrived(p, g.ops, g.conn, g.name, dl);
+        ocf_install_arrived(p, g.name);
         if (g.cfg.name)
             ocf_paths_landed(p, g.ops, g.conn, &g.cfg, dl);
         else if (p->state_dir[0])

@@ -183,9 +183,26 @@ int ocf_install_start(const struct ocf_params *p, const struct hv_ops *ops, stru
     return OCF_SUCCESS;
 }
 
+void ocf_install_arrived(const struct ocf_params *p, const char *name)
+{
+    if (!ocf_install_configured(p))
+        return;
+    char gdir[4096];
+    guest_dir(p, name, gdir, sizeof(gdir));
+    struct install_record rec;
+    struct vmha_err e = {0};
+    if (install_read(gdir, &rec, &e) < 0 || rec.state != INSTALL_RUNNING)
+        return;
+    /* The installer runs here now: this host's monitor will see it finish. */
+    snprintf(rec.host, sizeof(rec.host), "%s", cluster_local_node(p->on_node));
+    if (install_write(gdir, &rec, &e) < 0)
+        cluster_log(LOG_WARNING, "guest %s: cannot record where its install runs: %s", name,
+                    e.msg);
+}
+
 bool ocf_install_finished(const struct ocf_params *p, const struct hv_ops *ops,
-                          struct hv_conn *conn, const char *name, const struct vmha_deadline *dl,
-                          int *rc, struct vmha_err *why)
+                          struct hv_conn *conn, const char *name, const char *config_text,
+                          const struct vmha_deadline *dl, int *rc, struct vmha_err *why)
 {
     if (!ocf_install_configured(p))
         return false;
@@ -210,8 +227,16 @@ bool ocf_install_finished(const struct ocf_params *p, const struct hv_ops *ops,
     }
     cluster_log(LOG_NOTICE, "guest %s: the installer powered it off after %u install boot(s): "
                 "install done, booting the persistent configuration", name, rec.attempts);
+    /* A live migration during the install persisted the install configuration here:
+     * define the real one again before booting it. */
+    if (!config_text) {
+        vmha_err_set(why, -ENOENT, "guest %s installed, but its config cannot be read to "
+                     "boot it", name);
+        *rc = OCF_ERR_GENERIC;
+        return true;
+    }
     ocf_step("starting guest %s after its install", name);
-    if (ops->start(conn, name, NULL, &e) < 0) {
+    if (ops->define(conn, config_text, &e) < 0 || ops->start(conn, name, NULL, &e) < 0) {
         vmha_err_set(why, e.code, "guest %s installed, but it does not start: %s", name, e.msg);
         *rc = OCF_ERR_GENERIC;
         return true;
