@@ -48,6 +48,7 @@ runs_once_at() { # HOST: Pacemaker and the hypervisors agree the guest runs ther
 }
 settled_elsewhere() { # HOST: runs exactly once, not on HOST, and answers
     local on
+    [ -n "$1" ] || return 1
     on=$(running_on web1)
     [ "$(echo "$on" | grep -c .)" -eq 1 ] && [ "$on" != "$1" ] &&
         [ "$(crm_location web1)" = "$on" ] && guest_answers
@@ -65,6 +66,13 @@ reset() {
     crm_ resource cleanup web1 >/dev/null 2>&1
     lab on "$(any_node)" stonith_admin --cleanup --history '*' >/dev/null 2>&1
     wait_for 60 guest_answers || diag "the guest does not answer after reset"
+    # A cleanup re-probes: until Pacemaker has placed the guest again, it reports no location.
+    wait_for 60 located || bail "after reset, Pacemaker does not say where the guest runs"
+}
+located() { # Pacemaker and the hypervisors agree on one host
+    local at
+    at=$(crm_location web1)
+    [ -n "$at" ] && [ "$(running_on web1)" = "$at" ]
 }
 other_than() { # HOST: another node that is online
     local h
