@@ -161,7 +161,7 @@ if [ "$(arg install)" = 1 ]; then
         poweroff -f
     ) &
 elif [ "$(arg disk)" = 1 ]; then
-    (disk && echo "vmha-disk $(head -n 1 /dev/vda | tr -cd '[:print:]')") &
+    (disk && echo "vmha-disk $(head -n 1 /dev/vda | tr -d '\000\n')") &
 fi
 
 if n=$(arg poweroff_after); then
