@@ -117,6 +117,61 @@ static int publish(const struct cluster_node *n, const char *me, const char *nam
     return r;
 }
 
+/* "<dev> <ino> <size> <mtime>" of a file, to notice when it changed. */
+static void signature(const char *path, char *buf, size_t size)
+{
+    struct stat st;
+    if (!path || stat(path, &st) < 0)
+        snprintf(buf, size, "-");
+    else
+        snprintf(buf, size, "%llu %llu %lld %lld.%09ld", (unsigned long long)st.st_dev,
+                 (unsigned long long)st.st_ino, (long long)st.st_size,
+                 (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
+
+/* Whether this node's kernel and initrd of the guest match the recorded digests. Hashing
+ * a kernel costs tens of milliseconds: only when a file or the record changed. */
+static int publish_boot(const struct node_params *p, const struct cluster_node *n,
+                        const char *me, const char *guest, const struct vmha_deadline *dl,
+                        struct vmha_err *err)
+{
+    char gdir[4096], rec_path[4200], attr[300], verdict[600], sig[600] = "", cache[4200];
+    snprintf(gdir, sizeof(gdir), "%s/%s", p->state_dir, guest);
+    snprintf(rec_path, sizeof(rec_path), "%s/artifacts", gdir);
+    snprintf(attr, sizeof(attr), "%s%s", MIG_ATTR_BOOT_PREFIX, guest);
+    struct store_kv rec = {0};
+    if (store_read(gdir, "artifacts", &rec, &(struct vmha_err){0}) < 0)
+        return 0; /* boots no kernel directly, or not defined yet */
+    size_t used = 0;
+    const char *files[3] = {rec_path, store_kv_get(&rec, "kernel"), store_kv_get(&rec, "initrd")};
+    for (int i = 0; i < 3; i++) {
+        signature(files[i], sig + used, sizeof(sig) - used);
+        used = strlen(sig);
+        if (used + 1 < sizeof(sig))
+            sig[used++] = '|', sig[used] = '\0';
+    }
+    store_kv_clear(&rec);
+    snprintf(cache, sizeof(cache), "%s/boot-%s.seen", p->rundir, guest);
+    _cleanup_free_ char *seen = NULL;
+    const char *now = n ? cluster_node_attr(n, attr, true) : NULL;
+    if (vmha_read_file(cache, 8192, &seen, &(struct vmha_err){0}) == 0 && now &&
+        strcmp(seen, sig) == 0)
+        return 0;
+    bool recorded;
+    struct vmha_err e = {0};
+    if (boot_artifacts_verify_files(gdir, "artifacts", &recorded, &e) < 0)
+        snprintf(verdict, sizeof(verdict), "no: %.500s", e.msg);
+    else
+        snprintf(verdict, sizeof(verdict), "%s", MIG_VERDICT_OK);
+    int r = publish(n, me, attr, verdict, dl, err);
+    FILE *f = r == 0 ? fopen(cache, "w") : NULL;
+    if (f) {
+        fputs(sig, f);
+        fclose(f);
+    }
+    return r;
+}
+
 /* The verdict of every guest in the store, for this node. */
 static int publish_guests(const struct node_params *p, const struct cluster_node *n,
                           const struct mig_host *host, const struct vmha_deadline *dl,
@@ -148,6 +203,8 @@ static int publish_guests(const struct node_params *p, const struct cluster_node
             mig_verdict(&need, host, verdict, sizeof(verdict));
         }
         r = publish(n, host->name, attr, verdict, dl, err);
+        if (r == 0)
+            r = publish_boot(p, n, host->name, e->d_name, dl, err);
     }
     closedir(d);
     return r;

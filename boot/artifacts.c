@@ -200,3 +200,32 @@ int install_write(const char *gdir, const struct install_record *rec, struct vmh
         return vmha_err_set(err, -EINVAL, "host holds a newline");
     return store_write(gdir, "install", &kv, false, err);
 }
+
+int boot_artifacts_verify_files(const char *gdir, const char *name, bool *recorded,
+                                struct vmha_err *err)
+{
+    _cleanup_(store_kv_clear) struct store_kv rec = {0};
+    struct vmha_err e = {0};
+    *recorded = false;
+    int r = store_read(gdir, name, &rec, &e);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return vmha_err_set(err, r, "%s", e.msg);
+    *recorded = true;
+    static const char *const what[] = {"kernel", "initrd"};
+    for (int i = 0; i < 2; i++) {
+        char key[32], d[65];
+        const char *path = store_kv_get(&rec, what[i]);
+        snprintf(key, sizeof(key), "%s_sha256", what[i]);
+        const char *want = store_kv_get(&rec, key);
+        if (!path || !path[0] || !want)
+            continue;
+        if ((r = boot_file_sha256(path, d, &e)) < 0)
+            return vmha_err_set(err, -EBADMSG, "%s %s: %s", what[i], path, e.msg);
+        if (strcmp(d, want) != 0)
+            return vmha_err_set(err, -EBADMSG, "%s %s has sha256 %s on this host, the "
+                                "recorded digest is %s", what[i], path, d, want);
+    }
+    return 0;
+}

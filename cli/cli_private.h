@@ -9,6 +9,7 @@
 
 #define CLI_GUEST_AGENT "ocf:vmha:guest"
 
+
 /* A guest the cluster manages, with what its parameters and config say. */
 struct cli_guest {
     const struct cluster_rsc *rsc;
@@ -36,6 +37,7 @@ struct cli_opts {
 
 int cmd_paths(int argc, char **argv, const struct cli_opts *o);
 int cmd_nvram(int argc, char **argv, const struct cli_opts *o);
+int cmd_boot(int argc, char **argv, const struct cli_opts *o);
 
 /* Prints s as a JSON string, quotes included. */
 void json_str(FILE *out, const char *s);

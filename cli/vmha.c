@@ -13,6 +13,7 @@ static const struct {
     {"paths", "[GUEST...]", "where guests may run under the migration policy, and why",
      cmd_paths},
     {"nvram", "SUB GUEST", "UEFI variables: show, history, export, import", cmd_nvram},
+    {"boot", "GUEST", "install state and boot artifacts, checked per host", cmd_boot},
 };
 
 static void usage(FILE *out)

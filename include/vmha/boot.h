@@ -75,3 +75,8 @@ struct install_record {
 const char *install_state_name(enum install_state s);
 int install_read(const char *gdir, struct install_record *ret, struct vmha_err *err);
 int install_write(const char *gdir, const struct install_record *r, struct vmha_err *err);
+/* Checks only the files of the record `name` in gdir against this host's copies (paths as
+ * recorded). 0 when they match or there is no record (*recorded false), -EBADMSG with the
+ * reason when they differ. For status displays; starts use boot_artifacts_check. */
+int boot_artifacts_verify_files(const char *gdir, const char *name, bool *recorded,
+                                struct vmha_err *err);

@@ -76,6 +76,9 @@ bool mig_list_has(const char *list, const char *word);
 /* Per guest and node: "ok", or "no: <reason>". Location rules read this. */
 #define MIG_ATTR_PATH_PREFIX "vmha-path-"
 #define MIG_VERDICT_OK "ok"
+/* Per guest and node: whether this node's copies of the guest's directly booted kernel and
+ * initrd match the recorded digests: "ok", or "no: <reason>". */
+#define MIG_ATTR_BOOT_PREFIX "vmha-boot-"
 
 struct cluster_node;
 struct cluster_view;

@@ -57,6 +57,10 @@ done
 : >"$SERIAL"
 
 scenario "1. install, with the installer's host crashed mid-install"
+# The node clone publishes each host's boot artifact check for vmha boot.
+crm_ configure primitive vmha-node ocf:vmha:node params state_dir=/srv/cluster/vmha \
+    op monitor interval=5s timeout=20s >/dev/null 2>&1
+crm_ configure clone vmha-nodes vmha-node meta interleave=true >/dev/null 2>&1
 crm_ configure primitive web3 ocf:vmha:guest \
     params config=/srv/cluster/web3.xml name=web3 migrate_target='qemu+tcp://%n/system' \
     state_dir=/srv/cluster/vmha migration_policy=false \
@@ -118,6 +122,10 @@ refused_on_k() {
 }
 ok "3. $K refused it, naming the file and both digests" refused_on_k
 ok "3. it booted the installed system" wait_for 60 boots_installed $((before + 1))
+boot_says() { lab on "$(crm_location web3)" vmha boot web3 >"$WORK/boot" 2>&1 && grep -q "$1" "$WORK/boot"; }
+ok "3. vmha boot shows the install done" boot_says "^install: done"
+ok "3. and $K's kernel as not matching" wait_for 30 boot_says "^$K  *no: kernel $HOST_KERNEL has sha256"
+sed 's/^/# /' "$WORK/boot"
 crm_ resource clear web3 >/dev/null 2>&1
 
 plan_done
