@@ -190,8 +190,13 @@ static int publish_guests(const struct node_params *p, const struct cluster_node
         struct mig_record rec;
         struct vmha_err re = {0};
         int rr = mig_record_read(p->state_dir, e->d_name, &rec, &re);
-        if (rr == -ENOENT || rr == -ENOTDIR)
+        if (rr == -ENOTDIR)
             continue;
+        if (rr == -ENOENT) {
+            /* No migration record (no policy for this guest): its boot check still counts. */
+            r = publish_boot(p, n, host->name, e->d_name, dl, err);
+            continue;
+        }
         char attr[300], verdict[420];
         mig_path_attr(e->d_name, attr, sizeof(attr));
         if (rr < 0) {
