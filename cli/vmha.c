@@ -10,6 +10,8 @@ static const struct {
     const char *name, *args, *help;
     int (*run)(int argc, char **argv, const struct cli_opts *o);
 } commands[] = {
+    {"status", "[GUEST...]", "where every guest runs, its role, NVRAM and install state",
+     cmd_status},
     {"paths", "[GUEST...]", "where guests may run under the migration policy, and why",
      cmd_paths},
     {"nvram", "SUB GUEST", "UEFI variables: show, history, export, import", cmd_nvram},

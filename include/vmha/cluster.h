@@ -50,6 +50,19 @@ const char *cluster_node_attr(const struct cluster_node *n, const char *name, bo
 /* A primitive's instance attribute (parameter), NULL when unset. */
 const char *cluster_rsc_param(const struct cluster_rsc *r, const char *name);
 
+/* Where the cluster runs each primitive, as crm_mon computes it (libpe_status). */
+struct cluster_rsc_state {
+    char *id;      /* clone instances as "web1:0" */
+    char *agent;   /* "ocf:vmha:guest" */
+    char **nodes;  /* NULL-terminated: where it is active */
+    char role[16]; /* Started, Stopped, Promoted, Unpromoted, ... */
+    bool failed, managed;
+};
+
+int cluster_resource_states(const struct vmha_deadline *dl, struct cluster_rsc_state **ret,
+                            size_t *n, struct vmha_err *err);
+void cluster_resource_states_free(struct cluster_rsc_state *s, size_t n);
+
 /* Sets (value) or deletes (NULL) a transient attribute of node. */
 int cluster_attr_update(const char *node, const char *name, const char *value,
                         const struct vmha_deadline *dl, struct vmha_err *err);

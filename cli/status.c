@@ -1,0 +1,236 @@
+/* vmha status: every guest under ocf:vmha:guest with where it runs (as crm_mon computes it),
+ * its role, NVRAM generation, install state and migration floor; and the hosts. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli_private.h"
+#include "vmha/boot.h"
+#include "vmha/cleanup.h"
+#include "vmha/migrate.h"
+#include "vmha/nvram.h"
+
+struct gstatus {
+    struct cli_guest g;
+    const struct cluster_rsc_state *st[8]; /* the primitive, or a clone's instances */
+    size_t n_st;
+    char state[16], hosts[128], role[16];
+    long nvram_gen, nvram_booted; /* -1: none */
+    char install[16], floor[32];
+};
+
+/* "web1:1" belongs to "web1". */
+static bool same_resource(const char *instance, const char *id)
+{
+    size_t n = strlen(id);
+    return strncmp(instance, id, n) == 0 && (instance[n] == '\0' || instance[n] == ':');
+}
+
+static void fill(struct gstatus *s)
+{
+    s->nvram_gen = s->nvram_booted = -1;
+    snprintf(s->install, sizeof(s->install), "-");
+    snprintf(s->floor, sizeof(s->floor), "-");
+    bool failed = false, unmanaged = false, primary = false, backup = false;
+    for (size_t i = 0; i < s->n_st; i++) {
+        const struct cluster_rsc_state *st = s->st[i];
+        failed |= st->failed;
+        unmanaged |= !st->managed;
+        primary |= strcmp(st->role, "Promoted") == 0 || strcmp(st->role, "Master") == 0;
+        backup |= strcmp(st->role, "Unpromoted") == 0 || strcmp(st->role, "Slave") == 0;
+        for (char **h = st->nodes; h && *h; h++) {
+            size_t used = strlen(s->hosts);
+            snprintf(s->hosts + used, sizeof(s->hosts) - used, "%s%s", used ? "," : "", *h);
+        }
+    }
+    snprintf(s->state, sizeof(s->state), "%s",
+             failed ? "FAILED" : unmanaged ? "unmanaged" : s->hosts[0] ? "running" : "stopped");
+    snprintf(s->role, sizeof(s->role), "%s",
+             primary && backup ? "prim+back" : primary ? "primary" : backup ? "backup" : "-");
+    if (!s->hosts[0])
+        snprintf(s->hosts, sizeof(s->hosts), "-");
+    if (!s->g.state_dir)
+        return;
+    char gdir[4400];
+    snprintf(gdir, sizeof(gdir), "%s/%s", s->g.state_dir, s->g.name);
+    struct vmha_err e = {0};
+    _cleanup_free_ struct nvram_gen *gens = NULL;
+    size_t n = 0;
+    unsigned long booted = 0;
+    if (nvgen_list(gdir, &gens, &n, &e) == 0 && n)
+        s->nvram_gen = (long)gens[n - 1].num;
+    if (nvgen_booted(gdir, &booted, &e) == 0 && booted)
+        s->nvram_booted = (long)booted;
+    struct install_record ir;
+    if (install_read(gdir, &ir, &e) == 0 && ir.state != INSTALL_NOT_STARTED)
+        snprintf(s->install, sizeof(s->install), "%s", install_state_name(ir.state));
+    struct mig_record rec;
+    if (mig_record_read(s->g.state_dir, s->g.name, &rec, &e) == 0 && rec.floor.family[0])
+        mig_level_format(&rec.floor, s->floor, sizeof(s->floor));
+}
+
+static void print_json(const struct cluster_view *v, const struct gstatus *s, size_t n)
+{
+    printf("{\"guests\":[");
+    for (size_t i = 0; i < n; i++) {
+        printf("%s{\"guest\":", i ? "," : "");
+        json_str(stdout, s[i].g.name);
+        printf(",\"resource\":");
+        json_str(stdout, s[i].g.rsc->id);
+        printf(",\"state\":\"%s\",\"hosts\":[", s[i].state);
+        bool first = true;
+        for (size_t k = 0; k < s[i].n_st; k++)
+            for (char **h = s[i].st[k]->nodes; h && *h; h++) {
+                printf("%s", first ? "" : ",");
+                json_str(stdout, *h);
+                first = false;
+            }
+        printf("],\"role\":\"%s\",\"replication_lag_ms\":null,\"nvram_generation\":",
+               s[i].role);
+        s[i].nvram_gen >= 0 ? (void)printf("%ld", s[i].nvram_gen) : (void)printf("null");
+        printf(",\"nvram_booted\":");
+        s[i].nvram_booted >= 0 ? (void)printf("%ld", s[i].nvram_booted) : (void)printf("null");
+        printf(",\"install\":");
+        strcmp(s[i].install, "-") ? json_str(stdout, s[i].install) : (void)printf("null");
+        printf(",\"floor\":");
+        strcmp(s[i].floor, "-") ? json_str(stdout, s[i].floor) : (void)printf("null");
+        printf("}");
+    }
+    printf("],\"hosts\":[");
+    for (size_t i = 0; i < v->n; i++) {
+        const char *lv = cluster_node_attr(&v->nodes[i], MIG_ATTR_LEVEL, true);
+        printf("%s{\"name\":", i ? "," : "");
+        json_str(stdout, v->nodes[i].name);
+        printf(",\"online\":%s,\"level\":", v->nodes[i].online ? "true" : "false");
+        lv ? json_str(stdout, lv) : (void)printf("null");
+        printf(",\"pinned\":%s}",
+               cluster_node_attr(&v->nodes[i], MIG_ATTR_PIN_LEVEL, false) ? "true" : "false");
+    }
+    printf("]}\n");
+}
+
+static void print_table(const struct cluster_view *v, const struct gstatus *s, size_t n)
+{
+    printf("%-12s %-9s %-12s %-8s %-4s %-7s %-8s %s\n", "GUEST", "STATE", "HOST", "ROLE", "LAG",
+           "NVRAM", "INSTALL", "FLOOR");
+    for (size_t i = 0; i < n; i++) {
+        char nv[16] = "-";
+        if (s[i].nvram_gen >= 0)
+            snprintf(nv, sizeof(nv), "%ld", s[i].nvram_gen);
+        printf("%-12.12s %-9s %-12.12s %-8s %-4s %-7s %-8s %s\n", s[i].g.name, s[i].state,
+               s[i].hosts, s[i].role, "-", nv, s[i].install,
+               strcmp(s[i].floor, "-") ? s[i].floor + strcspn(s[i].floor, " ") + 1 : "-");
+    }
+    if (n == 0)
+        printf("(no %s resources)\n", CLI_GUEST_AGENT);
+    printf("\n%-12s %-8s %s\n", "HOST", "STATE", "LEVEL");
+    for (size_t i = 0; i < v->n; i++) {
+        const char *lv = cluster_node_attr(&v->nodes[i], MIG_ATTR_LEVEL, true);
+        printf("%-12.12s %-8s %s%s\n", v->nodes[i].name, v->nodes[i].online ? "online" : "offline",
+               lv ? lv : "-",
+               lv && cluster_node_attr(&v->nodes[i], MIG_ATTR_PIN_LEVEL, false) ? " (pinned)" : "");
+    }
+}
+
+static int status_once(int argc, char **argv, const struct cli_opts *o)
+{
+    struct vmha_deadline dl = vmha_deadline_in(o->timeout_ms);
+    _cleanup_(cluster_view_clear) struct cluster_view v = {0};
+    struct cluster_rsc_state *states = NULL;
+    size_t n_states = 0;
+    struct vmha_err e = {0};
+    if (cluster_read(&dl, &v, &e) < 0 ||
+        cluster_resource_states(&dl, &states, &n_states, &e) < 0) {
+        fprintf(stderr, "vmha status: %s (is the cluster running on this host?)\n", e.msg);
+        return VMHA_EXIT_FAILED;
+    }
+    _cleanup_free_ struct gstatus *s = calloc(v.n_rsc ? v.n_rsc : 1, sizeof(*s));
+    size_t n = 0;
+    for (size_t i = 0; s && i < v.n_rsc; i++) {
+        if (strcmp(v.rsc[i].agent, CLI_GUEST_AGENT) != 0)
+            continue;
+        struct gstatus *g = &s[n];
+        memset(g, 0, sizeof(*g));
+        cli_guest_load(&v.rsc[i], &g->g);
+        bool wanted = argc <= 1;
+        for (int a = 1; a < argc; a++)
+            wanted |= strcmp(argv[a], g->g.name) == 0 || strcmp(argv[a], v.rsc[i].id) == 0;
+        if (!wanted)
+            continue;
+        for (size_t k = 0; k < n_states && g->n_st < 8; k++)
+            if (same_resource(states[k].id, v.rsc[i].id))
+                g->st[g->n_st++] = &states[k];
+        fill(g);
+        n++;
+    }
+    int rc = VMHA_EXIT_OK;
+    if (!s) {
+        fprintf(stderr, "vmha status: out of memory\n");
+        rc = VMHA_EXIT_FAILED;
+    } else if (argc > 1 && n == 0) {
+        fprintf(stderr, "vmha status: no %s resource named %s\n", CLI_GUEST_AGENT, argv[1]);
+        rc = VMHA_EXIT_FAILED;
+    } else if (o->json) {
+        print_json(&v, s, n);
+    } else {
+        print_table(&v, s, n);
+    }
+    cluster_resource_states_free(states, n_states);
+    return rc;
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_int(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+int cmd_status(int argc, char **argv, const struct cli_opts *o)
+{
+    uint64_t watch_ms = 0;
+    int kept = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: vmha [--json] status [--watch[=SECONDS]] [GUEST...]\n\n"
+                   "Every guest under ocf:vmha:guest: its state and host as the cluster\n"
+                   "computes them, its role (primary/backup for replicated guests), replication\n"
+                   "lag, newest NVRAM generation, install state and migration floor; then the\n"
+                   "hosts with the level they publish. --watch redraws every 2 s (or SECONDS)\n"
+                   "until interrupted.\n");
+            return VMHA_EXIT_OK;
+        }
+        if (strncmp(argv[i], "--watch", 7) == 0) {
+            watch_ms = 2000;
+            if (argv[i][7] == '=' &&
+                (vmha_parse_duration_ms(argv[i] + 8, 1000, &watch_ms) < 0 || watch_ms < 200)) {
+                fprintf(stderr, "vmha status: %s: give at least 0.2 s, e.g. --watch=5\n",
+                        argv[i]);
+                return VMHA_EXIT_USAGE;
+            }
+            continue;
+        }
+        argv[kept++] = argv[i];
+    }
+    if (!watch_ms)
+        return status_once(kept, argv, o);
+    signal(SIGINT, on_int);
+    signal(SIGTERM, on_int);
+    bool tty = isatty(STDOUT_FILENO);
+    while (!interrupted) {
+        if (tty)
+            fputs("\033[H\033[2J", stdout);
+        int rc = status_once(kept, argv, o);
+        if (!tty)
+            putchar('\n');
+        fflush(stdout);
+        if (rc != VMHA_EXIT_OK && !tty)
+            return rc;
+        for (uint64_t slept = 0; slept < watch_ms && !interrupted; slept += 100)
+            usleep(100 * 1000);
+    }
+    return VMHA_EXIT_OK;
+}
