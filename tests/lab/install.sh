@@ -83,6 +83,8 @@ took "configure to installed guest running"
 ok "1. and finds the installer's marker on its disk" sh -c "[ -n \"\$(grep -ao 'vmha-disk vmha-installed' '$SERIAL')\" ]"
 ok "1. the install is recorded as done" state_is done
 ok "1. Pacemaker saw no failure" no_failures
+status_installed() { lab on "$H2" vmha status web3 | awk '$1 == "web3" { print $7 }' | grep -qx done; }
+ok "1. vmha status shows the install done" status_installed
 MARKER=$(disk_marker)
 lab is-up "$H1" || lab boot "$H1"
 wait_for 90 all_online || diag "not all hosts came back"

@@ -103,6 +103,14 @@ ok "5. from generation $((N - 1)), and says why" fallback_said
 lab on "$H5" vmha nvram history web2 >"$WORK/history" 2>&1
 sed 's/^/# /' "$WORK/history"
 ok "5. vmha nvram history marks generation $N damaged" grep -q "^$N .*DAMAGED" "$WORK/history"
+status_nvram() {
+    lab on "$H5" vmha --json status web2 | python3 -c '
+import json, sys
+g = json.load(sys.stdin)["guests"][0]
+assert g["nvram_generation"] == int(sys.argv[1]) and g["nvram_booted"] == int(sys.argv[2]) - 1, g
+' "$(newest_gen)" "$N"
+}
+ok "5. vmha status shows the newest generation and the one it booted" status_nvram
 
 scenario "6. a stale VARS file planted on a host is never booted"
 BEFORE=$(efiboots)

@@ -117,6 +117,23 @@ ok "2. never two copies" test "$COPIES" -le 1
 crm_ resource clear web1 >/dev/null 2>&1
 sleep 8
 ok "2. clearing the constraint does not move it back" runs_once_at "$TARGET"
+status_agrees() { # vmha status says what crm_mon and the hypervisors say
+    local line
+    line=$(lab on "$TARGET" vmha status web1 | awk '$1 == "web1"')
+    [ "$(echo "$line" | awk '{print $2 " " $3}')" = "running $(crm_location web1)" ] &&
+        [ "$(running_on web1)" = "$(crm_location web1)" ] || { diag "status: $line"; return 1; }
+}
+ok "2. vmha status agrees with crm_mon and the hypervisors" status_agrees
+status_json() {
+    lab on "$TARGET" vmha --json status | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+g = {x["guest"]: x for x in d["guests"]}["web1"]
+assert g["state"] == "running" and g["hosts"] == [sys.argv[1]], g
+assert len(d["hosts"]) == 3 and all(h["online"] for h in d["hosts"]), d["hosts"]
+' "$TARGET"
+}
+ok "2. vmha --json status too" status_json
 HOME_=$TARGET
 
 # 3. Standby drains the host by live migration; unstandby breaks nothing.
