@@ -14,6 +14,7 @@ static const struct {
      cmd_status},
     {"paths", "[GUEST...]", "where guests may run under the migration policy, and why",
      cmd_paths},
+    {"check", "GUEST", "on every host, whether the guest could start there", cmd_check},
     {"nvram", "SUB GUEST", "UEFI variables: show, history, export, import", cmd_nvram},
     {"boot", "GUEST", "install state and boot artifacts, checked per host", cmd_boot},
 };

@@ -128,6 +128,13 @@ boot_says() { lab on "$(crm_location web3)" vmha boot web3 >"$WORK/boot" 2>&1 &&
 ok "3. vmha boot shows the install done" boot_says "^install: done"
 ok "3. and $K's kernel as not matching" wait_for 30 boot_says "^$K  *no: kernel $HOST_KERNEL has sha256"
 sed 's/^/# /' "$WORK/boot"
+check_finds() {
+    lab on "$(crm_location web3)" vmha check web3 >"$WORK/check" 2>&1
+    grep -q "^$K  *NO  .*MISMATCH" "$WORK/check" &&
+        grep -q "^  $K: no: kernel $HOST_KERNEL has sha256" "$WORK/check"
+}
+ok "3. vmha check finds $K's wrong kernel" check_finds
+sed 's/^/# /' "$WORK/check"
 crm_ resource clear web3 >/dev/null 2>&1
 
 plan_done
