@@ -40,6 +40,8 @@ int cmd_nvram(int argc, char **argv, const struct cli_opts *o);
 int cmd_boot(int argc, char **argv, const struct cli_opts *o);
 int cmd_status(int argc, char **argv, const struct cli_opts *o);
 int cmd_check(int argc, char **argv, const struct cli_opts *o);
+int cmd_migrate(int argc, char **argv, const struct cli_opts *o);
+int cmd_failover(int argc, char **argv, const struct cli_opts *o);
 
 /* Prints s as a JSON string, quotes included. */
 void json_str(FILE *out, const char *s);

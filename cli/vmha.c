@@ -14,6 +14,9 @@ static const struct {
      cmd_status},
     {"paths", "[GUEST...]", "where guests may run under the migration policy, and why",
      cmd_paths},
+    {"migrate", "GUEST HOST", "move a guest after checking the policy, with progress",
+     cmd_migrate},
+    {"failover", "GUEST", "move a guest to the best other host (asks first)", cmd_failover},
     {"check", "GUEST", "on every host, whether the guest could start there", cmd_check},
     {"nvram", "SUB GUEST", "UEFI variables: show, history, export, import", cmd_nvram},
     {"boot", "GUEST", "install state and boot artifacts, checked per host", cmd_boot},
@@ -23,7 +26,7 @@ static void usage(FILE *out)
 {
     fputs("usage: vmha [--json] [--timeout SECONDS] COMMAND [ARGS]\n\ncommands:\n", out);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(out, "  %-6s %-12s %s\n", commands[i].name, commands[i].args, commands[i].help);
+        fprintf(out, "  %-8s %-10s %s\n", commands[i].name, commands[i].args, commands[i].help);
     fputs("\noptions:\n"
           "  --json             machine-readable output\n"
           "  --timeout SECONDS  give up on the cluster after this long (default 10)\n"

@@ -395,14 +395,21 @@ static bool migration_wait(struct migration *m, uint64_t ms)
     return done;
 }
 
-static void job_progress(virDomainPtr d, uint64_t started, struct hv_progress *p)
+/* Fills p from the guest's current job; returns the job type (VIR_DOMAIN_JOB_NONE: none). */
+static int job_progress(virDomainPtr d, uint64_t started, struct hv_progress *p)
 {
     virTypedParameterPtr params = NULL;
     int n = 0, type = 0;
-    *p = (struct hv_progress){.elapsed_ms = vmha_now_ms() - started};
+    *p = (struct hv_progress){.elapsed_ms = started ? vmha_now_ms() - started : 0};
     if (virDomainGetJobStats(d, &type, &params, &n, 0) < 0)
-        return;
+        return -1;
     unsigned long long v;
+    if (!started && virTypedParamsGetULLong(params, n, VIR_DOMAIN_JOB_TIME_ELAPSED, &v) == 1)
+        p->elapsed_ms = v;
+    if (virTypedParamsGetULLong(params, n, VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE, &v) == 1)
+        p->dirty_pages_per_s = v;
+    if (virTypedParamsGetULLong(params, n, VIR_DOMAIN_JOB_DOWNTIME, &v) == 1)
+        p->expected_downtime_ms = v;
     if (virTypedParamsGetULLong(params, n, VIR_DOMAIN_JOB_DATA_TOTAL, &v) == 1)
         p->data_total = v;
     if (virTypedParamsGetULLong(params, n, VIR_DOMAIN_JOB_DATA_PROCESSED, &v) == 1)
@@ -410,6 +417,22 @@ static void job_progress(virDomainPtr d, uint64_t started, struct hv_progress *p
     if (virTypedParamsGetULLong(params, n, VIR_DOMAIN_JOB_DATA_REMAINING, &v) == 1)
         p->data_remaining = v;
     virTypedParamsFree(params, n);
+    return type;
+}
+
+static int lv_job_progress(struct hv_conn *c, const char *name, struct hv_progress *ret,
+                           struct vmha_err *err)
+{
+    _cleanup_(virDomainFreep) virDomainPtr d = NULL;
+    int r = get_domain(c, name, &d, err);
+    if (r < 0)
+        return r;
+    int type = job_progress(d, 0, ret);
+    if (type < 0)
+        return lv_err(err, -EIO, "cannot read the guest's job");
+    if (type == VIR_DOMAIN_JOB_NONE)
+        return vmha_err_set(err, -ENOENT, "guest %s has no job running", name);
+    return 0;
 }
 
 static int lv_migrate(struct hv_conn *c, const char *name, const struct hv_migrate_params *p,
@@ -517,6 +540,7 @@ const struct hv_ops hv_libvirt_ops = {
     .close = lv_close,
     .capabilities = lv_capabilities,
     .lookup = lv_lookup,
+    .job_progress = lv_job_progress,
     .current_config = lv_current_config,
     .define = lv_define,
     .oneoff_config = hv_libvirt_oneoff_config,

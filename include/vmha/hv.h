@@ -70,6 +70,8 @@ struct hv_progress {
     uint64_t data_total;
     uint64_t data_processed;
     uint64_t data_remaining;
+    uint64_t dirty_pages_per_s;    /* 0 when not known yet */
+    uint64_t expected_downtime_ms; /* 0 when not known */
 };
 
 struct hv_migrate_params {
@@ -105,6 +107,9 @@ struct hv_ops {
      * definition when it does not run. */
     int (*current_config)(struct hv_conn *c, const char *name, struct hv_guest_config *ret,
                           struct vmha_err *err);
+    /* The guest's running job (a migration), -ENOENT when there is none. */
+    int (*job_progress)(struct hv_conn *c, const char *name, struct hv_progress *ret,
+                        struct vmha_err *err);
     int (*define)(struct hv_conn *c, const char *config_text, struct vmha_err *err);
     /* Pure: the one-off configuration of an install boot: config_text with o laid over it,
      * the UUID set to uuid (the defined guest's) and a reboot ending the guest, so an

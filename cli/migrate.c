@@ -1,0 +1,348 @@
+/* vmha migrate GUEST HOST: checks the migration policy first and explains a refusal, asks
+ * Pacemaker to move the guest (never bypassing it), shows the hypervisor's progress, waits
+ * until the cluster has settled, and clears the move constraint unless asked to keep it.
+ * vmha failover GUEST: for a plain guest, the same move to the best other host. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli_private.h"
+#include "vmha/cleanup.h"
+#include "vmha/hv.h"
+#include "vmha/migrate.h"
+
+/* Where the guest runs now, by the cluster's computation; "" when stopped. */
+static int location(const struct cli_guest *g, const struct vmha_deadline *dl, char *host,
+                    size_t size, bool *failed, struct vmha_err *err)
+{
+    struct cluster_rsc_state *st = NULL;
+    size_t n = 0;
+    int r = cluster_resource_states(dl, &st, &n, err);
+    if (r < 0)
+        return r;
+    host[0] = '\0';
+    *failed = false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(st[i].id, g->rsc->id) == 0) {
+            *failed = st[i].failed;
+            if (st[i].nodes && st[i].nodes[0])
+                snprintf(host, size, "%s", st[i].nodes[0]);
+        }
+    cluster_resource_states_free(st, n);
+    return 0;
+}
+
+/* The libvirt URI of a node's hypervisor, as the guest's migration reaches it. */
+static void node_uri(const struct cli_guest *g, const char *node, char *buf, size_t size)
+{
+    const char *tmpl = cluster_rsc_param(g->rsc, "migrate_target");
+    const char *transport = cluster_rsc_param(g->rsc, "migration_transport");
+    char fallback[128];
+    if (!tmpl || !tmpl[0]) {
+        snprintf(fallback, sizeof(fallback), "qemu+%s://%%n/system",
+                 transport && transport[0] ? transport : "ssh");
+        tmpl = fallback;
+    }
+    size_t o = 0;
+    for (const char *s = tmpl; *s && o + 1 < size; s++) {
+        if (s[0] == '%' && s[1] == 'n') {
+            o += (size_t)snprintf(buf + o, size - o, "%s", node);
+            s++;
+        } else {
+            buf[o++] = *s;
+        }
+    }
+    buf[o < size ? o : size - 1] = '\0';
+}
+
+static void show_progress(const struct hv_progress *p, bool tty)
+{
+    unsigned pct = p->data_total ? (unsigned)(p->data_processed * 100 / p->data_total) : 0;
+    char bar[31];
+    for (unsigned i = 0; i < 30; i++)
+        bar[i] = i < pct * 30 / 100 ? '#' : '.';
+    bar[30] = '\0';
+    char line[160];
+    snprintf(line, sizeof(line), "[%s] %3u%% %llu/%llu MiB, %llu MiB left, dirty %llu pages/s, "
+             "downtime ~%llu ms",
+             bar, pct, (unsigned long long)(p->data_processed >> 20),
+             (unsigned long long)(p->data_total >> 20),
+             (unsigned long long)(p->data_remaining >> 20),
+             (unsigned long long)p->dirty_pages_per_s,
+             (unsigned long long)p->expected_downtime_ms);
+    if (tty)
+        printf("\r%-79.79s", line);
+    else
+        printf("%s\n", line);
+    fflush(stdout);
+}
+
+static int run_tool(char *const argv[], const struct cli_opts *o, const char *what)
+{
+    struct vmha_deadline dl = vmha_deadline_in(o->timeout_ms);
+    struct vmha_err e = {0};
+    if (vmha_run(argv, &dl, &e) < 0) {
+        fprintf(stderr, "vmha: cannot %s: %s\n", what, e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int move(const struct cli_guest *g, const char *target, const char *from,
+                const struct cli_opts *o, uint64_t wait_ms, bool keep)
+{
+    const char *id = g->rsc->id;
+    bool tty = isatty(STDOUT_FILENO);
+    printf("moving %s from %s to %s\n", g->name, from[0] ? from : "(stopped)", target);
+    /* Pacemaker 2.1 has no public C API to move a resource: crm_resource is the door. */
+    char *const mv[] = {"crm_resource", "--move", "--resource", (char *)id, "--node",
+                        (char *)target, NULL};
+    if (run_tool(mv, o, "ask Pacemaker to move the guest") < 0)
+        return VMHA_EXIT_FAILED;
+    struct hv_conn *conn = NULL;
+    const struct hv_ops *ops = NULL;
+    struct vmha_err e = {0};
+    struct vmha_deadline until = vmha_deadline_in(wait_ms);
+    if (from[0]) {
+        char uri[512];
+        node_uri(g, from, uri, sizeof(uri));
+        struct vmha_deadline odl = vmha_deadline_in(5000);
+        if (hv_backend_for_uri(uri, &ops, &e) < 0 || ops->open(uri, &odl, &conn, &e) < 0) {
+            printf("(no progress: cannot reach %s's hypervisor at %s: %s)\n", from, uri, e.msg);
+            conn = NULL;
+        }
+    }
+    char now[256] = "";
+    bool failed = false, shown = false;
+    uint64_t last_line = 0;
+    int rc = VMHA_EXIT_FAILED;
+    for (;;) {
+        struct hv_progress p;
+        if (conn && ops->job_progress && ops->job_progress(conn, g->name, &p, &e) == 0 &&
+            (tty || vmha_now_ms() - last_line >= 2000)) {
+            show_progress(&p, tty);
+            shown = true;
+            last_line = vmha_now_ms();
+        }
+        struct vmha_deadline dl = vmha_deadline_in(o->timeout_ms);
+        if (location(g, &dl, now, sizeof(now), &failed, &e) == 0) {
+            if (strcmp(now, target) == 0 && !failed) {
+                rc = VMHA_EXIT_OK;
+                break;
+            }
+            if (failed)
+                break;
+        }
+        if (!vmha_deadline_sleep(&until, 500))
+            break;
+    }
+    if (conn)
+        ops->close(conn);
+    if (shown && tty)
+        printf("\n");
+    if (rc == VMHA_EXIT_OK)
+        printf("%s runs on %s\n", g->name, target);
+    else if (failed)
+        printf("%s failed while moving (it is %s): see crm_mon --include=failcounts\n", g->name,
+               now[0] ? now : "stopped");
+    else
+        printf("%s did not reach %s in time (it is on %s)\n", g->name, target,
+               now[0] ? now : "no host");
+    if (!keep) {
+        char *const clear[] = {"crm_resource", "--clear", "--resource", (char *)id, NULL};
+        if (run_tool(clear, o, "clear the move constraint") == 0)
+            printf("move constraint cleared (stickiness keeps the guest where it is)\n");
+    } else {
+        printf("move constraint kept: 'crm_resource --clear --resource %s' removes it\n", id);
+    }
+    return rc;
+}
+
+/* The policy's verdict for target, or true when the guest has no policy. */
+static bool allowed(const struct cluster_view *v, const struct cli_guest *g, const char *target,
+                    char *why, size_t size)
+{
+    const char *on = cluster_rsc_param(g->rsc, "migration_policy");
+    bool enforced = true;
+    if (!g->state_dir || (on && vmha_parse_bool(on, &enforced) == 0 && !enforced))
+        return true;
+    const struct cluster_node *n = cluster_node_find(v, target);
+    struct mig_record rec;
+    struct vmha_err e = {0};
+    if (mig_record_read(g->state_dir, g->name, &rec, &e) < 0 && e.code != -ENOENT) {
+        snprintf(why, size, "%s", e.msg);
+        return false;
+    }
+    if (e.code == -ENOENT)
+        memset(&rec, 0, sizeof(rec));
+    const char *w = cluster_rsc_param(g->rsc, "migration_window");
+    uint64_t window = 1;
+    if (w)
+        vmha_parse_uint(w, 1000, &window);
+    rec.window = (unsigned)window;
+    snprintf(rec.family, sizeof(rec.family), "%s", g->family);
+    snprintf(rec.config_machine, sizeof(rec.config_machine), "%s", g->config_machine);
+    struct mig_need need;
+    struct mig_host h;
+    mig_record_need(&rec, &need);
+    mig_host_of(n, &h);
+    return mig_allowed(&need, &h, why, size);
+}
+
+static int prepare(int argc, char **argv, const struct cli_opts *o, struct cluster_view *v,
+                   struct cli_guest *g, char *from, size_t from_size)
+{
+    struct vmha_deadline dl = vmha_deadline_in(o->timeout_ms);
+    struct vmha_err e = {0};
+    bool failed;
+    if (cluster_read(&dl, v, &e) < 0) {
+        fprintf(stderr, "vmha %s: %s (is the cluster running on this host?)\n", argv[0], e.msg);
+        return -1;
+    }
+    if (cli_guest_find(v, argv[1], g) < 0) {
+        fprintf(stderr, "vmha %s: no %s resource named %s\n", argv[0], CLI_GUEST_AGENT,
+                argv[1]);
+        return -1;
+    }
+    if (location(g, &dl, from, from_size, &failed, &e) < 0) {
+        fprintf(stderr, "vmha %s: %s\n", argv[0], e.msg);
+        return -1;
+    }
+    (void)argc;
+    return 0;
+}
+
+/* Options common to migrate and failover; removes them from argv. */
+static int options(int *argc, char **argv, uint64_t *wait_ms, bool *keep, bool *yes)
+{
+    int kept = 1;
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], "--keep-constraint") == 0)
+            *keep = true;
+        else if (strcmp(argv[i], "--yes") == 0 || strcmp(argv[i], "-y") == 0)
+            *yes = true;
+        else if (strncmp(argv[i], "--wait=", 7) == 0) {
+            if (vmha_parse_duration_ms(argv[i] + 7, 1000, wait_ms) < 0) {
+                fprintf(stderr, "vmha: %s is not a duration\n", argv[i]);
+                return -1;
+            }
+        } else
+            argv[kept++] = argv[i];
+    }
+    *argc = kept;
+    return 0;
+}
+
+int cmd_migrate(int argc, char **argv, const struct cli_opts *o)
+{
+    uint64_t wait_ms = 300000;
+    bool keep = false, yes = false;
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: vmha migrate GUEST HOST [--keep-constraint] [--wait=SECONDS]\n\n"
+               "Checks the migration policy and explains a refusal; asks Pacemaker to move\n"
+               "the guest (a live migration when the resource allows it); shows the\n"
+               "hypervisor's progress; waits (300 s by default) until the guest runs on HOST;\n"
+               "then clears the move constraint, unless --keep-constraint.\n");
+        return VMHA_EXIT_OK;
+    }
+    if (options(&argc, argv, &wait_ms, &keep, &yes) < 0 || argc != 3) {
+        fprintf(stderr, "usage: vmha migrate GUEST HOST [--keep-constraint] [--wait=SECONDS]\n");
+        return VMHA_EXIT_USAGE;
+    }
+    _cleanup_(cluster_view_clear) struct cluster_view v = {0};
+    struct cli_guest g;
+    char from[256];
+    if (prepare(argc, argv, o, &v, &g, from, sizeof(from)) < 0)
+        return VMHA_EXIT_FAILED;
+    const struct cluster_node *n = cluster_node_find(&v, argv[2]);
+    if (!n) {
+        fprintf(stderr, "vmha migrate: %s is not a node of this cluster\n", argv[2]);
+        return VMHA_EXIT_FAILED;
+    }
+    if (!n->online) {
+        fprintf(stderr, "vmha migrate: %s is offline\n", argv[2]);
+        return VMHA_EXIT_FAILED;
+    }
+    if (strcmp(from, argv[2]) == 0) {
+        printf("%s already runs on %s\n", g.name, argv[2]);
+        return VMHA_EXIT_OK;
+    }
+    char why[512];
+    if (!allowed(&v, &g, argv[2], why, sizeof(why))) {
+        fprintf(stderr, "vmha migrate: refused by the migration policy: %s\n"
+                        "(nothing was changed; 'vmha paths %s' shows where it may go)\n",
+                why, g.name);
+        return VMHA_EXIT_FAILED;
+    }
+    return move(&g, argv[2], from, o, wait_ms, keep);
+}
+
+int cmd_failover(int argc, char **argv, const struct cli_opts *o)
+{
+    uint64_t wait_ms = 300000;
+    bool keep = false, yes = false, planned = false;
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: vmha failover GUEST [--planned] [--yes] [--wait=SECONDS]\n\n"
+               "For a plain guest: moves it to the best other host the policy allows (as\n"
+               "vmha migrate). Replicated guests (planned switchover, forced promotion of\n"
+               "the backup) need checkpoint replication, which is not built yet.\n"
+               "Says what it will do and asks first, unless --yes.\n");
+        return VMHA_EXIT_OK;
+    }
+    int kept = 1;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--planned") == 0)
+            planned = true;
+        else
+            argv[kept++] = argv[i];
+    argc = kept;
+    if (options(&argc, argv, &wait_ms, &keep, &yes) < 0 || argc != 2) {
+        fprintf(stderr, "usage: vmha failover GUEST [--planned] [--yes] [--wait=SECONDS]\n");
+        return VMHA_EXIT_USAGE;
+    }
+    _cleanup_(cluster_view_clear) struct cluster_view v = {0};
+    struct cli_guest g;
+    char from[256];
+    if (prepare(argc, argv, o, &v, &g, from, sizeof(from)) < 0)
+        return VMHA_EXIT_FAILED;
+    const char *promotable = cluster_rsc_param(g.rsc, "replicate");
+    if (promotable && promotable[0]) {
+        fprintf(stderr, "vmha failover: %s is a replicated guest, and checkpoint replication "
+                        "is not built yet: nothing was changed\n", g.name);
+        return VMHA_EXIT_FAILED;
+    }
+    (void)planned; /* for a plain guest every failover is a planned move */
+    if (!from[0]) {
+        fprintf(stderr, "vmha failover: %s is not running: nothing to fail over\n", g.name);
+        return VMHA_EXIT_FAILED;
+    }
+    /* The first online host, other than the current one, that the policy allows. */
+    const char *target = NULL;
+    char why[512];
+    for (size_t i = 0; i < v.n && !target; i++)
+        if (v.nodes[i].online && strcmp(v.nodes[i].name, from) != 0 &&
+            allowed(&v, &g, v.nodes[i].name, why, sizeof(why)))
+            target = v.nodes[i].name;
+    if (!target) {
+        fprintf(stderr, "vmha failover: no other host may run %s ('vmha paths %s' says why): "
+                        "nothing was changed\n", g.name, g.name);
+        return VMHA_EXIT_FAILED;
+    }
+    printf("%s runs on %s; it will move to %s (a live migration if the resource allows it).\n",
+           g.name, from, target);
+    if (!yes) {
+        if (!isatty(STDIN_FILENO)) {
+            fprintf(stderr, "vmha failover: not a terminal: confirm with --yes\n");
+            return VMHA_EXIT_USAGE;
+        }
+        printf("Proceed? [y/N] ");
+        fflush(stdout);
+        char answer[16] = "";
+        if (!fgets(answer, sizeof(answer), stdin) || (answer[0] != 'y' && answer[0] != 'Y')) {
+            printf("nothing was changed\n");
+            return VMHA_EXIT_FAILED;
+        }
+    }
+    return move(&g, target, from, o, wait_ms, keep);
+}
