@@ -159,11 +159,34 @@ watch_stop across
 ok "4. live (no restart)" eq 0 "$RESTARTED"
 crm_ resource clear web1 >/dev/null 2>&1
 
+# 4b. vmha migrate: a refusal changes nothing; an allowed move shows progress and settles.
+scenario "4b. vmha migrate"
+pin "$HOME_" 7.2.0
+ok "4b. $HOME_ advertises qemu 7.2.0 again" wait_for 30 level_is "$HOME_" "qemu 7.2.0"
+lab on "$UP2" vmha migrate web1 "$HOME_" >"$WORK/refused" 2>&1
+ok "4b. vmha migrate to $HOME_ is refused -> 1" eq 1 $?
+ok "4b.   naming both levels" grep -q "refused by the migration policy: $HOME_ (qemu 7.2.0) is below the guest's floor qemu 8.0.0" "$WORK/refused"
+no_move_constraint() { ! lab on "$UP2" cibadmin -Q -o constraints | grep -q cli-prefer-web1; }
+ok "4b.   and changes nothing: no move constraint" no_move_constraint
+ok "4b.   the guest stays on $UP2" runs_once_at "$UP2"
+crm_ resource param web1 set migration_speed 8 >/dev/null 2>&1
+watch_start vmigrate
+lab on "$UP2" vmha migrate web1 "$UP1" --wait=120 >"$WORK/vmigrate" 2>&1
+ok "4b. vmha migrate to $UP1 -> 0" eq 0 $?
+sed 's/^/# /' "$WORK/vmigrate"
+ok "4b.   showed the hypervisor's progress" grep -q "MiB left, dirty .* pages/s" "$WORK/vmigrate"
+ok "4b.   ended with the guest on $UP1" grep -qx "web1 runs on $UP1" "$WORK/vmigrate"
+ok "4b.   and cleared the move constraint" no_move_constraint
+sleep 1
+watch_stop vmigrate
+ok "4b. live (no restart), never two copies" sh -c "[ $RESTARTED -eq 0 ] && [ $COPIES -le 1 ]"
+ok "4b. Pacemaker agrees" runs_once_at "$UP1"
+crm_ resource param web1 delete migration_speed >/dev/null 2>&1
+UP2=$UP1
+
 # 5. No rule: migrate_to itself refuses to go down, naming both levels.
 scenario "5. migrate_to refuses a downgrade by itself"
 crm_ configure delete web1-paths >/dev/null 2>&1
-pin "$HOME_" 7.2.0
-ok "5. $HOME_ advertises qemu 7.2.0 again" wait_for 30 level_is "$HOME_" "qemu 7.2.0"
 watch_start norule
 crm_ resource move web1 "$HOME_" >/dev/null 2>&1
 refused() { lab on "$UP2" grep -q "migrate_to failed: migration policy: $HOME_ (qemu 7.2.0) is below the guest's floor qemu 8.0.0" /var/log/pacemaker/pacemaker.log; }
