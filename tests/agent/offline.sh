@@ -129,6 +129,19 @@ head -c 50000 /usr/share/OVMF/OVMF_VARS_4M.ms.fd >"$md.cut"
 "$VMHA" nvram show "$md.cut" >/dev/null 2>"$md.err"
 ok "vmha nvram show on a truncated file -> 1" eq 1 $?
 ok "  saying so" contains "$md.err" "truncated: the firmware volume is 540672 bytes, the file 50000"
+for c in status migrate failover check boot; do
+    "$VMHA" $c --help >"$md.help"
+    ok "vmha $c --help -> 0, within 80 columns" sh -c "! awk 'length > 80' '$md.help' | grep -q ."
+done
+"$VMHA" --timeout 2 status >/dev/null 2>"$md.err"
+ok "vmha status without a cluster -> 1" eq 1 $?
+ok "  and says why" contains "$md.err" "cannot connect to the CIB"
+"$VMHA" status --watch=0.1 >/dev/null 2>&1
+ok "vmha status --watch=0.1 -> 2" eq 2 $?
+"$VMHA" migrate web1 >/dev/null 2>&1
+ok "vmha migrate without a host -> 2" eq 2 $?
+"$VMHA" failover web1 extra >/dev/null 2>&1
+ok "vmha failover with too many arguments -> 2" eq 2 $?
 "$VMHA" nvram frob >/dev/null 2>&1
 ok "vmha nvram with an unknown command -> 2" eq 2 $?
 "$VMHA" nvram --help >"$md.help"
