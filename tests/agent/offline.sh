@@ -105,6 +105,7 @@ ok "node:   saying it cannot reach the CIB" contains "$md.err" "ocf-exit-reason:
 "$VMHA" --help >"$md.help"
 ok "vmha --help -> 0" eq 0 $?
 ok "vmha --help fits 80 columns" sh -c "! awk 'length > 80' '$md.help' | grep -q ."
+ok "vmha --help as the golden file (tests/agent/data)" diff -u "$(dirname "$0")/data/vmha-help.txt" "$md.help"
 "$VMHA" frobnicate >/dev/null 2>"$md.err"
 ok "vmha with an unknown command -> 2" eq 2 $?
 ok "  and says so" contains "$md.err" "unknown command 'frobnicate'"
