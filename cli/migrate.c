@@ -234,22 +234,106 @@ static int options(int *argc, char **argv, uint64_t *wait_ms, bool *keep, bool *
     return 0;
 }
 
+static bool direct_progress(const struct hv_progress *p, void *opaque)
+{
+    show_progress(p, *(bool *)opaque);
+    return true;
+}
+
+/* --no-cluster: the hypervisor operation itself, for when the cluster is down. Refuses when
+ * Pacemaker runs here and manages the guest: then only Pacemaker may move it. */
+static int migrate_direct(const char *guest, const char *host, const char *uri,
+                          const char *target_uri, const char *data_uri,
+                          const struct cli_opts *o, uint64_t wait_ms)
+{
+    struct vmha_deadline dl = vmha_deadline_in(o->timeout_ms < 3000 ? o->timeout_ms : 3000);
+    _cleanup_(cluster_view_clear) struct cluster_view v = {0};
+    struct vmha_err e = {0};
+    if (cluster_read(&dl, &v, &e) == 0) {
+        struct cli_guest g;
+        if (cli_guest_find(&v, guest, &g) == 0) {
+            fprintf(stderr, "vmha migrate: Pacemaker runs and manages %s (resource %s): "
+                            "refusing --no-cluster; use vmha migrate without it\n",
+                    guest, g.rsc->id);
+            return VMHA_EXIT_FAILED;
+        }
+    }
+    char dest[512];
+    if (target_uri)
+        snprintf(dest, sizeof(dest), "%s", target_uri);
+    else
+        snprintf(dest, sizeof(dest), "qemu+ssh://%s/system", host);
+    const struct hv_ops *ops;
+    struct hv_conn *conn = NULL;
+    struct vmha_deadline until = vmha_deadline_in(wait_ms);
+    if (hv_backend_for_uri(uri, &ops, &e) < 0 || ops->open(uri, &until, &conn, &e) < 0) {
+        fprintf(stderr, "vmha migrate: cannot reach the hypervisor at %s: %s\n", uri, e.msg);
+        return VMHA_EXIT_FAILED;
+    }
+    struct hv_guest_info info;
+    int rc = VMHA_EXIT_FAILED;
+    if (ops->lookup(conn, guest, &info, &e) < 0 || info.state != HV_STATE_RUNNING) {
+        fprintf(stderr, "vmha migrate: guest %s does not run at %s%s%s\n", guest, uri,
+                e.msg[0] ? ": " : "", e.msg);
+    } else {
+        bool tty = isatty(STDOUT_FILENO);
+        struct hv_migrate_params mp = {.dest_uri = dest, .data_uri = data_uri,
+                                       .progress = direct_progress, .opaque = &tty,
+                                       .poll_ms = tty ? 500 : 2000};
+        printf("migrating %s to %s (%s), without the cluster\n", guest, host, dest);
+        fflush(stdout);
+        if (ops->migrate(conn, guest, &mp, &e) < 0) {
+            fprintf(stderr, "%svmha migrate: %s (the guest keeps running at %s)\n",
+                    tty ? "\n" : "", e.msg, uri);
+        } else {
+            printf("%s%s runs on %s\n", tty ? "\n" : "", guest, host);
+            rc = VMHA_EXIT_OK;
+        }
+    }
+    ops->close(conn);
+    return rc;
+}
+
 int cmd_migrate(int argc, char **argv, const struct cli_opts *o)
 {
     uint64_t wait_ms = 300000;
     bool keep = false, yes = false;
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: vmha migrate GUEST HOST [--keep-constraint] [--wait=SECONDS]\n\n"
+        printf("usage: vmha migrate GUEST HOST [--keep-constraint] [--wait=SECONDS]\n"
+               "       vmha migrate --no-cluster GUEST HOST [--uri=URI] [--target-uri=URI]\n\n"
                "Checks the migration policy and explains a refusal; asks Pacemaker to move\n"
                "the guest (a live migration when the resource allows it); shows the\n"
                "hypervisor's progress; waits (300 s by default) until the guest runs on HOST;\n"
-               "then clears the move constraint, unless --keep-constraint.\n");
+               "then clears the move constraint, unless --keep-constraint.\n\n"
+               "With --no-cluster (the cluster is down): live-migrates the guest running at\n"
+               "--uri (qemu:///system) to --target-uri (qemu+ssh://HOST/system) directly,\n"
+               "with --migrateuri for the data; refused if Pacemaker runs and manages it.\n");
         return VMHA_EXIT_OK;
     }
+    const char *uri = "qemu:///system", *target_uri = NULL, *data_uri = NULL;
+    bool direct = false;
+    int kept = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--no-cluster") == 0)
+            direct = true;
+        else if (strncmp(argv[i], "--uri=", 6) == 0)
+            uri = argv[i] + 6;
+        else if (strncmp(argv[i], "--target-uri=", 13) == 0)
+            target_uri = argv[i] + 13;
+        else if (strncmp(argv[i], "--migrateuri=", 13) == 0)
+            data_uri = argv[i] + 13;
+        else
+            argv[kept++] = argv[i];
+    }
+    argc = kept;
     if (options(&argc, argv, &wait_ms, &keep, &yes) < 0 || argc != 3) {
-        fprintf(stderr, "usage: vmha migrate GUEST HOST [--keep-constraint] [--wait=SECONDS]\n");
+        fprintf(stderr, "usage: vmha migrate GUEST HOST [--keep-constraint] [--wait=SECONDS]\n"
+                        "       vmha migrate --no-cluster GUEST HOST [--uri=URI] "
+                        "[--target-uri=URI]\n");
         return VMHA_EXIT_USAGE;
     }
+    if (direct)
+        return migrate_direct(argv[1], argv[2], uri, target_uri, data_uri, o, wait_ms);
     _cleanup_(cluster_view_clear) struct cluster_view v = {0};
     struct cli_guest g;
     char from[256];

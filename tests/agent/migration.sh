@@ -6,6 +6,7 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/tap.sh"
 AGENT=$(readlink -f "$1")
+VMHA=$(readlink -f "$2")
 
 . "$HERE/../lib/agent-env.sh"
 agent_setup migration
@@ -73,6 +74,24 @@ ok "migrate_to from a host that does not run it -> 1" eq 1 $RC
 run "$B" stop
 ok "stop on b -> 0" eq 0 $RC
 ok "  leaves no definition on b" sh -c "! virsh -c '$B' list --all --name | grep -qx vm"
+
+# vmha migrate --no-cluster: the hypervisor operation itself, for when the cluster is down.
+run "$A" start
+ok "start on a again -> 0" eq 0 $RC
+wait_counter 2
+before=$(counter)
+"$VMHA" migrate --no-cluster vm b "--uri=$A" "--target-uri=$B" \
+    --migrateuri=tcp://127.0.0.1:49314 >"$WORK/nocluster" 2>&1
+ok "vmha migrate --no-cluster a -> b -> 0" eq 0 $?
+ok "  says where the guest runs" grep -qx "vm runs on b" "$WORK/nocluster"
+run "$B" monitor
+ok "  b runs it -> 0" eq 0 $RC
+ok "  and it kept counting" wait_counter $((before + 2))
+"$VMHA" migrate --no-cluster vm a "--uri=$A" "--target-uri=$B" >"$WORK/nocluster" 2>&1
+ok "vmha migrate --no-cluster of a guest that does not run there -> 1" eq 1 $?
+ok "  saying so" grep -q "guest vm does not run at" "$WORK/nocluster"
+run "$B" stop
+ok "stop on b -> 0" eq 0 $RC
 
 plan_done
 exit $((TAP_FAILED > 0))
