@@ -12,6 +12,7 @@
 
 #include "vmha/cleanup.h"
 #include "vmha/cluster.h"
+#include "cluster_private.h"
 
 static void attrs_clear(struct cluster_attr *a, size_t n)
 {
@@ -151,9 +152,9 @@ static int parse_cib(xmlNode *cib, struct cluster_view *v)
 
 VMHA_DEFINE_CLEANUP(xmlNode *, free_xml)
 
-int cluster_read(const struct vmha_deadline *dl, struct cluster_view *ret, struct vmha_err *err)
+int cluster_query_cib(const struct vmha_deadline *dl, xmlNode **ret, struct vmha_err *err)
 {
-    memset(ret, 0, sizeof(*ret));
+    *ret = NULL;
     uint64_t left = vmha_deadline_left_ms(dl);
     if (left < 1000)
         return vmha_err_set(err, -ETIMEDOUT, "no time left to read the CIB");
@@ -166,12 +167,25 @@ int cluster_read(const struct vmha_deadline *dl, struct cluster_view *ret, struc
         return vmha_err_set(err, -ENOTCONN, "cannot connect to the CIB: %s", pcmk_strerror(rc));
     }
     cib->call_timeout = (int)(left / 1000);
-    _cleanup_(free_xmlp) xmlNode *xml = NULL;
-    rc = cib->cmds->query(cib, NULL, &xml, cib_scope_local | cib_sync_call);
+    rc = cib->cmds->query(cib, NULL, ret, cib_scope_local | cib_sync_call);
     cib->cmds->signoff(cib);
     cib_delete(cib);
-    if (rc != pcmk_ok || !xml)
+    if (rc != pcmk_ok || !*ret) {
+        if (*ret)
+            free_xml(*ret);
+        *ret = NULL;
         return vmha_err_set(err, -EIO, "cannot read the CIB: %s", pcmk_strerror(rc));
+    }
+    return 0;
+}
+
+int cluster_read(const struct vmha_deadline *dl, struct cluster_view *ret, struct vmha_err *err)
+{
+    memset(ret, 0, sizeof(*ret));
+    _cleanup_(free_xmlp) xmlNode *xml = NULL;
+    int r = cluster_query_cib(dl, &xml, err);
+    if (r < 0)
+        return r;
     if (parse_cib(xml, ret) < 0) {
         cluster_view_clear(ret);
         return vmha_err_set(err, -ENOMEM, "out of memory reading the CIB");

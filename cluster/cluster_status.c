@@ -11,6 +11,7 @@
 
 #include "vmha/cleanup.h"
 #include "vmha/cluster.h"
+#include "cluster_private.h"
 
 void cluster_resource_states_free(struct cluster_rsc_state *s, size_t n)
 {
@@ -75,24 +76,10 @@ int cluster_resource_states(const struct vmha_deadline *dl, struct cluster_rsc_s
 {
     *ret = NULL;
     *n = 0;
-    uint64_t left = vmha_deadline_left_ms(dl);
-    if (left < 1000)
-        return vmha_err_set(err, -ETIMEDOUT, "no time left to read the CIB");
-    cib_t *cib = cib_new();
-    if (!cib)
-        return vmha_err_set(err, -ENOMEM, "cannot create a CIB connection");
-    int rc = cib->cmds->signon(cib, "vmha", cib_query);
-    if (rc != pcmk_ok) {
-        cib_delete(cib);
-        return vmha_err_set(err, -ENOTCONN, "cannot connect to the CIB: %s", pcmk_strerror(rc));
-    }
-    cib->call_timeout = (int)(left / 1000);
     xmlNode *xml = NULL;
-    rc = cib->cmds->query(cib, NULL, &xml, cib_scope_local | cib_sync_call);
-    cib->cmds->signoff(cib);
-    cib_delete(cib);
-    if (rc != pcmk_ok || !xml)
-        return vmha_err_set(err, -EIO, "cannot read the CIB: %s", pcmk_strerror(rc));
+    int rc = cluster_query_cib(dl, &xml, err);
+    if (rc < 0)
+        return rc;
     pe_working_set_t *ws = pe_new_working_set();
     if (!ws) {
         free_xml(xml);

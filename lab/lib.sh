@@ -95,20 +95,22 @@ analyse_samples() {
 }
 
 # Counts, every ~0.3 s until FILE.stop appears, on how many hosts the guest is running
-# ("ms count" lines), by asking every host's hypervisor: a cluster must never show 2.
+# ("ms count hosts..." lines), by asking every host's hypervisor: a cluster must never
+# show 2.
 # Hosts are asked one after the other, so a clean hand-over (a live migration) that
 # happens between two questions would look like two copies. Each round therefore asks
 # the hosts forwards and then backwards, and counts a host only if it ran at both of
 # its questions: two hosts counted ran over a common stretch of time, which is a real
 # second copy, while a hand-over inside the round is counted once.
 copies_watch() {
-    local out=$1 name=$2 hosts fwd rev
+    local out=$1 name=$2 hosts fwd rev both
     : >"$out"
     hosts=$(lab hosts)
     while [ ! -e "$out.stop" ]; do
         fwd=$(running_on "$name" $hosts)
         rev=$(running_on "$name" $(echo $hosts | tr ' ' '\n' | tac))
-        echo "$(now_ms) $(comm -12 <(sort <<<"$fwd") <(sort <<<"$rev") | grep -c .)" >>"$out"
+        both=$(comm -12 <(sort <<<"$fwd") <(sort <<<"$rev") | xargs)
+        echo "$(now_ms) $(echo $both | wc -w) $both" >>"$out"
         sleep 0.1
     done
 }

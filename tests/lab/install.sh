@@ -7,27 +7,10 @@
 # the installer again, and a host whose kernel differs is never used.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
-SRC=$(cd "$HERE/../.." && pwd)
-. "$HERE/../lib/tap.sh"
-[ "$(id -u)" -eq 0 ] || { echo "1..0 # SKIP the lab needs root"; exit 0; }
-
-export VMHA_LAB_DIR=${VMHA_LAB_DIR:-/tmp/vmha-lab-install}
-LABTOOL=$SRC/lab/lab
-export GUEST_DIR=${VMHA_GUEST_CACHE:-$VMHA_LAB_DIR/guest}
-. "$SRC/lab/lib.sh"
-WORK=$(mktemp -d /tmp/vmha-install.XXXXXX)
-cleanup() {
-    lab down >/dev/null 2>&1
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+. "$HERE/../lib/lab-suite.sh" install
 SHARED=$VMHA_LAB_DIR/srv/cluster
 SERIAL=$SHARED/web3.serial
 HOST_KERNEL=/var/lib/vmha-boot/vmlinuz
-
-T=0
-scenario() { T=$(now_ms); diag "--- $*"; }
-took() { diag "$1: $(( $(now_ms) - T )) ms"; }
 count() { grep -ac "$1" "$SERIAL" 2>/dev/null; }
 installs() { count 'vmha-install started'; }
 installs_are() { [ "$(installs)" = "$1" ]; }
@@ -44,9 +27,7 @@ no_failures() {
 }
 others() { local h; for h in node1 node2 node3; do [ "$h" = "$1" ] || echo "$h"; done; }
 
-"$SRC/tests/guest/build-guest.sh" "$GUEST_DIR" >&2 || bail "cannot build the test guest"
-lab down >/dev/null 2>&1
-lab up 3 >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; bail "lab up failed"; }
+lab_suite_up
 DISK=/srv/cluster/web3.img make_guest web3 vmha.disk=1
 truncate -s 1M "$SHARED/web3.img"
 # The persistent config boots a kernel each host keeps locally.

@@ -5,28 +5,11 @@
 # to the previous one and says so; a stale VARS file planted on a host is never booted.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
-SRC=$(cd "$HERE/../.." && pwd)
-. "$HERE/../lib/tap.sh"
-[ "$(id -u)" -eq 0 ] || { echo "1..0 # SKIP the lab needs root"; exit 0; }
-
-export VMHA_LAB_DIR=${VMHA_LAB_DIR:-/tmp/vmha-lab-nvram}
-LABTOOL=$SRC/lab/lab
-export GUEST_DIR=${VMHA_GUEST_CACHE:-$VMHA_LAB_DIR/guest}
-. "$SRC/lab/lib.sh"
-WORK=$(mktemp -d /tmp/vmha-nvram.XXXXXX)
-cleanup() {
-    lab down >/dev/null 2>&1
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+. "$HERE/../lib/lab-suite.sh" nvram
 SHARED=$VMHA_LAB_DIR/srv/cluster
 SERIAL=$SHARED/web2.serial
 GENS=$SHARED/vmha/web2/nvram
 LOCAL_VARS=/var/lib/libvirt/qemu/nvram/web2_VARS.fd
-
-T=0
-scenario() { T=$(now_ms); diag "--- $*"; }
-took() { diag "$1: $(( $(now_ms) - T )) ms"; }
 efiboots() { grep -ao 'vmha-efiboots [0-9]*' "$SERIAL" 2>/dev/null | tail -n 1 | cut -d' ' -f2; }
 boots_are() { [ "$(efiboots)" = "$1" ]; }
 runs_once_at() { [ "$(crm_location web2)" = "$1" ] && [ "$(running_on web2)" = "$1" ]; }
@@ -37,9 +20,7 @@ newest_gen() { ls "$GENS"/gen-*.meta 2>/dev/null | sed 's/.*gen-0*\([0-9]*\)\.me
 stored_boot() { lab on "$(any_node)" vmha nvram show web2 2>/dev/null | grep -q "^VmhaBoot$1 "; }
 others() { local h; for h in node1 node2 node3; do [ "$h" = "$1" ] || [ "$h" = "${2:-}" ] || echo "$h"; done; }
 
-"$SRC/tests/guest/build-guest.sh" "$GUEST_DIR" >&2 || bail "cannot build the test guest"
-lab down >/dev/null 2>&1
-lab up 3 >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; bail "lab up failed"; }
+lab_suite_up
 UEFI=$LOCAL_VARS make_guest web2 vmha.efiboots=1
 : >"$SERIAL"
 

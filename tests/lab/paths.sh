@@ -6,54 +6,8 @@
 # migrate_to refuses by itself when the rule is missing.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
-SRC=$(cd "$HERE/../.." && pwd)
-. "$HERE/../lib/tap.sh"
-[ "$(id -u)" -eq 0 ] || { echo "1..0 # SKIP the lab needs root"; exit 0; }
-
-export VMHA_LAB_DIR=${VMHA_LAB_DIR:-/tmp/vmha-lab-paths}
-LABTOOL=$SRC/lab/lab
-export GUEST_DIR=${VMHA_GUEST_CACHE:-$VMHA_LAB_DIR/guest}
-. "$SRC/lab/lib.sh"
-WORK=$(mktemp -d /tmp/vmha-paths.XXXXXX)
-cleanup() {
-    local f
-    for f in "$WORK"/*.samples "$WORK"/*.copies; do [ -e "$f" ] && touch "$f.stop"; done
-    wait
-    lab down >/dev/null 2>&1
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+. "$HERE/../lib/lab-suite.sh" paths
 FLOOR=$VMHA_LAB_DIR/srv/cluster/vmha/web1/floor
-
-T=0
-scenario() { T=$(now_ms); diag "--- $*"; }
-took() { diag "$1: $(( $(now_ms) - T )) ms"; }
-watch_start() {
-    sample_counter "$WORK/$1.samples" &
-    copies_watch "$WORK/$1.copies" web1 &
-}
-watch_stop() {
-    touch "$WORK/$1.samples.stop" "$WORK/$1.copies.stop"
-    wait
-    read -r GAP RESTARTED < <(analyse_samples "$WORK/$1.samples")
-    COPIES=$(max_copies "$WORK/$1.copies")
-    # Hosts the guest was ever seen running on during the watch.
-    SEEN=$(awk '{ for (i = 3; i <= NF; i++) print $i }' "$WORK/$1.copies" | sort -u | xargs)
-}
-# Like copies_watch, and also records where the guest ran ("ms count host...").
-copies_watch() {
-    local out=$1 name=$2 hosts fwd rev both
-    : >"$out"
-    hosts=$(lab hosts)
-    while [ ! -e "$out.stop" ]; do
-        fwd=$(running_on "$name" $hosts)
-        rev=$(running_on "$name" $(echo $hosts | tr ' ' '\n' | tac))
-        both=$(comm -12 <(sort <<<"$fwd") <(sort <<<"$rev") | xargs)
-        echo "$(now_ms) $(echo $both | wc -w) $both" >>"$out"
-        sleep 0.1
-    done
-}
-
 attr() { lab on "$(any_node)" crm_attribute -N "$1" -n "$2" -l reboot -G -q 2>/dev/null; }
 pin() { lab on "$(any_node)" crm_attribute -N "$1" -n vmha-pin-level -v "$2" >/dev/null 2>&1; }
 pin_machines() {
@@ -82,9 +36,7 @@ others() { # HOST...: the lab's hosts not named
     done
 }
 
-"$SRC/tests/guest/build-guest.sh" "$GUEST_DIR" >&2 || bail "cannot build the test guest"
-lab down >/dev/null 2>&1
-lab up 3 >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; bail "lab up failed"; }
+lab_suite_up
 make_guest web1
 
 # 1. Every node publishes its (pinned) level; the guest starts where the policy allows.

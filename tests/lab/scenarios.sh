@@ -4,43 +4,7 @@
 # sampling every host's hypervisor that the guest runs where it should and never twice.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
-SRC=$(cd "$HERE/../.." && pwd)
-. "$HERE/../lib/tap.sh"
-[ "$(id -u)" -eq 0 ] || { echo "1..0 # SKIP the lab needs root"; exit 0; }
-
-export VMHA_LAB_DIR=${VMHA_LAB_DIR:-/tmp/vmha-lab-test}
-LABTOOL=$SRC/lab/lab
-export GUEST_DIR=${VMHA_GUEST_CACHE:-$VMHA_LAB_DIR/guest}
-. "$SRC/lab/lib.sh"
-WORK=$(mktemp -d /tmp/vmha-scenarios.XXXXXX)
-cleanup() {
-    local f
-    for f in "$WORK"/*.samples "$WORK"/*.copies; do [ -e "$f" ] && touch "$f.stop"; done
-    wait
-    lab down >/dev/null 2>&1
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-T=0
-scenario() { T=$(now_ms); diag "--- $*"; }
-took() { diag "$1: $(( $(now_ms) - T )) ms"; }
-
-# Watches a scenario: the counter (gaps, restarts) and the number of running copies.
-watch_start() {
-    sample_counter "$WORK/$1.samples" &
-    copies_watch "$WORK/$1.copies" web1 &
-}
-watch_stop() {
-    touch "$WORK/$1.samples.stop" "$WORK/$1.copies.stop"
-    wait
-    read -r GAP RESTARTED < <(analyse_samples "$WORK/$1.samples")
-    COPIES=$(max_copies "$WORK/$1.copies")
-    if [ "$COPIES" -gt 1 ]; then
-        diag "$1: samples with more than one copy (ms count):"
-        awk '$2 > 1' "$WORK/$1.copies" | head -n 5 | while read -r l; do diag "  $l"; done
-    fi
-}
+. "$HERE/../lib/lab-suite.sh" test
 
 guest_answers() { [ -n "$(tcp_counter)" ]; }
 runs_once_at() { # HOST: Pacemaker and the hypervisors agree the guest runs there only
