@@ -24,11 +24,6 @@ bool ocf_install_configured(const struct ocf_params *p)
            p->install_cmdline[0] || p->install_media[0];
 }
 
-static void guest_dir(const struct ocf_params *p, const char *name, char *buf, size_t size)
-{
-    snprintf(buf, size, "%s/%s", p->state_dir, name);
-}
-
 /* The cluster key, when artifact_key names one; refuses a key others can read. */
 static int load_key(const struct ocf_params *p, uint8_t **key, size_t *len, struct vmha_err *err)
 {
@@ -59,7 +54,7 @@ static int check(const struct ocf_params *p, const char *name, const char *recor
         return OCF_ERR_CONFIGURED;
     }
     char gdir[4096];
-    guest_dir(p, name, gdir, sizeof(gdir));
+    ocf_guest_dir(p, name, gdir, sizeof(gdir));
     ocf_step("checking the boot artifacts of guest %s", name);
     int r = boot_artifacts_check(gdir, record, a, pin_k, pin_i, key, key_len,
                                  do_record && p->state_dir[0], &e);
@@ -101,7 +96,7 @@ int ocf_boot_check(const struct ocf_params *p, const struct hv_guest_config *cfg
     /* The installer's files matter only until the install is done. */
     char gdir[4096];
     struct install_record rec = {0};
-    guest_dir(p, cfg->name, gdir, sizeof(gdir));
+    ocf_guest_dir(p, cfg->name, gdir, sizeof(gdir));
     if (rc == OCF_SUCCESS && ocf_install_configured(p) && !p->install_config[0] &&
         install_read(gdir, &rec, &(struct vmha_err){0}) == 0 && rec.state != INSTALL_DONE) {
         struct boot_artifacts ia = {
@@ -121,7 +116,7 @@ int ocf_install_start(const struct ocf_params *p, const struct hv_ops *ops, stru
     if (!ocf_install_configured(p))
         return OCF_SUCCESS;
     char gdir[4096];
-    guest_dir(p, name, gdir, sizeof(gdir));
+    ocf_guest_dir(p, name, gdir, sizeof(gdir));
     struct install_record rec;
     struct vmha_err e = {0};
     if (install_read(gdir, &rec, &e) < 0) {
@@ -188,7 +183,7 @@ void ocf_install_arrived(const struct ocf_params *p, const char *name)
     if (!ocf_install_configured(p))
         return;
     char gdir[4096];
-    guest_dir(p, name, gdir, sizeof(gdir));
+    ocf_guest_dir(p, name, gdir, sizeof(gdir));
     struct install_record rec;
     struct vmha_err e = {0};
     if (install_read(gdir, &rec, &e) < 0 || rec.state != INSTALL_RUNNING)
@@ -211,7 +206,7 @@ bool ocf_install_finished(const struct ocf_params *p, const struct hv_ops *ops,
     if (ops->lookup(conn, name, &info, &e) < 0 || !info.powered_off)
         return false;
     char gdir[4096];
-    guest_dir(p, name, gdir, sizeof(gdir));
+    ocf_guest_dir(p, name, gdir, sizeof(gdir));
     struct install_record rec;
     const char *me = cluster_local_node(p->on_node);
     if (install_read(gdir, &rec, &e) < 0 || rec.state != INSTALL_RUNNING ||

@@ -16,11 +16,6 @@
 
 #define NVRAM_FILE_MAX (64u << 20)
 
-static void guest_dir(const struct ocf_params *p, const char *name, char *buf, size_t size)
-{
-    snprintf(buf, size, "%s/%s", p->state_dir, name);
-}
-
 /* The guest's local VARS file, or NULL when it has none (not UEFI) or the store is off. */
 static char *local_path(const struct ocf_params *p, const struct hv_ops *ops,
                         struct hv_conn *conn, const char *name)
@@ -46,7 +41,7 @@ int ocf_nvram_restore(const struct ocf_params *p, const struct hv_ops *ops, stru
         return OCF_SUCCESS;
     const char *me = cluster_local_node(p->on_node);
     char gdir[4096], note[1024];
-    guest_dir(p, name, gdir, sizeof(gdir));
+    ocf_guest_dir(p, name, gdir, sizeof(gdir));
     ocf_step("restoring the NVRAM of guest %s", name);
     struct vmha_err e = {0};
     _cleanup_free_ uint8_t *gen_buf = NULL, *local = NULL;
@@ -147,7 +142,7 @@ void ocf_nvram_capture(const struct ocf_params *p, const struct hv_ops *ops, str
     if (!path)
         return;
     char gdir[4096];
-    guest_dir(p, name, gdir, sizeof(gdir));
+    ocf_guest_dir(p, name, gdir, sizeof(gdir));
     ocf_step("capturing the NVRAM of guest %s", name);
     _cleanup_free_ uint8_t *buf = NULL;
     size_t len;
@@ -220,7 +215,7 @@ void ocf_nvram_capture_arrived(const struct ocf_params *p, const struct hv_ops *
     }
     hv_guest_config_clear(&live);
     char gdir[4096];
-    guest_dir(p, name, gdir, sizeof(gdir));
+    ocf_guest_dir(p, name, gdir, sizeof(gdir));
     struct vmha_deadline until = vmha_deadline_min(*dl, vmha_deadline_in(5000));
     ocf_step("capturing the NVRAM of guest %s after its migration", name);
     do {

@@ -10,20 +10,12 @@
 #include "vmha/migrate.h"
 
 
-static const char *family_of(const struct hv_guest_config *cfg)
-{
-    const char *t = cfg->virt_type ? cfg->virt_type : "";
-    if (strcmp(t, "kvm") == 0 || strcmp(t, "qemu") == 0)
-        return "qemu";
-    return t;
-}
-
 /* What the guest's config and parameters ask for now. */
 static void needs_of(const struct ocf_params *p, const struct hv_guest_config *cfg,
                      struct mig_record *ret)
 {
     memset(ret, 0, sizeof(*ret));
-    snprintf(ret->family, sizeof(ret->family), "%s", family_of(cfg));
+    snprintf(ret->family, sizeof(ret->family), "%s", hv_family_of(cfg));
     snprintf(ret->config_machine, sizeof(ret->config_machine), "%s",
              cfg->machine ? cfg->machine : "");
     ret->window = p->migration_window;

@@ -19,18 +19,11 @@ int cmd_boot(int argc, char **argv, const struct cli_opts *o)
                "whether each host's copies match them.\n");
         return argc == 2 ? VMHA_EXIT_OK : VMHA_EXIT_USAGE;
     }
-    struct vmha_deadline dl = vmha_deadline_in(o->timeout_ms);
     _cleanup_(cluster_view_clear) struct cluster_view v = {0};
     struct vmha_err e = {0};
-    if (cluster_read(&dl, &v, &e) < 0) {
-        fprintf(stderr, "vmha boot: %s (is the cluster running on this host?)\n", e.msg);
-        return VMHA_EXIT_FAILED;
-    }
     struct cli_guest g;
-    if (cli_guest_find(&v, argv[1], &g) < 0) {
-        fprintf(stderr, "vmha boot: no %s resource named %s\n", CLI_GUEST_AGENT, argv[1]);
+    if (cli_open_guest("boot", argv[1], o, &v, &g) < 0)
         return VMHA_EXIT_FAILED;
-    }
     if (!g.state_dir) {
         fprintf(stderr, "vmha boot: guest %s has no state_dir: nothing is recorded\n", g.name);
         return VMHA_EXIT_FAILED;

@@ -43,18 +43,11 @@ int cmd_check(int argc, char **argv, const struct cli_opts *o)
                "one host could start it, 1 otherwise.\n");
         return argc == 2 ? VMHA_EXIT_OK : VMHA_EXIT_USAGE;
     }
-    struct vmha_deadline dl = vmha_deadline_in(o->timeout_ms);
     _cleanup_(cluster_view_clear) struct cluster_view v = {0};
     struct vmha_err e = {0};
-    if (cluster_read(&dl, &v, &e) < 0) {
-        fprintf(stderr, "vmha check: %s (is the cluster running on this host?)\n", e.msg);
-        return VMHA_EXIT_FAILED;
-    }
     struct cli_guest g;
-    if (cli_guest_find(&v, argv[1], &g) < 0) {
-        fprintf(stderr, "vmha check: no %s resource named %s\n", CLI_GUEST_AGENT, argv[1]);
+    if (cli_open_guest("check", argv[1], o, &v, &g) < 0)
         return VMHA_EXIT_FAILED;
-    }
     /* Shared storage, the same for every host. */
     struct verdict config = {true, "ok"}, nvram = {true, "ok"};
     if (g.problem[0]) {
@@ -77,9 +70,7 @@ int cmd_check(int argc, char **argv, const struct cli_opts *o)
         else
             snprintf(nvram.text, sizeof(nvram.text), "generation %lu%s", gen.num,
                      note[0] ? " (newer damaged)" : "");
-        const char *on = cluster_rsc_param(g.rsc, "migration_policy");
-        bool enforced = true;
-        policy = !(on && vmha_parse_bool(on, &enforced) == 0 && !enforced);
+        policy = g.policy;
         struct store_kv kv = {0};
         boot = store_read(gdir, "artifacts", &kv, &e) == 0;
         store_kv_clear(&kv);

@@ -9,12 +9,15 @@
 
 #define CLI_GUEST_AGENT "ocf:vmha:guest"
 
+struct cli_opts;
+
 
 /* A guest the cluster manages, with what its parameters and config say. */
 struct cli_guest {
     const struct cluster_rsc *rsc;
     char name[256];
     const char *state_dir; /* NULL when not set */
+    bool policy;           /* the migration policy applies (state_dir, migration_policy) */
     char config_machine[64], family[16];
     char problem[600]; /* why its config could not be read, "" when it could */
 };
@@ -22,6 +25,12 @@ struct cli_guest {
 void cli_guest_load(const struct cluster_rsc *rsc, struct cli_guest *g);
 /* By guest name or resource id; -ENOENT when the cluster has no such guest. */
 int cli_guest_find(const struct cluster_view *v, const char *arg, struct cli_guest *g);
+/* Reads the cluster (giving up after o->timeout_ms), saying on stderr, as "vmha CMD: ...",
+ * why it cannot. */
+int cli_read_cluster(const char *cmd, const struct cli_opts *o, struct cluster_view *v);
+/* cli_read_cluster, then the guest named arg, or a sentence on stderr. */
+int cli_open_guest(const char *cmd, const char *arg, const struct cli_opts *o,
+                   struct cluster_view *v, struct cli_guest *g);
 
 /* Exit codes of vmha (documented in vmha(8)). */
 enum {

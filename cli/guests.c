@@ -16,6 +16,9 @@ void cli_guest_load(const struct cluster_rsc *rsc, struct cli_guest *g)
     const char *uri = cluster_rsc_param(rsc, "hypervisor");
     const char *state_dir = cluster_rsc_param(rsc, "state_dir");
     g->state_dir = state_dir && state_dir[0] ? state_dir : NULL;
+    const char *on = cluster_rsc_param(rsc, "migration_policy");
+    bool enforced = true;
+    g->policy = g->state_dir && !(on && vmha_parse_bool(on, &enforced) == 0 && !enforced);
     snprintf(g->name, sizeof(g->name), "%s", name && name[0] ? name : rsc->id);
     const struct hv_ops *ops;
     _cleanup_free_ char *text = NULL;
@@ -34,9 +37,7 @@ void cli_guest_load(const struct cluster_rsc *rsc, struct cli_guest *g)
     if (!(name && name[0]))
         snprintf(g->name, sizeof(g->name), "%s", cfg.name);
     snprintf(g->config_machine, sizeof(g->config_machine), "%s", cfg.machine ? cfg.machine : "");
-    const char *t = cfg.virt_type ? cfg.virt_type : "";
-    snprintf(g->family, sizeof(g->family), "%s",
-             strcmp(t, "kvm") == 0 || strcmp(t, "qemu") == 0 ? "qemu" : t);
+    snprintf(g->family, sizeof(g->family), "%s", hv_family_of(&cfg));
     hv_guest_config_clear(&cfg);
 }
 
@@ -51,4 +52,27 @@ int cli_guest_find(const struct cluster_view *v, const char *arg, struct cli_gue
     }
     memset(g, 0, sizeof(*g));
     return -ENOENT;
+}
+
+int cli_read_cluster(const char *cmd, const struct cli_opts *o, struct cluster_view *v)
+{
+    struct vmha_deadline dl = vmha_deadline_in(o->timeout_ms);
+    struct vmha_err e = {0};
+    if (cluster_read(&dl, v, &e) < 0) {
+        fprintf(stderr, "vmha %s: %s (is the cluster running on this host?)\n", cmd, e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_open_guest(const char *cmd, const char *arg, const struct cli_opts *o,
+                   struct cluster_view *v, struct cli_guest *g)
+{
+    if (cli_read_cluster(cmd, o, v) < 0)
+        return -1;
+    if (cli_guest_find(v, arg, g) < 0) {
+        fprintf(stderr, "vmha %s: no %s resource named %s\n", cmd, CLI_GUEST_AGENT, arg);
+        return -1;
+    }
+    return 0;
 }

@@ -163,9 +163,7 @@ static int move(const struct cli_guest *g, const char *target, const char *from,
 static bool allowed(const struct cluster_view *v, const struct cli_guest *g, const char *target,
                     char *why, size_t size)
 {
-    const char *on = cluster_rsc_param(g->rsc, "migration_policy");
-    bool enforced = true;
-    if (!g->state_dir || (on && vmha_parse_bool(on, &enforced) == 0 && !enforced))
+    if (!g->policy)
         return true;
     const struct cluster_node *n = cluster_node_find(v, target);
     struct mig_record rec;
@@ -196,15 +194,8 @@ static int prepare(int argc, char **argv, const struct cli_opts *o, struct clust
     struct vmha_deadline dl = vmha_deadline_in(o->timeout_ms);
     struct vmha_err e = {0};
     bool failed;
-    if (cluster_read(&dl, v, &e) < 0) {
-        fprintf(stderr, "vmha %s: %s (is the cluster running on this host?)\n", argv[0], e.msg);
+    if (cli_open_guest(argv[0], argv[1], o, v, g) < 0)
         return -1;
-    }
-    if (cli_guest_find(v, argv[1], g) < 0) {
-        fprintf(stderr, "vmha %s: no %s resource named %s\n", argv[0], CLI_GUEST_AGENT,
-                argv[1]);
-        return -1;
-    }
     if (location(g, &dl, from, from_size, &failed, &e) < 0) {
         fprintf(stderr, "vmha %s: %s\n", argv[0], e.msg);
         return -1;

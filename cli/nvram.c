@@ -32,18 +32,10 @@ static void usage(FILE *out)
 static int guest_dir(const char *arg, const struct cli_opts *o, char *buf, size_t size,
                      char *name, size_t name_size)
 {
-    struct vmha_deadline dl = vmha_deadline_in(o->timeout_ms);
     _cleanup_(cluster_view_clear) struct cluster_view v = {0};
-    struct vmha_err e = {0};
-    if (cluster_read(&dl, &v, &e) < 0) {
-        fprintf(stderr, "vmha nvram: %s (is the cluster running on this host?)\n", e.msg);
-        return -1;
-    }
     struct cli_guest g;
-    if (cli_guest_find(&v, arg, &g) < 0) {
-        fprintf(stderr, "vmha nvram: no %s resource named %s\n", CLI_GUEST_AGENT, arg);
+    if (cli_open_guest("nvram", arg, o, &v, &g) < 0)
         return -1;
-    }
     if (!g.state_dir) {
         fprintf(stderr, "vmha nvram: guest %s has no state_dir: its NVRAM is not kept\n",
                 g.name);

@@ -31,9 +31,7 @@ static void load_row(struct row *r, const struct cluster_rsc *rsc)
         snprintf(r->problem, sizeof(r->problem), "no policy: state_dir is not set");
         return;
     }
-    const char *on = cluster_rsc_param(r->g.rsc, "migration_policy");
-    bool enforced = true;
-    if (on && vmha_parse_bool(on, &enforced) == 0 && !enforced) {
+    if (!r->g.policy) {
         snprintf(r->problem, sizeof(r->problem), "no policy: migration_policy=false");
         return;
     }
@@ -218,13 +216,9 @@ int cmd_paths(int argc, char **argv, const struct cli_opts *o)
                "the reason for every refusal. Hosts are listed with the level they publish.\n");
         return VMHA_EXIT_OK;
     }
-    struct vmha_deadline dl = vmha_deadline_in(o->timeout_ms);
     _cleanup_(cluster_view_clear) struct cluster_view v = {0};
-    struct vmha_err e = {0};
-    if (cluster_read(&dl, &v, &e) < 0) {
-        fprintf(stderr, "vmha paths: %s (is the cluster running on this host?)\n", e.msg);
+    if (cli_read_cluster("paths", o, &v) < 0)
         return VMHA_EXIT_FAILED;
-    }
     _cleanup_free_ struct row *rows = calloc(v.n_rsc ? v.n_rsc : 1, sizeof(*rows));
     if (!rows) {
         fprintf(stderr, "vmha paths: out of memory\n");

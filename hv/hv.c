@@ -52,3 +52,9 @@ int hv_backend_for_uri(const char *uri, const struct hv_ops **ret, struct vmha_e
     *ret = &hv_libvirt_ops;
     return 0;
 }
+
+const char *hv_family_of(const struct hv_guest_config *c)
+{
+    const char *t = c->virt_type ? c->virt_type : "";
+    return strcmp(t, "kvm") == 0 || strcmp(t, "qemu") == 0 ? "qemu" : t;
+}

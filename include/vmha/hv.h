@@ -37,6 +37,9 @@ struct hv_guest_config {
 };
 
 void hv_guest_config_clear(struct hv_guest_config *c);
+/* The hypervisor family a config asks for, as the migration policy names it: "qemu" for
+ * libvirt's qemu and kvm domain types, otherwise the type itself ("xen"), "" if none. */
+const char *hv_family_of(const struct hv_guest_config *c);
 
 struct hv_guest_info {
     char name[256];
