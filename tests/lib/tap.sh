@@ -16,6 +16,7 @@ ok() {
     else
         echo "not ok $TAP_N - $desc"
         TAP_FAILED=$((TAP_FAILED + 1))
+        return 1
     fi
 }
 
