@@ -16,12 +16,8 @@
 
 VMHA_DEFINE_CLEANUP(virDomainPtr, virDomainFree)
 
-struct hv_conn {
-    virConnectPtr conn;
-};
-
 /* Records libvirt's last error after our own words. */
-static int lv_err(struct vmha_err *err, int code, const char *what)
+int hv_libvirt_err(struct vmha_err *err, int code, const char *what)
 {
     const char *msg = virGetLastErrorMessage();
     virErrorPtr e = virGetLastError();
@@ -216,7 +212,7 @@ static bool looks_like_uuid(const char *s)
     return strlen(s) == 36 && s[8] == '-' && s[13] == '-' && s[18] == '-' && s[23] == '-';
 }
 
-static int get_domain(struct hv_conn *c, const char *id, virDomainPtr *ret, struct vmha_err *err)
+int hv_libvirt_domain(struct hv_conn *c, const char *id, virDomainPtr *ret, struct vmha_err *err)
 {
     virDomainPtr d = looks_like_uuid(id) ? virDomainLookupByUUIDString(c->conn, id)
                                          : virDomainLookupByName(c->conn, id);
@@ -224,7 +220,7 @@ static int get_domain(struct hv_conn *c, const char *id, virDomainPtr *ret, stru
         virErrorPtr e = virGetLastError();
         if (e && e->code == VIR_ERR_NO_DOMAIN)
             return vmha_err_set(err, -ENOENT, "guest %s is not known to this host", id);
-        return lv_err(err, -EIO, "cannot look up the guest");
+        return hv_libvirt_err(err, -EIO, "cannot look up the guest");
     }
     *ret = d;
     return 0;
@@ -234,16 +230,16 @@ static int lv_lookup(struct hv_conn *c, const char *id, struct hv_guest_info *re
                      struct vmha_err *err)
 {
     _cleanup_(virDomainFreep) virDomainPtr d = NULL;
-    int r = get_domain(c, id, &d, err);
+    int r = hv_libvirt_domain(c, id, &d, err);
     if (r < 0)
         return r;
     int state = 0, reason = 0;
     if (virDomainGetState(d, &state, &reason, 0) < 0)
-        return lv_err(err, -EIO, "cannot read the guest's state");
+        return hv_libvirt_err(err, -EIO, "cannot read the guest's state");
     int active = virDomainIsActive(d);
     int persistent = virDomainIsPersistent(d);
     if (active < 0 || persistent < 0)
-        return lv_err(err, -EIO, "cannot read the guest's state");
+        return hv_libvirt_err(err, -EIO, "cannot read the guest's state");
     struct hv_guest_info info = {.state = hv_libvirt_state(state, active == 1),
                                  .persistent = persistent == 1,
                                  .powered_off = state == VIR_DOMAIN_SHUTOFF &&
@@ -263,7 +259,7 @@ static int lv_define(struct hv_conn *c, const char *xml, struct vmha_err *err)
         bool bad = e && (e->code == VIR_ERR_XML_ERROR || e->code == VIR_ERR_XML_DETAIL ||
                          e->code == VIR_ERR_CONFIG_UNSUPPORTED ||
                          e->code == VIR_ERR_XML_INVALID_SCHEMA);
-        return lv_err(err, bad ? -EINVAL : -EIO, "libvirt refused the guest definition");
+        return hv_libvirt_err(err, bad ? -EINVAL : -EIO, "libvirt refused the guest definition");
     }
     return 0;
 }
@@ -271,13 +267,13 @@ static int lv_define(struct hv_conn *c, const char *xml, struct vmha_err *err)
 static int lv_undefine(struct hv_conn *c, const char *name, struct vmha_err *err)
 {
     _cleanup_(virDomainFreep) virDomainPtr d = NULL;
-    int r = get_domain(c, name, &d, err);
+    int r = hv_libvirt_domain(c, name, &d, err);
     if (r < 0)
         return r;
     if (virDomainIsPersistent(d) == 0)
         return 0;
     if (virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_KEEP_NVRAM) < 0)
-        return lv_err(err, -EIO, "cannot undefine the guest");
+        return hv_libvirt_err(err, -EIO, "cannot undefine the guest");
     return 0;
 }
 
@@ -286,24 +282,24 @@ static int lv_start(struct hv_conn *c, const char *name, const char *oneoff,
 {
     if (oneoff) {
         _cleanup_(virDomainFreep) virDomainPtr d = virDomainCreateXML(c->conn, oneoff, 0);
-        return d ? 0 : lv_err(err, -EIO, "cannot start the guest with its one-off configuration");
+        return d ? 0 : hv_libvirt_err(err, -EIO, "cannot start the guest with its one-off configuration");
     }
     _cleanup_(virDomainFreep) virDomainPtr d = NULL;
-    int r = get_domain(c, name, &d, err);
+    int r = hv_libvirt_domain(c, name, &d, err);
     if (r < 0)
         return r;
     if (virDomainCreate(d) < 0)
-        return lv_err(err, -EIO, "cannot start the guest");
+        return hv_libvirt_err(err, -EIO, "cannot start the guest");
     return 0;
 }
 
 static int lv_resume(struct hv_conn *c, const char *name, struct vmha_err *err)
 {
     _cleanup_(virDomainFreep) virDomainPtr d = NULL;
-    int r = get_domain(c, name, &d, err);
+    int r = hv_libvirt_domain(c, name, &d, err);
     if (r < 0)
         return r;
-    return virDomainResume(d) < 0 ? lv_err(err, -EIO, "cannot resume the guest") : 0;
+    return virDomainResume(d) < 0 ? hv_libvirt_err(err, -EIO, "cannot resume the guest") : 0;
 }
 
 static const struct {
@@ -325,23 +321,23 @@ static int lv_shutdown(struct hv_conn *c, const char *name, const char *mode,
     if (mode && *mode && !flags)
         return vmha_err_set(err, -EINVAL, "unknown shutdown mode '%s'", mode);
     _cleanup_(virDomainFreep) virDomainPtr d = NULL;
-    int r = get_domain(c, name, &d, err);
+    int r = hv_libvirt_domain(c, name, &d, err);
     if (r < 0)
         return r;
-    return virDomainShutdownFlags(d, flags) < 0 ? lv_err(err, -EIO, "cannot shut the guest down")
+    return virDomainShutdownFlags(d, flags) < 0 ? hv_libvirt_err(err, -EIO, "cannot shut the guest down")
                                                 : 0;
 }
 
 static int lv_destroy(struct hv_conn *c, const char *name, struct vmha_err *err)
 {
     _cleanup_(virDomainFreep) virDomainPtr d = NULL;
-    int r = get_domain(c, name, &d, err);
+    int r = hv_libvirt_domain(c, name, &d, err);
     if (r < 0)
         return r;
     if (virDomainDestroy(d) < 0) {
         if (virDomainIsActive(d) == 0)
             return 0;
-        return lv_err(err, -EIO, "cannot destroy the guest");
+        return hv_libvirt_err(err, -EIO, "cannot destroy the guest");
     }
     return 0;
 }
@@ -424,12 +420,12 @@ static int lv_job_progress(struct hv_conn *c, const char *name, struct hv_progre
                            struct vmha_err *err)
 {
     _cleanup_(virDomainFreep) virDomainPtr d = NULL;
-    int r = get_domain(c, name, &d, err);
+    int r = hv_libvirt_domain(c, name, &d, err);
     if (r < 0)
         return r;
     int type = job_progress(d, 0, ret);
     if (type < 0)
-        return lv_err(err, -EIO, "cannot read the guest's job");
+        return hv_libvirt_err(err, -EIO, "cannot read the guest's job");
     if (type == VIR_DOMAIN_JOB_NONE)
         return vmha_err_set(err, -ENOENT, "guest %s has no job running", name);
     return 0;
@@ -439,7 +435,7 @@ static int lv_migrate(struct hv_conn *c, const char *name, const struct hv_migra
                       struct vmha_err *err)
 {
     _cleanup_(virDomainFreep) virDomainPtr d = NULL;
-    int r = get_domain(c, name, &d, err);
+    int r = hv_libvirt_domain(c, name, &d, err);
     if (r < 0)
         return r;
     struct migration m = {.dom = d, .p = p, .lock = PTHREAD_MUTEX_INITIALIZER};
@@ -479,24 +475,24 @@ static int lv_current_config(struct hv_conn *c, const char *name, struct hv_gues
                              struct vmha_err *err)
 {
     _cleanup_(virDomainFreep) virDomainPtr d = NULL;
-    int r = get_domain(c, name, &d, err);
+    int r = hv_libvirt_domain(c, name, &d, err);
     if (r < 0)
         return r;
     _cleanup_free_ char *xml = virDomainGetXMLDesc(d, 0);
     if (!xml)
-        return lv_err(err, -EIO, "cannot read the guest's definition");
+        return hv_libvirt_err(err, -EIO, "cannot read the guest's definition");
     return hv_libvirt_config_parse(xml, ret, err);
 }
 
 static int lv_nvram_path(struct hv_conn *c, const char *name, char **ret, struct vmha_err *err)
 {
     _cleanup_(virDomainFreep) virDomainPtr d = NULL;
-    int r = get_domain(c, name, &d, err);
+    int r = hv_libvirt_domain(c, name, &d, err);
     if (r < 0)
         return r;
     _cleanup_free_ char *xml = virDomainGetXMLDesc(d, 0);
     if (!xml)
-        return lv_err(err, -EIO, "cannot read the guest's definition");
+        return hv_libvirt_err(err, -EIO, "cannot read the guest's definition");
     struct hv_guest_config cfg = {0};
     r = hv_libvirt_config_parse(xml, &cfg, err);
     if (r < 0)
@@ -516,7 +512,7 @@ static int lv_capabilities(struct hv_conn *c, struct hv_caps *ret, struct vmha_e
     unsigned long hv = 0, lib = 0;
     if (!type || virConnectGetVersion(c->conn, &hv) < 0 ||
         virConnectGetLibVersion(c->conn, &lib) < 0)
-        return lv_err(err, -EIO, "cannot read the hypervisor's version");
+        return hv_libvirt_err(err, -EIO, "cannot read the hypervisor's version");
     for (size_t i = 0; type[i] && i < sizeof(caps.family) - 1; i++)
         caps.family[i] = (char)(type[i] | 0x20);
     caps.hv_version = hv;
@@ -525,7 +521,7 @@ static int lv_capabilities(struct hv_conn *c, struct hv_caps *ret, struct vmha_e
     snprintf(caps.hostname, sizeof(caps.hostname), "%s", host ? host : "");
     _cleanup_free_ char *xml = virConnectGetCapabilities(c->conn);
     if (!xml)
-        return lv_err(err, -EIO, "cannot read the hypervisor's capabilities");
+        return hv_libvirt_err(err, -EIO, "cannot read the hypervisor's capabilities");
     int r = hv_libvirt_machines_from_caps(xml, NULL, &caps.machine_types, err);
     if (r < 0)
         return r;
@@ -551,4 +547,8 @@ const struct hv_ops hv_libvirt_ops = {
     .destroy = lv_destroy,
     .migrate = lv_migrate,
     .nvram_path = lv_nvram_path,
+    .ckpt_hold = hv_libvirt_ckpt_hold,
+    .ckpt_release = hv_libvirt_ckpt_release,
+    .ckpt_take = hv_libvirt_ckpt_take,
+    .ckpt_restore = hv_libvirt_ckpt_restore,
 };

@@ -3,7 +3,28 @@
 
 #include <stdbool.h>
 
+#include <libvirt/libvirt.h>
+
 #include "vmha/hv.h"
+
+struct hv_conn {
+    virConnectPtr conn;
+};
+
+/* Records libvirt's last error after our own words; returns code (-ENOENT for no domain). */
+int hv_libvirt_err(struct vmha_err *err, int code, const char *what);
+/* The domain named (or with the UUID) id; -ENOENT when this host does not know it. */
+int hv_libvirt_domain(struct hv_conn *c, const char *id, virDomainPtr *ret, struct vmha_err *err);
+
+/* Checkpoints (hv_libvirt_ckpt.c). */
+int hv_libvirt_ckpt_hold(struct hv_conn *c, const char *name, struct vmha_err *err);
+int hv_libvirt_ckpt_release(struct hv_conn *c, const char *name, bool stop, struct vmha_err *err);
+int hv_libvirt_ckpt_take(struct hv_conn *c, const char *name, int fd,
+                         const struct vmha_deadline *dl, struct hv_ckpt_stats *ret,
+                         struct vmha_err *err);
+int hv_libvirt_ckpt_restore(struct hv_conn *c, const char *path, struct vmha_err *err);
+/* The header of a libvirt QEMU save image carrying xml (pure): *len bytes in *ret. */
+int hv_libvirt_save_header(const char *xml, unsigned char **ret, size_t *len);
 
 /* Maps virDomainState plus "is it active" to the cluster's view of a guest. */
 enum hv_state hv_libvirt_state(int vir_state, bool active);

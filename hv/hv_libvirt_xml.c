@@ -95,6 +95,10 @@ int hv_libvirt_config_parse(const char *xml, struct hv_guest_config *ret, struct
     c.loader = xpath_string(ctx, "string(/domain/os/loader)");
     c.nvram = xpath_string(ctx, "string(/domain/os/nvram)");
     c.nvram_template = xpath_string(ctx, "string(/domain/os/nvram/@template)");
+    _cleanup_free_ char *rw = xpath_string(
+        ctx, "string(count(/domain/devices/disk[not(readonly) and "
+             "(not(@device) or @device='disk' or @device='lun')]))");
+    c.writable_disks = rw && strcmp(rw, "0") != 0;
     *ret = c;
     return 0;
 }

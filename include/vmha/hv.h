@@ -34,6 +34,7 @@ struct hv_guest_config {
     char *loader; /* UEFI firmware code */
     char *nvram;  /* UEFI variable store of this guest */
     char *nvram_template;
+    bool writable_disks; /* a disk the guest can write to (not read-only, not a CD-ROM) */
 };
 
 void hv_guest_config_clear(struct hv_guest_config *c);
@@ -88,6 +89,13 @@ struct hv_migrate_params {
     uint64_t poll_ms;
 };
 
+/* One checkpoint, as the hypervisor measured it. */
+struct hv_ckpt_stats {
+    uint64_t bytes;     /* the stream's size */
+    uint64_t paused_ms; /* the guest's pause inside the hypervisor (its "downtime") */
+    uint64_t total_ms;  /* from the start of the stream to the guest paused at its end */
+};
+
 struct hv_conn;
 
 struct hv_ops {
@@ -136,11 +144,19 @@ struct hv_ops {
     /* Where the running or defined guest keeps its NVRAM on this host. */
     int (*nvram_path)(struct hv_conn *c, const char *name, char **ret, struct vmha_err *err);
 
-    /* Checkpoint replication (Remus): later issues fill these. */
-    int (*replicate_start)(struct hv_conn *c, const char *name, const char *peer,
-                           uint64_t interval_ms, struct vmha_err *err);
-    int (*replicate_receive)(struct hv_conn *c, const char *listen, struct vmha_err *err);
-    int (*replicate_failover)(struct hv_conn *c, const char *name, struct vmha_err *err);
+    /* Checkpoint replication (remus/). An epoch: ckpt_take streams a consistent checkpoint
+     * and leaves the guest paused; once the backup holds it, ckpt_release lets out the
+     * network output the guest produced before it, and resume continues the guest. */
+    /* Holds the guest's network output from now on (installing the buffer once). */
+    int (*ckpt_hold)(struct hv_conn *c, const char *name, struct vmha_err *err);
+    /* Sends everything held so far; with stop, removes the buffer (output flows freely). */
+    int (*ckpt_release)(struct hv_conn *c, const char *name, bool stop, struct vmha_err *err);
+    /* Streams a checkpoint of the running guest into fd, in the form ckpt_restore reads,
+     * and returns with the guest paused at the checkpoint. On failure the guest runs. */
+    int (*ckpt_take)(struct hv_conn *c, const char *name, int fd, const struct vmha_deadline *dl,
+                     struct hv_ckpt_stats *ret, struct vmha_err *err);
+    /* Creates the guest on this host, paused, from a checkpoint file. */
+    int (*ckpt_restore)(struct hv_conn *c, const char *path, struct vmha_err *err);
 };
 
 extern const struct hv_ops hv_libvirt_ops;

@@ -153,9 +153,10 @@ static void backend_selection(void **state)
     assert_null(ops);
     assert_non_null(strstr(e.msg, "libxl backend"));
     /* Slots no backend implements yet say so instead of succeeding. */
-    assert_null(hv_libvirt_ops.replicate_start);
-    assert_int_equal(HV_CALL(&hv_libvirt_ops, replicate_failover, &e, NULL, "g"), -EOPNOTSUPP);
-    assert_non_null(strstr(e.msg, "replicate_failover"));
+    const struct hv_ops bare = {.name = "bare"};
+    assert_int_equal(HV_CALL(&bare, ckpt_restore, &e, NULL, "/x"), -EOPNOTSUPP);
+    assert_non_null(strstr(e.msg, "bare backend does not support ckpt_restore"));
+    assert_non_null(hv_libvirt_ops.ckpt_take);
 }
 
 static void overlay_golden(const char *base, const struct hv_boot_override *o,

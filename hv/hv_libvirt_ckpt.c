@@ -1,0 +1,316 @@
+/* Checkpoints of a libvirt-managed QEMU guest, for remus/.
+ *
+ * libvirt has no checkpoint-and-keep-running operation, so the epoch runs through QEMU's
+ * monitor, by libvirt's passthrough (virDomainQemuMonitorCommand; libvirt marks the guest
+ * "custom-monitor"): a migration into a file descriptor vmha hands over (the stream goes to
+ * the backup), which QEMU finishes by pausing the guest, exactly at the checkpoint. The
+ * stream is prefixed with libvirt's save-image header and the guest's XML, so the backup
+ * holds a file that virDomainRestoreFlags reads: after failover the guest is an ordinary
+ * libvirt guest again. Output is held by QEMU's filter-buffer on each NIC's backend, in the
+ * guest-to-network direction, flushed only once a checkpoint is safe on the backup.
+ * docs/remus-design.md explains the choice. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libvirt/libvirt-qemu.h>
+#include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
+
+#include "hv_libvirt_private.h"
+#include "vmha/cleanup.h"
+
+VMHA_DEFINE_CLEANUP(virDomainPtr, virDomainFree)
+VMHA_DEFINE_CLEANUP(xmlDocPtr, xmlFreeDoc)
+VMHA_DEFINE_CLEANUP(xmlXPathContextPtr, xmlXPathFreeContext)
+VMHA_DEFINE_CLEANUP(xmlXPathObjectPtr, xmlXPathFreeObject)
+
+/* QEMU pauses the guest for the last round once it expects the rest to take this long. */
+#define CKPT_DOWNTIME_MS 50
+/* No cap on the copy: the stream is the only thing on the replication link. */
+#define CKPT_BANDWIDTH_BPS (100ull << 30)
+/* filter-buffer flushes on its own every interval (µs, a uint32): make that as rare as
+ * QEMU allows; vmha flushes at each committed checkpoint. */
+#define BUFFER_INTERVAL_US 4294967295u
+
+/* libvirt's QEMU save-image header (src/qemu/qemu_saveimage.h, version 2). */
+struct save_header {
+    char magic[16];
+    uint32_t version;
+    uint32_t data_len;
+    uint32_t was_running;
+    uint32_t format; /* 0: raw */
+    uint32_t cookie_offset;
+    uint32_t unused[15];
+};
+
+int hv_libvirt_save_header(const char *xml, unsigned char **ret, size_t *len)
+{
+    size_t xml_len = strlen(xml) + 1;
+    /* Round the XML up to 4 KiB, as libvirt leaves room after it too. */
+    size_t data_len = (xml_len + 4095) & ~(size_t)4095;
+    if (data_len > UINT32_MAX)
+        return -EFBIG;
+    size_t total = sizeof(struct save_header) + data_len;
+    unsigned char *buf = calloc(1, total);
+    if (!buf)
+        return -ENOMEM;
+    struct save_header h = {.version = 2, .data_len = (uint32_t)data_len, .was_running = 1};
+    memcpy(h.magic, "LibvirtQemudSave", 16);
+    memcpy(buf, &h, sizeof(h));
+    memcpy(buf + sizeof(h), xml, xml_len);
+    *ret = buf;
+    *len = total;
+    return 0;
+}
+
+static int qmp(virDomainPtr d, const char *cmd, char **reply, struct vmha_err *err)
+{
+    char *out = NULL;
+    if (virDomainQemuMonitorCommand(d, cmd, &out, 0) < 0)
+        return hv_libvirt_err(err, -EIO, "QEMU's monitor refused a checkpoint command");
+    if (strstr(out, "\"error\"")) {
+        int r = vmha_err_set(err, -EIO, "QEMU: %s (for %s)", out, cmd);
+        free(out);
+        return r;
+    }
+    if (reply)
+        *reply = out;
+    else
+        free(out);
+    return 0;
+}
+
+/* The value of the first "key" in a compact JSON reply: a string's text or a number's
+ * digits, in buf; NULL when absent. Enough for query-migrate's flat answers. */
+static const char *json_field(const char *json, const char *key, char *buf, size_t size)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\"", key);
+    const char *p = strstr(json, pat);
+    if (!p)
+        return NULL;
+    p += strlen(pat);
+    while (*p == ' ' || *p == ':')
+        p++;
+    size_t n = 0;
+    if (*p == '"') {
+        for (p++; *p && *p != '"' && n + 1 < size; p++)
+            buf[n++] = *p;
+    } else {
+        for (; (*p >= '0' && *p <= '9') && n + 1 < size; p++)
+            buf[n++] = *p;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static uint64_t json_u64(const char *json, const char *key)
+{
+    char buf[32];
+    const char *v = json_field(json, key, buf, sizeof(buf));
+    return v ? strtoull(v, NULL, 10) : 0;
+}
+
+/* The aliases of the guest's network interfaces ("net0", ...), NULL-terminated. */
+static int nic_aliases(virDomainPtr d, char ***ret, struct vmha_err *err)
+{
+    _cleanup_free_ char *xml = virDomainGetXMLDesc(d, 0);
+    if (!xml)
+        return hv_libvirt_err(err, -EIO, "cannot read the guest's live XML");
+    _cleanup_(xmlFreeDocp) xmlDocPtr doc =
+        xmlReadMemory(xml, (int)strlen(xml), "live.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOERROR);
+    _cleanup_(xmlXPathFreeContextp) xmlXPathContextPtr ctx = doc ? xmlXPathNewContext(doc) : NULL;
+    _cleanup_(xmlXPathFreeObjectp) xmlXPathObjectPtr obj =
+        ctx ? xmlXPathEvalExpression((const xmlChar *)"/domain/devices/interface/alias/@name", ctx)
+            : NULL;
+    if (!obj)
+        return vmha_err_set(err, -EIO, "cannot read the guest's network interfaces");
+    int n = obj->nodesetval ? obj->nodesetval->nodeNr : 0;
+    char **v = calloc((size_t)n + 1, sizeof(char *));
+    if (!v)
+        return vmha_err_set(err, -ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        xmlChar *s = xmlNodeGetContent(obj->nodesetval->nodeTab[i]);
+        v[i] = strdup(s ? (const char *)s : "");
+        xmlFree(s);
+        if (!v[i]) {
+            for (int j = 0; j < i; j++)
+                free(v[j]);
+            free(v);
+            return vmha_err_set(err, -ENOMEM, "out of memory");
+        }
+    }
+    *ret = v;
+    return 0;
+}
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+enum nic_op { NIC_HOLD, NIC_OFF, NIC_ON, NIC_REMOVE };
+
+static void nic_command(enum nic_op op, const char *nic, char *cmd, size_t size)
+{
+    switch (op) {
+    case NIC_HOLD:
+        /* libvirt names the backend of NIC alias netN "hostnetN"; queue=rx is what the
+         * backend receives from the guest: the guest's output. */
+        snprintf(cmd, size,
+                 "{\"execute\":\"object-add\",\"arguments\":{\"qom-type\":\"filter-buffer\","
+                 "\"id\":\"vmha-buf-%s\",\"netdev\":\"host%s\",\"queue\":\"rx\","
+                 "\"interval\":%u}}",
+                 nic, nic, BUFFER_INTERVAL_US);
+        break;
+    case NIC_OFF:
+    case NIC_ON:
+        snprintf(cmd, size,
+                 "{\"execute\":\"qom-set\",\"arguments\":{\"path\":\"/objects/vmha-buf-%s\","
+                 "\"property\":\"status\",\"value\":\"%s\"}}",
+                 nic, op == NIC_ON ? "on" : "off");
+        break;
+    case NIC_REMOVE:
+        snprintf(cmd, size, "{\"execute\":\"object-del\",\"arguments\":{\"id\":\"vmha-buf-%s\"}}",
+                 nic);
+        break;
+    }
+}
+
+/* Applies op to the output buffer of each of the guest's NICs. With tolerant, a buffer
+ * already there (hold) or not there (off, remove) is fine. */
+static int each_nic(struct hv_conn *c, const char *name, enum nic_op op, bool tolerant,
+                    struct vmha_err *err)
+{
+    _cleanup_(virDomainFreep) virDomainPtr d = NULL;
+    int r = hv_libvirt_domain(c, name, &d, err);
+    char **nics = NULL;
+    if (r < 0 || (r = nic_aliases(d, &nics, err)) < 0)
+        return r;
+    for (size_t i = 0; nics[i] && r == 0; i++) {
+        char cmd[512];
+        nic_command(op, nics[i], cmd, sizeof(cmd));
+        struct vmha_err e = {0};
+        r = qmp(d, cmd, NULL, &e);
+        if (r < 0 && tolerant && (strstr(e.msg, "not found") || strstr(e.msg, "Duplicate") ||
+                                  strstr(e.msg, "already exists")))
+            r = 0;
+        else if (r < 0)
+            vmha_err_set(err, r, "network interface %s of %s: %s", nics[i], name, e.msg);
+    }
+    strv_free(nics);
+    return r;
+}
+
+int hv_libvirt_ckpt_hold(struct hv_conn *c, const char *name, struct vmha_err *err)
+{
+    return each_nic(c, name, NIC_HOLD, true, err);
+}
+
+int hv_libvirt_ckpt_release(struct hv_conn *c, const char *name, bool stop, struct vmha_err *err)
+{
+    /* Switching a filter-buffer off sends what it holds (filter_buffer_status_changed);
+     * deleting it would drop that instead. */
+    int r = each_nic(c, name, NIC_OFF, stop, err);
+    if (r < 0)
+        return r;
+    return each_nic(c, name, stop ? NIC_REMOVE : NIC_ON, stop, err);
+}
+
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int hv_libvirt_ckpt_take(struct hv_conn *c, const char *name, int fd,
+                         const struct vmha_deadline *dl, struct hv_ckpt_stats *ret,
+                         struct vmha_err *err)
+{
+    _cleanup_(virDomainFreep) virDomainPtr d = NULL;
+    int r = hv_libvirt_domain(c, name, &d, err);
+    if (r < 0)
+        return r;
+    uint64_t t0 = vmha_now_ms();
+    _cleanup_free_ char *xml =
+        virDomainGetXMLDesc(d, VIR_DOMAIN_XML_SECURE | VIR_DOMAIN_XML_MIGRATABLE);
+    if (!xml)
+        return hv_libvirt_err(err, -EIO, "cannot read the guest's XML for its checkpoint");
+    _cleanup_free_ unsigned char *hdr = NULL;
+    size_t hdr_len = 0;
+    if ((r = hv_libvirt_save_header(xml, &hdr, &hdr_len)) < 0)
+        return vmha_err_set(err, r, "cannot build the checkpoint's header");
+    if ((r = write_all(fd, hdr, hdr_len)) < 0)
+        return vmha_err_set(err, r, "cannot send the checkpoint's header: %s", strerror(-r));
+
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd),
+             "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"downtime-limit\":%d,"
+             "\"max-bandwidth\":%llu}}",
+             CKPT_DOWNTIME_MS, CKPT_BANDWIDTH_BPS);
+    if ((r = qmp(d, cmd, NULL, err)) < 0)
+        return r;
+    char *out = NULL;
+    int fds[1] = {fd};
+    if (virDomainQemuMonitorCommandWithFiles(
+            d, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"vmha-ckpt\"}}", 1, fds, NULL,
+            NULL, &out, 0) < 0)
+        return hv_libvirt_err(err, -EIO, "cannot hand the checkpoint stream to QEMU");
+    free(out);
+    if ((r = qmp(d, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:vmha-ckpt\"}}", NULL,
+                 err)) < 0)
+        return r;
+
+    /* The stream runs inside QEMU; ask how it goes until it is over. */
+    uint64_t sleep_us = 500;
+    for (;;) {
+        _cleanup_free_ char *q = NULL;
+        if ((r = qmp(d, "{\"execute\":\"query-migrate\"}", &q, err)) < 0)
+            return r;
+        char status[32];
+        if (!json_field(q, "status", status, sizeof(status)))
+            status[0] = '\0';
+        if (strcmp(status, "completed") == 0) {
+            *ret = (struct hv_ckpt_stats){.bytes = json_u64(q, "transferred") + hdr_len,
+                                          .paused_ms = json_u64(q, "downtime"),
+                                          .total_ms = vmha_now_ms() - t0};
+            return 0;
+        }
+        if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0) {
+            char why[256];
+            if (!json_field(q, "error-desc", why, sizeof(why)))
+                snprintf(why, sizeof(why), "%s", status);
+            return vmha_err_set(err, -EIO, "the checkpoint stream failed: %s", why);
+        }
+        if (vmha_deadline_passed(dl)) {
+            qmp(d, "{\"execute\":\"migrate_cancel\"}", NULL, &(struct vmha_err){0});
+            return vmha_err_set(err, -ETIMEDOUT, "the checkpoint did not complete in time "
+                                "(status %s): cancelled", status[0] ? status : "unknown");
+        }
+        usleep((useconds_t)sleep_us);
+        if (sleep_us < 5000)
+            sleep_us += 500;
+    }
+}
+
+int hv_libvirt_ckpt_restore(struct hv_conn *c, const char *path, struct vmha_err *err)
+{
+    if (virDomainRestoreFlags(c->conn, path, NULL, VIR_DOMAIN_SAVE_PAUSED) < 0)
+        return hv_libvirt_err(err, -EIO, "cannot restore the guest from its checkpoint");
+    return 0;
+}

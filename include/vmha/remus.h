@@ -1,0 +1,81 @@
+/* Checkpoint replication (Remus) of a guest between two hosts.
+ *
+ * The primary runs the guest and vmha-replicator in "send" mode: every interval it takes a
+ * checkpoint (hv ckpt_take: the guest paused at a consistent point), streams it to the
+ * backup's vmha-replicator in "receive" mode, and once the backup has acknowledged that
+ * checkpoint as committed it releases the network output the guest produced before it and
+ * resumes the guest. The backup keeps the last committed checkpoint as a file; promotion
+ * restores the guest from it. docs/remus-design.md has the reasoning.
+ *
+ * Never undoing output: when the primary has to let output out without a committed
+ * checkpoint (its backup is gone), it first marks the backup's checkpoints stale, in the
+ * cluster (node attribute vmha-stale-<guest> = "<session> <epoch>" on the backup's node),
+ * and waits until the CIB shows the mark. A backup promotes from its checkpoint only if no
+ * mark covers it; otherwise it boots the guest afresh, which restarts it but rolls nothing
+ * back that a client saw. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmha/common.h"
+
+/* The stream of one epoch, on a TCP connection of its own:
+ *   "VMHA-CKPT 1 <guest> <session> <epoch>\n"  the header line (session: 16 hex digits)
+ *   the checkpoint file's bytes (what hv ckpt_take wrote)
+ *   "VMHA-END" + epoch as 8 big-endian bytes     the trailer: the checkpoint is whole
+ * then the sender shuts its side down; the receiver commits the file and answers
+ *   "ACK <epoch>\n"  (or "NAK <reason>\n"). */
+#define REMUS_TRAILER_LEN 16
+#define REMUS_HEADER_MAX 256
+
+struct remus_epoch_id {
+    char guest[128];
+    uint64_t session;
+    uint64_t epoch;
+};
+
+int remus_header_format(const struct remus_epoch_id *id, char *buf, size_t size);
+int remus_header_parse(const char *line, struct remus_epoch_id *ret, struct vmha_err *err);
+void remus_trailer_make(uint64_t epoch, unsigned char out[REMUS_TRAILER_LEN]);
+bool remus_trailer_ok(const unsigned char in[REMUS_TRAILER_LEN], uint64_t epoch);
+
+/* The stale mark's value and its test: is the checkpoint (session, epoch) covered by mark
+ * (NULL or "" = no mark)? An unreadable mark covers everything. */
+void remus_stale_format(uint64_t session, uint64_t epoch, char *buf, size_t size);
+bool remus_stale_covers(const char *mark, uint64_t session, uint64_t epoch);
+
+/* Node attribute names for a guest. */
+#define REMUS_ATTR_REPLICA "vmha-replica-" /* on the backup: "<address>:<port>" it listens on */
+#define REMUS_ATTR_STALE "vmha-stale-"     /* on the backup: see above */
+#define REMUS_ATTR_LAG "vmha-lag-"         /* on the primary: ms since the last commit */
+
+/* What a replicator says about itself in its status file (key=value lines, replaced
+ * atomically at every change) in its directory rundir/remus/<guest>/. */
+struct remus_status {
+    char role[16];   /* "primary" or "backup" */
+    char state[16];  /* primary: syncing, protected, degraded, demoted, failed;
+                        backup: listening, receiving, failed */
+    char peer[256];  /* primary: the backup it streams to */
+    uint64_t session, epoch; /* primary: last committed; backup: what ckpt.save holds */
+    uint64_t committed_ms;   /* CLOCK_REALTIME ms of the last commit, 0 = none yet */
+    uint64_t pause_ms, ckpt_ms, bytes; /* the last epoch: guest paused, stream time, size */
+    uint64_t epochs, failures;
+    char error[512];
+};
+
+int remus_status_write(const char *dir, const struct remus_status *s, struct vmha_err *err);
+int remus_status_read(const char *dir, struct remus_status *ret, struct vmha_err *err);
+
+/* The replicator's directory: rundir/remus/<guest>. */
+void remus_dir(const char *rundir, const char *guest, char *buf, size_t size);
+/* Whether the replicator of that mode ("send", "receive") runs for the directory: it holds
+ * a lock on <mode>.pid. *pid is set when it runs. */
+bool remus_running(const char *dir, const char *mode, int *pid);
+/* The committed checkpoint the backup holds: dir/ckpt.save, with its identity from
+ * dir/ckpt.meta; -ENOENT when there is none. */
+int remus_checkpoint(const char *dir, uint64_t *session, uint64_t *epoch, char *path,
+                     size_t size);
+
+uint64_t remus_realtime_ms(void);

@@ -1,0 +1,392 @@
+/* The primary's side: the epoch loop. Each epoch: checkpoint to the backup (the guest ends
+ * paused), wait for the backup's ACK, let out the output held since the previous epoch,
+ * resume. Without a backup the guest runs unprotected, but only after every replica that
+ * could be promoted has been marked stale in the cluster. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "remus_private.h"
+#include "vmha/cleanup.h"
+#include "vmha/cluster.h"
+#include "vmha/hv.h"
+
+struct sender {
+    struct remus_ctx *x;
+    const struct hv_ops *ops;
+    struct hv_conn *conn;
+    bool held;       /* output is being held */
+    char peer[256];  /* node name of the backup */
+    char addr[300];  /* its replication address:port */
+};
+
+static int connect_by(const char *address, const struct vmha_deadline *dl, struct vmha_err *err)
+{
+    char host[300];
+    snprintf(host, sizeof(host), "%s", address);
+    char *colon = strrchr(host, ':');
+    if (!colon)
+        return vmha_err_set(err, -EINVAL, "replica address %s has no :port", address);
+    *colon = '\0';
+    char *h = host;
+    if (h[0] == '[') {
+        h++;
+        h[strlen(h) - 1] = '\0';
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    int r = getaddrinfo(h, colon + 1, &hints, &ai);
+    if (r != 0)
+        return vmha_err_set(err, -EHOSTUNREACH, "cannot resolve %s: %s", address, gai_strerror(r));
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        freeaddrinfo(ai);
+        return vmha_err_set(err, -errno, "socket: %s", strerror(errno));
+    }
+    r = connect(fd, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+    if (r < 0 && errno == EINPROGRESS) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        uint64_t left = vmha_deadline_left_ms(dl);
+        if (poll(&p, 1, (int)(left > 60000 ? 60000 : left)) != 1) {
+            close(fd);
+            return vmha_err_set(err, -ETIMEDOUT, "the replica at %s does not answer", address);
+        }
+        int soerr = 0;
+        socklen_t len = sizeof(soerr);
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+        r = soerr ? -1 : 0;
+        errno = soerr;
+    }
+    if (r < 0) {
+        r = -errno;
+        close(fd);
+        return vmha_err_set(err, r, "cannot reach the replica at %s: %s", address, strerror(-r));
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
+static int send_all(int fd, const void *buf, size_t n, const struct vmha_deadline *dl)
+{
+    const char *p = buf;
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+            struct pollfd q = {.fd = fd, .events = POLLOUT};
+            if (vmha_deadline_passed(dl))
+                return -ETIMEDOUT;
+            poll(&q, 1, 100);
+            continue;
+        }
+        if (w < 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The backup's answer line, by dl. */
+static int read_answer(int fd, uint64_t epoch, const struct vmha_deadline *dl,
+                       struct vmha_err *err)
+{
+    char line[400];
+    size_t len = 0;
+    while (len + 1 < sizeof(line)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        uint64_t left = vmha_deadline_left_ms(dl);
+        if (left == 0)
+            return vmha_err_set(err, -ETIMEDOUT, "no acknowledgement of checkpoint %" PRIu64
+                                " in time", epoch);
+        if (poll(&p, 1, (int)left) <= 0)
+            continue;
+        ssize_t n = read(fd, line + len, sizeof(line) - 1 - len);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        line[len] = '\0';
+        if (strchr(line, '\n'))
+            break;
+    }
+    line[len] = '\0';
+    line[strcspn(line, "\n")] = '\0';
+    char want[64];
+    snprintf(want, sizeof(want), "ACK %" PRIu64, epoch);
+    if (strcmp(line, want) == 0)
+        return 0;
+    return vmha_err_set(err, -EPROTO, "the replica refused checkpoint %" PRIu64 ": %s", epoch,
+                        line[0] ? line : "connection closed");
+}
+
+/* One epoch to the current peer. On success the checkpoint is committed at the backup and
+ * the output before it released; the guest stays paused when final (a demote). On failure
+ * the guest runs and its output is still held. */
+static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
+{
+    struct remus_ctx *x = s->x;
+    uint64_t epoch = x->st.epoch + 1;
+    struct vmha_deadline dl = vmha_deadline_in(x->timeout_ms);
+    uint64_t t0 = vmha_now_ms();
+    _cleanup_(closep) int fd = connect_by(s->addr, &dl, err);
+    if (fd < 0)
+        return fd;
+    remus_tune_socket(fd, x->timeout_ms);
+    struct remus_epoch_id id = {.session = x->st.session, .epoch = epoch};
+    snprintf(id.guest, sizeof(id.guest), "%s", x->guest);
+    char hdr[REMUS_HEADER_MAX];
+    int n = remus_header_format(&id, hdr, sizeof(hdr));
+    if (n < 0)
+        return vmha_err_set(err, n, "guest name %s cannot travel in the stream", x->guest);
+    int r = send_all(fd, hdr, (size_t)n, &dl);
+    if (r < 0)
+        return vmha_err_set(err, r, "cannot send to the replica at %s: %s", s->addr,
+                            strerror(-r));
+    struct hv_ckpt_stats st = {0};
+    if ((r = s->ops->ckpt_take(s->conn, x->guest, fd, &dl, &st, err)) < 0)
+        return r;
+    uint64_t t_paused = vmha_now_ms();
+    /* QEMU made the socket non-blocking; the rest is ours. */
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    unsigned char trailer[REMUS_TRAILER_LEN];
+    remus_trailer_make(epoch, trailer);
+    if ((r = send_all(fd, trailer, sizeof(trailer), &dl)) < 0 || shutdown(fd, SHUT_WR) < 0) {
+        vmha_err_set(err, r < 0 ? r : -errno, "checkpoint %" PRIu64 " did not reach %s", epoch,
+                     s->addr);
+        goto resume;
+    }
+    if ((r = read_answer(fd, epoch, &dl, err)) < 0)
+        goto resume;
+    x->st.epoch = epoch;
+    x->st.committed_ms = remus_realtime_ms();
+    x->st.bytes = st.bytes;
+    x->st.ckpt_ms = vmha_now_ms() - t0;
+    x->st.epochs++;
+    struct vmha_err e = {0};
+    if ((r = s->ops->ckpt_release(s->conn, x->guest, false, &e)) < 0) {
+        vmha_err_set(err, r, "checkpoint %" PRIu64 " committed, but its output cannot be "
+                     "released: %s", epoch, e.msg);
+        goto resume;
+    }
+    if (final)
+        return 0;
+    if ((r = s->ops->resume(s->conn, x->guest, &e)) < 0)
+        return vmha_err_set(err, r, "cannot resume the guest after checkpoint %" PRIu64 ": %s",
+                            epoch, e.msg);
+    x->st.pause_ms = st.paused_ms + (vmha_now_ms() - t_paused);
+    return 0;
+resume:;
+    struct vmha_err e2 = {0};
+    if (s->ops->resume(s->conn, x->guest, &e2) < 0)
+        cluster_log(LOG_ERR, "cannot resume guest %s after a failed checkpoint: %s", x->guest,
+                    e2.msg);
+    return r;
+}
+
+/* The backup this primary streams to: a node other than this one that advertises a
+ * replica of the guest. */
+static bool find_peer(struct sender *s)
+{
+    struct remus_ctx *x = s->x;
+    struct cluster_view v = {0};
+    struct vmha_err e = {0};
+    struct vmha_deadline dl = vmha_deadline_in(5000);
+    char attr[300];
+    snprintf(attr, sizeof(attr), REMUS_ATTR_REPLICA "%s", x->guest);
+    s->peer[0] = s->addr[0] = '\0';
+    if (cluster_read(&dl, &v, &e) < 0) {
+        cluster_log(LOG_WARNING, "cannot read the cluster to find %s's replica: %s", x->guest,
+                    e.msg);
+        return false;
+    }
+    for (size_t i = 0; i < v.n && !s->peer[0]; i++) {
+        const char *a = cluster_node_attr(&v.nodes[i], attr, true);
+        if (a && a[0] && v.nodes[i].online && strcmp(v.nodes[i].name, x->node) != 0) {
+            snprintf(s->peer, sizeof(s->peer), "%s", v.nodes[i].name);
+            snprintf(s->addr, sizeof(s->addr), "%s", a);
+        }
+    }
+    cluster_view_clear(&v);
+    return s->peer[0] != '\0';
+}
+
+/* Marks every replica of the guest stale (up to the epoch now attempted) and waits until the
+ * CIB shows each mark: only then may output go out that no checkpoint covers. */
+static int mark_stale(struct sender *s, const struct vmha_deadline *dl, struct vmha_err *err)
+{
+    struct remus_ctx *x = s->x;
+    char replica[300], stale[300], mark[64];
+    snprintf(replica, sizeof(replica), REMUS_ATTR_REPLICA "%s", x->guest);
+    snprintf(stale, sizeof(stale), REMUS_ATTR_STALE "%s", x->guest);
+    remus_stale_format(x->st.session, x->st.epoch + 1, mark, sizeof(mark));
+    for (;;) {
+        struct cluster_view v = {0};
+        int r = cluster_read(dl, &v, err);
+        if (r < 0)
+            return r;
+        size_t pending = 0;
+        for (size_t i = 0; i < v.n; i++) {
+            const struct cluster_node *n = &v.nodes[i];
+            if (strcmp(n->name, x->node) == 0)
+                continue;
+            const char *has = cluster_node_attr(n, replica, true);
+            const char *now = cluster_node_attr(n, stale, true);
+            bool wanted = (has && has[0]) || strcmp(n->name, s->peer) == 0 ||
+                          (now && now[0]);
+            if (!wanted || (now && strcmp(now, mark) == 0))
+                continue;
+            pending++;
+            struct vmha_err e = {0};
+            if (cluster_attr_update(n->name, stale, mark, dl, &e) < 0)
+                cluster_log(LOG_WARNING, "cannot mark %s's replica on %s stale: %s", x->guest,
+                            n->name, e.msg);
+        }
+        cluster_view_clear(&v);
+        if (pending == 0)
+            return 0;
+        if (!vmha_deadline_sleep(dl, 200))
+            return vmha_err_set(err, -ETIMEDOUT, "the cluster did not record the stale mark "
+                                "of %s's replicas in time", x->guest);
+    }
+}
+
+/* No working backup: output flows freely from now on, once the replicas are marked. */
+static void unprotect(struct sender *s, const char *why)
+{
+    struct remus_ctx *x = s->x;
+    if (s->held) {
+        /* Until the cluster has the mark, a promoted replica could undo what a client saw:
+         * keep holding (the guest runs; its network waits) and try again. */
+        for (;;) {
+            struct vmha_deadline dl = vmha_deadline_in(10000);
+            struct vmha_err e = {0};
+            if (mark_stale(s, &dl, &e) == 0)
+                break;
+            cluster_log(LOG_ERR, "guest %s: %s; its output stays held", x->guest, e.msg);
+            if (remus_stop_requested)
+                return;
+        }
+        struct vmha_err e = {0};
+        if (s->ops->ckpt_release(s->conn, x->guest, true, &e) < 0) {
+            cluster_log(LOG_ERR, "guest %s: cannot release its held output: %s", x->guest,
+                        e.msg);
+            return;
+        }
+        s->held = false;
+        cluster_log(LOG_WARNING, "guest %s runs unprotected: %s", x->guest, why);
+    }
+    snprintf(x->st.state, sizeof(x->st.state), "degraded");
+    snprintf(x->st.error, sizeof(x->st.error), "%s", why);
+    x->st.peer[0] = '\0';
+    remus_publish(x);
+}
+
+static int hold(struct sender *s, struct vmha_err *err)
+{
+    if (s->held)
+        return 0;
+    int r = s->ops->ckpt_hold(s->conn, s->x->guest, err);
+    if (r == 0)
+        s->held = true;
+    return r;
+}
+
+static void pause_until(uint64_t at_ms)
+{
+    while (!remus_stop_requested && !remus_demote_requested) {
+        uint64_t now = vmha_now_ms();
+        if (now >= at_ms)
+            return;
+        uint64_t d = at_ms - now;
+        usleep((useconds_t)(d > 200 ? 200000 : d * 1000));
+    }
+}
+
+int remus_send(struct remus_ctx *x)
+{
+    struct sender s = {.x = x};
+    struct vmha_err err = {0};
+    struct vmha_deadline dl = vmha_deadline_in(30000);
+    if (hv_backend_for_uri(x->uri, &s.ops, &err) < 0 || s.ops->open(x->uri, &dl, &s.conn, &err) < 0)
+        return remus_fail(x, &err);
+    if (getrandom(&x->st.session, sizeof(x->st.session), 0) != sizeof(x->st.session))
+        x->st.session = (uint64_t)vmha_now_ms() ^ ((uint64_t)getpid() << 32);
+    snprintf(x->st.role, sizeof(x->st.role), "primary");
+    snprintf(x->st.state, sizeof(x->st.state), "syncing");
+    /* From here on nothing leaves the guest before a checkpoint covers it. */
+    if (hold(&s, &err) < 0)
+        return remus_fail(x, &err);
+    remus_publish(x);
+    cluster_log(LOG_NOTICE, "replicating guest %s every %llu ms (session %016llx)", x->guest,
+                (unsigned long long)x->interval_ms, (unsigned long long)x->st.session);
+    int rc = 0;
+    uint64_t next = vmha_now_ms();
+    while (!remus_stop_requested) {
+        bool final = remus_demote_requested;
+        if (!s.peer[0] && !find_peer(&s)) {
+            if (final) {
+                snprintf(x->st.error, sizeof(x->st.error), "no replica to hand the guest to");
+                snprintf(x->st.state, sizeof(x->st.state), "failed");
+                remus_publish(x);
+                rc = 3;
+                break;
+            }
+            unprotect(&s, "no replica to send checkpoints to");
+            pause_until(vmha_now_ms() + 1000);
+            continue;
+        }
+        if (hold(&s, &err) < 0) {
+            cluster_log(LOG_ERR, "guest %s: %s", x->guest, err.msg);
+            rc = remus_fail(x, &err);
+            break;
+        }
+        if (epoch_once(&s, final, &err) == 0) {
+            bool first = strcmp(x->st.state, "protected") != 0;
+            snprintf(x->st.state, sizeof(x->st.state), final ? "demoted" : "protected");
+            snprintf(x->st.peer, sizeof(x->st.peer), "%s", s.peer);
+            x->st.error[0] = '\0';
+            remus_publish(x);
+            if (first)
+                cluster_log(LOG_NOTICE, "guest %s is protected by its replica on %s "
+                            "(checkpoint %llu, %llu bytes in %llu ms)", x->guest, s.peer,
+                            (unsigned long long)x->st.epoch, (unsigned long long)x->st.bytes,
+                            (unsigned long long)x->st.ckpt_ms);
+            if (final) {
+                cluster_log(LOG_NOTICE, "guest %s handed over to %s at checkpoint %llu",
+                            x->guest, s.peer, (unsigned long long)x->st.epoch);
+                break;
+            }
+        } else {
+            x->st.failures++;
+            cluster_log(LOG_WARNING, "guest %s: %s", x->guest, err.msg);
+            s.peer[0] = '\0';
+            if (final) {
+                /* The guest runs here, output held: the demote fails, nothing is lost. */
+                snprintf(x->st.error, sizeof(x->st.error), "%s", err.msg);
+                remus_publish(x);
+                rc = 1;
+                break;
+            }
+            unprotect(&s, err.msg);
+        }
+        next += x->interval_ms;
+        uint64_t now = vmha_now_ms();
+        if (next < now)
+            next = now;
+        pause_until(next);
+    }
+    if (remus_stop_requested && s.held && !remus_demote_requested)
+        unprotect(&s, "replication stopped");
+    s.ops->close(s.conn);
+    return rc;
+}
