@@ -18,6 +18,9 @@ enum ocf_rc {
     OCF_ERR_INSTALLED = 5,
     OCF_ERR_CONFIGURED = 6,
     OCF_NOT_RUNNING = 7,
+    OCF_RUNNING_PROMOTED = 8,
+    OCF_FAILED_PROMOTED = 9,
+    OCF_DEGRADED_PROMOTED = 191,
 };
 
 enum ocf_ptype { OCF_PT_STRING, OCF_PT_BOOLEAN, OCF_PT_INTEGER, OCF_PT_SECOND, OCF_PT_SELECT };
@@ -57,12 +60,18 @@ struct ocf_params {
     char *kernel_sha256, *initrd_sha256; /* pinned artifact digests, "" = recorded */
     char *artifact_key; /* file with the cluster key for the digests' HMAC */
     char *rundir; /* VMHA_RUNDIR: per-node scratch state */
+    bool replicate; /* fault-tolerant: a promotable clone with checkpoint replication */
+    uint64_t checkpoint_interval_ms, checkpoint_timeout_ms;
+    char *replication_address; /* template, %n = node */
+    unsigned replication_port;
     /* From Pacemaker's meta attributes. */
     uint64_t timeout_ms; /* 0 when Pacemaker did not say */
     uint64_t interval_ms;
     char *migrate_target_node;
     char *migrate_source_node;
     char *on_node; /* the node Pacemaker runs us on, NULL by hand */
+    char *instance; /* OCF_RESOURCE_INSTANCE without a clone suffix, NULL by hand */
+    char *notify_type, *notify_operation, *notify_promote_uname; /* notify only */
     bool run_by_cluster;
 };
 
@@ -144,6 +153,50 @@ bool ocf_install_finished(const struct ocf_params *p, const struct hv_ops *ops,
                           const struct vmha_deadline *dl, int *rc, struct vmha_err *why);
 /* migrate_from: an install boot that moved here is watched from here. */
 void ocf_install_arrived(const struct ocf_params *p, const char *name);
+
+/* A guest as the actions see it (ocf_actions.c), shared with ocf_remus.c. */
+struct guest {
+    const struct hv_ops *ops;
+    struct hv_conn *conn;
+    char *config_text; /* NULL when config could not be read */
+    struct hv_guest_config cfg;
+    const char *name;
+};
+
+void ocf_guest_clear(struct guest *g);
+/* Reads and checks config; with strict false an unreadable config is tolerated when the name
+ * parameter identifies the guest. */
+int ocf_guest_load(const struct ocf_params *p, struct guest *g, bool strict, struct vmha_err *why);
+int ocf_guest_connect(const struct ocf_params *p, struct guest *g, const struct vmha_deadline *dl,
+                      struct vmha_err *why);
+/* The guest's state here; ABSENT when this host does not know it. */
+int ocf_guest_state(struct guest *g, enum hv_state *ret, struct vmha_err *why);
+/* load + connect + state. */
+int ocf_guest_open(const struct ocf_params *p, struct guest *g, bool strict,
+                   const struct vmha_deadline *dl, enum hv_state *state, struct vmha_err *why);
+/* Defines (NVRAM, install) and starts the guest, or resumes it when paused; returns once it
+ * runs. */
+int ocf_guest_start(const struct ocf_params *p, struct guest *g, enum hv_state s,
+                    const struct vmha_deadline *dl, struct vmha_err *why);
+/* Graceful shutdown, destroy when it does not come in time. */
+int ocf_guest_stop(const struct ocf_params *p, struct guest *g, enum hv_state s,
+                   const struct vmha_deadline *dl, struct vmha_err *why);
+
+/* Replicated guests (ocf_remus.c): the actions of the promotable clone. */
+int ocf_remus_validate(const struct ocf_params *p, const struct hv_guest_config *cfg,
+                       struct vmha_err *why);
+int ocf_remus_start(const struct ocf_params *p, const struct vmha_deadline *dl,
+                    struct vmha_err *why);
+int ocf_remus_stop(const struct ocf_params *p, const struct vmha_deadline *dl,
+                   struct vmha_err *why);
+int ocf_remus_monitor(const struct ocf_params *p, const struct vmha_deadline *dl,
+                      struct vmha_err *why);
+int ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl,
+                      struct vmha_err *why);
+int ocf_remus_demote(const struct ocf_params *p, const struct vmha_deadline *dl,
+                     struct vmha_err *why);
+int ocf_remus_notify(const struct ocf_params *p, const struct vmha_deadline *dl,
+                     struct vmha_err *why);
 
 /* Runs the agent server on rundir/agent.sock until idle or replaced (see ocf_server.c). */
 int ocf_serve(const char *rundir, struct vmha_err *err);

@@ -12,8 +12,8 @@ extern char **environ;
 
 static void usage(FILE *out)
 {
-    fputs("usage: guest {start|stop|monitor|migrate_to|migrate_from|validate-all|reload-agent|"
-          "meta-data}\n"
+    fputs("usage: guest {start|stop|monitor|migrate_to|migrate_from|promote|demote|notify|"
+          "validate-all|reload-agent|meta-data}\n"
           "ocf:vmha:guest is an OCF resource agent run by Pacemaker; its parameters come as\n"
           "OCF_RESKEY_<name> environment variables (see 'guest meta-data').\n",
           out);
@@ -36,7 +36,7 @@ static int run(const struct ocf_action *a)
     struct vmha_deadline dl = vmha_deadline_in(timeout - margin);
     ocf_watchdog_arm(a->name, timeout, timeout - margin / 2);
     int rc = a->run(&p, &dl, &why);
-    bool probe_answer = rc == OCF_NOT_RUNNING &&
+    bool probe_answer = (rc == OCF_NOT_RUNNING || rc == OCF_RUNNING_PROMOTED) &&
                         (strcmp(a->name, "monitor") == 0 || strcmp(a->name, "status") == 0);
     if (rc != OCF_SUCCESS && !probe_answer) {
         const char *msg = why.code || why.msg[0] ? vmha_err_msg(&why) : "unknown error";

@@ -13,15 +13,7 @@
 /* Guest definitions are small; anything bigger is not a domain XML. */
 #define CONFIG_MAX_BYTES (4u << 20)
 
-struct guest {
-    const struct hv_ops *ops;
-    struct hv_conn *conn;
-    char *config_text; /* NULL when config could not be read */
-    struct hv_guest_config cfg;
-    const char *name;
-};
-
-static void guest_clear(struct guest *g)
+void ocf_guest_clear(struct guest *g)
 {
     if (g->conn)
         g->ops->close(g->conn);
@@ -46,7 +38,7 @@ static int check_file(const char *what, const char *path, struct vmha_err *why)
 
 /* Reads and checks config. With strict false, an unreadable config is tolerated when the
  * name parameter still identifies the guest (a probe must find a running guest). */
-static int guest_load(const struct ocf_params *p, struct guest *g, bool strict,
+int ocf_guest_load(const struct ocf_params *p, struct guest *g, bool strict,
                       struct vmha_err *why)
 {
     struct vmha_err e = {0};
@@ -88,7 +80,7 @@ static int guest_load(const struct ocf_params *p, struct guest *g, bool strict,
     return OCF_SUCCESS;
 }
 
-static int guest_connect(const struct ocf_params *p, struct guest *g,
+int ocf_guest_connect(const struct ocf_params *p, struct guest *g,
                          const struct vmha_deadline *dl, struct vmha_err *why)
 {
     struct vmha_err e = {0};
@@ -108,7 +100,7 @@ static int guest_connect(const struct ocf_params *p, struct guest *g,
 }
 
 /* The guest's state here; ABSENT when this host does not know it. */
-static int guest_state(struct guest *g, enum hv_state *ret, struct vmha_err *why)
+int ocf_guest_state(struct guest *g, enum hv_state *ret, struct vmha_err *why)
 {
     struct hv_guest_info info;
     struct vmha_err e = {0};
@@ -128,23 +120,23 @@ static int guest_state(struct guest *g, enum hv_state *ret, struct vmha_err *why
 
 /* What every action that touches the guest starts with: its config, a connection, and where
  * the guest is now. */
-static int guest_open(const struct ocf_params *p, struct guest *g, bool strict,
+int ocf_guest_open(const struct ocf_params *p, struct guest *g, bool strict,
                       const struct vmha_deadline *dl, enum hv_state *state, struct vmha_err *why)
 {
-    int rc = guest_load(p, g, strict, why);
+    int rc = ocf_guest_load(p, g, strict, why);
     if (rc == OCF_SUCCESS)
-        rc = guest_connect(p, g, dl, why);
+        rc = ocf_guest_connect(p, g, dl, why);
     if (rc == OCF_SUCCESS)
-        rc = guest_state(g, state, why);
+        rc = ocf_guest_state(g, state, why);
     return rc;
 }
 
 /* Polls until the guest's state satisfies want, or dl passes. */
-static int guest_wait(struct guest *g, bool (*want)(enum hv_state), const struct vmha_deadline *dl,
+static int ocf_guest_wait(struct guest *g, bool (*want)(enum hv_state), const struct vmha_deadline *dl,
                       enum hv_state *last, struct vmha_err *why)
 {
     for (;;) {
-        int rc = guest_state(g, last, why);
+        int rc = ocf_guest_state(g, last, why);
         if (rc != OCF_SUCCESS || want(*last))
             return rc;
         if (!vmha_deadline_sleep(dl, 200))
@@ -166,10 +158,12 @@ static int act_validate(const struct ocf_params *p, const struct vmha_deadline *
                         struct vmha_err *why)
 {
     (void)dl;
-    _cleanup_(guest_clear) struct guest g = {0};
-    int rc = guest_load(p, &g, true, why);
+    _cleanup_(ocf_guest_clear) struct guest g = {0};
+    int rc = ocf_guest_load(p, &g, true, why);
     if (rc == OCF_SUCCESS)
         rc = ocf_boot_check(p, &g.cfg, false, why);
+    if (rc == OCF_SUCCESS && p->replicate)
+        rc = ocf_remus_validate(p, &g.cfg, why);
     if (rc != OCF_SUCCESS)
         return rc;
     /* libxenlight keeps no UEFI variables (Xen 4.17): say so rather than lose them. */
@@ -187,9 +181,11 @@ static int act_validate(const struct ocf_params *p, const struct vmha_deadline *
 static int act_monitor(const struct ocf_params *p, const struct vmha_deadline *dl,
                        struct vmha_err *why)
 {
-    _cleanup_(guest_clear) struct guest g = {0};
+    if (p->replicate)
+        return ocf_remus_monitor(p, dl, why);
+    _cleanup_(ocf_guest_clear) struct guest g = {0};
     enum hv_state s;
-    int rc = guest_open(p, &g, false, dl, &s, why);
+    int rc = ocf_guest_open(p, &g, false, dl, &s, why);
     if (rc != OCF_SUCCESS)
         return rc;
     if (s == HV_STATE_SHUTOFF && p->interval_ms > 0 &&
@@ -205,7 +201,7 @@ static int act_monitor(const struct ocf_params *p, const struct vmha_deadline *d
     return rc;
 }
 
-static int start_from(const struct ocf_params *p, struct guest *g, enum hv_state s,
+int ocf_guest_start(const struct ocf_params *p, struct guest *g, enum hv_state s,
                       const struct vmha_deadline *dl, struct vmha_err *why)
 {
     struct vmha_err e = {0};
@@ -250,7 +246,7 @@ static int start_from(const struct ocf_params *p, struct guest *g, enum hv_state
     }
     ocf_step("waiting for guest %s to run", g->name);
     enum hv_state now;
-    int rc = guest_wait(g, is_running, dl, &now, why);
+    int rc = ocf_guest_wait(g, is_running, dl, &now, why);
     if (rc == OCF_SUCCESS && !is_running(now)) {
         vmha_err_set(why, -EIO, "guest %s is %s instead of running", g->name,
                      hv_state_to_string(now));
@@ -262,15 +258,17 @@ static int start_from(const struct ocf_params *p, struct guest *g, enum hv_state
 static int act_start(const struct ocf_params *p, const struct vmha_deadline *dl,
                      struct vmha_err *why)
 {
-    _cleanup_(guest_clear) struct guest g = {0};
+    if (p->replicate)
+        return ocf_remus_start(p, dl, why);
+    _cleanup_(ocf_guest_clear) struct guest g = {0};
     enum hv_state s;
-    int rc = guest_open(p, &g, true, dl, &s, why);
+    int rc = ocf_guest_open(p, &g, true, dl, &s, why);
     if (rc != OCF_SUCCESS)
         return rc;
     if (s == HV_STATE_SHUTDOWN) {
         /* Starting over a guest on its way down would race its power-off. */
         ocf_step("waiting for guest %s to finish shutting down", g.name);
-        if ((rc = guest_wait(&g, is_off, dl, &s, why)) != OCF_SUCCESS)
+        if ((rc = ocf_guest_wait(&g, is_off, dl, &s, why)) != OCF_SUCCESS)
             return rc;
     }
     if (s == HV_STATE_RUNNING) {
@@ -284,7 +282,7 @@ static int act_start(const struct ocf_params *p, const struct vmha_deadline *dl,
     if (r < 0) /* not here: Pacemaker then keeps the guest off this node */
         return r == -EPERM ? OCF_ERR_INSTALLED : OCF_ERR_GENERIC;
     cluster_log(LOG_INFO, "starting guest %s (%s)", g.name, hv_state_to_string(s));
-    rc = start_from(p, &g, s, dl, why);
+    rc = ocf_guest_start(p, &g, s, dl, why);
     if (rc == OCF_SUCCESS) {
         cluster_log(LOG_NOTICE, "guest %s runs", g.name);
         ocf_paths_landed(p, g.ops, g.conn, &g.cfg, dl);
@@ -306,7 +304,7 @@ static struct vmha_deadline shutdown_deadline(const struct ocf_params *p,
     return d;
 }
 
-static int stop_running(const struct ocf_params *p, struct guest *g, enum hv_state s,
+int ocf_guest_stop(const struct ocf_params *p, struct guest *g, enum hv_state s,
                         const struct vmha_deadline *dl, struct vmha_err *why)
 {
     struct vmha_err e = {0};
@@ -319,7 +317,7 @@ static int stop_running(const struct ocf_params *p, struct guest *g, enum hv_sta
                     (unsigned long long)vmha_deadline_left_ms(&soft));
         if (g->ops->shutdown(g->conn, g->name, p->shutdown_mode, &e) < 0)
             cluster_log(LOG_WARNING, "graceful shutdown refused: %s", e.msg);
-        else if ((rc = guest_wait(g, is_off, &soft, &now, why)) != OCF_SUCCESS &&
+        else if ((rc = ocf_guest_wait(g, is_off, &soft, &now, why)) != OCF_SUCCESS &&
                  vmha_deadline_passed(&soft) == false)
             return rc;
     }
@@ -333,7 +331,7 @@ static int stop_running(const struct ocf_params *p, struct guest *g, enum hv_sta
         return OCF_ERR_GENERIC;
     }
     ocf_step("waiting for guest %s to be gone", g->name);
-    if ((rc = guest_wait(g, is_off, dl, &now, why)) != OCF_SUCCESS)
+    if ((rc = ocf_guest_wait(g, is_off, dl, &now, why)) != OCF_SUCCESS)
         return rc;
     return OCF_SUCCESS;
 }
@@ -341,12 +339,14 @@ static int stop_running(const struct ocf_params *p, struct guest *g, enum hv_sta
 static int act_stop(const struct ocf_params *p, const struct vmha_deadline *dl,
                     struct vmha_err *why)
 {
-    _cleanup_(guest_clear) struct guest g = {0};
+    if (p->replicate)
+        return ocf_remus_stop(p, dl, why);
+    _cleanup_(ocf_guest_clear) struct guest g = {0};
     enum hv_state s;
-    int rc = guest_open(p, &g, false, dl, &s, why);
+    int rc = ocf_guest_open(p, &g, false, dl, &s, why);
     if (rc != OCF_SUCCESS)
         return rc;
-    if (!is_off(s) && (rc = stop_running(p, &g, s, dl, why)) != OCF_SUCCESS) {
+    if (!is_off(s) && (rc = ocf_guest_stop(p, &g, s, dl, why)) != OCF_SUCCESS) {
         if (!why->msg[0])
             vmha_err_set(why, -ETIMEDOUT, "guest %s did not stop in time", g.name);
         return rc;
@@ -394,9 +394,13 @@ static int act_migrate_to(const struct ocf_params *p, const struct vmha_deadline
     if (!p->migrate_target_node)
         return fail(why, OCF_ERR_ARGS,
                     "migrate_to needs the target node (OCF_RESKEY_CRM_meta_migrate_target)");
-    _cleanup_(guest_clear) struct guest g = {0};
+    if (p->replicate)
+        return fail(why, OCF_ERR_CONFIGURED,
+                    "a replicated guest does not live-migrate: it moves by a switchover "
+                    "(demote here, promote there); set allow-migrate=false");
+    _cleanup_(ocf_guest_clear) struct guest g = {0};
     enum hv_state s;
-    int rc = guest_open(p, &g, false, dl, &s, why);
+    int rc = ocf_guest_open(p, &g, false, dl, &s, why);
     if (rc != OCF_SUCCESS)
         return rc;
     if (s != HV_STATE_RUNNING && s != HV_STATE_PAUSED) {
@@ -432,7 +436,7 @@ static int act_migrate_to(const struct ocf_params *p, const struct vmha_deadline
     struct vmha_err e = {0};
     if (g.ops->migrate(g.conn, g.name, &mp, &e) < 0) {
         enum hv_state after = HV_STATE_INVALID;
-        guest_state(&g, &after, &(struct vmha_err){0});
+        ocf_guest_state(&g, &after, &(struct vmha_err){0});
         vmha_err_set(why, e.code, "live migration of %s to %s failed, the guest is %s here: %s",
                      g.name, p->migrate_target_node, hv_state_to_string(after), e.msg);
         return OCF_ERR_GENERIC;
@@ -444,16 +448,16 @@ static int act_migrate_to(const struct ocf_params *p, const struct vmha_deadline
 static int act_migrate_from(const struct ocf_params *p, const struct vmha_deadline *dl,
                             struct vmha_err *why)
 {
-    _cleanup_(guest_clear) struct guest g = {0};
-    int rc = guest_load(p, &g, false, why);
-    if (rc != OCF_SUCCESS || (rc = guest_connect(p, &g, dl, why)) != OCF_SUCCESS)
+    _cleanup_(ocf_guest_clear) struct guest g = {0};
+    int rc = ocf_guest_load(p, &g, false, why);
+    if (rc != OCF_SUCCESS || (rc = ocf_guest_connect(p, &g, dl, why)) != OCF_SUCCESS)
         return rc;
     enum hv_state s;
     ocf_step("waiting for guest %s to run here after migration", g.name);
     /* A peer-to-peer migration has finished before migrate_from runs: the guest is here or
      * it is not coming, so do not spend the whole timeout waiting for it. */
     struct vmha_deadline arrival = vmha_deadline_min(*dl, vmha_deadline_in(10000));
-    rc = guest_wait(&g, is_running, &arrival, &s, why);
+    rc = ocf_guest_wait(&g, is_running, &arrival, &s, why);
     if (rc == OCF_SUCCESS && is_running(s)) {
         ocf_nvram_capture_arrived(p, g.ops, g.conn, g.name, dl);
         ocf_install_arrived(p, g.name);
@@ -476,6 +480,32 @@ static int act_reload_agent(const struct ocf_params *p, const struct vmha_deadli
     return act_validate(p, dl, why);
 }
 
+/* Promotion only exists for a replicated guest (a promotable clone). */
+static int not_promotable(const struct ocf_params *p, const char *action, struct vmha_err *why)
+{
+    vmha_err_set(why, -EINVAL, "%s: guest is not replicated (set replicate=true and make the "
+                 "resource a promotable clone)", action);
+    return OCF_ERR_CONFIGURED;
+}
+
+static int act_promote(const struct ocf_params *p, const struct vmha_deadline *dl,
+                       struct vmha_err *why)
+{
+    return p->replicate ? ocf_remus_promote(p, dl, why) : not_promotable(p, "promote", why);
+}
+
+static int act_demote(const struct ocf_params *p, const struct vmha_deadline *dl,
+                      struct vmha_err *why)
+{
+    return p->replicate ? ocf_remus_demote(p, dl, why) : not_promotable(p, "demote", why);
+}
+
+static int act_notify(const struct ocf_params *p, const struct vmha_deadline *dl,
+                      struct vmha_err *why)
+{
+    return p->replicate ? ocf_remus_notify(p, dl, why) : OCF_SUCCESS;
+}
+
 static const struct ocf_action actions[] = {
     {"start", 90000, act_start, true},
     {"stop", 90000, act_stop, true},
@@ -485,6 +515,9 @@ static const struct ocf_action actions[] = {
     {"migrate_from", 60000, act_migrate_from, true},
     {"validate-all", 10000, act_validate, true},
     {"reload-agent", 10000, act_reload_agent, true},
+    {"promote", 90000, act_promote, true},
+    {"demote", 90000, act_demote, true},
+    {"notify", 20000, act_notify, true},
     {"meta-data", 5000, NULL, false},
 };
 

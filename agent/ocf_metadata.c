@@ -60,7 +60,9 @@ int ocf_metadata_print(FILE *out)
           "The agent never reports a running guest as stopped: it finds the guest by name "
           "even when its configuration cannot be read, and every hypervisor call is bounded "
           "by the operation's timeout, so a hung libvirtd fails an operation instead of "
-          "hanging it.\n"
+          "hanging it. With replicate=true, as a promotable clone, it keeps the guest "
+          "fault-tolerant: the unpromoted instance holds a continuously refreshed checkpoint "
+          "of the guest and promotion resumes it from there.\n"
           "</longdesc>\n"
           "<shortdesc lang=\"en\">Manages a virtual machine (vmha)</shortdesc>\n\n"
           "<parameters>\n",
@@ -72,6 +74,13 @@ int ocf_metadata_print(FILE *out)
         "<action name=\"start\" timeout=\"90s\" />",
         "<action name=\"stop\" timeout=\"90s\" />",
         "<action name=\"monitor\" depth=\"0\" timeout=\"30s\" interval=\"10s\" />",
+        "<action name=\"monitor\" depth=\"0\" timeout=\"30s\" interval=\"10s\" "
+        "role=\"Promoted\" />",
+        "<action name=\"monitor\" depth=\"0\" timeout=\"30s\" interval=\"11s\" "
+        "role=\"Unpromoted\" />",
+        "<action name=\"promote\" timeout=\"90s\" />",
+        "<action name=\"demote\" timeout=\"90s\" />",
+        "<action name=\"notify\" timeout=\"20s\" />",
         "<action name=\"migrate_to\" timeout=\"120s\" />",
         "<action name=\"migrate_from\" timeout=\"60s\" />",
         "<action name=\"reload-agent\" timeout=\"10s\" />",

@@ -121,6 +121,36 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "artifact digests are then signed with HMAC-SHA256 and a record that does not "
                  "verify is refused, so a writer to shared storage cannot swap a kernel and "
                  "its digest together."},
+    {.name = "replicate", .type = OCF_PT_BOOLEAN, .def = "false",
+     .shortdesc = "Fault tolerance (checkpoint replication)",
+     .longdesc = "Run the guest fault-tolerant: configure the resource as a promotable clone "
+                 "(clone-max=2 promoted-max=1 notify=true). The promoted instance runs the "
+                 "guest and sends a checkpoint of it to the unpromoted instance's host every "
+                 "checkpoint_interval, holding the guest's network output until the backup "
+                 "has the checkpoint that produced it; promotion (after Pacemaker has fenced "
+                 "the old primary) resumes the guest from the last checkpoint, so nothing a "
+                 "client saw is undone. Guests with writable disks and UEFI guests are refused "
+                 "for now."},
+    {.name = "checkpoint_interval", .type = OCF_PT_INTEGER, .def = "500", .reloadable = false,
+     .shortdesc = "Checkpoint interval (ms)",
+     .longdesc = "Time between the starts of two checkpoints, in milliseconds. Each checkpoint "
+                 "pauses the guest briefly and copies its memory; the guest's network output "
+                 "waits for the next checkpoint, so replies are delayed by up to about this "
+                 "much plus one checkpoint's time."},
+    {.name = "checkpoint_timeout", .type = OCF_PT_INTEGER, .def = "5000",
+     .shortdesc = "Checkpoint timeout (ms)",
+     .longdesc = "How long one checkpoint may take, acknowledgement included, before the "
+                 "backup counts as lost; the guest then runs unprotected (monitor reports it "
+                 "degraded) once the backup's replica is marked stale in the cluster."},
+    {.name = "replication_address", .type = OCF_PT_STRING, .def = "%n",
+     .shortdesc = "Replication address",
+     .longdesc = "The address the backup listens on for checkpoints, which carry the whole "
+                 "memory of the guest: a private replication network. %n is replaced by the "
+                 "node's name (e.g. %n-repl). Default: the node's name, i.e. the cluster "
+                 "network."},
+    {.name = "replication_port", .type = OCF_PT_INTEGER, .def = "7790",
+     .shortdesc = "Replication port",
+     .longdesc = "TCP port the backup listens on; every replicated guest needs its own."},
 };
 const size_t ocf_param_count = sizeof(ocf_param_table) / sizeof(ocf_param_table[0]);
 
@@ -201,6 +231,18 @@ static int parse_meta(char *const *env, struct ocf_params *p, struct vmha_err *e
     v = env_get(env, "OCF_RESKEY_CRM_meta_migrate_source");
     if (v && *v && !(p->migrate_source_node = strdup(v)))
         return -ENOMEM;
+    v = env_get(env, "OCF_RESOURCE_INSTANCE");
+    if (v && *v && !(p->instance = strndup(v, strcspn(v, ":"))))
+        return -ENOMEM;
+    v = env_get(env, "OCF_RESKEY_CRM_meta_notify_type");
+    if (v && *v && !(p->notify_type = strdup(v)))
+        return -ENOMEM;
+    v = env_get(env, "OCF_RESKEY_CRM_meta_notify_operation");
+    if (v && *v && !(p->notify_operation = strdup(v)))
+        return -ENOMEM;
+    v = env_get(env, "OCF_RESKEY_CRM_meta_notify_promote_uname");
+    if (v && !(p->notify_promote_uname = strdup(v)))
+        return -ENOMEM;
     v = env_get(env, "OCF_RESKEY_CRM_meta_on_node");
     if (v && *v && !(p->on_node = strdup(v)))
         return -ENOMEM;
@@ -234,7 +276,8 @@ static int parse_all(char *const *env, struct ocf_params *p, struct vmha_err *er
         take_string(env, "install_media", &p->install_media) < 0 ||
         take_string(env, "kernel_sha256", &p->kernel_sha256) < 0 ||
         take_string(env, "initrd_sha256", &p->initrd_sha256) < 0 ||
-        take_string(env, "artifact_key", &p->artifact_key) < 0)
+        take_string(env, "artifact_key", &p->artifact_key) < 0 ||
+        take_string(env, "replication_address", &p->replication_address) < 0)
         return vmha_err_set(err, -ENOMEM, "out of memory");
     /* Values were checked above: these parses cannot fail. */
     vmha_parse_uint(value_of(env, "migration_speed"), UINT32_MAX, &p->migration_speed);
@@ -249,6 +292,18 @@ static int parse_all(char *const *env, struct ocf_params *p, struct vmha_err *er
     p->migration_window = (unsigned)n;
     vmha_parse_uint(value_of(env, "nvram_keep"), UINT32_MAX, &n);
     p->nvram_keep = n ? (unsigned)n : 1;
+    vmha_parse_bool(value_of(env, "replicate"), &b);
+    p->replicate = b;
+    vmha_parse_uint(value_of(env, "checkpoint_interval"), UINT32_MAX, &p->checkpoint_interval_ms);
+    vmha_parse_uint(value_of(env, "checkpoint_timeout"), UINT32_MAX, &p->checkpoint_timeout_ms);
+    vmha_parse_uint(value_of(env, "replication_port"), UINT32_MAX, &n);
+    if (n == 0 || n > 65535)
+        return vmha_err_set(err, -EINVAL, "replication_port=%llu is not a TCP port",
+                            (unsigned long long)n);
+    p->replication_port = (unsigned)n;
+    if (p->checkpoint_interval_ms < 20 || p->checkpoint_timeout_ms < 500)
+        return vmha_err_set(err, -EINVAL, "checkpoint_interval must be at least 20 ms and "
+                            "checkpoint_timeout at least 500 ms");
     const char *rundir = env_get(env, "VMHA_RUNDIR");
     if (!(p->rundir = strdup(rundir && *rundir ? rundir : VMHA_RUNDIR)))
         return vmha_err_set(err, -ENOMEM, "out of memory");
@@ -311,6 +366,11 @@ void ocf_params_clear(struct ocf_params *p)
     free(p->kernel_sha256);
     free(p->initrd_sha256);
     free(p->artifact_key);
+    free(p->replication_address);
+    free(p->instance);
+    free(p->notify_type);
+    free(p->notify_operation);
+    free(p->notify_promote_uname);
     *p = (struct ocf_params){0};
 }
 

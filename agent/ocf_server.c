@@ -84,7 +84,7 @@ static void serve_one(int fd, const struct ocf_action *monitor)
         rc = monitor->run(&p, &dl, &why);
     ocf_params_clear(&p);
     char out[700];
-    bool quiet = rc == OCF_SUCCESS || rc == OCF_NOT_RUNNING;
+    bool quiet = rc == OCF_SUCCESS || rc == OCF_NOT_RUNNING || rc == OCF_RUNNING_PROMOTED;
     if (!quiet)
         cluster_log(LOG_ERR, "monitor failed: %s", vmha_err_msg(&why));
     snprintf(out, sizeof(out), "%d\n%s", rc, quiet ? "" : vmha_err_msg(&why));

@@ -126,6 +126,8 @@ static int collect_primitives(xmlNode *x, struct cluster_view *v)
 
 static int parse_cib(xmlNode *cib, struct cluster_view *v)
 {
+    const char *q = attr(cib, "have-quorum");
+    v->quorate = q && (strcmp(q, "1") == 0 || strcmp(q, "true") == 0);
     if (collect_primitives(child(child(cib, "configuration"), "resources"), v) < 0)
         return -ENOMEM;
     for (xmlNode *n = child(child(child(cib, "configuration"), "nodes"), "node"); n; n = n->next) {

@@ -38,6 +38,7 @@ VMHA_DEFINE_CLEANUP(xmlXPathObjectPtr, xmlXPathFreeObject)
 #define BUFFER_INTERVAL_US 4294967295u
 
 /* libvirt's QEMU save-image header (src/qemu/qemu_saveimage.h, version 2). */
+/* 92 bytes, host byte order. */
 struct save_header {
     char magic[16];
     uint32_t version;
@@ -45,7 +46,7 @@ struct save_header {
     uint32_t was_running;
     uint32_t format; /* 0: raw */
     uint32_t cookie_offset;
-    uint32_t unused[15];
+    uint32_t unused[14];
 };
 
 int hv_libvirt_save_header(const char *xml, unsigned char **ret, size_t *len)

@@ -155,6 +155,13 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    char parent[4096];
+    snprintf(parent, sizeof(parent), "%s", x.dir);
+    for (char *sl = strchr(parent + 1, '/'); sl; sl = strchr(sl + 1, '/')) {
+        *sl = '\0';
+        mkdir(parent, 0700);
+        *sl = '/';
+    }
     if (mkdir(x.dir, 0700) < 0 && errno != EEXIST) {
         fprintf(stderr, "vmha-replicator: cannot create %s: %s\n", x.dir, strerror(errno));
         return 1;

@@ -234,10 +234,21 @@ static int mark_stale(struct sender *s, const struct vmha_deadline *dl, struct v
         int r = cluster_read(dl, &v, err);
         if (r < 0)
             return r;
+        /* A partition without quorum can write its own CIB, but that is not the cluster's
+         * word: the other side may promote the replica without ever seeing the mark. */
+        if (!v.quorate) {
+            cluster_view_clear(&v);
+            if (!vmha_deadline_sleep(dl, 500))
+                return vmha_err_set(err, -ENOLINK, "this node's partition has no quorum: "
+                                    "cannot mark %s's replicas stale", x->guest);
+            continue;
+        }
         size_t pending = 0;
         for (size_t i = 0; i < v.n; i++) {
             const struct cluster_node *n = &v.nodes[i];
-            if (strcmp(n->name, x->node) == 0)
+            /* An offline node's replica cannot be promoted before the node is fenced, and a
+             * fenced node comes back with an empty replica (it lives in /run). */
+            if (strcmp(n->name, x->node) == 0 || !n->online)
                 continue;
             const char *has = cluster_node_attr(n, replica, true);
             const char *now = cluster_node_attr(n, stale, true);

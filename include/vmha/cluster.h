@@ -34,6 +34,7 @@ struct cluster_rsc {
 };
 
 struct cluster_view {
+    bool quorate; /* this node's partition has quorum (as its CIB says) */
     size_t n;
     struct cluster_node *nodes;
     size_t n_rsc;

@@ -49,7 +49,7 @@ bool remus_stale_covers(const char *mark, uint64_t session, uint64_t epoch);
 /* Node attribute names for a guest. */
 #define REMUS_ATTR_REPLICA "vmha-replica-" /* on the backup: "<address>:<port>" it listens on */
 #define REMUS_ATTR_STALE "vmha-stale-"     /* on the backup: see above */
-#define REMUS_ATTR_LAG "vmha-lag-"         /* on the primary: ms since the last commit */
+#define REMUS_ATTR_LAG "vmha-lag-"         /* on the primary: s since the last commit */
 
 /* What a replicator says about itself in its status file (key=value lines, replaced
  * atomically at every change) in its directory rundir/remus/<guest>/. */

@@ -33,6 +33,31 @@ static void defaults(void **state)
     assert_false(p.force_stop);
     assert_int_equal(p.timeout_ms, 0);
     assert_false(p.run_by_cluster);
+    assert_false(p.replicate);
+    assert_int_equal(p.checkpoint_interval_ms, 500);
+    assert_int_equal(p.checkpoint_timeout_ms, 5000);
+    assert_string_equal(p.replication_address, "%n");
+    assert_int_equal(p.replication_port, 7790);
+    assert_null(p.instance);
+    ocf_params_clear(&p);
+}
+
+/* What a promotable clone's instance is told: its resource without the clone suffix, and
+ * in a notify, who is being promoted. */
+static void clone_meta(void **state)
+{
+    char *env[] = {"OCF_RESKEY_config=/srv/ft1.xml", "OCF_RESKEY_replicate=true",
+                   "OCF_RESOURCE_INSTANCE=ft1:1", "OCF_RESKEY_CRM_meta_notify_type=pre",
+                   "OCF_RESKEY_CRM_meta_notify_operation=demote",
+                   "OCF_RESKEY_CRM_meta_notify_promote_uname= ", NULL};
+    struct ocf_params p;
+    struct vmha_err e;
+    assert_int_equal(parse(env, &p, &e), 0);
+    assert_true(p.replicate);
+    assert_string_equal(p.instance, "ft1");
+    assert_string_equal(p.notify_type, "pre");
+    assert_string_equal(p.notify_operation, "demote");
+    assert_string_equal(p.notify_promote_uname, " ");
     ocf_params_clear(&p);
 }
 
@@ -80,6 +105,9 @@ static void bad_values(void **state)
         {"OCF_RESKEY_migration_transport=rsh", "migration_transport=rsh"},
         {"OCF_RESKEY_shutdown_mode=halt", "shutdown_mode=halt"},
         {"OCF_RESKEY_CRM_meta_timeout=20s", "OCF_RESKEY_CRM_meta_timeout=20s"},
+        {"OCF_RESKEY_replicate=maybe", "replicate=maybe is not a boolean"},
+        {"OCF_RESKEY_replication_port=70000", "replication_port=70000 is not a TCP port"},
+        {"OCF_RESKEY_checkpoint_interval=5", "checkpoint_interval must be at least 20 ms"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
         char *env[] = {"OCF_RESKEY_config=/srv/web1.xml", (char *)bad[i].var, NULL};
@@ -185,11 +213,10 @@ static void metadata_lists_every_parameter(void **state)
 
 static void actions(void **state)
 {
-    const char *known[] = {"start", "stop", "monitor", "migrate_to", "migrate_from",
-                           "validate-all", "reload-agent", "meta-data"};
+    const char *known[] = {"start", "stop", "monitor", "migrate_to", "migrate_from", "promote",
+                           "demote", "notify", "validate-all", "reload-agent", "meta-data"};
     for (size_t i = 0; i < sizeof(known) / sizeof(*known); i++)
         assert_non_null(ocf_action_find(known[i]));
-    assert_null(ocf_action_find("promote")); /* not until Remus lands */
     assert_null(ocf_action_find("reload"));
     assert_int_equal(ocf_action_find("stop")->default_timeout_ms, 90000);
 }
@@ -199,6 +226,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults),
         cmocka_unit_test(values_and_meta),
+        cmocka_unit_test(clone_meta),
         cmocka_unit_test(bad_values),
         cmocka_unit_test(config_required_and_absolute),
         cmocka_unit_test(dest_uri),

@@ -1,0 +1,458 @@
+/* A replicated (fault-tolerant) guest: the actions of the promotable clone.
+ *
+ *   unpromoted instance = a backup: vmha-replicator receive keeps the last checkpoint
+ *   promoted instance   = the guest runs here, vmha-replicator send streams checkpoints
+ *
+ * promote resumes the guest from the backup's last checkpoint (or boots it when there is
+ * none that may be used); demote hands the guest over with a final checkpoint (a planned
+ * switchover) or, when nobody is to be promoted, shuts it down. Promotion scores: 100 where
+ * the guest runs, 50 for a backup with a usable checkpoint, 5 for one without. */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent_private.h"
+#include "vmha/cleanup.h"
+#include "vmha/cluster.h"
+#include "vmha/remus.h"
+
+static void replicator_path(char *out, size_t size)
+{
+    /* In a build tree it sits in ../remus/ of the agent; once installed, in libexecdir. */
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            snprintf(out, size, "%.*s/../remus/vmha-replicator", (int)(slash - self), self);
+            if (access(out, X_OK) == 0)
+                return;
+        }
+    }
+    snprintf(out, size, "%s", VMHA_LIBEXECDIR "/vmha-replicator");
+}
+
+struct ft {
+    struct guest g;
+    enum hv_state state;
+    const char *me;
+    char dir[PATH_MAX];
+};
+
+static void ft_clear(struct ft *f)
+{
+    ocf_guest_clear(&f->g);
+}
+
+static bool is_active(enum hv_state s)
+{
+    return s != HV_STATE_ABSENT && s != HV_STATE_SHUTOFF;
+}
+
+static int ft_open(const struct ocf_params *p, struct ft *f, bool strict,
+                   const struct vmha_deadline *dl, struct vmha_err *why)
+{
+    int rc = ocf_guest_open(p, &f->g, strict, dl, &f->state, why);
+    if (rc != OCF_SUCCESS)
+        return rc;
+    f->me = cluster_local_node(p->on_node);
+    remus_dir(p->rundir, f->g.name, f->dir, sizeof(f->dir));
+    return OCF_SUCCESS;
+}
+
+/* The promotion score Pacemaker reads: transient node attribute master-<resource>. */
+static void set_score(const struct ocf_params *p, const char *me, const char *score,
+                      const struct vmha_deadline *dl)
+{
+    if (!p->instance)
+        return;
+    char attr[300];
+    snprintf(attr, sizeof(attr), "master-%s", p->instance);
+    struct vmha_err e = {0};
+    if (cluster_attr_update(me, attr, score, dl, &e) < 0)
+        cluster_log(LOG_WARNING, "cannot set the promotion score: %s", e.msg);
+}
+
+static void set_attr(const char *me, const char *prefix, const char *guest, const char *value,
+                     const struct vmha_deadline *dl)
+{
+    char attr[300];
+    snprintf(attr, sizeof(attr), "%s%s", prefix, guest);
+    struct vmha_err e = {0};
+    if (cluster_attr_update(me, attr, value, dl, &e) < 0)
+        cluster_log(LOG_WARNING, "cannot update %s: %s", attr, e.msg);
+}
+
+static int spawn(const struct ocf_params *p, struct ft *f, const char *mode,
+                 const struct vmha_deadline *dl, struct vmha_err *why)
+{
+    char exe[PATH_MAX], interval[32], timeout[32], listen[512];
+    replicator_path(exe, sizeof(exe));
+    snprintf(interval, sizeof(interval), "%llu", (unsigned long long)p->checkpoint_interval_ms);
+    snprintf(timeout, sizeof(timeout), "%llu", (unsigned long long)p->checkpoint_timeout_ms);
+    _cleanup_free_ char *addr = NULL;
+    if (ocf_expand_template(p->replication_address, f->me, &addr) < 0)
+        return vmha_err_set(why, -ENOMEM, "out of memory"), OCF_ERR_GENERIC;
+    snprintf(listen, sizeof(listen), strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr,
+             p->replication_port);
+    bool send = strcmp(mode, "send") == 0;
+    char *argv[] = {exe, (char *)mode, "--guest", (char *)f->g.name, "--dir", f->dir,
+                    "--node", (char *)f->me, "--timeout", timeout,
+                    send ? "--uri" : "--listen", send ? p->hypervisor : listen,
+                    "--interval", interval, NULL};
+    ocf_step("starting the %s replicator of %s", mode, f->g.name);
+    struct vmha_err e = {0};
+    if (vmha_run(argv, dl, &e) < 0) {
+        vmha_err_set(why, e.code, "cannot start replication of %s (%s): %s", f->g.name, mode,
+                     e.msg);
+        return OCF_ERR_GENERIC;
+    }
+    return OCF_SUCCESS;
+}
+
+/* Stops a replicator with sig (SIGTERM, or SIGUSR1 for the final checkpoint) and waits for
+ * it to be gone, killing it at dl. */
+static void reap(struct ft *f, const char *mode, int sig, const struct vmha_deadline *dl)
+{
+    int pid = 0;
+    if (!remus_running(f->dir, mode, &pid) || pid <= 0)
+        return;
+    ocf_step("stopping the %s replicator of %s", mode, f->g.name);
+    kill(pid, sig);
+    while (remus_running(f->dir, mode, NULL)) {
+        if (!vmha_deadline_sleep(dl, 50)) {
+            cluster_log(LOG_ERR, "the %s replicator of %s did not stop: killing it", mode,
+                        f->g.name);
+            kill(pid, SIGKILL);
+            struct vmha_deadline grace = vmha_deadline_in(2000);
+            while (remus_running(f->dir, mode, NULL) && vmha_deadline_sleep(&grace, 50))
+                ;
+            return;
+        }
+    }
+}
+
+static void wipe_replica(struct ft *f)
+{
+    static const char *const files[] = {"ckpt.save", "ckpt.part", "ckpt.meta", "status",
+                                        "demote-shutdown"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof(path), "%s/%s", f->dir, files[i]);
+        unlink(path);
+    }
+}
+
+/* Whether this node's checkpoint may be promoted: it exists and no stale mark covers it.
+ * reason says why not. */
+static bool checkpoint_usable(struct ft *f, char *path, size_t size, uint64_t *epoch,
+                              const struct vmha_deadline *dl, char *reason, size_t rsize)
+{
+    uint64_t session = 0;
+    if (remus_checkpoint(f->dir, &session, epoch, path, size) < 0) {
+        snprintf(reason, rsize, "this node holds no checkpoint of %s", f->g.name);
+        return false;
+    }
+    struct cluster_view v = {0};
+    struct vmha_err e = {0};
+    if (cluster_read(dl, &v, &e) < 0) {
+        snprintf(reason, rsize, "cannot read the cluster to check the checkpoint: %s", e.msg);
+        return false;
+    }
+    char attr[300];
+    snprintf(attr, sizeof(attr), REMUS_ATTR_STALE "%s", f->g.name);
+    const struct cluster_node *n = cluster_node_find(&v, f->me);
+    const char *mark = n ? cluster_node_attr(n, attr, true) : NULL;
+    bool stale = remus_stale_covers(mark, session, *epoch);
+    if (stale)
+        snprintf(reason, rsize, "checkpoint %llu is stale (the primary let output out after "
+                 "it: %s)", (unsigned long long)*epoch, mark);
+    cluster_view_clear(&v);
+    return !stale;
+}
+
+int ocf_remus_validate(const struct ocf_params *p, const struct hv_guest_config *cfg,
+                       struct vmha_err *why)
+{
+    const char *no = NULL;
+    if (cfg->writable_disks)
+        no = "it has a writable disk: its backup cannot yet keep the disk in step with the "
+             "memory checkpoint (make the disks read-only or turn replicate off)";
+    else if (cfg->loader)
+        no = "it boots UEFI firmware, whose NVRAM is not carried with its checkpoints yet";
+    else if (ocf_install_configured(p))
+        no = "it has an install configuration: install it unreplicated first";
+    if (!no)
+        return OCF_SUCCESS;
+    vmha_err_set(why, -EOPNOTSUPP, "guest %s cannot be replicated: %s", cfg->name, no);
+    return OCF_ERR_CONFIGURED;
+}
+
+/* Be a backup here: a fresh replica, listening. */
+static int become_backup(const struct ocf_params *p, struct ft *f, const struct vmha_deadline *dl,
+                         struct vmha_err *why)
+{
+    if (remus_running(f->dir, "receive", NULL))
+        return OCF_SUCCESS;
+    wipe_replica(f);
+    set_attr(f->me, REMUS_ATTR_STALE, f->g.name, NULL, dl);
+    int rc = spawn(p, f, "receive", dl, why);
+    if (rc == OCF_SUCCESS) {
+        set_score(p, f->me, "5", dl);
+        cluster_log(LOG_NOTICE, "backup of guest %s ready on %s", f->g.name, f->me);
+    }
+    return rc;
+}
+
+int ocf_remus_start(const struct ocf_params *p, const struct vmha_deadline *dl,
+                    struct vmha_err *why)
+{
+    _cleanup_(ft_clear) struct ft f = {0};
+    int rc = ft_open(p, &f, true, dl, why);
+    if (rc != OCF_SUCCESS)
+        return rc;
+    if ((rc = ocf_remus_validate(p, &f.g.cfg, why)) != OCF_SUCCESS)
+        return rc;
+    if (is_active(f.state)) {
+        /* A start makes a backup; a guest running here is a primary Pacemaker does not know. */
+        vmha_err_set(why, -EEXIST, "guest %s already runs on %s outside the cluster's "
+                     "control: stop it there or clean up the resource", f.g.name, f.me);
+        return OCF_ERR_GENERIC;
+    }
+    return become_backup(p, &f, dl, why);
+}
+
+int ocf_remus_stop(const struct ocf_params *p, const struct vmha_deadline *dl,
+                   struct vmha_err *why)
+{
+    _cleanup_(ft_clear) struct ft f = {0};
+    int rc = ft_open(p, &f, false, dl, why);
+    if (rc != OCF_SUCCESS)
+        return rc;
+    struct vmha_deadline half = vmha_deadline_before(dl, vmha_deadline_left_ms(dl) / 2);
+    reap(&f, "send", SIGTERM, &half);
+    if (is_active(f.state)) {
+        if ((rc = ocf_guest_stop(p, &f.g, f.state, dl, why)) != OCF_SUCCESS)
+            return rc;
+        struct vmha_err e = {0};
+        if (f.g.ops->undefine(f.g.conn, f.g.name, &e) < 0 && e.code != -ENOENT)
+            cluster_log(LOG_WARNING, "guest %s stopped, but %s", f.g.name, e.msg);
+    }
+    reap(&f, "receive", SIGTERM, dl);
+    wipe_replica(&f);
+    set_score(p, f.me, NULL, dl);
+    set_attr(f.me, REMUS_ATTR_LAG, f.g.name, NULL, dl);
+    cluster_log(LOG_NOTICE, "replicated guest %s is stopped on %s", f.g.name, f.me);
+    return OCF_SUCCESS;
+}
+
+int ocf_remus_monitor(const struct ocf_params *p, const struct vmha_deadline *dl,
+                      struct vmha_err *why)
+{
+    _cleanup_(ft_clear) struct ft f = {0};
+    int rc = ft_open(p, &f, false, dl, why);
+    if (rc != OCF_SUCCESS)
+        return rc;
+    bool sender = remus_running(f.dir, "send", NULL);
+    bool receiver = remus_running(f.dir, "receive", NULL);
+    if (!is_active(f.state)) {
+        if (sender) /* its guest is gone: nothing left to replicate */
+            reap(&f, "send", SIGTERM, dl);
+        if (!receiver)
+            return OCF_NOT_RUNNING;
+        if (p->interval_ms > 0) {
+            char path[PATH_MAX + 32], reason[600];
+            uint64_t epoch = 0;
+            bool usable = checkpoint_usable(&f, path, sizeof(path), &epoch, dl, reason,
+                                            sizeof(reason));
+            set_score(p, f.me, usable ? "50" : "5", dl);
+        }
+        return OCF_SUCCESS;
+    }
+    if (f.state == HV_STATE_CRASHED) {
+        vmha_err_set(why, -EIO, "guest %s crashed", f.g.name);
+        return OCF_FAILED_PROMOTED;
+    }
+    if (!sender && p->interval_ms > 0) {
+        /* The guest runs, its replication does not: start it again rather than fail a
+         * guest that is fine. */
+        cluster_log(LOG_WARNING, "replication of guest %s is not running: restarting it",
+                    f.g.name);
+        if ((rc = spawn(p, &f, "send", dl, why)) != OCF_SUCCESS)
+            return OCF_FAILED_PROMOTED;
+    }
+    struct remus_status st = {0};
+    struct vmha_err e = {0};
+    if (remus_status_read(f.dir, &st, &e) < 0)
+        st.state[0] = '\0';
+    if (p->interval_ms > 0) {
+        set_score(p, f.me, "100", dl);
+        /* Whole seconds: a healthy guest's lag stays 0, so the attribute does not change
+         * (each change makes Pacemaker recompute the cluster's state). */
+        char lag[32] = "";
+        if (st.committed_ms) {
+            uint64_t now = remus_realtime_ms();
+            snprintf(lag, sizeof(lag), "%llu",
+                     (unsigned long long)(now > st.committed_ms ? now - st.committed_ms : 0) /
+                         1000);
+        }
+        set_attr(f.me, REMUS_ATTR_LAG, f.g.name, lag[0] ? lag : NULL, dl);
+    }
+    if (strcmp(st.state, "protected") == 0)
+        return OCF_RUNNING_PROMOTED;
+    /* Running, but no backup holds a current checkpoint of it. */
+    vmha_err_set(why, -ENOLINK, "guest %s runs unprotected (%s)%s%s", f.g.name,
+                 st.state[0] ? st.state : "no replication status", st.error[0] ? ": " : "",
+                 st.error);
+    return OCF_DEGRADED_PROMOTED;
+}
+
+int ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl,
+                      struct vmha_err *why)
+{
+    _cleanup_(ft_clear) struct ft f = {0};
+    int rc = ft_open(p, &f, true, dl, why);
+    if (rc != OCF_SUCCESS)
+        return rc;
+    if ((rc = ocf_remus_validate(p, &f.g.cfg, why)) != OCF_SUCCESS)
+        return rc;
+    struct vmha_err e = {0};
+    if (is_active(f.state)) {
+        /* Promoted already (a repeated promote): make sure it replicates and runs. */
+        if (!remus_running(f.dir, "send", NULL) &&
+            (rc = spawn(p, &f, "send", dl, why)) != OCF_SUCCESS)
+            return rc;
+        if (f.state == HV_STATE_PAUSED && f.g.ops->resume(f.g.conn, f.g.name, &e) < 0) {
+            vmha_err_set(why, e.code, "cannot resume guest %s: %s", f.g.name, e.msg);
+            return OCF_ERR_GENERIC;
+        }
+        set_score(p, f.me, "100", dl);
+        return OCF_SUCCESS;
+    }
+    /* The replica stops taking checkpoints: what it holds now is what resumes. */
+    struct vmha_deadline quick = vmha_deadline_min(*dl, vmha_deadline_in(10000));
+    reap(&f, "receive", SIGTERM, &quick);
+    char path[PATH_MAX + 32], reason[600];
+    uint64_t epoch = 0;
+    uint64_t t0 = vmha_now_ms();
+    if (checkpoint_usable(&f, path, sizeof(path), &epoch, dl, reason, sizeof(reason))) {
+        ocf_step("restoring guest %s from checkpoint %llu", f.g.name, (unsigned long long)epoch);
+        if (f.g.ops->ckpt_restore(f.g.conn, path, &e) < 0) {
+            vmha_err_set(why, e.code, "cannot resume guest %s from checkpoint %llu: %s",
+                         f.g.name, (unsigned long long)epoch, e.msg);
+            return OCF_ERR_GENERIC;
+        }
+        /* Output held before the guest takes a step: its first checkpoint covers it. */
+        if ((rc = spawn(p, &f, "send", dl, why)) != OCF_SUCCESS) {
+            f.g.ops->destroy(f.g.conn, f.g.name, &e);
+            return rc;
+        }
+        ocf_step("resuming guest %s", f.g.name);
+        if (f.g.ops->resume(f.g.conn, f.g.name, &e) < 0) {
+            vmha_err_set(why, e.code, "guest %s restored but cannot be resumed: %s", f.g.name,
+                         e.msg);
+            return OCF_ERR_GENERIC;
+        }
+        cluster_log(LOG_NOTICE, "guest %s resumed on %s from checkpoint %llu in %llu ms",
+                    f.g.name, f.me, (unsigned long long)epoch,
+                    (unsigned long long)(vmha_now_ms() - t0));
+    } else {
+        cluster_log(LOG_WARNING, "booting guest %s on %s: %s", f.g.name, f.me, reason);
+        if ((rc = ocf_guest_start(p, &f.g, f.state, dl, why)) != OCF_SUCCESS)
+            return rc;
+        if ((rc = spawn(p, &f, "send", dl, why)) != OCF_SUCCESS)
+            return rc;
+    }
+    wipe_replica(&f);
+    set_attr(f.me, REMUS_ATTR_STALE, f.g.name, NULL, dl);
+    set_score(p, f.me, "100", dl);
+    return OCF_SUCCESS;
+}
+
+int ocf_remus_demote(const struct ocf_params *p, const struct vmha_deadline *dl,
+                     struct vmha_err *why)
+{
+    _cleanup_(ft_clear) struct ft f = {0};
+    int rc = ft_open(p, &f, false, dl, why);
+    if (rc != OCF_SUCCESS)
+        return rc;
+    if (!is_active(f.state))
+        return become_backup(p, &f, dl, why);
+    char flag[PATH_MAX + 32];
+    snprintf(flag, sizeof(flag), "%s/demote-shutdown", f.dir);
+    bool shutdown = access(flag, F_OK) == 0;
+    struct vmha_err e = {0};
+    struct remus_status st = {0};
+    if (!shutdown && remus_running(f.dir, "send", NULL)) {
+        /* A planned switchover: one last checkpoint, after which the guest stays paused
+         * here and the backup holds all of it. */
+        ocf_step("handing guest %s over with a final checkpoint", f.g.name);
+        struct vmha_deadline hand = vmha_deadline_before(dl, vmha_deadline_left_ms(dl) / 3);
+        reap(&f, "send", SIGUSR1, &hand);
+        remus_status_read(f.dir, &st, &e);
+        if (strcmp(st.state, "demoted") != 0 && strcmp(st.state, "failed") != 0) {
+            /* The guest still runs here with its output held: replicate on, fail. */
+            spawn(p, &f, "send", dl, &e);
+            vmha_err_set(why, -EIO, "the final checkpoint of guest %s failed (%s): it keeps "
+                         "running here", f.g.name, st.error[0] ? st.error : "no answer");
+            return OCF_ERR_GENERIC;
+        }
+        shutdown = strcmp(st.state, "failed") == 0; /* no replica to hand over to */
+    }
+    if (shutdown) {
+        reap(&f, "send", SIGTERM, dl);
+        cluster_log(LOG_NOTICE, "shutting guest %s down: no other node takes it over",
+                    f.g.name);
+        enum hv_state now = f.state;
+        ocf_guest_state(&f.g, &now, why);
+        if (is_active(now) && (rc = ocf_guest_stop(p, &f.g, now, dl, why)) != OCF_SUCCESS)
+            return rc;
+    } else {
+        ocf_step("removing guest %s here after its hand-over", f.g.name);
+        if (f.g.ops->destroy(f.g.conn, f.g.name, &e) < 0 && e.code != -ENOENT) {
+            vmha_err_set(why, e.code, "guest %s was handed over but cannot be removed here: %s",
+                         f.g.name, e.msg);
+            return OCF_ERR_GENERIC;
+        }
+        cluster_log(LOG_NOTICE, "guest %s handed over at checkpoint %llu", f.g.name,
+                    (unsigned long long)st.epoch);
+    }
+    if (f.g.ops->undefine(f.g.conn, f.g.name, &e) < 0 && e.code != -ENOENT)
+        cluster_log(LOG_WARNING, "cannot remove the definition of %s: %s", f.g.name, e.msg);
+    set_attr(f.me, REMUS_ATTR_LAG, f.g.name, NULL, dl);
+    return become_backup(p, &f, dl, why);
+}
+
+int ocf_remus_notify(const struct ocf_params *p, const struct vmha_deadline *dl,
+                     struct vmha_err *why)
+{
+    if (!p->notify_type || !p->notify_operation || strcmp(p->notify_type, "pre") != 0 ||
+        strcmp(p->notify_operation, "demote") != 0)
+        return OCF_SUCCESS;
+    /* Before a demote: is anyone promoted in the same transition? If not (the clone stops,
+     * or is being banned everywhere), the demote shuts the guest down instead of handing it
+     * to a backup that is about to stop too. */
+    char name[256], dir[PATH_MAX], flag[PATH_MAX + 32];
+    struct guest g = {0};
+    if (ocf_guest_load(p, &g, false, why) != OCF_SUCCESS)
+        return OCF_SUCCESS;
+    snprintf(name, sizeof(name), "%s", g.name);
+    ocf_guest_clear(&g);
+    remus_dir(p->rundir, name, dir, sizeof(dir));
+    snprintf(flag, sizeof(flag), "%s/demote-shutdown", dir);
+    const char *promote = p->notify_promote_uname ? p->notify_promote_uname : "";
+    if (strspn(promote, " ") == strlen(promote)) {
+        FILE *fl = fopen(flag, "w");
+        if (fl)
+            fclose(fl);
+    } else {
+        unlink(flag);
+    }
+    (void)dl;
+    return OCF_SUCCESS;
+}
