@@ -71,19 +71,20 @@ wait_for() {
     return 1
 }
 
-# Samples the counter every 100 ms into FILE ("ms value", value empty when unreachable) until
-# the file FILE.stop appears: one loop on the workstation, so sampling costs the guest's
-# hosts nothing. Runs in the foreground: start it with &.
+# Samples the counter every 100 ms into FILE ("ms value", value empty when no answer came
+# within SAMPLE_TIMEOUT, default 0.3 s) until the file FILE.stop appears: one loop on the
+# workstation, so sampling costs the guest's hosts nothing. Runs in the foreground: start it
+# with &.
 sample_counter() {
     local out=$1
     : >"$out"
     # shellcheck disable=SC2016 # runs on the workstation
     lab admin bash -c '
         while [ ! -e "$1.stop" ]; do
-            v=$(timeout 0.3 busybox nc "$2" 7777 </dev/null 2>/dev/null | grep -o "[0-9]*$")
+            v=$(timeout "$3" busybox nc "$2" 7777 </dev/null 2>/dev/null | grep -o "[0-9]*$")
             echo "$((${EPOCHREALTIME/./} / 1000)) $v" >>"$1"
             sleep 0.1
-        done' sampler "$out" "$GUEST_IP"
+        done' sampler "$out" "$GUEST_IP" "${SAMPLE_TIMEOUT:-0.3}"
 }
 
 # From a sample file: the longest time the guest did not answer, in ms, and whether the

@@ -1,0 +1,174 @@
+#!/bin/bash
+# Fault-tolerant guests (checkpoint replication) in the three-host lab: a promotable clone
+# of ocf:vmha:guest with replicate=true. The guest's TCP counter is the witness: a client
+# on the workstation records every value it receives, and nothing it saw may ever be undone
+# (the counter never goes back), across a host crash, a backup's crash, a cut cable, a
+# planned switchover and a stop.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/../lib/lab-suite.sh" remus
+export SAMPLE_TIMEOUT=3 # output waits for its checkpoint: replies take up to ~1.5 s
+
+role_on() { # ROLE: the node where Pacemaker runs ft1 in that role (Promoted, Unpromoted)
+    lab on "$(any_node)" crm_resource --locate --resource ft1-clone 2>/dev/null |
+        awk -v r="$1" '/is running on:/ { if ((r == "Promoted") == ($NF == "Promoted")) { print $6; exit } }'
+}
+status_of() { lab on "$1" cat /run/vmha/remus/ft1/status 2>/dev/null; }
+state_on() { status_of "$1" | sed -n 's/^state=//p'; }
+protected() { # the primary streams to a backup and Pacemaker agrees on both roles
+    local p b
+    p=$(role_on Promoted) b=$(role_on Unpromoted)
+    [ -n "$p" ] && [ -n "$b" ] && [ "$(state_on "$p")" = protected ] &&
+        [ "$(status_of "$p" | sed -n 's/^peer=//p')" = "$b" ] && [ "$(running_on ft1)" = "$p" ]
+}
+answers() { [ -n "$(SAMPLE_TIMEOUT=3 lab admin timeout 3 busybox nc "$GUEST_IP" 7777 </dev/null 2>/dev/null)" ]; }
+all_online() { [ "$(online_nodes | wc -w)" -eq 3 ]; }
+fenced() { lab on "$(any_node)" stonith_admin --history "$1" 2>/dev/null | grep -q successful; }
+agent_log() { lab on "$1" grep -h "vmha-guest" /var/log/pacemaker/pacemaker.log 2>/dev/null; }
+# The largest value seen before ms T, and the first one seen after it, from a sample file.
+max_before() { awk -v t="$2" 'NF == 2 && $1 < t && $2 > m { m = $2 } END { print m + 0 }' "$1"; }
+first_after() { awk -v t="$2" 'NF == 2 && $1 > t { print $2; exit }' "$1"; }
+reset() {
+    local h
+    for h in node1 node2 node3; do
+        lab is-up "$h" || lab boot "$h"
+        lab mend "$h" 2>/dev/null || true
+    done
+    wait_for 90 all_online || diag "not all nodes came back online"
+    crm_ resource clear ft1-clone >/dev/null 2>&1
+    lab on "$(any_node)" stonith_admin --cleanup --history '*' >/dev/null 2>&1
+    wait_for 120 protected || bail "the guest is not protected again after reset"
+}
+
+lab_suite_up
+make_guest ft1
+
+scenario "0. a fault-tolerant guest"
+crm_ configure primitive ft1 ocf:vmha:guest \
+    params config=/srv/cluster/ft1.xml name=ft1 replicate=true checkpoint_interval=500 \
+    op start timeout=60s op stop timeout=60s op promote timeout=60s op demote timeout=60s \
+    op monitor interval=3s role=Promoted timeout=30s \
+    op monitor interval=4s role=Unpromoted timeout=30s >/dev/null 2>&1
+crm_ configure clone ft1-clone ft1 \
+    meta promotable=true promoted-max=1 clone-max=2 notify=true >/dev/null 2>&1
+ok "0. the guest runs promoted on one host, its backup on another, and is protected" \
+    wait_for 120 protected
+took "configure to protected"
+P=$(role_on Promoted) B=$(role_on Unpromoted)
+diag "primary $P, backup $B: $(status_of "$P" | grep -E '^(epoch|pause_ms|ckpt_ms|bytes)=' | xargs)"
+ok "0. clients get answers through the output buffer" answers
+ok "0. the backup holds a committed checkpoint file" \
+    lab on "$B" test -s /run/vmha/remus/ft1/ckpt.save
+ok "0. the primary's lag is published (s)" \
+    eq 0 "$(lab on "$P" crm_attribute -N "$P" -n vmha-lag-ft1 -l reboot -G -q 2>/dev/null)"
+DISK=/srv/cluster/ft-disk.img
+truncate -s 1M "$VMHA_LAB_DIR/srv/cluster/ft-disk.img"
+sed "s|<controller type='usb' model='none'/>|<disk type='file' device='disk'><source file='$DISK'/><target dev='vda' bus='virtio'/></disk>\n    &|" \
+    "$VMHA_LAB_DIR/srv/cluster/ft1.xml" >"$VMHA_LAB_DIR/srv/cluster/ft-disk.xml"
+out=$(lab on "$P" env OCF_ROOT=/usr/lib/ocf OCF_RESKEY_config=/srv/cluster/ft-disk.xml \
+    OCF_RESKEY_replicate=true /usr/lib/ocf/resource.d/vmha/guest validate-all 2>&1)
+ok "0. validate-all refuses a replicated guest with a writable disk (6)" eq 6 "$?"
+ok "0. and says why" grep -q "writable disk" <<<"$out"
+
+scenario "1. the primary's host dies"
+watch_start kill ft1
+sleep 3
+KILLED=$(now_ms)
+lab kill "$P"
+ok "1. the backup $B is promoted" wait_for 90 test "$(role_on Promoted)" = "$B"
+ok "1. the guest answers again" wait_for 30 answers
+took "primary killed to answering"
+sleep 2
+watch_stop kill
+ok "1. never two running copies" eq 1 "$COPIES"
+ok "1. nothing a client saw was undone: the counter never went back" eq 0 "$RESTARTED"
+before=$(max_before "$WORK/kill.samples" "$KILLED") after=$(first_after "$WORK/kill.samples" "$KILLED")
+diag "last value before the crash $before, first after $after, longest silence ${GAP} ms"
+ok "1. the first value after failover is greater than every value seen before" \
+    test "${after:-0}" -gt "$before"
+ok "1. $B resumed the guest from its checkpoint, not from a boot" \
+    wait_for 10 eval 'agent_log "$B" | grep -q "guest ft1 resumed on $B from checkpoint"'
+ok "1. $P was fenced first" wait_for 30 fenced "$P"
+ok "1. once $P is back, the guest is protected again (a full sync)" wait_for 150 protected
+took "primary killed to protected again"
+reset
+
+scenario "2. the backup's host dies"
+P=$(role_on Promoted) B=$(role_on Unpromoted)
+watch_start backup ft1
+lab kill "$B"
+ok "2. the primary $P reports the guest unprotected (degraded)" \
+    wait_for 60 test "$(state_on "$P")" = degraded
+ok "2. Pacemaker sees 191 (promoted, degraded)" wait_for 30 eval \
+    'lab on "$P" crm_mon -1 2>/dev/null | grep -q "promoted (degraded)"'
+ok "2. the guest keeps running on $P and answering" wait_for 10 answers
+ok "2. it is protected again once a host returns" wait_for 150 protected
+watch_stop backup
+ok "2. it never moved" eq "$P" "$SEEN"
+ok "2. the counter never went back" eq 0 "$RESTARTED"
+diag "longest silence ${GAP} ms"
+lab on "$(any_node)" crm_resource --cleanup --resource ft1-clone >/dev/null 2>&1
+reset
+
+scenario "3. the cable between primary and backup is pulled"
+P=$(role_on Promoted) B=$(role_on Unpromoted)
+watch_start cut ft1
+sleep 2
+CUT=$(now_ms)
+lab cut "$P"
+ok "3. the isolated primary $P is fenced" wait_for 90 fenced "$P"
+ok "3. $B takes over" wait_for 90 test "$(role_on Promoted)" = "$B"
+ok "3. the guest answers" wait_for 30 answers
+sleep 2
+watch_stop cut
+ok "3. never two running copies" eq 1 "$COPIES"
+ok "3. the counter never went back" eq 0 "$RESTARTED"
+before=$(max_before "$WORK/cut.samples" "$CUT") after=$(first_after "$WORK/cut.samples" "$CUT")
+diag "last value before the cut $before, first after $after"
+ok "3. the first value after the cut is greater than every value before" \
+    test "${after:-0}" -gt "$before"
+reset
+
+scenario "4. planned switchover"
+P=$(role_on Promoted) B=$(role_on Unpromoted)
+export SAMPLE_TIMEOUT=6 # a request may wait out the hand-over
+watch_start switch ft1
+sleep 3
+lab on "$(any_node)" crm_resource --move --resource ft1-clone --node "$B" --promoted >/dev/null 2>&1
+ok "4. $B is promoted" wait_for 90 test "$(role_on Promoted)" = "$B"
+ok "4. and protected by $P" wait_for 60 protected
+took "move to protected on the other host"
+sleep 2
+watch_stop switch
+lost=$(awk 'NF != 2' "$WORK/switch.samples" | wc -l)
+ok "4. no request lost ($(wc -l <"$WORK/switch.samples") asked)" eq 0 "$lost"
+ok "4. the counter is continuous (never back)" eq 0 "$RESTARTED"
+ok "4. never two running copies" eq 1 "$COPIES"
+ok "4. $P handed the guest over with a final checkpoint" \
+    eval 'agent_log "$P" | grep -q "guest ft1 handed over at checkpoint"'
+diag "longest wait for an answer ${GAP} ms"
+export SAMPLE_TIMEOUT=3
+crm_ resource clear ft1-clone >/dev/null 2>&1
+
+scenario "5. stop the clone"
+crm_ resource stop ft1-clone >/dev/null 2>&1
+stopped() { [ -z "$(role_on Promoted)" ] && [ -z "$(role_on Unpromoted)" ]; }
+ok "5. both instances stop" wait_for 90 stopped
+ok "5. the guest is shut down, not left paused" \
+    eval 'agent_log "$B" | grep -q "shutting guest ft1 down: no other node takes it over"'
+leftovers() {
+    local h
+    for h in node1 node2 node3; do
+        lab on "$h" virsh -q -c qemu:///system list --all --name 2>/dev/null | grep -x ft1
+        lab on "$h" sh -c 'ls /run/vmha/remus/ft1/ckpt.* 2>/dev/null'
+        lab on "$h" crm_attribute -N "$h" -l reboot -n vmha-replica-ft1 -G -q 2>/dev/null
+        lab on "$h" crm_attribute -N "$h" -l reboot -n master-ft1 -G -q 2>/dev/null
+    done
+    # The hosts share one process table: any replicator or QEMU of ft1 shows here.
+    pgrep -af 'vmha-replicator|guest=ft1'
+}
+ok "5. nothing is left: no domain, no QEMU, no replicator, no checkpoint, no attribute" \
+    eq "" "$(leftovers)"
+
+plan_done
+[ "$TAP_FAILED" -eq 0 ]
