@@ -358,9 +358,16 @@ int ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl
                          e.msg);
             return OCF_ERR_GENERIC;
         }
-        cluster_log(LOG_NOTICE, "guest %s resumed on %s from checkpoint %llu in %llu ms",
-                    f.g.name, f.me, (unsigned long long)epoch,
-                    (unsigned long long)(vmha_now_ms() - t0));
+        /* How old the checkpoint is: the replica's commit time (CLOCK_REALTIME, which a
+         * cluster keeps in step) to now, i.e. how long the guest stood still. */
+        struct remus_status rs = {0};
+        uint64_t now = remus_realtime_ms(), age = 0;
+        if (remus_status_read(f.dir, &rs, &e) == 0 && rs.committed_ms && now > rs.committed_ms)
+            age = now - rs.committed_ms;
+        cluster_log(LOG_NOTICE, "guest %s resumed on %s from checkpoint %llu in %llu ms "
+                    "(checkpoint taken %llu ms before)", f.g.name, f.me,
+                    (unsigned long long)epoch, (unsigned long long)(vmha_now_ms() - t0),
+                    (unsigned long long)age);
     } else {
         cluster_log(LOG_WARNING, "booting guest %s on %s: %s", f.g.name, f.me, reason);
         if ((rc = ocf_guest_start(p, &f.g, f.state, dl, why)) != OCF_SUCCESS)
