@@ -2,6 +2,7 @@
  * ocf:vmha:guest (promote/demote/start/stop of a replicated guest), one per guest and role.
  *
  *   vmha-replicator send    --guest G --dir D --node N --uri URI [--interval MS] [--timeout MS]
+ *                           [--stats FILE] (per epoch: start ms, epoch, pause, time, bytes)
  *   vmha-replicator receive --guest G --dir D --node N --listen ADDR:PORT [--timeout MS]
  *
  * It returns once it is ready (or has failed, saying why on stderr) and goes on in the
@@ -124,6 +125,7 @@ int main(int argc, char **argv)
         {"node", required_argument, NULL, 'n'},  {"uri", required_argument, NULL, 'u'},
         {"listen", required_argument, NULL, 'l'}, {"interval", required_argument, NULL, 'i'},
         {"timeout", required_argument, NULL, 't'}, {"foreground", no_argument, NULL, 'f'},
+        {"stats", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     struct remus_ctx x = {.interval_ms = 1000, .timeout_ms = 5000};
     bool foreground = false;
@@ -136,6 +138,12 @@ int main(int argc, char **argv)
         case 'u': x.uri = optarg; break;
         case 'l': x.listen = optarg; break;
         case 'f': foreground = true; break;
+        case 's':
+            if (!(x.stats = fopen(optarg, "a"))) {
+                fprintf(stderr, "vmha-replicator: cannot open %s: %s\n", optarg, strerror(errno));
+                return 1;
+            }
+            break;
         case 'i':
         case 't':
             if (vmha_parse_duration_ms(optarg, 1, c == 'i' ? &x.interval_ms : &x.timeout_ms) < 0) {

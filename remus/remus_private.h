@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "vmha/remus.h"
 
@@ -12,6 +13,7 @@ struct remus_ctx {
     const char *uri;                /* send: the hypervisor */
     const char *listen;             /* receive: address:port */
     uint64_t interval_ms, timeout_ms;
+    FILE *stats; /* send --stats FILE: one line per committed epoch, for bench/ */
     struct remus_status st;
 };
 

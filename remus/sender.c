@@ -184,6 +184,12 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
         return vmha_err_set(err, r, "cannot resume the guest after checkpoint %" PRIu64 ": %s",
                             epoch, e.msg);
     x->st.pause_ms = st.paused_ms + (vmha_now_ms() - t_paused);
+    if (x->stats) {
+        fprintf(x->stats, "%llu %llu %llu %llu %llu\n", (unsigned long long)t0,
+                (unsigned long long)epoch, (unsigned long long)x->st.pause_ms,
+                (unsigned long long)x->st.ckpt_ms, (unsigned long long)x->st.bytes);
+        fflush(x->stats);
+    }
     return 0;
 resume:;
     struct vmha_err e2 = {0};

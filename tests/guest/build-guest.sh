@@ -9,6 +9,8 @@
 #   vmha.ip=A.B.C.D/NN       configure the virtio NIC, serve the counter
 #   vmha.gw=A.B.C.D          on TCP port 7777 (optional default route)
 #   vmha.efiboots=1          UEFI: add a VmhaBoot<N> variable at each boot, print N
+#   vmha.dirty=N             rewrite N MiB of memory every second, printing
+#                            "vmha-dirty MS" (how long each pass took)
 #   vmha.install=1           act as an installer: after vmha.install_delay=N seconds
 #                            write a marker to the first virtio disk, power off
 #   vmha.disk=1              print the marker found on the first virtio disk
@@ -190,6 +192,21 @@ if ip=$(arg ip); then
         gw=$(arg gw) && ip route add default via "$gw"
         echo "vmha: $dev $ip, counter on tcp/7777"
         nc -ll -p 7777 -e /bin/counter-reply
+    ) &
+fi
+
+# A workload for the checkpoint benchmark: rewrite N MiB of memory (random bytes, so the
+# hypervisor cannot skip them as zero pages) once a second, printing how long each pass took.
+if n=$(arg dirty); then
+    (
+        dd if=/dev/urandom of=/tmp/dirty-src bs=1M count="$n" 2>/dev/null
+        while :; do
+            t0=$(cut -d' ' -f1 /proc/uptime | tr -d .)
+            cat /tmp/dirty-src >/tmp/dirty-dst
+            t1=$(cut -d' ' -f1 /proc/uptime | tr -d .)
+            echo "vmha-dirty $(( (t1 - t0) * 10 ))"
+            sleep 1
+        done
     ) &
 fi
 

@@ -65,8 +65,36 @@ static void parse_minimal(void **state)
     assert_string_equal(c.name, "small");
     assert_string_equal(c.uuid, "");
     assert_null(c.machine);
+    assert_false(c.writable_disks);
     hv_guest_config_clear(&c);
     free(xml);
+}
+
+/* Replication refuses guests that write to disks: the parser must tell them apart. */
+static void writable_disks(void **state)
+{
+    static const struct {
+        const char *devices;
+        bool writable;
+    } cases[] = {
+        {"", false},
+        {"<disk type='file' device='cdrom'><source file='/i.iso'/><target dev='hdc'/></disk>", false},
+        {"<disk type='file'><source file='/a.img'/><readonly/><target dev='vda'/></disk>", false},
+        {"<disk type='file'><source file='/a.img'/><target dev='vda'/></disk>", true},
+        {"<disk type='block' device='lun'><source dev='/dev/sdb'/><target dev='sda'/></disk>", true},
+        {"<disk type='file' device='disk'><source file='/a.img'/><target dev='vda'/></disk>"
+         "<disk type='file' device='cdrom'><target dev='hdc'/></disk>", true},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        char xml[1024];
+        snprintf(xml, sizeof(xml), "<domain type='qemu'><name>d</name><devices>%s</devices>"
+                 "</domain>", cases[i].devices);
+        struct hv_guest_config c = {0};
+        assert_int_equal(hv_libvirt_config_parse(xml, &c, NULL), 0);
+        if (c.writable_disks != cases[i].writable)
+            fail_msg("case %zu: writable_disks=%d", i, c.writable_disks);
+        hv_guest_config_clear(&c);
+    }
 }
 
 static void parse_rejects(void **state)
@@ -201,7 +229,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parse_direct_boot), cmocka_unit_test(parse_uefi),
-        cmocka_unit_test(parse_minimal),     cmocka_unit_test(parse_rejects),
+        cmocka_unit_test(parse_minimal),
+        cmocka_unit_test(writable_disks),     cmocka_unit_test(parse_rejects),
         cmocka_unit_test(machines),          cmocka_unit_test(states),
         cmocka_unit_test(backend_selection), cmocka_unit_test(install_overlay),
     };
