@@ -395,7 +395,15 @@ int ocf_remus_demote(const struct ocf_params *p, const struct vmha_deadline *dl,
     bool shutdown = access(flag, F_OK) == 0;
     struct vmha_err e = {0};
     struct remus_status st = {0};
-    if (!shutdown && remus_running(f.dir, "send", NULL)) {
+    if (!shutdown && !remus_running(f.dir, "send", NULL) &&
+        spawn(p, &f, "send", dl, &e) != OCF_SUCCESS) {
+        /* Without its replicator the guest cannot be handed over: shut it down instead of
+         * pretending a backup has it. */
+        cluster_log(LOG_ERR, "guest %s cannot be handed over (%s): shutting it down", f.g.name,
+                    e.msg);
+        shutdown = true;
+    }
+    if (!shutdown) {
         /* A planned switchover: one last checkpoint, after which the guest stays paused
          * here and the backup holds all of it. */
         ocf_step("handing guest %s over with a final checkpoint", f.g.name);

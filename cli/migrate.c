@@ -330,6 +330,13 @@ int cmd_migrate(int argc, char **argv, const struct cli_opts *o)
     char from[256];
     if (prepare(argc, argv, o, &v, &g, from, sizeof(from)) < 0)
         return VMHA_EXIT_FAILED;
+    const char *rep = cluster_rsc_param(g.rsc, "replicate");
+    bool replicated = false;
+    if (rep && vmha_parse_bool(rep, &replicated) == 0 && replicated) {
+        fprintf(stderr, "vmha migrate: %s is replicated: it moves by a switchover to its "
+                "backup, 'vmha failover %s --planned' (nothing was changed)\n", g.name, g.name);
+        return VMHA_EXIT_FAILED;
+    }
     const struct cluster_node *n = cluster_node_find(&v, argv[2]);
     if (!n) {
         fprintf(stderr, "vmha migrate: %s is not a node of this cluster\n", argv[2]);
@@ -353,15 +360,161 @@ int cmd_migrate(int argc, char **argv, const struct cli_opts *o)
     return move(&g, argv[2], from, o, wait_ms, keep);
 }
 
+/* Where a replicated guest's promoted and unpromoted instances are, "" when nowhere. */
+static int roles(const struct cli_guest *g, char *primary, char *backup, size_t size,
+                 struct vmha_err *err)
+{
+    struct cluster_rsc_state *st = NULL;
+    size_t n = 0;
+    struct vmha_deadline dl = vmha_deadline_in(10000);
+    int r = cluster_resource_states(&dl, &st, &n, err);
+    if (r < 0)
+        return r;
+    primary[0] = backup[0] = '\0';
+    size_t len = strlen(g->rsc->id);
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(st[i].id, g->rsc->id, len) != 0 || (st[i].id[len] && st[i].id[len] != ':') ||
+            !st[i].nodes || !st[i].nodes[0])
+            continue;
+        if (strcmp(st[i].role, "Promoted") == 0 || strcmp(st[i].role, "Master") == 0)
+            snprintf(primary, size, "%s", st[i].nodes[0]);
+        else /* libpe_status calls a running unpromoted instance "Started" */
+            snprintf(backup, size, "%s", st[i].nodes[0]);
+    }
+    cluster_resource_states_free(st, n);
+    return 0;
+}
+
+static bool confirm(const char *cmd, bool yes)
+{
+    if (yes)
+        return true;
+    if (!isatty(STDIN_FILENO)) {
+        fprintf(stderr, "vmha %s: not a terminal: confirm with --yes\n", cmd);
+        return false;
+    }
+    printf("Proceed? [y/N] ");
+    fflush(stdout);
+    char answer[16] = "";
+    if (!fgets(answer, sizeof(answer), stdin) || (answer[0] != 'y' && answer[0] != 'Y')) {
+        printf("nothing was changed\n");
+        return false;
+    }
+    return true;
+}
+
+/* Waits until the promoted instance runs on target (and, unless forced, a backup again). */
+static int wait_promoted(const struct cli_guest *g, const char *target, bool want_backup,
+                         uint64_t wait_ms)
+{
+    struct vmha_deadline until = vmha_deadline_in(wait_ms);
+    char p[256], b[256], last[600] = "";
+    struct vmha_err e = {0};
+    uint64_t t0 = vmha_now_ms();
+    for (;;) {
+        if (roles(g, p, b, sizeof(p), &e) == 0) {
+            char line[600];
+            snprintf(line, sizeof(line), "  primary %s, backup %s", p[0] ? p : "-",
+                     b[0] ? b : "-");
+            if (strcmp(line, last) != 0) {
+                printf("%s (%.1f s)\n", line, (double)(vmha_now_ms() - t0) / 1000);
+                fflush(stdout);
+                snprintf(last, sizeof(last), "%s", line);
+            }
+            if (strcmp(p, target) == 0 && (!want_backup || b[0]))
+                return VMHA_EXIT_OK;
+        }
+        if (!vmha_deadline_sleep(&until, 300)) {
+            printf("%s is not promoted on %s in time (primary %s)\n", g->name, target,
+                   p[0] ? p : "none");
+            return VMHA_EXIT_FAILED;
+        }
+    }
+}
+
+/* vmha failover of a replicated guest: a planned switchover to the backup, or (when the
+ * primary's host is down but not fenced) confirming it down so that Pacemaker promotes the
+ * backup from its last checkpoint. */
+static int failover_replicated(const struct cluster_view *v, const struct cli_guest *g,
+                               bool planned, bool yes, bool keep, uint64_t wait_ms,
+                               const struct cli_opts *o)
+{
+    char p[256], b[256];
+    struct vmha_err e = {0};
+    if (roles(g, p, b, sizeof(p), &e) < 0) {
+        fprintf(stderr, "vmha failover: %s\n", e.msg);
+        return VMHA_EXIT_FAILED;
+    }
+    if (!p[0]) {
+        fprintf(stderr, "vmha failover: %s is not promoted anywhere: nothing to fail over\n",
+                g->name);
+        return VMHA_EXIT_FAILED;
+    }
+    const struct cluster_node *pn = cluster_node_find(v, p);
+    bool p_online = pn && pn->online;
+    if (planned) {
+        if (!b[0] || !p_online) {
+            fprintf(stderr, "vmha failover: %s has %s: a planned switchover needs both "
+                    "running (nothing was changed)\n", g->name,
+                    !b[0] ? "no backup" : "its primary host offline");
+            return VMHA_EXIT_FAILED;
+        }
+        printf("%s runs on %s, its replica on %s. A planned switchover takes a final "
+               "checkpoint on %s and resumes the guest from it on %s: it pauses for about "
+               "a second and loses nothing.\n", g->name, p, b, p, b);
+        if (!confirm("failover", yes))
+            return VMHA_EXIT_FAILED;
+        /* No public C API moves a role: crm_resource is the door. */
+        char *const mv[] = {"crm_resource", "--move", "--resource", (char *)g->rsc->id,
+                            "--node", b, "--promoted", NULL};
+        if (run_tool(mv, o, "ask Pacemaker to switch over") < 0)
+            return VMHA_EXIT_FAILED;
+        int rc = wait_promoted(g, b, true, wait_ms);
+        if (rc == VMHA_EXIT_OK)
+            printf("%s runs on %s, protected by its replica on %s\n", g->name, b, p);
+        char *const clear[] = {"crm_resource", "--clear", "--resource", (char *)g->rsc->id,
+                               NULL};
+        if (!keep && run_tool(clear, o, "clear the move constraint") == 0)
+            printf("move constraint cleared\n");
+        return rc;
+    }
+    if (p_online) {
+        fprintf(stderr, "vmha failover: %s runs on %s, which is online: promoting its backup "
+                "now would run it twice. Use --planned for a switchover, or fence %s first "
+                "(nothing was changed)\n", g->name, p, p);
+        return VMHA_EXIT_FAILED;
+    }
+    if (!b[0]) {
+        fprintf(stderr, "vmha failover: %s has no backup to promote (nothing was changed)\n",
+                g->name);
+        return VMHA_EXIT_FAILED;
+    }
+    printf("%s's primary host %s is offline and not known to be fenced; its backup on %s "
+           "holds the last checkpoint. Confirm ONLY if %s is powered off: Pacemaker then "
+           "treats it as fenced and promotes %s.\n", g->name, p, b, p, b);
+    if (!confirm("failover", yes))
+        return VMHA_EXIT_FAILED;
+    /* Manual fencing confirmation is the cluster's own way to say "that host is down". */
+    char *const fence[] = {"stonith_admin", "--confirm", p, NULL};
+    if (run_tool(fence, o, "confirm the primary's host down") < 0)
+        return VMHA_EXIT_FAILED;
+    int rc = wait_promoted(g, b, false, wait_ms);
+    if (rc == VMHA_EXIT_OK)
+        printf("%s runs on %s from its last checkpoint\n", g->name, b);
+    return rc;
+}
+
 int cmd_failover(int argc, char **argv, const struct cli_opts *o)
 {
     uint64_t wait_ms = 300000;
     bool keep = false, yes = false, planned = false;
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: vmha failover GUEST [--planned] [--yes] [--wait=SECONDS]\n\n"
-               "For a plain guest: moves it to the best other host the policy allows (as\n"
-               "vmha migrate). Replicated guests (planned switchover, forced promotion of\n"
-               "the backup) need checkpoint replication, which is not built yet.\n"
+        printf("usage: vmha failover GUEST [--planned] [--yes] [--wait=SECONDS] [--keep]\n\n"
+               "For a replicated guest: --planned switches over to the backup (a final\n"
+               "checkpoint, nothing lost); without it, when the primary's host is down but\n"
+               "not fenced, confirms it down so that the backup is promoted from its last\n"
+               "checkpoint (refused while that host is online). For a plain guest: moves\n"
+               "it to the best other host the policy allows (as vmha migrate).\n"
                "Says what it will do and asks first, unless --yes.\n");
         return VMHA_EXIT_OK;
     }
@@ -381,13 +534,11 @@ int cmd_failover(int argc, char **argv, const struct cli_opts *o)
     char from[256];
     if (prepare(argc, argv, o, &v, &g, from, sizeof(from)) < 0)
         return VMHA_EXIT_FAILED;
-    const char *promotable = cluster_rsc_param(g.rsc, "replicate");
-    if (promotable && promotable[0]) {
-        fprintf(stderr, "vmha failover: %s is a replicated guest, and checkpoint replication "
-                        "is not built yet: nothing was changed\n", g.name);
-        return VMHA_EXIT_FAILED;
-    }
-    (void)planned; /* for a plain guest every failover is a planned move */
+    const char *rep = cluster_rsc_param(g.rsc, "replicate");
+    bool replicated = false;
+    if (rep && vmha_parse_bool(rep, &replicated) == 0 && replicated)
+        return failover_replicated(&v, &g, planned, yes, keep, wait_ms, o);
+    /* For a plain guest every failover is a planned move. */
     if (!from[0]) {
         fprintf(stderr, "vmha failover: %s is not running: nothing to fail over\n", g.name);
         return VMHA_EXIT_FAILED;
@@ -406,18 +557,7 @@ int cmd_failover(int argc, char **argv, const struct cli_opts *o)
     }
     printf("%s runs on %s; it will move to %s (a live migration if the resource allows it).\n",
            g.name, from, target);
-    if (!yes) {
-        if (!isatty(STDIN_FILENO)) {
-            fprintf(stderr, "vmha failover: not a terminal: confirm with --yes\n");
-            return VMHA_EXIT_USAGE;
-        }
-        printf("Proceed? [y/N] ");
-        fflush(stdout);
-        char answer[16] = "";
-        if (!fgets(answer, sizeof(answer), stdin) || (answer[0] != 'y' && answer[0] != 'Y')) {
-            printf("nothing was changed\n");
-            return VMHA_EXIT_FAILED;
-        }
-    }
+    if (!confirm("failover", yes))
+        return yes || isatty(STDIN_FILENO) ? VMHA_EXIT_FAILED : VMHA_EXIT_USAGE;
     return move(&g, target, from, o, wait_ms, keep);
 }

@@ -17,6 +17,9 @@ struct gstatus {
     const struct cluster_rsc_state *st[8]; /* the primitive, or a clone's instances */
     size_t n_st;
     char state[16], hosts[128], role[16];
+    bool replicated;          /* replicate=true: a promotable clone */
+    char primary[64], backup[64];
+    long lag_s;               /* the primary's vmha-lag-<guest>, -1 when unknown */
     long nvram_gen, nvram_booted; /* -1: none */
     char install[16], floor[32];
 };
@@ -28,9 +31,12 @@ static bool same_resource(const char *instance, const char *id)
     return strncmp(instance, id, n) == 0 && (instance[n] == '\0' || instance[n] == ':');
 }
 
-static void fill(struct gstatus *s)
+static void fill(const struct cluster_view *v, struct gstatus *s)
 {
-    s->nvram_gen = s->nvram_booted = -1;
+    s->nvram_gen = s->nvram_booted = s->lag_s = -1;
+    const char *rep = cluster_rsc_param(s->g.rsc, "replicate");
+    bool b = false;
+    s->replicated = rep && vmha_parse_bool(rep, &b) == 0 && b;
     snprintf(s->install, sizeof(s->install), "-");
     snprintf(s->floor, sizeof(s->floor), "-");
     bool failed = false, unmanaged = false, primary = false, backup = false;
@@ -38,8 +44,16 @@ static void fill(struct gstatus *s)
         const struct cluster_rsc_state *st = s->st[i];
         failed |= st->failed;
         unmanaged |= !st->managed;
-        primary |= strcmp(st->role, "Promoted") == 0 || strcmp(st->role, "Master") == 0;
-        backup |= strcmp(st->role, "Unpromoted") == 0 || strcmp(st->role, "Slave") == 0;
+        bool p = strcmp(st->role, "Promoted") == 0 || strcmp(st->role, "Master") == 0;
+        /* libpe_status calls a running unpromoted instance "Started". */
+        bool u = !p && st->nodes && st->nodes[0] &&
+                 (strcmp(st->role, "Unpromoted") == 0 || strcmp(st->role, "Slave") == 0 ||
+                  (s->replicated && strcmp(st->role, "Started") == 0));
+        primary |= p;
+        backup |= u;
+        if (st->nodes && st->nodes[0])
+            snprintf(p ? s->primary : u ? s->backup : s->primary, sizeof(s->primary), "%s",
+                     st->nodes[0]);
         for (char **h = st->nodes; h && *h; h++) {
             size_t used = strlen(s->hosts);
             snprintf(s->hosts + used, sizeof(s->hosts) - used, "%s%s", used ? "," : "", *h);
@@ -47,6 +61,17 @@ static void fill(struct gstatus *s)
     }
     snprintf(s->state, sizeof(s->state), "%s",
              failed ? "FAILED" : unmanaged ? "unmanaged" : s->hosts[0] ? "running" : "stopped");
+    if (s->replicated && primary) {
+        char attr[300];
+        snprintf(attr, sizeof(attr), "vmha-lag-%s", s->g.name);
+        const struct cluster_node *pn = cluster_node_find(v, s->primary);
+        const char *lag = pn ? cluster_node_attr(pn, attr, true) : NULL;
+        if (lag)
+            s->lag_s = atol(lag);
+        /* No backup, or one that has not taken a checkpoint for a while. */
+        if (!failed && (!backup || s->lag_s > 5))
+            snprintf(s->state, sizeof(s->state), "exposed");
+    }
     snprintf(s->role, sizeof(s->role), "%s",
              primary && backup ? "prim+back" : primary ? "primary" : backup ? "backup" : "-");
     if (!s->hosts[0])
@@ -87,8 +112,14 @@ static void print_json(const struct cluster_view *v, const struct gstatus *s, si
                 json_str(stdout, *h);
                 first = false;
             }
-        printf("],\"role\":\"%s\",\"replication_lag_ms\":null,\"nvram_generation\":",
-               s[i].role);
+        printf("],\"role\":\"%s\",\"replicated\":%s,\"primary\":", s[i].role,
+               s[i].replicated ? "true" : "false");
+        s[i].primary[0] ? json_str(stdout, s[i].primary) : (void)printf("null");
+        printf(",\"backup\":");
+        s[i].backup[0] ? json_str(stdout, s[i].backup) : (void)printf("null");
+        printf(",\"replication_lag_s\":");
+        s[i].lag_s >= 0 ? (void)printf("%ld", s[i].lag_s) : (void)printf("null");
+        printf(",\"nvram_generation\":");
         s[i].nvram_gen >= 0 ? (void)printf("%ld", s[i].nvram_gen) : (void)printf("null");
         printf(",\"nvram_booted\":");
         s[i].nvram_booted >= 0 ? (void)printf("%ld", s[i].nvram_booted) : (void)printf("null");
@@ -116,12 +147,26 @@ static void print_table(const struct cluster_view *v, const struct gstatus *s, s
     printf("%-12s %-9s %-12s %-8s %-4s %-7s %-8s %s\n", "GUEST", "STATE", "HOST", "ROLE", "LAG",
            "NVRAM", "INSTALL", "FLOOR");
     for (size_t i = 0; i < n; i++) {
-        char nv[16] = "-";
+        char nv[16] = "-", lag[16] = "-";
         if (s[i].nvram_gen >= 0)
             snprintf(nv, sizeof(nv), "%ld", s[i].nvram_gen);
+        if (s[i].lag_s >= 0)
+            snprintf(lag, sizeof(lag), "%lds", s[i].lag_s);
+        const char *floor = strcmp(s[i].floor, "-") ? s[i].floor + strcspn(s[i].floor, " ") + 1
+                                                   : "-";
+        if (s[i].replicated && (s[i].primary[0] || s[i].backup[0])) {
+            /* One line per instance: where the guest runs, and where its replica is. */
+            if (s[i].primary[0])
+                printf("%-12.12s %-9s %-12.12s %-8s %-4s %-7s %-8s %s\n", s[i].g.name,
+                       s[i].state, s[i].primary, "primary", lag, nv, s[i].install, floor);
+            if (s[i].backup[0])
+                printf("%-12.12s %-9s %-12.12s %-8s %-4s %-7s %-8s %s\n", s[i].g.name,
+                       s[i].primary[0] ? "replica" : s[i].state, s[i].backup, "backup", "-",
+                       "-", "-", "-");
+            continue;
+        }
         printf("%-12.12s %-9s %-12.12s %-8s %-4s %-7s %-8s %s\n", s[i].g.name, s[i].state,
-               s[i].hosts, s[i].role, "-", nv, s[i].install,
-               strcmp(s[i].floor, "-") ? s[i].floor + strcspn(s[i].floor, " ") + 1 : "-");
+               s[i].hosts, s[i].role, "-", nv, s[i].install, floor);
     }
     if (n == 0)
         printf("(no %s resources)\n", CLI_GUEST_AGENT);
@@ -162,7 +207,7 @@ static int status_once(int argc, char **argv, const struct cli_opts *o)
         for (size_t k = 0; k < n_states && g->n_st < 8; k++)
             if (same_resource(states[k].id, v.rsc[i].id))
                 g->st[g->n_st++] = &states[k];
-        fill(g);
+        fill(&v, g);
         n++;
     }
     int rc = VMHA_EXIT_OK;

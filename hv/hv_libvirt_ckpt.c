@@ -200,7 +200,7 @@ static int each_nic(struct hv_conn *c, const char *name, enum nic_op op, bool to
         nic_command(op, nics[i], cmd, sizeof(cmd));
         struct vmha_err e = {0};
         r = qmp(d, cmd, NULL, &e);
-        if (r < 0 && tolerant && (strstr(e.msg, "not found") || strstr(e.msg, "Duplicate") ||
+        if (r < 0 && tolerant && (strstr(e.msg, "not found") || strstr(e.msg, "uplicate") ||
                                   strstr(e.msg, "already exists")))
             r = 0;
         else if (r < 0)

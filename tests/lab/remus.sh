@@ -71,6 +71,21 @@ ok "0. the backup holds a committed checkpoint file" \
     lab on "$B" test -s /run/vmha/remus/ft1/ckpt.save
 ok "0. the primary's lag is published (s)" \
     eq 0 "$(lab on "$P" crm_attribute -N "$P" -n vmha-lag-ft1 -l reboot -G -q 2>/dev/null)"
+vmha_() { lab on "$(any_node)" vmha "$@"; }
+row_is() { # HOST ROLE: vmha status shows ft1 on HOST in ROLE
+    vmha_ status ft1 2>/dev/null | awk -v h="$1" -v r="$2" '$1 == "ft1" && $3 == h && $4 == r { f = 1 } END { exit !f }'
+}
+ok "0. vmha status shows the primary on $P" row_is "$P" primary
+ok "0. and the backup on $B" row_is "$B" backup
+ok "0. with the lag as the cluster publishes it" \
+    eval 'vmha_ --json status ft1 | grep -q "\"replication_lag_s\":0"'
+vmha_ failover ft1 --yes >"$WORK/forced.out" 2>&1
+ok "0. vmha failover (forced) is refused while $P is online" eq 1 "$?"
+ok "0. and says to use --planned" contains "$WORK/forced.out" "Use --planned"
+ok "0. nothing moved" eq "$P" "$(role_on Promoted)"
+vmha_ migrate ft1 "$B" >"$WORK/migrate.out" 2>&1
+ok "0. vmha migrate points a replicated guest to the switchover" \
+    contains "$WORK/migrate.out" "vmha failover ft1 --planned"
 DISK=/srv/cluster/ft-disk.img
 truncate -s 1M "$VMHA_LAB_DIR/srv/cluster/ft-disk.img"
 sed "s|<controller type='usb' model='none'/>|<disk type='file' device='disk'><source file='$DISK'/><target dev='vda' bus='virtio'/></disk>\n    &|" \
@@ -145,7 +160,9 @@ P=$(role_on Promoted) B=$(role_on Unpromoted)
 export SAMPLE_TIMEOUT=15
 watch_start switch ft1
 sleep 3
-lab on "$(any_node)" crm_resource --move --resource ft1-clone --node "$B" --promoted >/dev/null 2>&1
+vmha_ failover ft1 --planned --yes >"$WORK/switch.out" 2>&1
+ok "4. vmha failover --planned reports the switchover done" \
+    contains "$WORK/switch.out" "ft1 runs on $B, protected by its replica on $P"
 ok "4. $B is promoted" wait_for 90 promoted_is "$B"
 ok "4. and protected by $P" wait_for 60 protected
 took "move to protected on the other host"
@@ -159,7 +176,8 @@ ok "4. $P handed the guest over with a final checkpoint" \
     eval 'agent_log "$P" | grep -q "guest ft1 handed over at checkpoint"'
 diag "longest wait for an answer ${GAP} ms"
 export SAMPLE_TIMEOUT=3
-crm_ resource clear ft1-clone >/dev/null 2>&1
+ok "4. vmha cleared its move constraint" \
+    eval '! lab on "$(any_node)" cibadmin -Q -o constraints | grep -q cli-prefer'
 
 scenario "5. stop the clone"
 crm_ resource stop ft1-clone >/dev/null 2>&1
