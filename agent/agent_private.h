@@ -64,6 +64,7 @@ struct ocf_params {
     uint64_t checkpoint_interval_ms, checkpoint_timeout_ms;
     char *replication_address; /* template, %n = node */
     unsigned replication_port;
+    bool replication_tls;
     /* From Pacemaker's meta attributes. */
     uint64_t timeout_ms; /* 0 when Pacemaker did not say */
     uint64_t interval_ms;

@@ -480,12 +480,13 @@ static int act_reload_agent(const struct ocf_params *p, const struct vmha_deadli
     return act_validate(p, dl, why);
 }
 
-/* Promotion only exists for a replicated guest (a promotable clone). */
+/* Promotion only exists for a replicated guest (a promotable clone): for any other, promote
+ * and demote are not implemented (3), which is how tools such as ocf-tester ask. */
 static int not_promotable(const struct ocf_params *p, const char *action, struct vmha_err *why)
 {
-    vmha_err_set(why, -EINVAL, "%s: guest is not replicated (set replicate=true and make the "
-                 "resource a promotable clone)", action);
-    return OCF_ERR_CONFIGURED;
+    vmha_err_set(why, -EOPNOTSUPP, "%s: guest is not replicated (set replicate=true and make "
+                 "the resource a promotable clone)", action);
+    return OCF_ERR_UNIMPLEMENTED;
 }
 
 static int act_promote(const struct ocf_params *p, const struct vmha_deadline *dl,

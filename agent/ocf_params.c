@@ -148,6 +148,14 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "memory of the guest: a private replication network. %n is replaced by the "
                  "node's name (e.g. %n-repl). Default: the node's name, i.e. the cluster "
                  "network."},
+    {.name = "replication_tls", .type = OCF_PT_BOOLEAN, .def = "false",
+     .shortdesc = "Encrypt checkpoints (TLS)",
+     .longdesc = "Send checkpoints inside TLS, with the x509 credentials libvirt's TLS "
+                 "transport uses on every node: /etc/pki/CA/cacert.pem, "
+                 "/etc/pki/libvirt/servercert.pem and clientcert.pem with their keys in "
+                 "/etc/pki/libvirt/private/. Both sides must present a certificate of the CA, "
+                 "and the backup's must carry its replication_address name. Costs one more "
+                 "copy of each checkpoint on the primary."},
     {.name = "replication_port", .type = OCF_PT_INTEGER, .def = "7790",
      .shortdesc = "Replication port",
      .longdesc = "TCP port the backup listens on; every replicated guest needs its own."},
@@ -294,6 +302,8 @@ static int parse_all(char *const *env, struct ocf_params *p, struct vmha_err *er
     p->nvram_keep = n ? (unsigned)n : 1;
     vmha_parse_bool(value_of(env, "replicate"), &b);
     p->replicate = b;
+    vmha_parse_bool(value_of(env, "replication_tls"), &b);
+    p->replication_tls = b;
     vmha_parse_uint(value_of(env, "checkpoint_interval"), UINT32_MAX, &p->checkpoint_interval_ms);
     vmha_parse_uint(value_of(env, "checkpoint_timeout"), UINT32_MAX, &p->checkpoint_timeout_ms);
     vmha_parse_uint(value_of(env, "replication_port"), UINT32_MAX, &n);

@@ -104,7 +104,7 @@ static int spawn(const struct ocf_params *p, struct ft *f, const char *mode,
     char *argv[] = {exe, (char *)mode, "--guest", (char *)f->g.name, "--dir", f->dir,
                     "--node", (char *)f->me, "--timeout", timeout,
                     send ? "--uri" : "--listen", send ? p->hypervisor : listen,
-                    "--interval", interval, NULL};
+                    "--interval", interval, p->replication_tls ? "--tls" : NULL, NULL};
     ocf_step("starting the %s replicator of %s", mode, f->g.name);
     struct vmha_err e = {0};
     if (vmha_run(argv, dl, &e) < 0) {

@@ -121,3 +121,28 @@ max_copies() { awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }' "$1"; }
 online_nodes() {
     lab on "$(any_node)" crm_mon -1 2>/dev/null | sed -n 's/^ *\* Online: \[ \(.*\) \]/\1/p'
 }
+
+# Gives every host x509 credentials where libvirt's TLS transport (and vmha's
+# replication_tls) look for them, signed by a throwaway CA: the cluster's PKI in miniature.
+lab_tls_certs() {
+    local d h
+    d=$(mktemp -d /tmp/vmha-pki.XXXXXX)
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/ca.key" -out "$d/cacert.pem" \
+        -days 30 -subj /CN=vmha-lab-CA 2>/dev/null || return 1
+    for h in $(lab hosts); do
+        openssl req -newkey rsa:2048 -nodes -keyout "$d/$h.key" -out "$d/$h.csr" \
+            -subj "/CN=$h" 2>/dev/null || return 1
+        printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n' \
+            "$h" >"$d/$h.ext"
+        openssl x509 -req -in "$d/$h.csr" -CA "$d/cacert.pem" -CAkey "$d/ca.key" \
+            -CAcreateserial -out "$d/$h.pem" -days 30 -extfile "$d/$h.ext" 2>/dev/null || return 1
+        lab is-up "$h" || continue
+        lab on "$h" sh -c 'mkdir -p /etc/pki/CA /etc/pki/libvirt/private &&
+            cat >/etc/pki/CA/cacert.pem' <"$d/cacert.pem"
+        lab on "$h" sh -c 'umask 077; cat >/etc/pki/libvirt/private/serverkey.pem' <"$d/$h.key"
+        lab on "$h" sh -c 'umask 077; cat >/etc/pki/libvirt/private/clientkey.pem' <"$d/$h.key"
+        lab on "$h" sh -c 'cat >/etc/pki/libvirt/servercert.pem' <"$d/$h.pem"
+        lab on "$h" sh -c 'cat >/etc/pki/libvirt/clientcert.pem' <"$d/$h.pem"
+    done
+    rm -rf "$d"
+}

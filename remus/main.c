@@ -3,6 +3,8 @@
  *
  *   vmha-replicator send    --guest G --dir D --node N --uri URI [--interval MS] [--timeout MS]
  *                           [--stats FILE] (per epoch: start ms, epoch, pause, time, bytes)
+ * With --tls (both sides) the stream runs in TLS with libvirt's x509 credentials
+ * (/etc/pki/CA/cacert.pem, /etc/pki/libvirt/{server,client}cert.pem and private keys).
  *   vmha-replicator receive --guest G --dir D --node N --listen ADDR:PORT [--timeout MS]
  *
  * It returns once it is ready (or has failed, saying why on stderr) and goes on in the
@@ -125,7 +127,7 @@ int main(int argc, char **argv)
         {"node", required_argument, NULL, 'n'},  {"uri", required_argument, NULL, 'u'},
         {"listen", required_argument, NULL, 'l'}, {"interval", required_argument, NULL, 'i'},
         {"timeout", required_argument, NULL, 't'}, {"foreground", no_argument, NULL, 'f'},
-        {"stats", required_argument, NULL, 's'},
+        {"stats", required_argument, NULL, 's'}, {"tls", no_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     struct remus_ctx x = {.interval_ms = 1000, .timeout_ms = 5000};
     bool foreground = false;
@@ -138,6 +140,7 @@ int main(int argc, char **argv)
         case 'u': x.uri = optarg; break;
         case 'l': x.listen = optarg; break;
         case 'f': foreground = true; break;
+        case 'T': x.tls = true; break;
         case 's':
             if (!(x.stats = fopen(optarg, "a"))) {
                 fprintf(stderr, "vmha-replicator: cannot open %s: %s\n", optarg, strerror(errno));

@@ -18,28 +18,6 @@
 #include "vmha/cleanup.h"
 #include "vmha/cluster.h"
 
-/* Reads once, waiting at most until dl: bytes read, 0 at EOF, negative errno. */
-static ssize_t read_by(int fd, void *buf, size_t n, const struct vmha_deadline *dl)
-{
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        uint64_t left = vmha_deadline_left_ms(dl);
-        if (left == 0)
-            return -ETIMEDOUT;
-        int r = poll(&p, 1, left > 1000 ? 1000 : (int)left);
-        if (r < 0 && errno != EINTR)
-            return -errno;
-        if (remus_stop_requested)
-            return -ECANCELED;
-        if (r <= 0)
-            continue;
-        ssize_t got = read(fd, buf, n);
-        if (got < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        return got < 0 ? -errno : got;
-    }
-}
-
 static int write_all(int fd, const void *buf, size_t n)
 {
     const char *p = buf;
@@ -56,14 +34,14 @@ static int write_all(int fd, const void *buf, size_t n)
 }
 
 /* One connection: header, body, trailer; commit; answer. */
-static int receive_epoch(struct remus_ctx *x, int fd, struct vmha_err *err)
+static int receive_epoch(struct remus_ctx *x, struct chan *ch, struct vmha_err *err)
 {
     /* A stream that stalls for the epoch timeout is a dead primary or a dead link. */
     struct vmha_deadline dl = vmha_deadline_in(x->timeout_ms);
     char line[REMUS_HEADER_MAX];
     size_t len = 0;
     while (len + 1 < sizeof(line)) {
-        ssize_t n = read_by(fd, line + len, 1, &dl);
+        ssize_t n = chan_read(ch, line + len, 1, &dl);
         if (n <= 0)
             return vmha_err_set(err, n < 0 ? (int)n : -EPIPE, "no checkpoint header: %s",
                                 n < 0 ? strerror((int)-n) : "connection closed");
@@ -90,7 +68,7 @@ static int receive_epoch(struct remus_ctx *x, int fd, struct vmha_err *err)
     uint64_t bytes = 0;
     for (;;) {
         dl = vmha_deadline_in(x->timeout_ms);
-        ssize_t n = read_by(fd, buf + held, sizeof(buf) - held, &dl);
+        ssize_t n = chan_read(ch, buf + held, sizeof(buf) - held, &dl);
         if (n < 0) {
             unlink(part);
             return vmha_err_set(err, (int)n, "checkpoint %llu broke off after %llu bytes: %s",
@@ -132,7 +110,8 @@ static int receive_epoch(struct remus_ctx *x, int fd, struct vmha_err *err)
         return r < 0 ? r : vmha_err_set(err, -ENOMEM, "out of memory");
     char ack[64];
     int n = snprintf(ack, sizeof(ack), "ACK %llu\n", (unsigned long long)id.epoch);
-    if ((r = write_all(fd, ack, (size_t)n)) < 0)
+    dl = vmha_deadline_in(x->timeout_ms);
+    if ((r = chan_write_all(ch, ack, (size_t)n, &dl)) < 0)
         cluster_log(LOG_WARNING, "checkpoint %llu committed, but the primary is gone: %s",
                     (unsigned long long)id.epoch, strerror(-r));
     x->st.session = id.session;
@@ -200,18 +179,23 @@ int remus_receive(struct remus_ctx *x)
         struct pollfd p = {.fd = lfd, .events = POLLIN};
         if (poll(&p, 1, 1000) <= 0)
             continue;
-        _cleanup_(closep) int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
+        struct chan ch = {.fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)};
+        if (ch.fd < 0)
             continue;
-        remus_tune_socket(fd, x->timeout_ms);
+        remus_tune_socket(ch.fd, x->timeout_ms);
         struct vmha_err e = {0};
-        if (receive_epoch(x, fd, &e) < 0) {
+        struct vmha_deadline hs = vmha_deadline_in(x->timeout_ms);
+        int r = x->tls ? chan_tls(&ch, true, NULL, &hs, &e) : 0;
+        if (r < 0 || receive_epoch(x, &ch, &e) < 0) {
             x->st.failures++;
             snprintf(x->st.error, sizeof(x->st.error), "%s", e.msg);
             cluster_log(LOG_WARNING, "replica of %s: %s", x->guest, e.msg);
             char nak[300];
             int n = snprintf(nak, sizeof(nak), "NAK %s\n", e.msg);
-            write_all(fd, nak, (size_t)(n < (int)sizeof(nak) ? n : (int)sizeof(nak) - 1));
+            struct vmha_deadline nd = vmha_deadline_in(1000);
+            if (r == 0) /* after a failed handshake there is no channel to answer on */
+                chan_write_all(&ch, nak, (size_t)(n < (int)sizeof(nak) ? n : (int)sizeof(nak) - 1),
+                               &nd);
         } else {
             x->st.error[0] = '\0';
             if (x->st.epochs == 1 || x->st.epochs % 100 == 0)
@@ -219,6 +203,7 @@ int remus_receive(struct remus_ctx *x)
                             x->guest, (unsigned long long)x->st.epoch,
                             (unsigned long long)x->st.epochs);
         }
+        chan_close(&ch);
         snprintf(x->st.state, sizeof(x->st.state), "%s", x->st.epoch ? "holding" : "listening");
         remus_publish(x);
     }

@@ -6,13 +6,32 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <gnutls/gnutls.h>
+
 #include "vmha/remus.h"
+
+/* A replication connection, in TLS when the guest asks for it (chan.c). */
+struct chan {
+    int fd;
+    gnutls_session_t tls;
+    gnutls_certificate_credentials_t creds;
+};
+
+/* Wraps c->fd in TLS (server: the backup), with libvirt's x509 credentials. */
+int chan_tls(struct chan *c, bool server, const char *peer_name, const struct vmha_deadline *dl,
+             struct vmha_err *err);
+/* Bytes read (0 at EOF), or -errno; waits no longer than dl. */
+ssize_t chan_read(struct chan *c, void *buf, size_t n, const struct vmha_deadline *dl);
+int chan_write_all(struct chan *c, const void *buf, size_t n, const struct vmha_deadline *dl);
+int chan_shutdown_wr(struct chan *c);
+void chan_close(struct chan *c);
 
 struct remus_ctx {
     const char *guest, *dir, *node; /* node: this node's cluster name */
     const char *uri;                /* send: the hypervisor */
     const char *listen;             /* receive: address:port */
     uint64_t interval_ms, timeout_ms;
+    bool tls; /* replication_tls */
     FILE *stats; /* send --stats FILE: one line per committed epoch, for bench/ */
     struct remus_status st;
 };

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,43 +76,17 @@ static int connect_by(const char *address, const struct vmha_deadline *dl, struc
     return fd;
 }
 
-static int send_all(int fd, const void *buf, size_t n, const struct vmha_deadline *dl)
-{
-    const char *p = buf;
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-            struct pollfd q = {.fd = fd, .events = POLLOUT};
-            if (vmha_deadline_passed(dl))
-                return -ETIMEDOUT;
-            poll(&q, 1, 100);
-            continue;
-        }
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* The backup's answer line, by dl. */
-static int read_answer(int fd, uint64_t epoch, const struct vmha_deadline *dl,
+static int read_answer(struct chan *ch, uint64_t epoch, const struct vmha_deadline *dl,
                        struct vmha_err *err)
 {
     char line[400];
     size_t len = 0;
     while (len + 1 < sizeof(line)) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        uint64_t left = vmha_deadline_left_ms(dl);
-        if (left == 0)
+        ssize_t n = chan_read(ch, line + len, sizeof(line) - 1 - len, dl);
+        if (n == -ETIMEDOUT)
             return vmha_err_set(err, -ETIMEDOUT, "no acknowledgement of checkpoint %" PRIu64
                                 " in time", epoch);
-        if (poll(&p, 1, (int)left) <= 0)
-            continue;
-        ssize_t n = read(fd, line + len, sizeof(line) - 1 - len);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
         if (n <= 0)
             break;
         len += (size_t)n;
@@ -129,6 +104,61 @@ static int read_answer(int fd, uint64_t epoch, const struct vmha_deadline *dl,
                         line[0] ? line : "connection closed");
 }
 
+/* With TLS, QEMU writes the checkpoint into one end of a socket pair and this thread
+ * carries it into the TLS session, until QEMU closes its end. */
+struct pump {
+    int in;
+    struct chan *out;
+    struct vmha_deadline dl;
+    int err;
+};
+
+static void *pump_run(void *arg)
+{
+    struct pump *p = arg;
+    static unsigned char buf[256 << 10];
+    struct chan in = {.fd = p->in};
+    for (;;) {
+        ssize_t n = chan_read(&in, buf, sizeof(buf), &p->dl);
+        if (n <= 0) {
+            p->err = (int)n;
+            return NULL;
+        }
+        if ((p->err = chan_write_all(p->out, buf, (size_t)n, &p->dl)) < 0)
+            return NULL;
+    }
+}
+
+/* The checkpoint into ch: straight from QEMU into the socket, or through the pump. */
+static int take(struct sender *s, struct chan *ch, const struct vmha_deadline *dl,
+                struct hv_ckpt_stats *st, struct vmha_err *err)
+{
+    if (!ch->tls) {
+        int r = s->ops->ckpt_take(s->conn, s->x->guest, ch->fd, dl, st, err);
+        /* QEMU made the socket non-blocking; the rest is ours. */
+        fcntl(ch->fd, F_SETFL, fcntl(ch->fd, F_GETFL) & ~O_NONBLOCK);
+        return r;
+    }
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+        return vmha_err_set(err, -errno, "socketpair: %s", strerror(errno));
+    struct pump p = {.in = sp[0], .out = ch, .dl = *dl};
+    pthread_t t;
+    if (pthread_create(&t, NULL, pump_run, &p) != 0) {
+        close(sp[0]);
+        close(sp[1]);
+        return vmha_err_set(err, -EAGAIN, "cannot start the TLS pump");
+    }
+    int r = s->ops->ckpt_take(s->conn, s->x->guest, sp[1], dl, st, err);
+    close(sp[1]); /* QEMU closes its copy when its migration is cleaned up: EOF */
+    pthread_join(t, NULL);
+    close(sp[0]);
+    if (r == 0 && p.err < 0)
+        r = vmha_err_set(err, p.err, "checkpoint did not reach the replica: %s",
+                         strerror(-p.err));
+    return r;
+}
+
 /* One epoch to the current peer. On success the checkpoint is committed at the backup and
  * the output before it released; the guest stays paused when final (a demote). On failure
  * the guest runs and its output is still held. */
@@ -138,35 +168,44 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
     uint64_t epoch = x->st.epoch + 1;
     struct vmha_deadline dl = vmha_deadline_in(x->timeout_ms);
     uint64_t t0 = vmha_now_ms();
-    _cleanup_(closep) int fd = connect_by(s->addr, &dl, err);
-    if (fd < 0)
-        return fd;
-    remus_tune_socket(fd, x->timeout_ms);
+    struct chan ch = {.fd = connect_by(s->addr, &dl, err)};
+    if (ch.fd < 0)
+        return ch.fd;
+    int r = 0;
+    remus_tune_socket(ch.fd, x->timeout_ms);
+    if (x->tls) {
+        char host[300];
+        snprintf(host, sizeof(host), "%.*s", (int)strcspn(s->addr, ":"), s->addr);
+        if ((r = chan_tls(&ch, false, host, &dl, err)) < 0)
+            goto out;
+    }
     struct remus_epoch_id id = {.session = x->st.session, .epoch = epoch};
     snprintf(id.guest, sizeof(id.guest), "%s", x->guest);
     char hdr[REMUS_HEADER_MAX];
     int n = remus_header_format(&id, hdr, sizeof(hdr));
-    if (n < 0)
-        return vmha_err_set(err, n, "guest name %s cannot travel in the stream", x->guest);
-    int r = send_all(fd, hdr, (size_t)n, &dl);
-    if (r < 0)
-        return vmha_err_set(err, r, "cannot send to the replica at %s: %s", s->addr,
-                            strerror(-r));
+    if (n < 0) {
+        r = vmha_err_set(err, n, "guest name %s cannot travel in the stream", x->guest);
+        goto out;
+    }
+    if ((r = chan_write_all(&ch, hdr, (size_t)n, &dl)) < 0) {
+        vmha_err_set(err, r, "cannot send to the replica at %s: %s", s->addr, strerror(-r));
+        goto out;
+    }
     struct hv_ckpt_stats st = {0};
-    if ((r = s->ops->ckpt_take(s->conn, x->guest, fd, &dl, &st, err)) < 0)
-        return r;
+    if ((r = take(s, &ch, &dl, &st, err)) < 0)
+        goto out;
     uint64_t t_paused = vmha_now_ms();
-    /* QEMU made the socket non-blocking; the rest is ours. */
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     unsigned char trailer[REMUS_TRAILER_LEN];
     remus_trailer_make(epoch, trailer);
-    if ((r = send_all(fd, trailer, sizeof(trailer), &dl)) < 0 || shutdown(fd, SHUT_WR) < 0) {
+    if ((r = chan_write_all(&ch, trailer, sizeof(trailer), &dl)) < 0 ||
+        (r = chan_shutdown_wr(&ch)) < 0) {
         vmha_err_set(err, r < 0 ? r : -errno, "checkpoint %" PRIu64 " did not reach %s", epoch,
                      s->addr);
         goto resume;
     }
-    if ((r = read_answer(fd, epoch, &dl, err)) < 0)
+    if ((r = read_answer(&ch, epoch, &dl, err)) < 0)
         goto resume;
+    chan_close(&ch);
     x->st.epoch = epoch;
     x->st.committed_ms = remus_realtime_ms();
     x->st.bytes = st.bytes;
@@ -196,6 +235,8 @@ resume:;
     if (s->ops->resume(s->conn, x->guest, &e2) < 0)
         cluster_log(LOG_ERR, "cannot resume guest %s after a failed checkpoint: %s", x->guest,
                     e2.msg);
+out:
+    chan_close(&ch);
     return r;
 }
 

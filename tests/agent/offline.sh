@@ -24,7 +24,8 @@ ok "reloadable parameters are marked" grep -q 'name="migration_speed".*reloadabl
 ok "config is required and not reloadable" grep -q '<parameter name="config" unique="1" required="1">' "$md"
 ok "every parameter has a default or is required" \
     sh -c "! xmllint --xpath '//parameter[@required=\"0\"]/content[not(@default)]' '$md' 2>/dev/null | grep -q ."
-for a in start stop monitor migrate_to migrate_from validate-all meta-data reload-agent; do
+for a in start stop monitor migrate_to migrate_from validate-all meta-data reload-agent \
+    promote demote notify; do
     ok "action $a is advertised" grep -q "<action name=\"$a\"" "$md"
 done
 "$AGENT" frobnicate 2>"$md.err"
@@ -58,6 +59,28 @@ ok "validate-all: a UEFI guest on Xen with a state store -> 6" eq 6 $?
 ok "  saying its variables cannot be kept" contains "$md.err" "libxenlight keeps no UEFI variables"
 env -i PATH="$PATH" OCF_RESKEY_config="$md.xen" "$AGENT" validate-all >/dev/null 2>&1
 ok "  (without state_dir nothing is promised: 0)" eq 0 $?
+# Promotion exists only for replicated guests: elsewhere it is "not implemented" (3), the
+# answer ocf-tester and Pacemaker read as "not a promotable agent here".
+env -i PATH="$PATH" OCF_RESKEY_config="$md.xen" "$AGENT" promote >/dev/null 2>"$md.err"
+ok "promote of a guest that is not replicated -> 3" eq 3 $?
+ok "  saying how to make it replicated" contains "$md.err" "set replicate=true"
+env -i PATH="$PATH" OCF_RESKEY_config="$md.xen" "$AGENT" notify >/dev/null 2>&1
+ok "notify of a guest that is not replicated -> 0" eq 0 $?
+# A replicated guest with a writable disk is refused, with the reason.
+cat >"$md.disk" <<'EOX'
+<domain type='qemu'>
+  <name>ftdisk</name>
+  <memory unit='MiB'>96</memory>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices><disk type='file' device='disk'><source file='/srv/d.img'/><target dev='vda'/></disk></devices>
+</domain>
+EOX
+env -i PATH="$PATH" OCF_RESKEY_config="$md.disk" OCF_RESKEY_replicate=true "$AGENT" validate-all \
+    >/dev/null 2>"$md.err"
+ok "validate-all: a replicated guest with a writable disk -> 6" eq 6 $?
+ok "  saying why" contains "$md.err" "it has a writable disk"
+env -i PATH="$PATH" OCF_RESKEY_config="$md.disk" "$AGENT" validate-all >/dev/null 2>&1
+ok "  (not replicated, the disk is fine: 0)" eq 0 $?
 
 # Install settings and boot artifact digests.
 printf 'a kernel' >"$md.vmlinuz"
