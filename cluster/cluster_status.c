@@ -1,5 +1,10 @@
 /* Where resources run, computed from the CIB the way crm_mon does (libpe_status). */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +76,66 @@ static void walk(GList *resources, struct collect *c)
 }
 
 
+/* One primitive per line: id, agent, role, failed, managed, then the nodes, tab-separated. */
+static void emit(FILE *out, const struct collect *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        const struct cluster_rsc_state *s = &c->list[i];
+        fprintf(out, "%s\t%s\t%s\t%d\t%d", s->id, s->agent, s->role, s->failed, s->managed);
+        for (char **h = s->nodes; h && *h; h++)
+            fprintf(out, "\t%s", *h);
+        fputc('\n', out);
+    }
+}
+
+static int parse_line(char *line, struct cluster_rsc_state *s)
+{
+    memset(s, 0, sizeof(*s));
+    char *save = NULL, *f[5];
+    for (int i = 0; i < 5; i++)
+        if (!(f[i] = strtok_r(i ? NULL : line, "\t", &save)))
+            return -EPROTO;
+    size_t cap = 4, k = 0;
+    s->nodes = calloc(cap + 1, sizeof(char *));
+    s->id = strdup(f[0]);
+    s->agent = strdup(f[1]);
+    snprintf(s->role, sizeof(s->role), "%s", f[2]);
+    s->failed = f[3][0] == '1';
+    s->managed = f[4][0] == '1';
+    for (char *h; s->nodes && (h = strtok_r(NULL, "\t", &save));) {
+        if (k == cap) {
+            char **m = realloc(s->nodes, (2 * cap + 1) * sizeof(char *));
+            if (!m)
+                return -ENOMEM;
+            s->nodes = m;
+            cap *= 2;
+        }
+        s->nodes[k++] = strdup(h);
+        s->nodes[k] = NULL;
+    }
+    return s->id && s->agent && s->nodes ? 0 : -ENOMEM;
+}
+
+/* The computation itself, in a child process: libpe_status is the scheduler's library,
+ * made for one computation per process, and asserts (abort) on states it does not expect.
+ * A child that dies costs this one query, not the caller. */
+static void compute(xmlNode *xml, int fd)
+{
+    pe_working_set_t *ws = pe_new_working_set();
+    if (!ws)
+        _exit(1);
+    ws->input = xml;
+    ws->flags |= pe_flag_no_counts | pe_flag_no_compat; /* as crm_mon: only where things run */
+    cluster_status(ws);
+    struct collect c = {0};
+    walk(ws->resources, &c);
+    FILE *out = fdopen(fd, "w");
+    if (c.err || !out)
+        _exit(1);
+    emit(out, &c);
+    _exit(fclose(out) == 0 ? 0 : 1);
+}
+
 int cluster_resource_states(const struct vmha_deadline *dl, struct cluster_rsc_state **ret,
                             size_t *n, struct vmha_err *err)
 {
@@ -80,19 +145,79 @@ int cluster_resource_states(const struct vmha_deadline *dl, struct cluster_rsc_s
     int rc = cluster_query_cib(dl, &xml, err);
     if (rc < 0)
         return rc;
-    pe_working_set_t *ws = pe_new_working_set();
-    if (!ws) {
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
         free_xml(xml);
-        return vmha_err_set(err, -ENOMEM, "out of memory");
+        return vmha_err_set(err, -errno, "pipe: %s", strerror(errno));
     }
-    ws->input = xml; /* the working set frees it */
-    cluster_status(ws);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        compute(xml, pfd[1]);
+    }
+    free_xml(xml);
+    close(pfd[1]);
+    if (pid < 0) {
+        close(pfd[0]);
+        return vmha_err_set(err, -errno, "fork: %s", strerror(errno));
+    }
+    /* Read everything the child says, by the deadline. */
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    bool timed_out = false;
+    for (;;) {
+        struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+        uint64_t left = vmha_deadline_left_ms(dl);
+        if (left == 0 || poll(&p, 1, (int)(left > 1000 ? 1000 : left)) < 0) {
+            if (left == 0 || errno != EINTR) {
+                timed_out = left == 0;
+                break;
+            }
+            continue;
+        }
+        if (cap - len < 4096) {
+            char *m = realloc(text, cap = cap ? 2 * cap : 16384);
+            if (!m)
+                break;
+            text = m;
+        }
+        ssize_t got = read(pfd[0], text + len, cap - len - 1);
+        if (got <= 0 && !(got < 0 && errno == EINTR))
+            break;
+        if (got > 0)
+            len += (size_t)got;
+    }
+    close(pfd[0]);
+    if (timed_out)
+        kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || !text) {
+        free(text);
+        if (timed_out)
+            return vmha_err_set(err, -ETIMEDOUT, "computing the cluster's state took too long");
+        return vmha_err_set(err, -EIO, "computing the cluster's state failed (%s %d)",
+                            WIFSIGNALED(status) ? "signal" : "exit status",
+                            WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    }
+    text[len] = '\0';
     struct collect c = {0};
-    walk(ws->resources, &c);
-    pe_free_working_set(ws);
+    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line && !c.err;
+         line = strtok_r(NULL, "\n", &save)) {
+        struct cluster_rsc_state *m = realloc(c.list, (c.n + 1) * sizeof(*m));
+        if (!m) {
+            c.err = -ENOMEM;
+            break;
+        }
+        c.list = m;
+        c.err = parse_line(line, &c.list[c.n++]);
+    }
+    free(text);
     if (c.err) {
         cluster_resource_states_free(c.list, c.n);
-        return vmha_err_set(err, c.err, "out of memory reading the cluster's state");
+        return vmha_err_set(err, c.err, "cannot read the cluster's state");
     }
     *ret = c.list;
     *n = c.n;

@@ -169,6 +169,10 @@ took "move to protected on the other host"
 sleep 2
 watch_stop switch
 lost=$(awk 'NF != 2' "$WORK/switch.samples" | wc -l)
+show_lost() { # FILE: each unanswered request, with how long it waited
+    awk 'NF != 2 { printf "# unanswered at %d ms, after %d ms\n", $1, $1 - prev } { prev = $1 }' "$1"
+}
+show_lost "$WORK/switch.samples"
 ok "4. no request lost ($(wc -l <"$WORK/switch.samples") asked)" eq 0 "$lost"
 ok "4. the counter is continuous (never back)" eq 0 "$RESTARTED"
 ok "4. never two running copies" eq 1 "$COPIES"
@@ -216,7 +220,7 @@ ok "6. the backup listens on its replication address only" \
     eval 'lab on "$B" ss -Hltn "sport = :7790" | grep -q "$NET.1${B#node}:7790"'
 failures() { status_of "$B" | sed -n 's/^failures=//p'; }
 before=$(failures)
-lab admin sh -c "printf 'VMHA-CKPT 1 ft1 0000000000000001 1\n' | timeout 3 busybox nc $B 7790" \
+lab admin sh -c "printf 'VMHA-CKPT 1 ft1 0000000000000001 1\n' | timeout 3 busybox nc $NET.1${B#node} 7790" \
     >/dev/null 2>&1
 refused() { [ "$(failures)" -gt "$before" ]; }
 ok "6. a stream that does not speak TLS is refused" wait_for 10 refused
@@ -229,6 +233,7 @@ ok "6. a switchover in TLS: $B promoted and protected" wait_for 90 eval \
     'promoted_is "$B" && protected'
 sleep 2
 watch_stop tls
+show_lost "$WORK/tls.samples"
 ok "6. no request lost" eq 0 "$(awk 'NF != 2' "$WORK/tls.samples" | wc -l)"
 ok "6. the counter never went back" eq 0 "$RESTARTED"
 ok "6. never two running copies" eq 1 "$COPIES"
