@@ -119,13 +119,15 @@ static int parse_line(char *line, struct cluster_rsc_state *s)
 /* The computation itself, in a child process: libpe_status is the scheduler's library,
  * made for one computation per process, and asserts (abort) on states it does not expect.
  * A child that dies costs this one query, not the caller. */
-static void compute(xmlNode *xml, int fd)
+static void compute(xmlNode *xml, int fd, int errfd)
 {
+    /* What the library says when it gives up (an assertion) goes to the parent. */
+    dup2(errfd, STDERR_FILENO);
+    crm_enable_stderr(TRUE);
     pe_working_set_t *ws = pe_new_working_set();
     if (!ws)
         _exit(1);
     ws->input = xml;
-    ws->flags |= pe_flag_no_counts | pe_flag_no_compat; /* as crm_mon: only where things run */
     cluster_status(ws);
     struct collect c = {0};
     walk(ws->resources, &c);
@@ -145,8 +147,14 @@ int cluster_resource_states(const struct vmha_deadline *dl, struct cluster_rsc_s
     int rc = cluster_query_cib(dl, &xml, err);
     if (rc < 0)
         return rc;
-    int pfd[2];
+    int pfd[2], efd[2];
     if (pipe2(pfd, O_CLOEXEC) < 0) {
+        free_xml(xml);
+        return vmha_err_set(err, -errno, "pipe: %s", strerror(errno));
+    }
+    if (pipe2(efd, O_CLOEXEC | O_NONBLOCK) < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
         free_xml(xml);
         return vmha_err_set(err, -errno, "pipe: %s", strerror(errno));
     }
@@ -154,12 +162,15 @@ int cluster_resource_states(const struct vmha_deadline *dl, struct cluster_rsc_s
     pid_t pid = fork();
     if (pid == 0) {
         close(pfd[0]);
-        compute(xml, pfd[1]);
+        close(efd[0]);
+        compute(xml, pfd[1], efd[1]);
     }
     free_xml(xml);
     close(pfd[1]);
+    close(efd[1]);
     if (pid < 0) {
         close(pfd[0]);
+        close(efd[0]);
         return vmha_err_set(err, -errno, "fork: %s", strerror(errno));
     }
     /* Read everything the child says, by the deadline. */
@@ -194,13 +205,19 @@ int cluster_resource_states(const struct vmha_deadline *dl, struct cluster_rsc_s
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
+    char said[400] = "";
+    ssize_t e = read(efd[0], said, sizeof(said) - 1);
+    close(efd[0]);
+    said[e > 0 ? e : 0] = '\0';
+    said[strcspn(said, "\n")] = '\0';
     if (timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || !text) {
         free(text);
         if (timed_out)
             return vmha_err_set(err, -ETIMEDOUT, "computing the cluster's state took too long");
-        return vmha_err_set(err, -EIO, "computing the cluster's state failed (%s %d)",
+        return vmha_err_set(err, -EIO, "computing the cluster's state failed (%s %d)%s%s",
                             WIFSIGNALED(status) ? "signal" : "exit status",
-                            WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+                            WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
+                            said[0] ? ": " : "", said);
     }
     text[len] = '\0';
     struct collect c = {0};
