@@ -184,7 +184,9 @@ int remus_receive(struct remus_ctx *x)
             continue;
         remus_tune_socket(ch.fd, x->timeout_ms);
         struct vmha_err e = {0};
-        struct vmha_deadline hs = vmha_deadline_in(x->timeout_ms);
+        /* A peer that does not complete its handshake quickly is not a primary: do not let it
+         * hold up the next checkpoint for long. */
+        struct vmha_deadline hs = vmha_deadline_in(x->timeout_ms < 2000 ? x->timeout_ms : 2000);
         int r = x->tls ? chan_tls(&ch, true, NULL, &hs, &e) : 0;
         if (r < 0 || receive_epoch(x, &ch, &e) < 0) {
             x->st.failures++;
