@@ -3,6 +3,7 @@
  * until the cluster has settled, and clears the move constraint unless asked to keep it.
  * vmha failover GUEST: for a plain guest, the same move to the best other host. */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +12,8 @@
 #include "vmha/cleanup.h"
 #include "vmha/hv.h"
 #include "vmha/migrate.h"
+#include "vmha/remus.h"
+#include "vmha/boot.h"
 
 /* Where the guest runs now, by the cluster's computation; "" when stopped. */
 static int location(const struct cli_guest *g, const struct vmha_deadline *dl, char *host,
@@ -504,27 +507,108 @@ static int failover_replicated(const struct cluster_view *v, const struct cli_gu
     return rc;
 }
 
+/* --no-cluster on a replicated guest's backup host: the checkpoint it holds, resumed. */
+static int failover_direct(const char *guest, const char *uri, bool yes, const struct cli_opts *o)
+{
+    struct vmha_deadline dl = vmha_deadline_in(o->timeout_ms < 3000 ? o->timeout_ms : 3000);
+    _cleanup_(cluster_view_clear) struct cluster_view v = {0};
+    struct vmha_err e = {0};
+    if (cluster_read(&dl, &v, &e) == 0) {
+        struct cli_guest g;
+        if (cli_guest_find(&v, guest, &g) == 0) {
+            fprintf(stderr, "vmha failover: Pacemaker runs and manages %s (resource %s): "
+                            "refusing --no-cluster; use vmha failover without it\n",
+                    guest, g.rsc->id);
+            return VMHA_EXIT_FAILED;
+        }
+    }
+    if (!store_name_ok(guest)) {
+        fprintf(stderr, "vmha failover: '%s' is not a guest name\n", guest);
+        return VMHA_EXIT_USAGE;
+    }
+    char dir[4200], path[4300];
+    remus_dir(VMHA_RUNDIR, guest, dir, sizeof(dir));
+    uint64_t session = 0, epoch = 0;
+    if (remus_checkpoint(dir, &session, &epoch, path, sizeof(path)) < 0) {
+        fprintf(stderr, "vmha failover: this host holds no checkpoint of %s (in %s)\n", guest,
+                dir);
+        return VMHA_EXIT_FAILED;
+    }
+    struct remus_status st = {0};
+    remus_status_read(dir, &st, &e);
+    uint64_t now = remus_realtime_ms();
+    printf("This host holds checkpoint %llu of %s, taken %llu s ago. Without the cluster nobody "
+           "checks that its primary is down or that the checkpoint is not stale: resume it "
+           "ONLY if the primary's host is powered off.\n", (unsigned long long)epoch, guest,
+           (unsigned long long)(st.committed_ms && now > st.committed_ms
+                                    ? (now - st.committed_ms) / 1000 : 0));
+    if (!confirm("failover", yes))
+        return VMHA_EXIT_FAILED;
+    int pid = 0;
+    if (remus_running(dir, "receive", &pid) && pid > 0) {
+        kill(pid, SIGTERM); /* no checkpoint may land while it is being restored */
+        for (int i = 0; i < 100 && remus_running(dir, "receive", NULL); i++)
+            usleep(50 * 1000);
+    }
+    const struct hv_ops *ops;
+    struct hv_conn *conn = NULL;
+    struct vmha_deadline until = vmha_deadline_in(o->timeout_ms);
+    if (hv_backend_for_uri(uri, &ops, &e) < 0 || ops->open(uri, &until, &conn, &e) < 0) {
+        fprintf(stderr, "vmha failover: cannot reach the hypervisor at %s: %s\n", uri, e.msg);
+        return VMHA_EXIT_FAILED;
+    }
+    int rc = VMHA_EXIT_FAILED;
+    if (HV_CALL(ops, ckpt_restore, &e, conn, path) < 0 ||
+        ops->resume(conn, guest, &e) < 0)
+        fprintf(stderr, "vmha failover: %s\n", e.msg);
+    else {
+        printf("%s runs here from checkpoint %llu, unprotected (no cluster)\n", guest,
+               (unsigned long long)epoch);
+        rc = VMHA_EXIT_OK;
+    }
+    ops->close(conn);
+    return rc;
+}
+
 int cmd_failover(int argc, char **argv, const struct cli_opts *o)
 {
     uint64_t wait_ms = 300000;
     bool keep = false, yes = false, planned = false;
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: vmha failover GUEST [--planned] [--yes] [--wait=SECONDS] [--keep]\n\n"
+        printf("usage: vmha failover GUEST [--planned] [--yes] [--wait=SECONDS]\n"
+               "                     [--keep-constraint]\n"
+               "       vmha failover --no-cluster GUEST [--uri=URI] [--yes]\n\n"
                "For a replicated guest: --planned switches over to the backup (a final\n"
                "checkpoint, nothing lost); without it, when the primary's host is down but\n"
                "not fenced, confirms it down so that the backup is promoted from its last\n"
                "checkpoint (refused while that host is online). For a plain guest: moves\n"
                "it to the best other host the policy allows (as vmha migrate).\n"
+               "With --no-cluster (the cluster is down), on a replicated guest's backup host:\n"
+               "resumes the guest from the checkpoint this host holds (refused while\n"
+               "Pacemaker runs and manages the guest).\n"
                "Says what it will do and asks first, unless --yes.\n");
         return VMHA_EXIT_OK;
     }
     int kept = 1;
+    bool no_cluster = false;
+    const char *uri = "qemu:///system";
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--planned") == 0)
             planned = true;
+        else if (strcmp(argv[i], "--no-cluster") == 0)
+            no_cluster = true;
+        else if (strncmp(argv[i], "--uri=", 6) == 0)
+            uri = argv[i] + 6;
         else
             argv[kept++] = argv[i];
     argc = kept;
+    if (no_cluster) {
+        if (options(&argc, argv, &wait_ms, &keep, &yes) < 0 || argc != 2 || planned) {
+            fprintf(stderr, "usage: vmha failover --no-cluster GUEST [--uri=URI] [--yes]\n");
+            return VMHA_EXIT_USAGE;
+        }
+        return failover_direct(argv[1], uri, yes, o);
+    }
     if (options(&argc, argv, &wait_ms, &keep, &yes) < 0 || argc != 2) {
         fprintf(stderr, "usage: vmha failover GUEST [--planned] [--yes] [--wait=SECONDS]\n");
         return VMHA_EXIT_USAGE;

@@ -239,5 +239,28 @@ ok "6. the counter never went back" eq 0 "$RESTARTED"
 ok "6. never two running copies" eq 1 "$COPIES"
 diag "$(status_of "$B" | grep -E '^(epoch|pause_ms|ckpt_ms|bytes)=' | xargs)"
 
+scenario "7. the whole cluster is down: the operator resumes the guest from its backup"
+P=$(role_on Promoted) B=$(role_on Unpromoted)
+lab on "$B" vmha failover --no-cluster ft1 --yes >"$WORK/nc.out" 2>&1
+ok "7. while Pacemaker manages it, failover --no-cluster is refused" eq 1 "$?"
+ok "  and says so" contains "$WORK/nc.out" "refusing --no-cluster"
+ok "  (the guest still runs on $P)" eq "$P" "$(running_on ft1)"
+sleep 3
+counter_now() { lab admin timeout 15 busybox nc "$GUEST_IP" 7777 </dev/null 2>/dev/null | grep -o "[0-9]*$"; }
+before=$(counter_now)
+# Every host's cluster stack dies at once (no fencing, no promotion), then the primary's host.
+for h in node1 node2 node3; do
+    lab on "$h" sh -c 'pkill -9 -x pacemakerd; pkill -9 -f "pacemaker-"; pkill -9 -x corosync' \
+        2>/dev/null
+done
+lab kill "$P"
+lab on "$B" vmha failover --no-cluster ft1 --yes >"$WORK/nc.out" 2>&1
+ok "7. vmha failover --no-cluster on $B resumes the guest from its checkpoint" eq 0 "$?"
+ok "  and says so" contains "$WORK/nc.out" "ft1 runs here from checkpoint"
+ok "7. the guest runs on $B" eq "$B" "$(running_on ft1)"
+after=$(counter_now)
+diag "counter before $before, after $after"
+ok "7. its counter goes on from where clients saw it" test "${after:-0}" -gt "${before:-0}"
+
 plan_done
 [ "$TAP_FAILED" -eq 0 ]
