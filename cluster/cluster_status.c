@@ -123,7 +123,8 @@ static void compute(xmlNode *xml, int fd, int errfd)
 {
     /* What the library says when it gives up (an assertion) goes to the parent. */
     dup2(errfd, STDERR_FILENO);
-    crm_enable_stderr(TRUE);
+    char *argv[] = {"vmha", NULL};
+    crm_log_init("vmha", LOG_ERR, FALSE, TRUE, 1, argv, TRUE);
     pe_working_set_t *ws = pe_new_working_set();
     if (!ws)
         _exit(1);
@@ -138,9 +139,10 @@ static void compute(xmlNode *xml, int fd, int errfd)
     _exit(fclose(out) == 0 ? 0 : 1);
 }
 
-int cluster_resource_states(const struct vmha_deadline *dl, struct cluster_rsc_state **ret,
-                            size_t *n, struct vmha_err *err)
+static int states_once(const struct vmha_deadline *dl, struct cluster_rsc_state **ret, size_t *n,
+                       struct vmha_err *err, bool *crashed)
 {
+    *crashed = false;
     *ret = NULL;
     *n = 0;
     xmlNode *xml = NULL;
@@ -214,6 +216,7 @@ int cluster_resource_states(const struct vmha_deadline *dl, struct cluster_rsc_s
         free(text);
         if (timed_out)
             return vmha_err_set(err, -ETIMEDOUT, "computing the cluster's state took too long");
+        *crashed = WIFSIGNALED(status);
         return vmha_err_set(err, -EIO, "computing the cluster's state failed (%s %d)%s%s",
                             WIFSIGNALED(status) ? "signal" : "exit status",
                             WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
@@ -239,4 +242,17 @@ int cluster_resource_states(const struct vmha_deadline *dl, struct cluster_rsc_s
     *ret = c.list;
     *n = c.n;
     return 0;
+}
+
+int cluster_resource_states(const struct vmha_deadline *dl, struct cluster_rsc_state **ret,
+                            size_t *n, struct vmha_err *err)
+{
+    /* Seen: libpe_status aborting on a CIB caught mid-transition (operations in flight).
+     * A moment later the same question has an answer. */
+    for (int attempt = 1;; attempt++) {
+        bool crashed = false;
+        int r = states_once(dl, ret, n, err, &crashed);
+        if (r == 0 || !crashed || attempt == 3 || !vmha_deadline_sleep(dl, 300))
+            return r;
+    }
 }

@@ -75,9 +75,9 @@ vmha_() { lab on "$(any_node)" vmha "$@"; }
 row_is() { # HOST ROLE: vmha status shows ft1 on HOST in ROLE
     vmha_ status ft1 2>/dev/null | awk -v h="$1" -v r="$2" '$1 == "ft1" && $3 == h && $4 == r { f = 1 } END { exit !f }'
 }
-ok "0. vmha status shows the primary on $P" row_is "$P" primary
-ok "0. and the backup on $B" row_is "$B" backup
-ok "0. with the lag as the cluster publishes it" \
+ok "0. vmha status shows the primary on $P" wait_for 20 row_is "$P" primary
+ok "0. and the backup on $B" wait_for 20 row_is "$B" backup
+ok "0. with the lag as the cluster publishes it" wait_for 20 \
     eval 'vmha_ --json status ft1 | grep -q "\"replication_lag_s\":0"'
 vmha_ failover ft1 --yes >"$WORK/forced.out" 2>&1
 ok "0. vmha failover (forced) is refused while $P is online" eq 1 "$?"
@@ -109,8 +109,10 @@ ok "1. never two running copies" eq 1 "$COPIES"
 ok "1. nothing a client saw was undone: the counter never went back" eq 0 "$RESTARTED"
 before=$(max_before "$WORK/kill.samples" "$KILLED") after=$(first_after "$WORK/kill.samples" "$KILLED")
 diag "last value before the crash $before, first after $after, longest silence ${GAP} ms"
-ok "1. the first value after failover is greater than every value seen before" \
-    test "${after:-0}" -gt "$before"
+# The counter ticks once a second and stands still while no host runs the guest: the
+# first value after failover is the checkpoint's, which is never below what was seen.
+ok "1. the first value after failover is not below any value seen before" \
+    test "${after:-0}" -ge "$before"
 ok "1. $B resumed the guest from its checkpoint, not from a boot" \
     wait_for 10 eval 'agent_log "$B" | grep -q "guest ft1 resumed on $B from checkpoint"'
 ok "1. $P was fenced first" wait_for 30 fenced "$P"
@@ -149,8 +151,8 @@ ok "3. never two running copies" eq 1 "$COPIES"
 ok "3. the counter never went back" eq 0 "$RESTARTED"
 before=$(max_before "$WORK/cut.samples" "$CUT") after=$(first_after "$WORK/cut.samples" "$CUT")
 diag "last value before the cut $before, first after $after"
-ok "3. the first value after the cut is greater than every value before" \
-    test "${after:-0}" -gt "$before"
+ok "3. the first value after the cut is not below any value seen before" \
+    test "${after:-0}" -ge "$before"
 reset
 
 scenario "4. planned switchover"
@@ -260,7 +262,8 @@ ok "  and says so" contains "$WORK/nc.out" "ft1 runs here from checkpoint"
 ok "7. the guest runs on $B" eq "$B" "$(running_on ft1)"
 after=$(counter_now)
 diag "counter before $before, after $after"
-ok "7. its counter goes on from where clients saw it" test "${after:-0}" -gt "${before:-0}"
+ok "7. its counter goes on from where clients saw it (not below, not restarted)" \
+    test "${after:-0}" -ge "${before:-1}"
 
 plan_done
 [ "$TAP_FAILED" -eq 0 ]
