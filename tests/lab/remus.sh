@@ -13,6 +13,7 @@ role_on() { # ROLE: the node where Pacemaker runs ft1 in that role (Promoted, Un
     lab on "$(any_node)" crm_resource --locate --resource ft1-clone 2>/dev/null |
         awk -v r="$1" '/is running on:/ { if ((r == "Promoted") == ($NF == "Promoted")) { print $6; exit } }'
 }
+runs_on() { [ "$(running_on ft1)" = "$1" ]; } # (paused for a checkpoint it is not "running")
 promoted_is() { [ "$(role_on Promoted)" = "$1" ]; }
 state_is() { [ "$(state_on "$1")" = "$2" ]; }
 status_of() { lab on "$1" cat /run/vmha/remus/ft1/status 2>/dev/null; }
@@ -241,12 +242,24 @@ ok "6. the counter never went back" eq 0 "$RESTARTED"
 ok "6. never two running copies" eq 1 "$COPIES"
 diag "$(status_of "$B" | grep -E '^(epoch|pause_ms|ckpt_ms|bytes)=' | xargs)"
 
+scenario "7a. fencing fails: the operator confirms the dead primary down"
+P=$(role_on Promoted) B=$(role_on Unpromoted)
+crm_ resource stop fence-lab >/dev/null 2>&1
+lab kill "$P"
+sleep 15
+ok "7a. without fencing, $B is not promoted" eval '! promoted_is "$B" && [ -z "$(running_on ft1)" ]'
+vmha_ failover ft1 --yes >"$WORK/confirm.out" 2>&1
+ok "7a. vmha failover confirms $P down" eq 0 "$?"
+ok "  saying what it did" contains "$WORK/confirm.out" "ft1 runs on $B from its last checkpoint"
+ok "7a. $B runs the guest and it answers" wait_for 60 eval 'runs_on "$B" && answers'
+crm_ resource start fence-lab >/dev/null 2>&1
+reset
+
 scenario "7. the whole cluster is down: the operator resumes the guest from its backup"
 P=$(role_on Promoted) B=$(role_on Unpromoted)
 lab on "$B" vmha failover --no-cluster ft1 --yes >"$WORK/nc.out" 2>&1
 ok "7. while Pacemaker manages it, failover --no-cluster is refused" eq 1 "$?"
 ok "  and says so" contains "$WORK/nc.out" "refusing --no-cluster"
-runs_on() { [ "$(running_on ft1)" = "$1" ]; } # (paused for a checkpoint it is not "running")
 ok "  (the guest still runs on $P)" wait_for 10 runs_on "$P"
 sleep 3
 counter_now() { lab admin timeout 15 busybox nc "$GUEST_IP" 7777 </dev/null 2>/dev/null | grep -o "[0-9]*$"; }
