@@ -19,23 +19,6 @@
 
 extern char **environ;
 
-/* The full agent: beside this binary in a build tree, in libexecdir once installed. */
-static void impl_path(char *out, size_t size)
-{
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n > 0) {
-        self[n] = '\0';
-        char *slash = strrchr(self, '/');
-        if (slash) {
-            snprintf(out, size, "%.*s/guest-agent", (int)(slash - self), self);
-            if (access(out, X_OK) == 0)
-                return;
-        }
-    }
-    snprintf(out, size, "%s", VMHA_LIBEXECDIR "/guest-agent");
-}
-
 static void spawn_server(const char *impl)
 {
     pid_t pid = fork();
@@ -139,7 +122,8 @@ static bool use_server(int argc, char **argv)
 int main(int argc, char **argv)
 {
     char impl[PATH_MAX];
-    impl_path(impl, sizeof(impl));
+    /* The full agent: beside this binary in a build tree, in libexecdir once installed. */
+    vmha_program_path("guest-agent", VMHA_LIBEXECDIR "/guest-agent", impl, sizeof(impl));
     if (use_server(argc, argv)) {
         uint64_t timeout = 30000;
         const char *t = getenv("OCF_RESKEY_CRM_meta_timeout");

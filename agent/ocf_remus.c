@@ -20,23 +20,6 @@
 #include "vmha/cluster.h"
 #include "vmha/remus.h"
 
-static void replicator_path(char *out, size_t size)
-{
-    /* In a build tree it sits in ../remus/ of the agent; once installed, in libexecdir. */
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n > 0) {
-        self[n] = '\0';
-        char *slash = strrchr(self, '/');
-        if (slash) {
-            snprintf(out, size, "%.*s/../remus/vmha-replicator", (int)(slash - self), self);
-            if (access(out, X_OK) == 0)
-                return;
-        }
-    }
-    snprintf(out, size, "%s", VMHA_LIBEXECDIR "/vmha-replicator");
-}
-
 struct ft {
     struct guest g;
     enum hv_state state;
@@ -54,10 +37,14 @@ static bool is_active(enum hv_state s)
     return s != HV_STATE_ABSENT && s != HV_STATE_SHUTOFF;
 }
 
+/* The guest, its connection and state, this node and the replicator's directory. A strict
+ * open (start, promote) also checks that the guest may be replicated at all. */
 static int ft_open(const struct ocf_params *p, struct ft *f, bool strict,
                    const struct vmha_deadline *dl, struct vmha_err *why)
 {
     int rc = ocf_guest_open(p, &f->g, strict, dl, &f->state, why);
+    if (rc == OCF_SUCCESS && strict)
+        rc = ocf_remus_validate(p, &f->g.cfg, why);
     if (rc != OCF_SUCCESS)
         return rc;
     f->me = cluster_local_node(p->on_node);
@@ -92,7 +79,9 @@ static int spawn(const struct ocf_params *p, struct ft *f, const char *mode,
                  const struct vmha_deadline *dl, struct vmha_err *why)
 {
     char exe[PATH_MAX], interval[32], timeout[32], listen[512];
-    replicator_path(exe, sizeof(exe));
+    /* In a build tree it sits in ../remus/ of the agent; once installed, in libexecdir. */
+    vmha_program_path("../remus/vmha-replicator", VMHA_LIBEXECDIR "/vmha-replicator", exe,
+                      sizeof(exe));
     snprintf(interval, sizeof(interval), "%llu", (unsigned long long)p->checkpoint_interval_ms);
     snprintf(timeout, sizeof(timeout), "%llu", (unsigned long long)p->checkpoint_timeout_ms);
     _cleanup_free_ char *addr = NULL;
@@ -216,8 +205,6 @@ int ocf_remus_start(const struct ocf_params *p, const struct vmha_deadline *dl,
     int rc = ft_open(p, &f, true, dl, why);
     if (rc != OCF_SUCCESS)
         return rc;
-    if ((rc = ocf_remus_validate(p, &f.g.cfg, why)) != OCF_SUCCESS)
-        return rc;
     if (is_active(f.state)) {
         /* A start makes a backup; a guest running here is a primary Pacemaker does not know. */
         vmha_err_set(why, -EEXIST, "guest %s already runs on %s outside the cluster's "
@@ -318,8 +305,6 @@ int ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl
     _cleanup_(ft_clear) struct ft f = {0};
     int rc = ft_open(p, &f, true, dl, why);
     if (rc != OCF_SUCCESS)
-        return rc;
-    if ((rc = ocf_remus_validate(p, &f.g.cfg, why)) != OCF_SUCCESS)
         return rc;
     struct vmha_err e = {0};
     if (is_active(f.state)) {

@@ -234,24 +234,30 @@ static bool direct_progress(const struct hv_progress *p, void *opaque)
     return true;
 }
 
+/* --no-cluster is for a cluster that is down: true (after saying so) when Pacemaker runs
+ * here and manages the guest. */
+static bool cluster_manages(const char *cmd, const char *guest, const struct cli_opts *o)
+{
+    struct vmha_deadline dl = vmha_deadline_in(o->timeout_ms < 3000 ? o->timeout_ms : 3000);
+    _cleanup_(cluster_view_clear) struct cluster_view v = {0};
+    struct vmha_err e = {0};
+    struct cli_guest g;
+    if (cluster_read(&dl, &v, &e) < 0 || cli_guest_find(&v, guest, &g) < 0)
+        return false;
+    fprintf(stderr, "vmha %s: Pacemaker runs and manages %s (resource %s): refusing "
+                    "--no-cluster; use vmha %s without it\n", cmd, guest, g.rsc->id, cmd);
+    return true;
+}
+
 /* --no-cluster: the hypervisor operation itself, for when the cluster is down. Refuses when
  * Pacemaker runs here and manages the guest: then only Pacemaker may move it. */
 static int migrate_direct(const char *guest, const char *host, const char *uri,
                           const char *target_uri, const char *data_uri,
                           const struct cli_opts *o, uint64_t wait_ms)
 {
-    struct vmha_deadline dl = vmha_deadline_in(o->timeout_ms < 3000 ? o->timeout_ms : 3000);
-    _cleanup_(cluster_view_clear) struct cluster_view v = {0};
     struct vmha_err e = {0};
-    if (cluster_read(&dl, &v, &e) == 0) {
-        struct cli_guest g;
-        if (cli_guest_find(&v, guest, &g) == 0) {
-            fprintf(stderr, "vmha migrate: Pacemaker runs and manages %s (resource %s): "
-                            "refusing --no-cluster; use vmha migrate without it\n",
-                    guest, g.rsc->id);
-            return VMHA_EXIT_FAILED;
-        }
-    }
+    if (cluster_manages("migrate", guest, o))
+        return VMHA_EXIT_FAILED;
     char dest[512];
     if (target_uri)
         snprintf(dest, sizeof(dest), "%s", target_uri);
@@ -510,18 +516,9 @@ static int failover_replicated(const struct cluster_view *v, const struct cli_gu
 /* --no-cluster on a replicated guest's backup host: the checkpoint it holds, resumed. */
 static int failover_direct(const char *guest, const char *uri, bool yes, const struct cli_opts *o)
 {
-    struct vmha_deadline dl = vmha_deadline_in(o->timeout_ms < 3000 ? o->timeout_ms : 3000);
-    _cleanup_(cluster_view_clear) struct cluster_view v = {0};
     struct vmha_err e = {0};
-    if (cluster_read(&dl, &v, &e) == 0) {
-        struct cli_guest g;
-        if (cli_guest_find(&v, guest, &g) == 0) {
-            fprintf(stderr, "vmha failover: Pacemaker runs and manages %s (resource %s): "
-                            "refusing --no-cluster; use vmha failover without it\n",
-                    guest, g.rsc->id);
-            return VMHA_EXIT_FAILED;
-        }
-    }
+    if (cluster_manages("failover", guest, o))
+        return VMHA_EXIT_FAILED;
     if (!store_name_ok(guest)) {
         fprintf(stderr, "vmha failover: '%s' is not a guest name\n", guest);
         return VMHA_EXIT_USAGE;

@@ -74,3 +74,19 @@ int vmha_run(char *const argv[], const struct vmha_deadline *dl, struct vmha_err
                             out[0] ? ": " : "", out);
     return vmha_err_set(err, -EIO, "%s was killed by signal %d", argv[0], WTERMSIG(status));
 }
+
+void vmha_program_path(const char *beside, const char *installed, char *out, size_t size)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            snprintf(out, size, "%.*s/%s", (int)(slash - self), self, beside);
+            if (access(out, X_OK) == 0)
+                return;
+        }
+    }
+    snprintf(out, size, "%s", installed);
+}
