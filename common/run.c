@@ -90,3 +90,18 @@ void vmha_program_path(const char *beside, const char *installed, char *out, siz
     }
     snprintf(out, size, "%s", installed);
 }
+
+int vmha_write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}

@@ -225,20 +225,6 @@ int hv_libvirt_ckpt_release(struct hv_conn *c, const char *name, bool stop, stru
     return each_nic(c, name, stop ? NIC_REMOVE : NIC_ON, stop, err);
 }
 
-static int write_all(int fd, const unsigned char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int hv_libvirt_ckpt_take(struct hv_conn *c, const char *name, int fd,
                          const struct vmha_deadline *dl, struct hv_ckpt_stats *ret,
                          struct vmha_err *err)
@@ -256,7 +242,7 @@ int hv_libvirt_ckpt_take(struct hv_conn *c, const char *name, int fd,
     size_t hdr_len = 0;
     if ((r = hv_libvirt_save_header(xml, &hdr, &hdr_len)) < 0)
         return vmha_err_set(err, r, "cannot build the checkpoint's header");
-    if ((r = write_all(fd, hdr, hdr_len)) < 0)
+    if ((r = vmha_write_all(fd, hdr, hdr_len)) < 0)
         return vmha_err_set(err, r, "cannot send the checkpoint's header: %s", strerror(-r));
 
     char cmd[256];

@@ -18,21 +18,6 @@
 #include "vmha/cleanup.h"
 #include "vmha/cluster.h"
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* One connection: header, body, trailer; commit; answer. */
 static int receive_epoch(struct remus_ctx *x, struct chan *ch, struct vmha_err *err)
 {
@@ -80,7 +65,7 @@ static int receive_epoch(struct remus_ctx *x, struct chan *ch, struct vmha_err *
         held += (size_t)n;
         if (held > REMUS_TRAILER_LEN) {
             size_t flush = held - REMUS_TRAILER_LEN;
-            if ((r = write_all(out, buf, flush)) < 0) {
+            if ((r = vmha_write_all(out, buf, flush)) < 0) {
                 unlink(part);
                 return vmha_err_set(err, r, "cannot write %s: %s", part, strerror(-r));
             }

@@ -55,6 +55,9 @@ int vmha_read_blob(const char *path, size_t max_bytes, uint8_t **ret, size_t *le
  * printed on stderr (or how it ended). */
 int vmha_run(char *const argv[], const struct vmha_deadline *dl, struct vmha_err *err);
 
+/* Writes all n bytes (retrying short writes and EINTR): 0 or -errno. */
+int vmha_write_all(int fd, const void *buf, size_t n);
+
 /* Where a helper program of vmha is: `beside` (relative to this program's directory, as in
  * a build tree) when it exists there, else its installed path. */
 void vmha_program_path(const char *beside, const char *installed, char *out, size_t size);
