@@ -33,8 +33,12 @@ static int run(const struct ocf_action *a)
     uint64_t margin = timeout / 10;
     margin = margin < 500 ? 500 : margin > 3000 ? 3000 : margin;
     margin = margin > timeout / 2 ? timeout / 2 : margin;
-    struct vmha_deadline dl = vmha_deadline_in(timeout - margin);
-    ocf_watchdog_arm(a->name, timeout, timeout - margin / 2);
+    /* Pacemaker's clock started at exec: starting up (loading libraries, a sanitizer's set-up,
+     * a slow host) spends the same timeout. Capped, so an odd clock cannot eat the action. */
+    uint64_t spent = vmha_process_age_ms();
+    spent = spent > timeout / 2 ? timeout / 2 : spent;
+    struct vmha_deadline dl = vmha_deadline_in(timeout - margin - spent);
+    ocf_watchdog_arm(a->name, timeout, timeout - margin / 2 - spent);
     int rc = a->run(&p, &dl, &why);
     bool probe_answer = (rc == OCF_NOT_RUNNING || rc == OCF_RUNNING_PROMOTED) &&
                         (strcmp(a->name, "monitor") == 0 || strcmp(a->name, "status") == 0);

@@ -1,7 +1,10 @@
 /* Running a helper program with a deadline (see vmha_run in include/vmha/common.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -94,8 +97,14 @@ void vmha_program_path(const char *beside, const char *installed, char *out, siz
 int vmha_write_all(int fd, const void *buf, size_t n)
 {
     const char *p = buf;
+    bool sock = true;
     while (n) {
-        ssize_t w = write(fd, p, n);
+        /* On a socket, a vanished peer is -EPIPE, not SIGPIPE killing the process. */
+        ssize_t w = sock ? send(fd, p, n, MSG_NOSIGNAL) : write(fd, p, n);
+        if (w < 0 && errno == ENOTSOCK && sock) {
+            sock = false;
+            continue;
+        }
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0)
@@ -104,4 +113,17 @@ int vmha_write_all(int fd, const void *buf, size_t n)
         n -= (size_t)w;
     }
     return 0;
+}
+
+void vmha_tune_socket(int fd, uint64_t timeout_ms)
+{
+    int one = 1, idle = 1, cnt = 3;
+    int intvl = (int)(timeout_ms / 3000) > 0 ? (int)(timeout_ms / 3000) : 1;
+    unsigned int user_timeout = (unsigned int)timeout_ms;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }

@@ -76,19 +76,6 @@ int remus_fail(struct remus_ctx *x, const struct vmha_err *err)
     return 1;
 }
 
-void remus_tune_socket(int fd, uint64_t timeout_ms)
-{
-    int one = 1, idle = 1, cnt = 3;
-    int intvl = (int)(timeout_ms / 3000) > 0 ? (int)(timeout_ms / 3000) : 1;
-    unsigned int user_timeout = (unsigned int)timeout_ms;
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
 static void usage(FILE *out)
 {
     fputs("usage: vmha-replicator send --guest G --dir D --node N --uri URI [--interval MS] "

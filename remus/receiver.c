@@ -167,7 +167,7 @@ int remus_receive(struct remus_ctx *x)
         struct chan ch = {.fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)};
         if (ch.fd < 0)
             continue;
-        remus_tune_socket(ch.fd, x->timeout_ms);
+        vmha_tune_socket(ch.fd, x->timeout_ms);
         struct vmha_err e = {0};
         /* A peer that does not complete its handshake quickly is not a primary: do not let it
          * hold up the next checkpoint for long. */

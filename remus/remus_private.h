@@ -45,5 +45,3 @@ int remus_receive(struct remus_ctx *x);
 void remus_publish(struct remus_ctx *x);
 /* Records err as the replicator's final state "failed" and returns 1. */
 int remus_fail(struct remus_ctx *x, const struct vmha_err *err);
-/* Keepalive and TCP_USER_TIMEOUT: a peer that vanishes without a word is noticed. */
-void remus_tune_socket(int fd, uint64_t timeout_ms);

@@ -172,7 +172,7 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
     if (ch.fd < 0)
         return ch.fd;
     int r = 0;
-    remus_tune_socket(ch.fd, x->timeout_ms);
+    vmha_tune_socket(ch.fd, x->timeout_ms);
     if (x->tls) {
         char host[300];
         snprintf(host, sizeof(host), "%.*s", (int)strcspn(s->addr, ":"), s->addr);

@@ -35,6 +35,8 @@ struct vmha_deadline vmha_deadline_before(const struct vmha_deadline *d, uint64_
 struct vmha_deadline vmha_deadline_min(struct vmha_deadline a, struct vmha_deadline b);
 /* Sleeps for ms, but never past d. Returns false when d has passed. */
 bool vmha_deadline_sleep(const struct vmha_deadline *d, uint64_t ms);
+/* How long ago this process started (exec, libraries and all), 0 when unknown. */
+uint64_t vmha_process_age_ms(void);
 
 /* Parses "90", "90s", "500ms", "2min", "2m", "1h" into milliseconds; a bare number is in
  * default_unit_ms units. Returns 0 or -EINVAL / -ERANGE. */
@@ -55,8 +57,13 @@ int vmha_read_blob(const char *path, size_t max_bytes, uint8_t **ret, size_t *le
  * printed on stderr (or how it ended). */
 int vmha_run(char *const argv[], const struct vmha_deadline *dl, struct vmha_err *err);
 
-/* Writes all n bytes (retrying short writes and EINTR): 0 or -errno. */
+/* Writes all n bytes (retrying short writes and EINTR): 0 or -errno. On a socket, a peer
+ * that is gone gives -EPIPE, never SIGPIPE. */
 int vmha_write_all(int fd, const void *buf, size_t n);
+
+/* Keepalive and TCP_USER_TIMEOUT on a TCP socket: a peer that vanishes without a word (its
+ * host lost power) is noticed within about timeout_ms instead of never. */
+void vmha_tune_socket(int fd, uint64_t timeout_ms);
 
 /* Where a helper program of vmha is: `beside` (relative to this program's directory, as in
  * a build tree) when it exists there, else its installed path. */

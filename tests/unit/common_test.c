@@ -103,6 +103,18 @@ static void deadline_sleep_is_bounded(void **state)
     assert_false(vmha_deadline_sleep(&d, 10));
 }
 
+static void process_age(void **state)
+{
+    /* This test process started moments ago; its age grows with the clock. */
+    uint64_t a = vmha_process_age_ms();
+    assert_true(a < 60000);
+    struct vmha_deadline d = vmha_deadline_in(200);
+    vmha_deadline_sleep(&d, 200);
+    uint64_t b = vmha_process_age_ms();
+    assert_true(b >= a + 150); /* /proc's ticks are 10 ms */
+    assert_true(b < a + 5000);
+}
+
 static void err_context(void **state)
 {
     struct vmha_err e = {0};
@@ -155,6 +167,7 @@ int main(void)
         cmocka_unit_test(uint_bounds),         cmocka_unit_test(bool_spellings),
         cmocka_unit_test(deadline_arithmetic), cmocka_unit_test(deadline_sleep_is_bounded),
         cmocka_unit_test(err_context),         cmocka_unit_test(read_file_limits),
+        cmocka_unit_test(process_age),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
