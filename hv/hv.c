@@ -44,11 +44,17 @@ void hv_caps_clear(struct hv_caps *caps)
 
 int hv_backend_for_uri(const char *uri, const struct hv_ops **ret, struct vmha_err *err)
 {
-    if (strcmp(uri, "libxl") == 0 || strncmp(uri, "libxl:", 6) == 0)
+    if (strcmp(uri, "libxl") == 0 || strncmp(uri, "libxl:", 6) == 0) {
+#ifdef VMHA_HAVE_LIBXL
+        *ret = &hv_libxl_ops;
+        return 0;
+#else
         return vmha_err_set(err, -EOPNOTSUPP,
                             "hypervisor=%s needs the libxl backend, which this build of vmha "
                             "does not include",
                             uri);
+#endif
+    }
     *ret = &hv_libvirt_ops;
     return 0;
 }

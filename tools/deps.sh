@@ -6,13 +6,13 @@ set -euo pipefail
 packages=(
     # build
     gcc meson ninja-build pkg-config libvirt-dev libxml2-dev pacemaker-dev libcmocka-dev
-    libgnutls28-dev
+    libgnutls28-dev libxen-dev
     # the real things the tests drive
     libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils ovmf
     pacemaker corosync crmsh pcs resource-agents fence-agents
     # test guests and the lab
     busybox-static cpio uuid-runtime iproute2 procps psmisc util-linux libxml2-utils
-    socat bc python3 openssl
+    socat bc python3 openssl openssh-client
 )
 
 missing=()

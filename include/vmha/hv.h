@@ -79,7 +79,7 @@ struct hv_progress {
 };
 
 struct hv_migrate_params {
-    const char *dest_uri;    /* the target's management URI (libvirt URI, or host for libxl) */
+    const char *dest_uri;    /* the target's management URI (libvirt URI, or ssh://host for libxl) */
     const char *data_uri;    /* where the guest's memory goes, NULL for the hypervisor default */
     uint64_t bandwidth_mib;  /* MiB/s, 0 = unlimited */
     uint64_t max_downtime_ms; /* 0 = hypervisor default */
@@ -87,6 +87,8 @@ struct hv_migrate_params {
     bool (*progress)(const struct hv_progress *p, void *opaque);
     void *opaque;
     uint64_t poll_ms;
+    /* When to give up on a step that reports no progress (0: the backend's own limit). */
+    struct vmha_deadline deadline;
 };
 
 /* One checkpoint, as the hypervisor measured it. */
@@ -160,6 +162,20 @@ struct hv_ops {
 };
 
 extern const struct hv_ops hv_libvirt_ops;
+/* Only in builds with the libxl backend (VMHA_HAVE_LIBXL). */
+extern const struct hv_ops hv_libxl_ops;
+/* The target side of a libxl live migration: speaks the migration protocol on in/out (ssh's
+ * stdin and stdout) and leaves the guest running here, or nothing at all. */
+int hv_libxl_receive(int in, int out, const struct vmha_deadline *dl, struct vmha_err *err);
+/* Xen's Remus on a connected socket fd. The primary's side returns only when replication
+ * ends, with the guest suspended (resume brings it back). The backup's side returns when the
+ * stream ends, leaving the last complete checkpoint as the paused domain NAME--replica
+ * (its name in ret_name); promote runs that replica as NAME. */
+int hv_libxl_remus_send(struct hv_conn *c, const char *name, int fd, uint64_t interval_ms,
+                        const struct vmha_deadline *dl, struct vmha_err *err);
+int hv_libxl_remus_receive(struct hv_conn *c, int fd, const struct vmha_deadline *dl,
+                           char *ret_name, size_t size, struct vmha_err *err);
+int hv_libxl_remus_promote(struct hv_conn *c, const char *name, struct vmha_err *err);
 
 /* The backend that serves a hypervisor URI: "libxl" (or "libxl:...") for Xen through
  * libxenlight, anything else is a libvirt URI. -EOPNOTSUPP when vmha was built without it. */
