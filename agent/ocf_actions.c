@@ -86,14 +86,15 @@ int ocf_guest_connect(const struct ocf_params *p, struct guest *g,
     struct vmha_err e = {0};
     ocf_step("connecting to the hypervisor at %s", p->hypervisor);
     int r = g->ops->open(p->hypervisor, dl, &g->conn, &e);
+    bool libvirt = strcmp(g->ops->name, "libvirt") == 0;
     if (r == -ETIMEDOUT) {
-        vmha_err_set(why, r, "the hypervisor at %s does not answer (is libvirtd hung?): %s",
-                     p->hypervisor, e.msg);
+        vmha_err_set(why, r, "the hypervisor at %s does not answer%s: %s", p->hypervisor,
+                     libvirt ? " (is libvirtd hung?)" : "", e.msg);
         return OCF_ERR_GENERIC;
     }
     if (r < 0) {
-        vmha_err_set(why, r, "cannot reach the hypervisor at %s (is libvirtd running?): %s",
-                     p->hypervisor, e.msg);
+        vmha_err_set(why, r, "cannot reach the hypervisor at %s%s: %s", p->hypervisor,
+                     libvirt ? " (is libvirtd running?)" : "", e.msg);
         return OCF_ERR_GENERIC;
     }
     return OCF_SUCCESS;
@@ -166,6 +167,18 @@ static int act_validate(const struct ocf_params *p, const struct vmha_deadline *
         rc = ocf_remus_validate(p, &g.cfg, why);
     if (rc != OCF_SUCCESS)
         return rc;
+    if (strcmp(g.ops->name, "libxl") == 0) {
+        /* Found now rather than halfway through the first migration. */
+        _cleanup_free_ char *dest = NULL;
+        struct vmha_err e = {0};
+        if (ocf_migration_dest_uri(p, "node", &dest, &e) < 0)
+            return fail(why, OCF_ERR_CONFIGURED, e.msg);
+        if (strncmp(dest, "ssh://", 6) != 0) {
+            vmha_err_set(why, -EINVAL, "migrate_target=%s: hypervisor=libxl migrates over ssh "
+                         "(ssh://[user@]%%n[:port])", p->migrate_target);
+            return OCF_ERR_CONFIGURED;
+        }
+    }
     /* libxenlight keeps no UEFI variables (Xen 4.17): say so rather than lose them. */
     if (g.cfg.loader && g.cfg.virt_type && strcmp(g.cfg.virt_type, "xen") == 0 &&
         p->state_dir[0]) {
@@ -429,7 +442,8 @@ static int act_migrate_to(const struct ocf_params *p, const struct vmha_deadline
     struct hv_migrate_params mp = {.dest_uri = dest, .data_uri = data,
                                    .bandwidth_mib = p->migration_speed,
                                    .max_downtime_ms = p->migration_downtime,
-                                   .progress = on_progress, .opaque = &w, .poll_ms = 1000};
+                                   .progress = on_progress, .opaque = &w, .poll_ms = 1000,
+                                   .deadline = w.cancel_at};
     ocf_nvram_capture(p, g.ops, g.conn, g.name, "migrate", dl);
     cluster_log(LOG_NOTICE, "migrating guest %s to %s (%s)", g.name, p->migrate_target_node, dest);
     ocf_step("migrating guest %s to %s", g.name, dest);

@@ -12,8 +12,9 @@ static const char *const shutdown_modes[] = {"default", "acpi", "agent", "initct
 
 const struct ocf_param_desc ocf_param_table[] = {
     {.name = "config", .type = OCF_PT_STRING, .required = true, .unique = true,
-     .shortdesc = "Guest definition (libvirt domain XML)",
-     .longdesc = "Absolute path to the guest's libvirt domain XML, on storage that every node "
+     .shortdesc = "Guest definition (libvirt domain XML, or xl.cfg)",
+     .longdesc = "Absolute path to the guest's libvirt domain XML (an xl.cfg file with "
+                 "hypervisor=libxl), on storage that every node "
                  "sees. The agent defines the guest from it on the node that starts it, and "
                  "removes the definition again when the guest stops there, so the guest is "
                  "defined only where it runs."},
@@ -24,7 +25,8 @@ const struct ocf_param_desc ocf_param_table[] = {
     {.name = "hypervisor", .type = OCF_PT_STRING, .def = "qemu:///system",
      .shortdesc = "Hypervisor URI",
      .longdesc = "The local hypervisor connection, as a libvirt URI (qemu:///system, "
-                 "xen:///system, ...)."},
+                 "xen:///system, ...), or libxl for Xen through libxenlight directly (then "
+                 "config is an xl.cfg file)."},
     {.name = "migration_transport", .type = OCF_PT_SELECT, .def = "ssh", .reloadable = true,
      .options = transports, .shortdesc = "Migration transport (ssh, tls, tcp)",
      .longdesc = "How the source's libvirtd reaches the target's for a live migration when "
@@ -36,7 +38,8 @@ const struct ocf_param_desc ocf_param_table[] = {
      .longdesc = "libvirt URI of the target node's hypervisor for live migration; %n is "
                  "replaced by the target node's name (e.g. qemu+tls://%n-mig.example.com/system "
                  "to use a migration network). Default: built from hypervisor and "
-                 "migration_transport, e.g. qemu+ssh://%n/system."},
+                 "migration_transport, e.g. qemu+ssh://%n/system. With hypervisor=libxl: "
+                 "ssh://[user@]host[:port] (default ssh://%n), where vmha's receiver runs."},
     {.name = "migrateuri", .type = OCF_PT_STRING, .def = "", .reloadable = true,
      .shortdesc = "Migration data URI",
      .longdesc = "Where the guest's memory is sent during live migration, e.g. "
@@ -414,6 +417,13 @@ int ocf_migration_dest_uri(const struct ocf_params *p, const char *node, char **
 {
     if (p->migrate_target[0])
         return ocf_expand_template(p->migrate_target, node, ret);
+    if (strncmp(p->hypervisor, "libxl", 5) == 0) {
+        /* libxenlight has no daemon to talk to: the source runs the receiver over ssh. */
+        if (strcmp(p->migration_transport, "ssh") != 0)
+            return vmha_err_set(err, -EINVAL, "hypervisor=%s migrates over ssh only, not "
+                                "migration_transport=%s", p->hypervisor, p->migration_transport);
+        return ocf_expand_template("ssh://%n", node, ret);
+    }
     /* driver[+transport]://[user@host][/path][?query] -> driver+transport://%n/path */
     const char *sep = strstr(p->hypervisor, "://");
     if (!sep)

@@ -169,7 +169,10 @@ int ocf_remus_validate(const struct ocf_params *p, const struct hv_guest_config 
                        struct vmha_err *why)
 {
     const char *no = NULL;
-    if (cfg->writable_disks)
+    if (strcmp(hv_family_of(cfg), "qemu") != 0)
+        no = "checkpoint replication runs on QEMU guests only so far (the engine for "
+             "libxenlight's Remus is not built yet)";
+    else if (cfg->writable_disks)
         no = "it has a writable disk: its backup cannot yet keep the disk in step with the "
              "memory checkpoint (make the disks read-only or turn replicate off)";
     else if (cfg->loader)

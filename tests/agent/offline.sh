@@ -106,6 +106,38 @@ v OCF_RESKEY_kernel_sha256="$(printf 'other' | sha256sum | cut -d' ' -f1)"
 ok "validate-all: the kernel differs from its pinned digest -> 5" eq 5 $?
 ok "  naming the file and both digests" contains "$md.err" "kernel $md.vmlinuz has sha256 $good here"
 
+# --- Xen through libxenlight (hypervisor=libxl): the xl.cfg is checked without a hypervisor;
+# actions that need one fail clearly on a machine without Xen, and never say "not running".
+printf 'name = "xl1"\ntype = "pvh"\nkernel = "%s"\nmemory = 128\n' "$md.vmlinuz" >"$md.xl"
+xlrun() {
+    local cfg=$1 action=$2
+    shift 2
+    env -i PATH="$PATH" OCF_RESKEY_hypervisor=libxl OCF_RESKEY_config="$cfg" \
+        OCF_RESKEY_CRM_meta_timeout=20000 "$@" "$AGENT" "$action" >/dev/null 2>"$md.err"
+}
+xlrun "$md.xl" validate-all
+if [ $? -eq 5 ] && grep -q "does not include" "$md.err"; then
+    skip "libxl: validate-all of a PVH xl.cfg -> 0" "built without the libxl backend"
+else
+    xlrun "$md.xl" validate-all
+    ok "libxl: validate-all of a PVH xl.cfg -> 0" eq 0 $?
+    { cat "$md.xl"; echo "pci = [ '01:00.0' ]"; } >"$md.xlpci"
+    xlrun "$md.xlpci" validate-all
+    ok "libxl: validate-all of an xl.cfg with a key vmha does not take -> 6" eq 6 $?
+    ok "  naming the key" contains "$md.err" "'pci' is not supported by vmha's libxl backend"
+    xlrun "$md.xl" validate-all OCF_RESKEY_replicate=true
+    ok "libxl: validate-all refuses replicate=true (no Xen Remus engine yet) -> 6" eq 6 $?
+    ok "  saying so" contains "$md.err" "the engine for libxenlight's Remus is not built yet"
+    xlrun "$md.xl" monitor OCF_RESKEY_CRM_meta_interval=0
+    ok "libxl: a probe on a host without Xen -> 1, never 7" eq 1 $?
+    ok "  saying libxenlight cannot be opened" contains "$md.err" "cannot open libxenlight"
+    xlrun "$md.xl" validate-all OCF_RESKEY_migration_transport=tls
+    ok "libxl: validate-all with migration_transport=tls -> 6 (ssh only)" eq 6 $?
+    ok "  saying so" contains "$md.err" "migrates over ssh only"
+    xlrun "$md.xl" validate-all OCF_RESKEY_migrate_target=qemu+tls://%n/system
+    ok "libxl: validate-all with a libvirt migrate_target -> 6" eq 6 $?
+fi
+
 # --- ocf:vmha:node ---
 "$NODE_AGENT" meta-data >"$md.node"
 ok "node: meta-data validates against OCF 1.1" \
