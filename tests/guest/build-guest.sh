@@ -2,7 +2,7 @@
 # Build the vmha test guest's boot artifacts from Debian packages:
 #   OUTDIR/vmlinuz     Debian's cloud kernel (linux-image-cloud-amd64)
 #   OUTDIR/initrd.img  busybox-static initramfs whose /init prints
-#                      "vmha-counter N" on ttyS0 every second.
+#                      "vmha-counter N" on ttyS0 (or hvc0) every second.
 # Kernel command-line switches understood by /init:
 #   vmha.ignore_shutdown=1   ignore the ACPI power button
 #   vmha.poweroff_after=N    power off by itself after N seconds
@@ -14,6 +14,9 @@
 #   vmha.install=1           act as an installer: after vmha.install_delay=N seconds
 #                            write a marker to the first virtio disk, power off
 #   vmha.disk=1              print the marker found on the first virtio disk
+#   vmha.console=hvc0        print on hvc0 instead of ttyS0 (a Xen PVH guest)
+# A shutdown request powers the guest off, whether it arrives as the ACPI power button
+# (QEMU) or through the kernel's orderly poweroff (Xen's control/shutdown).
 # Cached: nothing is rebuilt while OUTDIR/.stamp matches this script.
 set -euo pipefail
 
@@ -86,14 +89,21 @@ done
 # ACPI button driver) to event "PWRF" and runs /etc/acpi/PWRF/00000080.
 cat >"$root/etc/acpi/PWRF/00000080" <<'EOS'
 #!/bin/sh
-# acpid's stdout is /dev/null: talk to the serial console directly.
+exec /bin/vmha-poweroff
+EOS
+
+# What a shutdown request runs (the power button, or the kernel's poweroff_cmd).
+# Its stdout is /dev/null: talk to the console directly.
+cat >"$root/bin/vmha-poweroff" <<'EOS'
+#!/bin/sh
+con=$(cat /tmp/console)
 if [ -e /tmp/ignore_shutdown ]; then
-    echo "vmha: power button ignored" >/dev/ttyS0
+    echo "vmha: shutdown request ignored" >"$con"
     exit 0
 fi
-echo "vmha: power button, powering off" >/dev/ttyS0
+echo "vmha: shutdown request, powering off" >"$con"
 sync
-poweroff -f
+busybox poweroff -f
 EOS
 
 # One TCP connection on port 7777 = one counter line.
@@ -109,9 +119,15 @@ cat >"$root/init" <<'EOS'
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-exec </dev/null >/dev/ttyS0 2>&1
-# Plain \n line ends in the serial log (the tty would add \r).
-stty -F /dev/ttyS0 -onlcr
+con=/dev/ttyS0
+for w in $(cat /proc/cmdline); do
+    case $w in vmha.console=*) con=/dev/${w#*=} ;; esac
+done
+echo "$con" >/tmp/console
+exec </dev/null >"$con" 2>&1
+# Plain \n line ends in the console log (the tty would add \r).
+stty -F "$con" -onlcr
+echo /bin/vmha-poweroff >/proc/sys/kernel/poweroff_cmd
 
 # arg NAME: value of vmha.NAME= on the kernel command line
 arg() {
@@ -218,7 +234,7 @@ while :; do
     sleep 1
 done
 EOS
-chmod 755 "$root/init" "$root/bin/counter-reply" "$root/etc/acpi/PWRF/00000080"
+chmod 755 "$root/init" "$root/bin/counter-reply" "$root/bin/vmha-poweroff" "$root/etc/acpi/PWRF/00000080"
 
 (cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
     cpio --quiet -o -H newc -R 0:0 | gzip -9) >"$tmp/initrd.img"

@@ -1,0 +1,304 @@
+# shellcheck shell=bash
+# The Xen test lab: Xen 4.17 hosts (xen1..xenN) as QEMU/TCG virtual machines, each
+# with a dom0 reachable over SSH. Source this file from a test suite:
+#
+#   . tests/xenlab/xenlab.sh
+#   trap xenlab_down EXIT
+#   xenlab_build                     # build/cache host + guest artifacts
+#   xenlab_up 2 "$DESTDIR"           # boot xen1, xen2 with a payload
+#   xenlab_ssh xen1 xl list          # run a command in dom0 of xen1
+#
+# Functions (HOST is "xenN" or just "N"):
+#   xenlab_build                     build (cached) ${XENLAB_CACHE}/host and .../guest
+#   xenlab_up N [PAYLOAD_DIR]        boot N hosts in parallel; PAYLOAD_DIR (a tree such as
+#                                    `meson install --destdir`, may be empty or absent) is
+#                                    unpacked over dom0's / together with the libraries its
+#                                    ELF files need; the test guest's vmlinuz and initrd.img
+#                                    are at /var/lib/vmha-test/ in every dom0. Returns when
+#                                    every dom0 answers `xl list` over SSH (non-zero and the
+#                                    tail of the serial log if one does not in time).
+#   xenlab_ssh HOST CMD...           run CMD (a shell command line, as with ssh) in dom0;
+#                                    stdin, stdout, stderr and the exit code pass through
+#   xenlab_put HOST LOCALFILE REMOTEPATH   copy a file into dom0 (mode kept)
+#   xenlab_console HOST DOMNAME      print the console log of guest DOMNAME on HOST: dom0's
+#                                    /var/log/xen/console/guest-DOMNAME.log, and for a
+#                                    guest that migrated in guest-DOMNAME--incoming.log
+#                                    (both, oldest first); fails if there is neither
+#   xenlab_kill HOST                 power cut: SIGKILL that host's QEMU, wait until gone
+#   xenlab_down                      kill every host, remove the run dir; idempotent,
+#                                    meant for `trap xenlab_down EXIT`
+#   xenlab_ssh_cmd HOST              print the ssh command line (for other tools)
+#
+# Inside the lab: dom0 of xenN is hostname xenN at 10.77.0.N on the inter-host link,
+# /etc/hosts names xen1..xenN, and root@xenM works by key from every dom0 (OpenSSH
+# client, dropbear server), so `xl migrate DOM xen2` works. Guest consoles are logged by
+# xenconsoled to /var/log/xen/console/guest-NAME.log. A guest that arrives by `xl migrate`
+# logs to guest-NAME--incoming.log at first (xenconsoled names the file when the console
+# connects, before xl renames the domain); within a second of the rename dom0 renames
+# the file to guest-NAME.log (an older guest-NAME.log becomes guest-NAME.log.old). So on
+# each host guest-NAME.log holds what the guest printed since it came to that host;
+# xenlab_console also covers the moment before the rename.
+#
+# Settings (environment, read when this file is sourced):
+#   XENLAB_CACHE          build cache (/var/cache/vmha-xenlab)
+#   XENLAB_DIR            run dir: serial logs xenN.serial, QEMU pid files, ports
+#                         (/tmp/vmha-xenlab-PID, PID of the sourcing shell: runs do not clash)
+#   XENLAB_BOOT_TIMEOUT   seconds xenlab_up waits for the hosts (120)
+#   XENLAB_SMP, XENLAB_MEM  vCPUs (1) and MiB (1024) per host; 2 vCPUs per host is slower
+#                         on a 2-core machine
+#   XENLAB_NIC            QEMU NIC model of both NICs: e1000 (default) or virtio-net-pci
+#                         (raw ssh throughput ~1.4x, migrations no faster in the runs seen)
+#   XENLAB_KEEP=1         xenlab_down keeps the run dir (post-mortems)
+
+XENLAB_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+XENLAB_CACHE=${XENLAB_CACHE:-/var/cache/vmha-xenlab}
+XENLAB_DIR=${XENLAB_DIR:-/tmp/vmha-xenlab-$$}
+XENLAB_BOOT_TIMEOUT=${XENLAB_BOOT_TIMEOUT:-120}
+XENLAB_SMP=${XENLAB_SMP:-1}
+XENLAB_MEM=${XENLAB_MEM:-1024}
+XENLAB_NIC=${XENLAB_NIC:-e1000}
+
+xenlab__err() { echo "xenlab: $*" >&2; }
+
+# HOST ("xen2" or "2") -> 2
+xenlab__num() {
+    local n=${1#xen}
+    [[ $n =~ ^[0-9]+$ ]] || { xenlab__err "bad host name: $1"; return 1; }
+    echo "$n"
+}
+
+xenlab_build() {
+    "$XENLAB_HERE/build-host.sh" "$XENLAB_CACHE/host" || return 1
+    "$XENLAB_HERE/../guest/build-guest.sh" "$XENLAB_CACHE/guest" || return 1
+}
+
+xenlab_ssh_cmd() {
+    local n port
+    n=$(xenlab__num "$1") || return 1
+    port=$(cat "$XENLAB_DIR/xen$n.port" 2>/dev/null) ||
+        { xenlab__err "xen$n is not up (no $XENLAB_DIR/xen$n.port)"; return 1; }
+    echo "ssh -i $XENLAB_CACHE/host/id_ed25519 -p $port -o BatchMode=yes" \
+        "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR" \
+        "-o ConnectTimeout=10 -o ServerAliveInterval=5 -o ServerAliveCountMax=6 root@127.0.0.1"
+}
+
+xenlab_ssh() {
+    local cmd
+    cmd=$(xenlab_ssh_cmd "$1") || return 1
+    shift
+    # shellcheck disable=SC2086 # cmd is a word list made above, without spaces in words
+    $cmd -- "$@"
+}
+
+xenlab_put() {
+    [[ $# -eq 3 ]] || { xenlab__err "usage: xenlab_put HOST LOCALFILE REMOTEPATH"; return 2; }
+    local mode dst
+    mode=$(stat -c %a "$2") || return 1
+    dst=$(printf %q "$3")
+    xenlab_ssh "$1" "mkdir -p \"\$(dirname $dst)\" && cat >$dst && chmod $mode $dst" <"$2"
+}
+
+xenlab_console() {
+    local name
+    name=$(printf %q "$2")
+    # Right after an incoming migration the output is still in guest-NAME--incoming.log
+    # (dom0 renames it within a second, see above).
+    xenlab_ssh "$1" "cd /var/log/xen/console &&
+        { [ -e guest-$name.log ] || [ -e guest-$name--incoming.log ]; } &&
+        ls -tr guest-$name.log guest-$name--incoming.log 2>/dev/null | xargs -r cat" </dev/null
+}
+
+# A TCP port on 127.0.0.1 that nobody listens on (and not handed out yet in this run).
+xenlab__free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 40000))
+        grep -qx "$p" "$XENLAB_DIR/ports" 2>/dev/null && continue
+        [[ -z $(ss -Htan "( sport = :$p )" 2>/dev/null) ]] || continue
+        echo "$p" >>"$XENLAB_DIR/ports"
+        echo "$p"
+        return 0
+    done
+}
+
+# xenlab__pid N: the PID of xenN's QEMU, if that process is still that QEMU
+# (a stale pid file must not make us kill an unrelated process).
+xenlab__pid() {
+    local pid cmd run
+    pid=$(cat "$XENLAB_DIR/xen$1.pid" 2>/dev/null) || return 1
+    run=$(cat "$XENLAB_DIR/run-id" 2>/dev/null) || return 1
+    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    [[ $cmd == *" -name xenlab-xen$1-$run "* ]] || return 1
+    echo "$pid"
+}
+
+xenlab__alive() {
+    local pid
+    pid=$(xenlab__pid "$1") || return 1
+    [[ $(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) != Z ]]
+}
+
+# The payload cpio: PAYLOAD_DIR, the libraries its ELF files need that dom0 lacks,
+# and the test guest at /var/lib/vmha-test.
+xenlab__payload() {
+    local src=$1 stage=$XENLAB_DIR/payload libpath f lib
+    rm -rf "$stage"
+    mkdir -p "$stage/var/lib/vmha-test"
+    if [[ -n $src && -d $src ]]; then
+        cp -a "$src/." "$stage/" || return 1
+    fi
+    cp "$XENLAB_CACHE/guest/vmlinuz" "$XENLAB_CACHE/guest/initrd.img" "$stage/var/lib/vmha-test/"
+    # The payload's own libraries resolve from the payload.
+    libpath=$(find "$stage" -name '*.so*' -printf '%h\n' 2>/dev/null | sort -u | paste -sd:)
+    find "$stage" -type f \( -perm -u+x -o -name '*.so*' \) -print0 |
+        while IFS= read -r -d '' f; do
+            [[ $(head -c 4 "$f" | tr -d '\0') == $'\x7fELF' ]] || continue
+            LD_LIBRARY_PATH=$libpath ldd "$f" 2>/dev/null || true
+        done |
+        awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u |
+        while read -r lib; do
+            case $lib in "$stage"/*) continue ;; esac
+            f=$lib
+            case $f in /lib/* | /lib64/*) f=/usr$f ;; esac
+            grep -qxF "$f" "$XENLAB_CACHE/host/dom0.files" && continue
+            install -D -m 755 "$(readlink -f "$lib")" "$stage$f"
+        done
+    (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort |
+        cpio --quiet -o -H newc -R 0:0 | gzip -1) >"$XENLAB_DIR/payload.cpio.gz" || return 1
+    cat "$XENLAB_CACHE/host/dom0.cpio.gz" "$XENLAB_DIR/payload.cpio.gz" >"$XENLAB_DIR/initrd.gz"
+    rm -rf "$stage"
+}
+
+# Kills the lab's QEMUs if the test's shell dies without running xenlab_down
+# (and ends quietly when xenlab_down ran, or another run took over the run dir).
+xenlab__watchdog() {
+    local parent=$1 dir=$XENLAB_DIR run p
+    run=$(cat "$XENLAB_DIR/run-id")
+    (
+        trap '' HUP INT
+        mine() { [[ $(cat "$dir/run-id" 2>/dev/null) == "$run" ]]; }
+        while kill -0 "$parent" 2>/dev/null && mine; do sleep 2; done
+        mine || exit 0
+        for p in "$dir"/xen*.pid; do
+            p=${p##*/xen}
+            p=$(XENLAB_DIR=$dir xenlab__pid "${p%.pid}") && kill -KILL "$p"
+        done
+    ) </dev/null >/dev/null 2>&1 &
+    echo $! >"$XENLAB_DIR/watchdog.pid"
+    disown $! 2>/dev/null || true
+}
+
+xenlab__start_host() {
+    local n=$1 total=$2 port link=$3 h=$XENLAB_CACHE/host netdev run
+    port=$(xenlab__free_port) || return 1
+    echo "$port" >"$XENLAB_DIR/xen$n.port"
+    if ((total == 2)); then
+        if ((n == 1)); then netdev="socket,id=link,listen=127.0.0.1:$link"
+        else netdev="socket,id=link,connect=127.0.0.1:$link"; fi
+    else
+        netdev="socket,id=link,mcast=239.77.0.1:$link,localaddr=127.0.0.1"
+    fi
+    run=$(cat "$XENLAB_DIR/run-id") || return 1
+    qemu-system-x86_64 -name "xenlab-xen$n-$run" -nodefaults -no-user-config -display none \
+        -accel tcg,thread=multi -machine pc -cpu qemu64,+svm,+npt \
+        -m "$XENLAB_MEM" -smp "$XENLAB_SMP" -no-reboot \
+        -serial "file:$XENLAB_DIR/xen$n.serial" \
+        -kernel "$h/xen" -append "console=com1 dom0_mem=512M,max:512M noreboot" \
+        -initrd "$h/vmlinuz console=hvc0 vmha.host=$n vmha.hosts=$total,$XENLAB_DIR/initrd.gz" \
+        -netdev "user,id=mgmt,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:$port-:22" \
+        -device "$XENLAB_NIC,netdev=mgmt,mac=52:54:00:12:00:$(printf %02x "$n")" \
+        -netdev "$netdev" \
+        -device "$XENLAB_NIC,netdev=link,mac=52:54:00:77:00:$(printf %02x "$n")" \
+        -pidfile "$XENLAB_DIR/xen$n.pid" -daemonize \
+        </dev/null >"$XENLAB_DIR/xen$n.qemu.log" 2>&1 ||
+        { xenlab__err "QEMU for xen$n failed: $(cat "$XENLAB_DIR/xen$n.qemu.log")"; return 1; }
+}
+
+xenlab_up() {
+    local total=${1:-} payload=${2:-} n link t0 deadline pending left
+    [[ $total =~ ^[1-9][0-9]*$ ]] || { xenlab__err "usage: xenlab_up N [PAYLOAD_DIR]"; return 2; }
+    if compgen -G "$XENLAB_DIR/xen*.pid" >/dev/null; then
+        for n in "$XENLAB_DIR"/xen*.pid; do
+            n=${n##*/xen}
+            xenlab__alive "${n%.pid}" &&
+                { xenlab__err "a lab is running in $XENLAB_DIR (xenlab_down first)"; return 1; }
+        done
+    fi
+    rm -rf "$XENLAB_DIR"
+    mkdir -p "$XENLAB_DIR" || return 1
+    xenlab_build || return 1
+    # tells this run's QEMUs (and watchdog) from those of any earlier run
+    echo "$$-$RANDOM$RANDOM" >"$XENLAB_DIR/run-id"
+    xenlab__payload "$payload" || { xenlab__err "cannot pack the payload"; return 1; }
+    xenlab__watchdog "$$"
+    echo "$total" >"$XENLAB_DIR/hosts"
+    link=$(xenlab__free_port) || return 1
+    t0=$SECONDS
+    for ((n = 1; n <= total; n++)); do
+        xenlab__start_host "$n" "$total" "$link" || return 1
+        if ((n == 1 && total == 2)); then
+            # connect= fails unless the listener is there already
+            until [[ -n $(ss -Htln "( sport = :$link )") ]]; do
+                ((SECONDS - t0 < 10)) || { xenlab__err "xen1 does not listen on $link"; return 1; }
+                sleep 0.1
+            done
+        fi
+    done
+    deadline=$((SECONDS + XENLAB_BOOT_TIMEOUT))
+    pending=$(seq 1 "$total")
+    while [[ -n $pending ]]; do
+        left=
+        for n in $pending; do
+            if ! xenlab__alive "$n"; then
+                xenlab__err "xen$n: QEMU died during boot; serial log ($XENLAB_DIR/xen$n.serial):"
+                tail -n 30 "$XENLAB_DIR/xen$n.serial" >&2
+                return 1
+            fi
+            timeout 20 bash -c "$(xenlab_ssh_cmd "$n") -o ConnectTimeout=3 -- xl list" \
+                </dev/null >/dev/null 2>&1 || left+=" $n"
+        done
+        pending=$left
+        [[ -z $pending ]] && break
+        if ((SECONDS >= deadline)); then
+            for n in $pending; do
+                xenlab__err "xen$n: dom0 does not answer 'xl list' over ssh after" \
+                    "${XENLAB_BOOT_TIMEOUT} s; serial log ($XENLAB_DIR/xen$n.serial):"
+                tail -n 30 "$XENLAB_DIR/xen$n.serial" >&2
+            done
+            return 1
+        fi
+        sleep 1
+    done
+}
+
+xenlab_kill() {
+    local n pid
+    n=$(xenlab__num "$1") || return 1
+    if ! pid=$(xenlab__pid "$n"); then
+        rm -f "$XENLAB_DIR/xen$n.pid"
+        return 0
+    fi
+    kill -KILL "$pid" 2>/dev/null
+    # gone, or a zombie waiting for its reaper (it holds no resources then)
+    while kill -0 "$pid" 2>/dev/null &&
+        [[ $(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) != Z ]]; do
+        sleep 0.1
+    done
+    rm -f "$XENLAB_DIR/xen$n.pid"
+}
+
+xenlab_down() {
+    local p n
+    [[ -d $XENLAB_DIR ]] || return 0
+    for p in "$XENLAB_DIR"/xen*.pid; do
+        [[ -f $p ]] || continue
+        n=${p##*/xen}
+        xenlab_kill "${n%.pid}"
+    done
+    if [[ -f $XENLAB_DIR/watchdog.pid ]]; then
+        kill "$(cat "$XENLAB_DIR/watchdog.pid")" 2>/dev/null
+        rm -f "$XENLAB_DIR/watchdog.pid"
+    fi
+    [[ -n ${XENLAB_KEEP:-} ]] || rm -rf "$XENLAB_DIR"
+    return 0
+}
