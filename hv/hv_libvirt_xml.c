@@ -99,6 +99,8 @@ int hv_libvirt_config_parse(const char *xml, struct hv_guest_config *ret, struct
         ctx, "string(count(/domain/devices/disk[not(readonly) and "
              "(not(@device) or @device='disk' or @device='lun')]))");
     c.writable_disks = rw && strcmp(rw, "0") != 0;
+    _cleanup_free_ char *nics = xpath_string(ctx, "string(count(/domain/devices/interface))");
+    c.nics = nics && strcmp(nics, "0") != 0;
     *ret = c;
     return 0;
 }

@@ -468,4 +468,6 @@ const struct hv_ops hv_libxl_ops = {
     .shutdown = xl_shutdown,
     .destroy = xl_destroy,
     .migrate = hv_libxl_migrate,
+    .replica_promote = hv_libxl_remus_promote,
+    .replica_discard = hv_libxl_remus_discard,
 };

@@ -240,6 +240,7 @@ int hv_libxl_config_parse(const char *text, struct hv_guest_config *ret, struct 
     g.initrd = c.ramdisk ? strdup(c.ramdisk) : NULL;
     g.cmdline = TAKE_PTR(c.cmdline);
     g.writable_disks = writable;
+    g.nics = c.nvifs > 0;
     if (c.uuid) {
         libxl_uuid u;
         libxl_uuid_from_string(&u, c.uuid);
@@ -405,6 +406,7 @@ int hv_libxl_config_from_domain(const libxl_domain_config *d, struct hv_guest_co
     snprintf(g.uuid, sizeof(g.uuid), LIBXL_UUID_FMT, LIBXL_UUID_BYTES(d->c_info.uuid));
     for (int i = 0; i < d->num_disks; i++)
         g.writable_disks = g.writable_disks || (d->disks[i].readwrite && !d->disks[i].is_cdrom);
+    g.nics = d->num_nics > 0;
     if (!g.name || !g.virt_type || !g.arch || !g.machine) {
         hv_guest_config_clear(&g);
         return -ENOMEM;

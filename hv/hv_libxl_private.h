@@ -55,3 +55,7 @@ int hv_libxl_prepare_incoming(struct hv_conn *c, libxl_domain_config *d, struct 
 /* Pure: splits "ssh://[user@]host[:port]" into ssh's argv words. */
 int hv_libxl_ssh_target(const char *uri, char *dest, size_t dest_size, char *port,
                         size_t port_size, struct vmha_err *err);
+
+/* The backup's replica (hv_libxl_remus.c): run it as NAME; remove it. */
+int hv_libxl_remus_promote(struct hv_conn *c, const char *name, struct vmha_err *err);
+int hv_libxl_remus_discard(struct hv_conn *c, const char *name, struct vmha_err *err);

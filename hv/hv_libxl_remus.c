@@ -133,3 +133,16 @@ int hv_libxl_remus_promote(struct hv_conn *c, const char *name, struct vmha_err 
         return hv_libxl_err(c, err, -EIO, "cannot run the replica");
     return 0;
 }
+
+int hv_libxl_remus_discard(struct hv_conn *c, const char *name, struct vmha_err *err)
+{
+    _cleanup_free_ char *replica = NULL;
+    if (asprintf(&replica, "%s" HV_XL_REPLICA, name) < 0)
+        return vmha_err_set(err, -ENOMEM, "out of memory");
+    uint32_t domid;
+    if (hv_libxl_domid(c, replica, &domid, NULL) < 0)
+        return 0;
+    return hv_xl_destroy(c->ctx, domid) != 0
+               ? hv_libxl_err(c, err, -EIO, "cannot discard the replica")
+               : 0;
+}

@@ -215,7 +215,7 @@ int main(int argc, char **argv)
         struct hv_conn *c = NULL;
         const struct hv_ops *ops;
         if ((r = open_xl(&c, &ops, &e)) == 0) {
-            r = hv_libxl_remus_promote(c, argv[optind], &e);
+            r = ops->replica_promote(c, argv[optind], &e);
             ops->close(c);
         }
     } else {

@@ -35,6 +35,7 @@ struct hv_guest_config {
     char *nvram;  /* UEFI variable store of this guest */
     char *nvram_template;
     bool writable_disks; /* a disk the guest can write to (not read-only, not a CD-ROM) */
+    bool nics;           /* it has a network interface */
 };
 
 void hv_guest_config_clear(struct hv_guest_config *c);
@@ -159,6 +160,11 @@ struct hv_ops {
                      struct hv_ckpt_stats *ret, struct vmha_err *err);
     /* Creates the guest on this host, paused, from a checkpoint file. */
     int (*ckpt_restore)(struct hv_conn *c, const char *path, struct vmha_err *err);
+    /* Xen's Remus leaves the backup's last complete checkpoint as a paused domain (the
+     * replica): promote runs it as the guest (-ENOENT when there is none), discard removes
+     * it (0 when there is none). */
+    int (*replica_promote)(struct hv_conn *c, const char *name, struct vmha_err *err);
+    int (*replica_discard)(struct hv_conn *c, const char *name, struct vmha_err *err);
 };
 
 extern const struct hv_ops hv_libvirt_ops;
@@ -170,12 +176,11 @@ int hv_libxl_receive(int in, int out, const struct vmha_deadline *dl, struct vmh
 /* Xen's Remus on a connected socket fd. The primary's side returns only when replication
  * ends, with the guest suspended (resume brings it back). The backup's side returns when the
  * stream ends, leaving the last complete checkpoint as the paused domain NAME--replica
- * (its name in ret_name); promote runs that replica as NAME. */
+ * (its name in ret_name); the ops' replica_promote runs that replica as NAME. */
 int hv_libxl_remus_send(struct hv_conn *c, const char *name, int fd, uint64_t interval_ms,
                         const struct vmha_deadline *dl, struct vmha_err *err);
 int hv_libxl_remus_receive(struct hv_conn *c, int fd, const struct vmha_deadline *dl,
                            char *ret_name, size_t size, struct vmha_err *err);
-int hv_libxl_remus_promote(struct hv_conn *c, const char *name, struct vmha_err *err);
 
 /* The backend that serves a hypervisor URI: "libxl" (or "libxl:...") for Xen through
  * libxenlight, anything else is a libvirt URI. -EOPNOTSUPP when vmha was built without it. */

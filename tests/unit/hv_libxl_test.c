@@ -351,6 +351,24 @@ static void remus_promote(void **state)
     hv_libxl_ops.close(c);
 }
 
+static void remus_discard(void **state)
+{
+    struct hv_conn *c = open_double();
+    struct vmha_err e = {0};
+    struct hv_guest_info gi;
+    /* Nothing to discard is no error; the guest itself is never touched. */
+    assert_int_equal(hv_libxl_ops.replica_discard(c, "g1", &e), 0);
+    assert_int_equal(xl_double.destroys, 0);
+    xl_double_add("g1", false);
+    xl_double_add("g1--replica", true);
+    assert_int_equal(hv_libxl_ops.replica_discard(c, "g1", &e), 0);
+    assert_int_equal(xl_double.destroys, 1);
+    assert_int_equal(hv_libxl_ops.lookup(c, "g1--replica", &gi, &e), -ENOENT);
+    assert_int_equal(hv_libxl_ops.lookup(c, "g1", &gi, &e), 0);
+    assert_int_equal(hv_libxl_ops.replica_promote(c, "g1", &e), -ENOENT);
+    hv_libxl_ops.close(c);
+}
+
 static void resume_after_suspend(void **state)
 {
     struct hv_conn *c = open_double();
@@ -381,6 +399,7 @@ int main(void)
                                         double_teardown),
         cmocka_unit_test_setup_teardown(capabilities, double_setup, double_teardown),
         cmocka_unit_test_setup_teardown(remus_promote, double_setup, double_teardown),
+        cmocka_unit_test_setup_teardown(remus_discard, double_setup, double_teardown),
         cmocka_unit_test_setup_teardown(resume_after_suspend, double_setup, double_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
