@@ -107,7 +107,7 @@ static int receive_epoch(struct remus_ctx *x, struct chan *ch, struct vmha_err *
     return 0;
 }
 
-static int listen_on(const char *address, struct vmha_err *err)
+int remus_listen(const char *address, struct vmha_err *err)
 {
     char host[256];
     snprintf(host, sizeof(host), "%s", address);
@@ -144,22 +144,29 @@ static int listen_on(const char *address, struct vmha_err *err)
     return fd;
 }
 
+void remus_advertise(struct remus_ctx *x, bool on)
+{
+    char attr[300];
+    snprintf(attr, sizeof(attr), REMUS_ATTR_REPLICA "%s", x->guest);
+    struct vmha_deadline dl = vmha_deadline_in(on ? 10000 : 5000);
+    struct vmha_err err = {0};
+    if (cluster_attr_update(x->node, attr, on ? x->listen : NULL, &dl, &err) < 0)
+        cluster_log(LOG_WARNING, "cannot %s the replica of %s: %s", on ? "advertise" : "withdraw",
+                    x->guest, err.msg);
+    else if (on)
+        cluster_log(LOG_NOTICE, "replica of %s listens on %s", x->guest, x->listen);
+}
+
 int remus_receive(struct remus_ctx *x)
 {
     struct vmha_err err = {0};
-    _cleanup_(closep) int lfd = listen_on(x->listen, &err);
+    _cleanup_(closep) int lfd = remus_listen(x->listen, &err);
     if (lfd < 0)
         return remus_fail(x, &err);
     snprintf(x->st.role, sizeof(x->st.role), "backup");
     snprintf(x->st.state, sizeof(x->st.state), "listening");
     remus_publish(x);
-    /* The primary finds its backup by this attribute. */
-    char attr[300];
-    snprintf(attr, sizeof(attr), REMUS_ATTR_REPLICA "%s", x->guest);
-    struct vmha_deadline dl = vmha_deadline_in(10000);
-    if (cluster_attr_update(x->node, attr, x->listen, &dl, &err) < 0)
-        cluster_log(LOG_WARNING, "cannot advertise the replica of %s: %s", x->guest, err.msg);
-    cluster_log(LOG_NOTICE, "replica of %s listens on %s", x->guest, x->listen);
+    remus_advertise(x, true);
     while (!remus_stop_requested) {
         struct pollfd p = {.fd = lfd, .events = POLLIN};
         if (poll(&p, 1, 1000) <= 0)
@@ -194,8 +201,7 @@ int remus_receive(struct remus_ctx *x)
         snprintf(x->st.state, sizeof(x->st.state), "%s", x->st.epoch ? "holding" : "listening");
         remus_publish(x);
     }
-    dl = vmha_deadline_in(5000);
-    cluster_attr_update(x->node, attr, NULL, &dl, &err);
+    remus_advertise(x, false);
     cluster_log(LOG_NOTICE, "replica of %s stops (last checkpoint %llu kept)", x->guest,
                 (unsigned long long)x->st.epoch);
     return 0;

@@ -41,6 +41,23 @@ extern volatile sig_atomic_t remus_stop_requested, remus_demote_requested;
 int remus_send(struct remus_ctx *x);
 int remus_receive(struct remus_ctx *x);
 
+/* The replication stream's ends: a connected socket to ADDRESS:PORT ([v6]:port), or one
+ * listening there; -errno with err set. */
+int remus_connect(const char *address, const struct vmha_deadline *dl, struct vmha_err *err);
+int remus_listen(const char *address, struct vmha_err *err);
+/* The node attribute by which the primary finds this backup: set (on) or removed. */
+void remus_advertise(struct remus_ctx *x, bool on);
+/* The backup (node name, replication address) that advertises a replica of the guest. */
+bool remus_find_peer(struct remus_ctx *x, char *peer, size_t psize, char *addr, size_t asize);
+/* Marks every replica of the guest stale from epoch on (session x->st.session) and waits until
+ * the CIB shows each mark: only then may output go out that no checkpoint covers. */
+int remus_mark_stale(struct remus_ctx *x, const char *peer, uint64_t epoch,
+                     const struct vmha_deadline *dl, struct vmha_err *err);
+
+/* Xen's Remus through libxenlight (xen.c, in builds with the libxl backend). */
+int remus_xen_send(struct remus_ctx *x);
+int remus_xen_receive(struct remus_ctx *x);
+
 /* Writes the status file (a failure to is logged, not fatal). */
 void remus_publish(struct remus_ctx *x);
 /* Records err as the replicator's final state "failed" and returns 1. */

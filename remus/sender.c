@@ -29,7 +29,7 @@ struct sender {
     char addr[300];  /* its replication address:port */
 };
 
-static int connect_by(const char *address, const struct vmha_deadline *dl, struct vmha_err *err)
+int remus_connect(const char *address, const struct vmha_deadline *dl, struct vmha_err *err)
 {
     char host[300];
     snprintf(host, sizeof(host), "%s", address);
@@ -168,7 +168,7 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
     uint64_t epoch = x->st.epoch + 1;
     struct vmha_deadline dl = vmha_deadline_in(x->timeout_ms);
     uint64_t t0 = vmha_now_ms();
-    struct chan ch = {.fd = connect_by(s->addr, &dl, err)};
+    struct chan ch = {.fd = remus_connect(s->addr, &dl, err)};
     if (ch.fd < 0)
         return ch.fd;
     int r = 0;
@@ -242,40 +242,37 @@ out:
 
 /* The backup this primary streams to: a node other than this one that advertises a
  * replica of the guest. */
-static bool find_peer(struct sender *s)
+bool remus_find_peer(struct remus_ctx *x, char *peer, size_t psize, char *addr, size_t asize)
 {
-    struct remus_ctx *x = s->x;
     struct cluster_view v = {0};
     struct vmha_err e = {0};
     struct vmha_deadline dl = vmha_deadline_in(5000);
     char attr[300];
     snprintf(attr, sizeof(attr), REMUS_ATTR_REPLICA "%s", x->guest);
-    s->peer[0] = s->addr[0] = '\0';
+    peer[0] = addr[0] = '\0';
     if (cluster_read(&dl, &v, &e) < 0) {
         cluster_log(LOG_WARNING, "cannot read the cluster to find %s's replica: %s", x->guest,
                     e.msg);
         return false;
     }
-    for (size_t i = 0; i < v.n && !s->peer[0]; i++) {
+    for (size_t i = 0; i < v.n && !peer[0]; i++) {
         const char *a = cluster_node_attr(&v.nodes[i], attr, true);
         if (a && a[0] && v.nodes[i].online && strcmp(v.nodes[i].name, x->node) != 0) {
-            snprintf(s->peer, sizeof(s->peer), "%s", v.nodes[i].name);
-            snprintf(s->addr, sizeof(s->addr), "%s", a);
+            snprintf(peer, psize, "%s", v.nodes[i].name);
+            snprintf(addr, asize, "%s", a);
         }
     }
     cluster_view_clear(&v);
-    return s->peer[0] != '\0';
+    return peer[0] != '\0';
 }
 
-/* Marks every replica of the guest stale (up to the epoch now attempted) and waits until the
- * CIB shows each mark: only then may output go out that no checkpoint covers. */
-static int mark_stale(struct sender *s, const struct vmha_deadline *dl, struct vmha_err *err)
+int remus_mark_stale(struct remus_ctx *x, const char *peer, uint64_t epoch,
+                     const struct vmha_deadline *dl, struct vmha_err *err)
 {
-    struct remus_ctx *x = s->x;
     char replica[300], stale[300], mark[64];
     snprintf(replica, sizeof(replica), REMUS_ATTR_REPLICA "%s", x->guest);
     snprintf(stale, sizeof(stale), REMUS_ATTR_STALE "%s", x->guest);
-    remus_stale_format(x->st.session, x->st.epoch + 1, mark, sizeof(mark));
+    remus_stale_format(x->st.session, epoch, mark, sizeof(mark));
     for (;;) {
         struct cluster_view v = {0};
         int r = cluster_read(dl, &v, err);
@@ -299,7 +296,7 @@ static int mark_stale(struct sender *s, const struct vmha_deadline *dl, struct v
                 continue;
             const char *has = cluster_node_attr(n, replica, true);
             const char *now = cluster_node_attr(n, stale, true);
-            bool wanted = (has && has[0]) || strcmp(n->name, s->peer) == 0 ||
+            bool wanted = (has && has[0]) || strcmp(n->name, peer) == 0 ||
                           (now && now[0]);
             if (!wanted || (now && strcmp(now, mark) == 0))
                 continue;
@@ -328,7 +325,7 @@ static void unprotect(struct sender *s, const char *why)
         for (;;) {
             struct vmha_deadline dl = vmha_deadline_in(10000);
             struct vmha_err e = {0};
-            if (mark_stale(s, &dl, &e) == 0)
+            if (remus_mark_stale(x, s->peer, x->st.epoch + 1, &dl, &e) == 0)
                 break;
             cluster_log(LOG_ERR, "guest %s: %s; its output stays held", x->guest, e.msg);
             if (remus_stop_requested)
@@ -391,7 +388,7 @@ int remus_send(struct remus_ctx *x)
     uint64_t next = vmha_now_ms();
     while (!remus_stop_requested) {
         bool final = remus_demote_requested;
-        if (!s.peer[0] && !find_peer(&s)) {
+        if (!s.peer[0] && !remus_find_peer(x, s.peer, sizeof(s.peer), s.addr, sizeof(s.addr))) {
             if (final) {
                 snprintf(x->st.error, sizeof(x->st.error), "no replica to hand the guest to");
                 snprintf(x->st.state, sizeof(x->st.state), "failed");
