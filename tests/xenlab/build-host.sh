@@ -7,13 +7,18 @@
 #   OUTDIR/dom0.cpio.gz   dom0's userland as an initramfs: busybox, bash, flock,
 #                         the Xen 4.17 toolstack (xl, libxl-save-helper, xenstored,
 #                         xen-init-dom0, xenconsoled), dropbear (SSH server), the
-#                         OpenSSH client, the Xen and NIC (e1000, virtio-net) modules
+#                         OpenSSH client, the Xen and NIC (e1000, virtio-net) modules,
+#                         Corosync 3 and Pacemaker 2.1 (daemons and C command-line
+#                         tools, nothing started at boot: see xenlab_cluster_up),
+#                         ocf:pacemaker:Dummy and the lab's fence agent
+#                         /usr/sbin/fence_xenlab (a copy of ./fence_xenlab)
 #   OUTDIR/id_ed25519     the client key for root@dom0 (OpenSSH format; also
 #                         dom0's own /root/.ssh/id_ed25519, so hosts ssh to each other)
 #   OUTDIR/kernel-version, OUTDIR/xen-version
 # Dom0's /init reads these words of its kernel command line:
 #   vmha.host=N           hostname xenN, inter-host address 10.77.0.N/24
 #   vmha.hosts=M          /etc/hosts lists xen1..xenM (default 8)
+#   vmha.fence=PORT       fence_xenlab asks the workstation's listener at 10.0.2.2:PORT
 # NICs are told apart by MAC address: 52:54:00:77:*:* is the inter-host link,
 # any other is the management NIC (QEMU user networking, 10.0.2.15/24).
 # A guest's console output lands in /var/log/xen/console/guest-NAME.log (for a guest
@@ -27,7 +32,12 @@ usage() { echo "usage: $0 OUTDIR" >&2; exit 2; }
 mkdir -p "$1"
 out=$(cd "$1" && pwd)
 self=$(readlink -f "${BASH_SOURCE[0]}")
-stamp=$(sha256sum "$self" | cut -d' ' -f1)
+here=$(dirname "$self")
+# The cluster stack is this machine's (see below): a new version of it rebuilds the image.
+cluster_pkgs=(corosync pacemaker pacemaker-cli-utils pacemaker-common pacemaker-resource-agents
+    resource-agents)
+stamp=$({ sha256sum "$self" "$here/fence_xenlab"
+          dpkg-query -W "${cluster_pkgs[@]}" 2>/dev/null; } | sha256sum | cut -d' ' -f1)
 
 if [[ -f $out/xen && -f $out/vmlinuz && -f $out/dom0.cpio.gz && -f $out/dom0.files &&
       -f $out/id_ed25519 &&
@@ -110,6 +120,40 @@ cp -a "$pkg"/usr/lib/x86_64-linux-gnu/libtom*.so.* "$root/usr/lib/x86_64-linux-g
 cp /bin/bash "$root/bin/bash"
 cp /usr/bin/flock /usr/bin/ssh "$root/usr/bin/"
 
+# --- Corosync 3 and Pacemaker 2.1: the daemons and the C command-line tools (no python,
+# so no crmsh or pcs), from this machine's packages (tools/deps.sh installs them): they
+# are the same Debian 12 builds as the libraries collect_libs takes from here. Nothing
+# of it starts at boot; xenlab_cluster_up writes corosync.conf and starts it. knet's
+# crypto and compression plugins are left out: the lab's corosync.conf uses neither.
+for p in "${cluster_pkgs[@]}"; do
+    pkg_installed "$p" || die "$p is not installed (run tools/deps.sh)"
+done
+mkdir -p "$root/usr/lib/pacemaker" "$root/usr/share" "$root/etc/corosync/uidgid.d" \
+    "$root/var/lib/corosync" "$root/var/log/corosync" "$root/var/log/pacemaker" \
+    "$root/var/lib/pacemaker/cib" "$root/var/lib/pacemaker/pengine" \
+    "$root/var/lib/pacemaker/blackbox" "$root/var/lib/pacemaker/cores" \
+    "$root/usr/lib/ocf/resource.d/pacemaker" "$root/usr/lib/ocf/resource.d/heartbeat" \
+    "$root/usr/lib/ocf/lib/heartbeat"
+cp -a /usr/sbin/corosync /usr/sbin/corosync-cfgtool /usr/sbin/corosync-cmapctl \
+    /usr/sbin/corosync-quorumtool /usr/sbin/pacemakerd "$root/usr/sbin/"
+cp -a /usr/lib/pacemaker/pacemaker-* "$root/usr/lib/pacemaker/"
+# util-linux's setpriv (busybox's cannot drop capabilities): corosync runs without the
+# right to lock its memory, see xenlab.sh.
+cp /usr/bin/setpriv "$root/usr/bin/"
+for t in crm_mon cibadmin crm_attribute attrd_updater crm_resource stonith_admin crm_node \
+    crm_verify crmadmin crm_error crm_simulate crm_standby crm_failcount; do
+    cp -a "/usr/sbin/$t" "$root/usr/sbin/"
+done
+cp -a /usr/share/pacemaker "$root/usr/share/"
+# ocf:pacemaker:Dummy (a resource for cluster tests) and the OCF shell library it sources
+cp -a /usr/lib/ocf/resource.d/pacemaker/Dummy "$root/usr/lib/ocf/resource.d/pacemaker/"
+cp -a /usr/lib/ocf/resource.d/heartbeat/.ocf-* "$root/usr/lib/ocf/resource.d/heartbeat/"
+for f in shellfuncs binaries directories returncodes rarun distro; do
+    cp -a "/usr/lib/ocf/lib/heartbeat/ocf-$f" "$root/usr/lib/ocf/lib/heartbeat/"
+done
+# The fencer finds agents in /usr/sbin only.
+install -m 755 "$here/fence_xenlab" "$root/usr/sbin/fence_xenlab"
+
 # Libraries of every ELF file in the tree, found with ldd: the machine's
 # libraries are the same Debian 12 builds; libtom* come from the packages.
 collect_libs() {
@@ -162,9 +206,11 @@ EOS
 cat >"$root/etc/passwd" <<'EOS'
 root:x:0:0:root:/root:/bin/sh
 sshd:x:100:65534::/run/sshd:/bin/false
+hacluster:x:90:90:Pacemaker:/var/lib/pacemaker:/bin/false
 EOS
 cat >"$root/etc/group" <<'EOS'
 root:x:0:
+haclient:x:90:hacluster
 nogroup:x:65534:
 EOS
 echo 'root:*:19000:0:99999:7:::' >"$root/etc/shadow"
@@ -195,7 +241,10 @@ ln -sf /proc/self/fd/0 /dev/stdin
 ln -sf /proc/self/fd/1 /dev/stdout
 ln -sf /proc/self/fd/2 /dev/stderr
 mkdir -p /run/lock /run/xen /run/xenstored /var/lib/xen /var/lib/xenstored \
-    /var/log/xen/console /var/lib/vmha-test
+    /var/log/xen/console /var/lib/vmha-test /run/crm
+# Pacemaker's daemons run as hacluster (the image's files are all root's).
+chown -R hacluster:haclient /var/lib/pacemaker /var/log/pacemaker /run/crm
+chmod 750 /var/lib/pacemaker/cib /var/lib/pacemaker/pengine /var/lib/pacemaker/blackbox
 
 say() { echo "vmha-dom0: $*"; }
 arg() {
