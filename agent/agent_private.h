@@ -182,6 +182,10 @@ int ocf_guest_start(const struct ocf_params *p, struct guest *g, enum hv_state s
 /* Graceful shutdown, destroy when it does not come in time. */
 int ocf_guest_stop(const struct ocf_params *p, struct guest *g, enum hv_state s,
                    const struct vmha_deadline *dl, struct vmha_err *why);
+/* Live-migrates the running guest to node target (the migration policy and NVRAM capture
+ * included); on failure it keeps running here. */
+int ocf_guest_migrate(const struct ocf_params *p, struct guest *g, const char *target,
+                      const struct vmha_deadline *dl, struct vmha_err *why);
 
 /* Replicated guests (ocf_remus.c): the actions of the promotable clone. */
 int ocf_remus_validate(const struct ocf_params *p, const struct hv_guest_config *cfg,

@@ -421,22 +421,28 @@ static int act_migrate_to(const struct ocf_params *p, const struct vmha_deadline
                      hv_state_to_string(s));
         return OCF_ERR_GENERIC;
     }
+    return ocf_guest_migrate(p, &g, p->migrate_target_node, dl, why);
+}
+
+int ocf_guest_migrate(const struct ocf_params *p, struct guest *g, const char *target,
+                      const struct vmha_deadline *dl, struct vmha_err *why)
+{
     if (p->state_dir[0] && p->migration_policy) {
-        if (!g.cfg.name)
+        if (!g->cfg.name)
             return fail(why, OCF_ERR_GENERIC, "the migration policy cannot be checked without "
                                               "the guest's config: not migrating");
-        if (ocf_paths_check(p, &g.cfg, p->migrate_target_node, dl, why) < 0)
+        if (ocf_paths_check(p, &g->cfg, target, dl, why) < 0)
             return OCF_ERR_GENERIC; /* the guest keeps running here */
     }
     _cleanup_free_ char *dest = NULL, *data = NULL;
-    if (ocf_migration_dest_uri(p, p->migrate_target_node, &dest, why) < 0)
+    if (ocf_migration_dest_uri(p, target, &dest, why) < 0)
         return OCF_ERR_CONFIGURED;
-    if (p->migrateuri[0] && ocf_expand_template(p->migrateuri, p->migrate_target_node, &data) < 0)
+    if (p->migrateuri[0] && ocf_expand_template(p->migrateuri, target, &data) < 0)
         return fail(why, OCF_ERR_GENERIC, "out of memory");
     /* Cancel early enough that the abort itself completes within the timeout. */
     uint64_t reserve = vmha_deadline_left_ms(dl) / 10;
-    struct migrate_watch w = {.name = g.name,
-                              .target = p->migrate_target_node,
+    struct migrate_watch w = {.name = g->name,
+                              .target = target,
                               .cancel_at = vmha_deadline_before(dl, reserve < 2000 ? 2000 : reserve)};
     /* Each progress poll is a query to QEMU's main loop: once a second is plenty. */
     struct hv_migrate_params mp = {.dest_uri = dest, .data_uri = data,
@@ -444,18 +450,18 @@ static int act_migrate_to(const struct ocf_params *p, const struct vmha_deadline
                                    .max_downtime_ms = p->migration_downtime,
                                    .progress = on_progress, .opaque = &w, .poll_ms = 1000,
                                    .deadline = w.cancel_at};
-    ocf_nvram_capture(p, g.ops, g.conn, g.name, "migrate", dl);
-    cluster_log(LOG_NOTICE, "migrating guest %s to %s (%s)", g.name, p->migrate_target_node, dest);
-    ocf_step("migrating guest %s to %s", g.name, dest);
+    ocf_nvram_capture(p, g->ops, g->conn, g->name, "migrate", dl);
+    cluster_log(LOG_NOTICE, "migrating guest %s to %s (%s)", g->name, target, dest);
+    ocf_step("migrating guest %s to %s", g->name, dest);
     struct vmha_err e = {0};
-    if (g.ops->migrate(g.conn, g.name, &mp, &e) < 0) {
+    if (g->ops->migrate(g->conn, g->name, &mp, &e) < 0) {
         enum hv_state after = HV_STATE_INVALID;
-        ocf_guest_state(&g, &after, &(struct vmha_err){0});
+        ocf_guest_state(g, &after, &(struct vmha_err){0});
         vmha_err_set(why, e.code, "live migration of %s to %s failed, the guest is %s here: %s",
-                     g.name, p->migrate_target_node, hv_state_to_string(after), e.msg);
+                     g->name, target, hv_state_to_string(after), e.msg);
         return OCF_ERR_GENERIC;
     }
-    cluster_log(LOG_NOTICE, "guest %s migrated to %s", g.name, p->migrate_target_node);
+    cluster_log(LOG_NOTICE, "guest %s migrated to %s", g->name, target);
     return OCF_SUCCESS;
 }
 

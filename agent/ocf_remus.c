@@ -6,7 +6,12 @@
  * promote resumes the guest from the backup's last checkpoint (or boots it when there is
  * none that may be used); demote hands the guest over with a final checkpoint (a planned
  * switchover) or, when nobody is to be promoted, shuts it down. Promotion scores: 100 where
- * the guest runs, 50 for a backup with a usable checkpoint, 5 for one without. */
+ * the guest runs, 50 for a backup with a usable checkpoint, 5 for one without.
+ *
+ * Two engines (vmha-replicator picks one by the hypervisor): vmha's own for libvirt guests,
+ * whose backup keeps the last checkpoint as a file, and Xen's Remus for hypervisor=libxl,
+ * whose backup keeps it as the paused domain NAME--replica. Xen's has no final checkpoint, so
+ * a planned switchover of a Xen guest is a live migration to its backup. */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -25,6 +30,7 @@ struct ft {
     enum hv_state state;
     const char *me;
     char dir[PATH_MAX];
+    bool xen; /* Xen's Remus engine (hypervisor=libxl) */
 };
 
 static void ft_clear(struct ft *f)
@@ -49,6 +55,7 @@ static int ft_open(const struct ocf_params *p, struct ft *f, bool strict,
         return rc;
     f->me = cluster_local_node(p->on_node);
     remus_dir(p->rundir, f->g.name, f->dir, sizeof(f->dir));
+    f->xen = strcmp(f->g.ops->name, "libxl") == 0;
     return OCF_SUCCESS;
 }
 
@@ -89,11 +96,16 @@ static int spawn(const struct ocf_params *p, struct ft *f, const char *mode,
         return vmha_err_set(why, -ENOMEM, "out of memory"), OCF_ERR_GENERIC;
     snprintf(listen, sizeof(listen), strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr,
              p->replication_port);
-    bool send = strcmp(mode, "send") == 0;
-    char *argv[] = {exe, (char *)mode, "--guest", (char *)f->g.name, "--dir", f->dir,
-                    "--node", (char *)f->me, "--timeout", timeout,
-                    send ? "--uri" : "--listen", send ? p->hypervisor : listen,
-                    "--interval", interval, p->replication_tls ? "--tls" : NULL, NULL};
+    char *argv[20] = {exe, (char *)mode, "--guest", (char *)f->g.name, "--dir", f->dir,
+                      "--node", (char *)f->me, "--timeout", timeout,
+                      "--uri", p->hypervisor, "--interval", interval};
+    size_t n = 14;
+    if (strcmp(mode, "receive") == 0) {
+        argv[n++] = "--listen";
+        argv[n++] = listen;
+    }
+    if (p->replication_tls)
+        argv[n++] = "--tls";
     ocf_step("starting the %s replicator of %s", mode, f->g.name);
     struct vmha_err e = {0};
     if (vmha_run(argv, dl, &e) < 0) {
@@ -129,12 +141,32 @@ static void reap(struct ft *f, const char *mode, int sig, const struct vmha_dead
 static void wipe_replica(struct ft *f)
 {
     static const char *const files[] = {"ckpt.save", "ckpt.part", "ckpt.meta", "status",
-                                        "demote-shutdown"};
+                                        "demote-shutdown", "demote-to"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char path[PATH_MAX + 32];
         snprintf(path, sizeof(path), "%s/%s", f->dir, files[i]);
         unlink(path);
     }
+    struct vmha_err e = {0};
+    if (f->xen && f->g.ops->replica_discard(f->g.conn, f->g.name, &e) < 0)
+        cluster_log(LOG_WARNING, "%s", e.msg);
+}
+
+/* What this node could resume: the libvirt engine's checkpoint file, or what Xen's receiver
+ * says its replica holds (path is then ""). */
+static int replica_of(struct ft *f, uint64_t *session, uint64_t *epoch, char *path, size_t size)
+{
+    if (!f->xen)
+        return remus_checkpoint(f->dir, session, epoch, path, size);
+    struct remus_status st = {0};
+    struct vmha_err e = {0};
+    if (remus_status_read(f->dir, &st, &e) < 0 || strcmp(st.role, "backup") != 0 ||
+        st.epoch == 0)
+        return -ENOENT;
+    *session = st.session;
+    *epoch = st.epoch;
+    path[0] = '\0';
+    return 0;
 }
 
 /* Whether this node's checkpoint may be promoted: it exists and no stale mark covers it.
@@ -143,7 +175,7 @@ static bool checkpoint_usable(struct ft *f, char *path, size_t size, uint64_t *e
                               const struct vmha_deadline *dl, char *reason, size_t rsize)
 {
     uint64_t session = 0;
-    if (remus_checkpoint(f->dir, &session, epoch, path, size) < 0) {
+    if (replica_of(f, &session, epoch, path, size) < 0) {
         snprintf(reason, rsize, "this node holds no checkpoint of %s", f->g.name);
         return false;
     }
@@ -169,9 +201,17 @@ int ocf_remus_validate(const struct ocf_params *p, const struct hv_guest_config 
                        struct vmha_err *why)
 {
     const char *no = NULL;
-    if (strcmp(hv_family_of(cfg), "qemu") != 0)
-        no = "checkpoint replication runs on QEMU guests only so far (the engine for "
-             "libxenlight's Remus is not built yet)";
+    bool libxl = strcmp(p->hypervisor, "libxl") == 0 || strncmp(p->hypervisor, "libxl:", 6) == 0;
+    if (!libxl && strcmp(hv_family_of(cfg), "qemu") != 0)
+        no = "checkpoint replication runs on QEMU guests through libvirt and on Xen guests "
+             "through libxenlight (hypervisor=libxl) only";
+    else if (libxl && cfg->nics)
+        no = "it has a network interface: Xen's Remus must hold its output until each "
+             "checkpoint is replicated, and Debian's libxenlight is built without that "
+             "network buffering (remove the vif or turn replicate off)";
+    else if (libxl && p->replication_tls)
+        no = "replication_tls is for libvirt guests: Xen's Remus runs libxenlight's own "
+             "stream (keep it on a private replication network)";
     else if (cfg->writable_disks)
         no = "it has a writable disk: its backup cannot yet keep the disk in step with the "
              "memory checkpoint (make the disks read-only or turn replicate off)";
@@ -268,6 +308,12 @@ int ocf_remus_monitor(const struct ocf_params *p, const struct vmha_deadline *dl
         vmha_err_set(why, -EIO, "guest %s crashed", f.g.name);
         return OCF_FAILED_PROMOTED;
     }
+    if (receiver) {
+        /* A backup whose guest arrived by a Xen switchover (the demote on the old primary
+         * migrated it here): it waits for its promotion, which the score asks for. */
+        set_score(p, f.me, "100", dl);
+        return OCF_SUCCESS;
+    }
     if (!sender && p->interval_ms > 0) {
         /* The guest runs, its replication does not: start it again rather than fail a
          * guest that is fine. */
@@ -311,7 +357,12 @@ int ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl
         return rc;
     struct vmha_err e = {0};
     if (is_active(f.state)) {
-        /* Promoted already (a repeated promote): make sure it replicates and runs. */
+        /* Promoted already (a repeated promote), or handed over to this node by a live
+         * migration (a Xen switchover): no replica of it stays here; it replicates and runs. */
+        if (remus_running(f.dir, "receive", NULL)) {
+            reap(&f, "receive", SIGTERM, dl);
+            wipe_replica(&f);
+        }
         if (!remus_running(f.dir, "send", NULL) &&
             (rc = spawn(p, &f, "send", dl, why)) != OCF_SUCCESS)
             return rc;
@@ -322,13 +373,30 @@ int ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl
         set_score(p, f.me, "100", dl);
         return OCF_SUCCESS;
     }
-    /* The replica stops taking checkpoints: what it holds now is what resumes. */
-    struct vmha_deadline quick = vmha_deadline_min(*dl, vmha_deadline_in(10000));
-    reap(&f, "receive", SIGTERM, &quick);
+    /* The replica stops taking checkpoints: what it holds now is what resumes. Xen's ends
+     * its stream on SIGUSR1 and makes the last complete checkpoint a paused domain. */
+    struct vmha_deadline quick = vmha_deadline_min(*dl, vmha_deadline_in(f.xen ? 60000 : 10000));
+    reap(&f, "receive", f.xen ? SIGUSR1 : SIGTERM, &quick);
     char path[PATH_MAX + 32], reason[600];
     uint64_t epoch = 0;
     uint64_t t0 = vmha_now_ms();
-    if (checkpoint_usable(&f, path, sizeof(path), &epoch, dl, reason, sizeof(reason))) {
+    bool usable = checkpoint_usable(&f, path, sizeof(path), &epoch, dl, reason, sizeof(reason));
+    if (usable && f.xen) {
+        ocf_step("running guest %s from its replica (checkpoint %llu)", f.g.name,
+                 (unsigned long long)epoch);
+        if (f.g.ops->replica_promote(f.g.conn, f.g.name, &e) < 0) {
+            snprintf(reason, sizeof(reason), "its replica cannot run: %s", e.msg);
+            usable = false;
+        } else {
+            cluster_log(LOG_NOTICE, "guest %s runs on %s from its replica (checkpoint %llu) "
+                        "after %llu ms", f.g.name, f.me, (unsigned long long)epoch,
+                        (unsigned long long)(vmha_now_ms() - t0));
+            /* Nothing of its output is held (see validate): replication starts afresh, and
+             * the monitor restarts it should this fail. */
+            if (spawn(p, &f, "send", dl, &e) != OCF_SUCCESS)
+                cluster_log(LOG_ERR, "guest %s runs unprotected: %s", f.g.name, e.msg);
+        }
+    } else if (usable) {
         ocf_step("restoring guest %s from checkpoint %llu", f.g.name, (unsigned long long)epoch);
         if (f.g.ops->ckpt_restore(f.g.conn, path, &e) < 0) {
             vmha_err_set(why, e.code, "cannot resume guest %s from checkpoint %llu: %s",
@@ -356,8 +424,10 @@ int ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl
                     "(checkpoint taken %llu ms before)", f.g.name, f.me,
                     (unsigned long long)epoch, (unsigned long long)(vmha_now_ms() - t0),
                     (unsigned long long)age);
-    } else {
+    }
+    if (!usable) {
         cluster_log(LOG_WARNING, "booting guest %s on %s: %s", f.g.name, f.me, reason);
+        wipe_replica(&f);
         if ((rc = ocf_guest_start(p, &f.g, f.state, dl, why)) != OCF_SUCCESS)
             return rc;
         if ((rc = spawn(p, &f, "send", dl, why)) != OCF_SUCCESS)
@@ -366,6 +436,31 @@ int ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl
     wipe_replica(&f);
     set_attr(f.me, REMUS_ATTR_STALE, f.g.name, NULL, dl);
     set_score(p, f.me, "100", dl);
+    return OCF_SUCCESS;
+}
+
+/* A planned switchover of a Xen guest: its replication stops (the backup's replica is marked
+ * stale and the guest runs on, unprotected), then it live-migrates to the node that is to be
+ * promoted, where the promote finds it running. On failure it runs here, replicated again. */
+static int xen_hand_over(const struct ocf_params *p, struct ft *f, const char *to,
+                         const struct vmha_deadline *dl, struct vmha_err *why)
+{
+    struct vmha_deadline stop = vmha_deadline_before(dl, vmha_deadline_left_ms(dl) * 3 / 4);
+    reap(f, "send", SIGTERM, &stop);
+    enum hv_state now = HV_STATE_INVALID;
+    struct vmha_err e = {0};
+    ocf_guest_state(&f->g, &now, &e);
+    int rc = OCF_ERR_GENERIC;
+    if (now != HV_STATE_RUNNING)
+        vmha_err_set(why, -EIO, "guest %s is %s after its replication stopped (were its "
+                     "replicas marked stale?): it stays here", f->g.name, hv_state_to_string(now));
+    else
+        rc = ocf_guest_migrate(p, &f->g, to, dl, why);
+    if (rc != OCF_SUCCESS) {
+        spawn(p, f, "send", dl, &e);
+        return rc;
+    }
+    cluster_log(LOG_NOTICE, "guest %s handed over to %s by live migration", f->g.name, to);
     return OCF_SUCCESS;
 }
 
@@ -391,7 +486,25 @@ int ocf_remus_demote(const struct ocf_params *p, const struct vmha_deadline *dl,
                     e.msg);
         shutdown = true;
     }
-    if (!shutdown) {
+    char to[256] = "";
+    if (!shutdown && f.xen) {
+        /* Who is promoted (the pre-demote notification said), else the backup it streams to. */
+        snprintf(flag, sizeof(flag), "%s/demote-to", f.dir);
+        FILE *fl = fopen(flag, "re");
+        if (!fl || !fgets(to, sizeof(to), fl) || !to[strspn(to, " \n")]) {
+            remus_status_read(f.dir, &st, &e);
+            snprintf(to, sizeof(to), "%s", st.peer);
+        }
+        if (fl)
+            fclose(fl);
+        to[strcspn(to, " \n")] = '\0';
+        if (!to[0]) {
+            cluster_log(LOG_ERR, "guest %s has no backup to hand it over to", f.g.name);
+            shutdown = true;
+        } else if ((rc = xen_hand_over(p, &f, to, dl, why)) != OCF_SUCCESS) {
+            return rc;
+        }
+    } else if (!shutdown) {
         /* A planned switchover: one last checkpoint, after which the guest stays paused
          * here and the backup holds all of it. */
         ocf_step("handing guest %s over with a final checkpoint", f.g.name);
@@ -415,7 +528,7 @@ int ocf_remus_demote(const struct ocf_params *p, const struct vmha_deadline *dl,
         ocf_guest_state(&f.g, &now, why);
         if (is_active(now) && (rc = ocf_guest_stop(p, &f.g, now, dl, why)) != OCF_SUCCESS)
             return rc;
-    } else {
+    } else if (!f.xen) { /* a Xen guest left by its live migration */
         ocf_step("removing guest %s here after its hand-over", f.g.name);
         if (f.g.ops->destroy(f.g.conn, f.g.name, &e) < 0 && e.code != -ENOENT) {
             vmha_err_set(why, e.code, "guest %s was handed over but cannot be removed here: %s",
@@ -439,8 +552,9 @@ int ocf_remus_notify(const struct ocf_params *p, const struct vmha_deadline *dl,
         return OCF_SUCCESS;
     /* Before a demote: is anyone promoted in the same transition? If not (the clone stops,
      * or is being banned everywhere), the demote shuts the guest down instead of handing it
-     * to a backup that is about to stop too. */
-    char name[256], dir[PATH_MAX], flag[PATH_MAX + 32];
+     * to a backup that is about to stop too. A Xen guest's demote migrates it to the node
+     * promoted (demote-to). */
+    char name[256], dir[PATH_MAX], flag[PATH_MAX + 32], to[PATH_MAX + 32];
     struct guest g = {0};
     if (ocf_guest_load(p, &g, false, why) != OCF_SUCCESS)
         return OCF_SUCCESS;
@@ -448,14 +562,15 @@ int ocf_remus_notify(const struct ocf_params *p, const struct vmha_deadline *dl,
     ocf_guest_clear(&g);
     remus_dir(p->rundir, name, dir, sizeof(dir));
     snprintf(flag, sizeof(flag), "%s/demote-shutdown", dir);
+    snprintf(to, sizeof(to), "%s/demote-to", dir);
     const char *promote = p->notify_promote_uname ? p->notify_promote_uname : "";
-    if (strspn(promote, " ") == strlen(promote)) {
-        FILE *fl = fopen(flag, "w");
-        if (fl)
-            fclose(fl);
-    } else {
-        unlink(flag);
+    promote += strspn(promote, " ");
+    FILE *fl = fopen(promote[0] ? to : flag, "w");
+    if (fl) {
+        fprintf(fl, "%.*s\n", (int)strcspn(promote, " "), promote);
+        fclose(fl);
     }
+    unlink(promote[0] ? flag : to);
     (void)dl;
     return OCF_SUCCESS;
 }

@@ -249,6 +249,7 @@ static int xl_lookup(struct hv_conn *c, const char *id, struct hv_guest_info *re
     snprintf(info.name, sizeof(info.name), "%s", name ? name : id);
     if (r == 0) {
         info.state = hv_libxl_state(&d, &info.powered_off);
+        info.memory_kib = d.current_memkb;
         snprintf(info.uuid, sizeof(info.uuid), LIBXL_UUID_FMT, LIBXL_UUID_BYTES(d.uuid));
     }
     libxl_dominfo_dispose(&d);

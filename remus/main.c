@@ -6,6 +6,9 @@
  * With --tls (both sides) the stream runs in TLS with libvirt's x509 credentials
  * (/etc/pki/CA/cacert.pem, /etc/pki/libvirt/{server,client}cert.pem and private keys).
  *   vmha-replicator receive --guest G --dir D --node N --listen ADDR:PORT [--timeout MS]
+ *                           [--uri URI]
+ * With --uri libxl (a Xen guest through libxenlight) both sides run Xen's own Remus
+ * (xen.c); any other URI is libvirt's, with vmha's checkpoint engine (sender.c, receiver.c).
  *
  * It returns once it is ready (or has failed, saying why on stderr) and goes on in the
  * background, holding a lock on D/<mode>.pid while it lives. SIGTERM stops it; SIGUSR1
@@ -81,7 +84,7 @@ static void usage(FILE *out)
     fputs("usage: vmha-replicator send --guest G --dir D --node N --uri URI [--interval MS] "
           "[--timeout MS]\n"
           "       vmha-replicator receive --guest G --dir D --node N --listen ADDR:PORT "
-          "[--timeout MS]\n"
+          "[--timeout MS] [--uri URI]\n"
           "Started by ocf:vmha:guest for replicated guests; see vmha(8).\n",
           out);
 }
@@ -208,7 +211,22 @@ int main(int argc, char **argv)
     sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     snprintf(x.st.role, sizeof(x.st.role), "%s", send ? "primary" : "backup");
-    int rc = send ? remus_send(&x) : remus_receive(&x);
+    bool xen = x.uri && (strcmp(x.uri, "libxl") == 0 || strncmp(x.uri, "libxl:", 6) == 0);
+    int rc;
+    if (xen && x.tls) {
+        vmha_err_set(&err, -EOPNOTSUPP, "--tls is for libvirt guests: Xen's Remus runs "
+                     "libxenlight's own stream");
+        rc = remus_fail(&x, &err);
+    } else if (xen) {
+#ifdef VMHA_HAVE_LIBXL
+        rc = send ? remus_xen_send(&x) : remus_xen_receive(&x);
+#else
+        vmha_err_set(&err, -EOPNOTSUPP, "this build of vmha has no libxl backend");
+        rc = remus_fail(&x, &err);
+#endif
+    } else {
+        rc = send ? remus_send(&x) : remus_receive(&x);
+    }
     report_ready(rc == 0 ? "ok" : "stopped before it was ready");
     close(lock);
     return rc;

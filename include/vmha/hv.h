@@ -50,6 +50,7 @@ struct hv_guest_info {
     bool persistent;
     bool powered_off; /* SHUTOFF because the guest powered itself off (or rebooted with
                          on_reboot=destroy), not destroyed, crashed or never started */
+    uint64_t memory_kib; /* while it exists: its memory (libxl only; 0 = not known) */
 };
 
 /* What an install boot lays over the persistent configuration. NULL fields keep it. */

@@ -126,8 +126,19 @@ else
     ok "libxl: validate-all of an xl.cfg with a key vmha does not take -> 6" eq 6 $?
     ok "  naming the key" contains "$md.err" "'pci' is not supported by vmha's libxl backend"
     xlrun "$md.xl" validate-all OCF_RESKEY_replicate=true
-    ok "libxl: validate-all refuses replicate=true (no Xen Remus engine yet) -> 6" eq 6 $?
-    ok "  saying so" contains "$md.err" "the engine for libxenlight's Remus is not built yet"
+    ok "libxl: validate-all of a replicated PVH guest without NIC or writable disk -> 0" eq 0 $?
+    { cat "$md.xl"; echo "vif = [ 'bridge=xenbr0' ]"; } >"$md.xlvif"
+    xlrun "$md.xlvif" validate-all OCF_RESKEY_replicate=true
+    ok "libxl: validate-all refuses replicate=true for a guest with a NIC -> 6" eq 6 $?
+    ok "  saying why (no network buffering)" contains "$md.err" "without that network buffering"
+    { cat "$md.xl"; echo "disk = [ 'format=raw, vdev=xvda, access=rw, target=$md.vmlinuz' ]"; } \
+        >"$md.xldisk"
+    xlrun "$md.xldisk" validate-all OCF_RESKEY_replicate=true
+    ok "libxl: validate-all refuses replicate=true for a guest with a writable disk -> 6" eq 6 $?
+    ok "  saying so" contains "$md.err" "it has a writable disk"
+    xlrun "$md.xl" validate-all OCF_RESKEY_replicate=true OCF_RESKEY_replication_tls=true
+    ok "libxl: validate-all refuses replication_tls -> 6" eq 6 $?
+    ok "  saying it is for libvirt guests" contains "$md.err" "replication_tls is for libvirt guests"
     xlrun "$md.xl" monitor OCF_RESKEY_CRM_meta_interval=0
     ok "libxl: a probe on a host without Xen -> 1, never 7" eq 1 $?
     ok "  saying libxenlight cannot be opened" contains "$md.err" "cannot open libxenlight"

@@ -1,0 +1,319 @@
+/* The replicator's Xen engine (hypervisor=libxl): libxenlight's own Remus, run under the
+ * cluster's rules. libxenlight does all of a replication inside one call on each side
+ * (hv_libxl_remus_send / hv_libxl_remus_receive); vmha owns the socket around it:
+ *
+ *   send     connects to the backup the cluster advertises (REMUS_ATTR_REPLICA), says
+ *            "vmha-remus SESSION", and replicates until the stream breaks. libxenlight then
+ *            leaves the guest suspended: every replica is marked stale in the cluster BEFORE
+ *            the guest resumes, unprotected, and the next connection is a new session (a full
+ *            sync). SIGTERM ends the stream the same way.
+ *   receive  listens on the replication address and takes one primary at a time. When a
+ *            stream ends, its last complete checkpoint stays as the paused domain
+ *            NAME--replica until a newer session supersedes it. SIGUSR1 (a promotion) ends the
+ *            stream and exits keeping the replica; SIGTERM (a stop) discards it.
+ *
+ * libxenlight reports nothing per checkpoint, so a watcher thread counts them on the socket
+ * with TCP's own counters (bytes the backup acknowledged, bytes received): once the initial
+ * copy of the guest's memory has gone through (the greeting says how much that is), a burst
+ * followed by a quiet gap (the guest running through its interval) is one epoch. The count feeds the
+ * status and the lag only. Whether a replica may run never rests on it: libxenlight keeps
+ * only complete checkpoints, and a replica its primary ran past carries a stale mark. */
+#include <errno.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "remus_private.h"
+#include "vmha/cleanup.h"
+#include "vmha/cluster.h"
+#include "vmha/hv.h"
+
+#define XEN_HELLO "vmha-remus "
+
+struct watch {
+    struct remus_ctx *x;
+    int fd;
+    bool sender;
+    uint64_t floor; /* bytes of the initial copy (the guest's memory): no epoch before */
+    atomic_bool done;
+    pthread_t thread;
+};
+
+static bool signalled(void)
+{
+    return remus_stop_requested || remus_demote_requested;
+}
+
+static void *watch_run(void *arg)
+{
+    struct watch *w = arg;
+    struct remus_ctx *x = w->x;
+    uint64_t quiet = x->interval_ms / 2 > 50 ? x->interval_ms / 2 : 50;
+    uint64_t last = 0, burst_from = 0, changed_at = 0;
+    bool burst = false;
+    while (!atomic_load(&w->done)) {
+        if (signalled()) {
+            shutdown(w->fd, SHUT_RDWR); /* libxenlight sees the end of its stream */
+            break;
+        }
+        struct tcp_info ti;
+        socklen_t len = sizeof(ti);
+        uint64_t now = vmha_now_ms();
+        if (getsockopt(w->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0) {
+            uint64_t b = w->sender ? ti.tcpi_bytes_acked : ti.tcpi_bytes_received;
+            if (b != last) {
+                if (!burst)
+                    burst_from = last;
+                burst = true;
+                last = b;
+                changed_at = now;
+            } else if (burst && now - changed_at >= quiet && last >= w->floor) {
+                burst = false;
+                x->st.epoch++;
+                x->st.epochs++;
+                x->st.bytes = last - burst_from;
+                x->st.committed_ms = remus_realtime_ms() - (now - changed_at);
+                if (w->sender && strcmp(x->st.state, "protected") != 0) {
+                    cluster_log(LOG_NOTICE, "guest %s is protected by its replica on %s "
+                                "(first checkpoint, %llu bytes)", x->guest, x->st.peer,
+                                (unsigned long long)x->st.bytes);
+                    snprintf(x->st.state, sizeof(x->st.state), "protected");
+                }
+                x->st.error[0] = '\0';
+                remus_publish(x);
+            }
+        }
+        usleep(20 * 1000);
+    }
+    return NULL;
+}
+
+static int watch_start(struct watch *w, struct remus_ctx *x, int fd, bool sender,
+                       uint64_t floor)
+{
+    *w = (struct watch){.x = x, .fd = fd, .sender = sender, .floor = floor};
+    return -pthread_create(&w->thread, NULL, watch_run, w);
+}
+
+static void watch_stop(struct watch *w)
+{
+    atomic_store(&w->done, true);
+    pthread_join(w->thread, NULL);
+}
+
+/* Sleeps ms unless a signal asks the replicator to stop. */
+static void nap(uint64_t ms)
+{
+    for (uint64_t t = 0; t < ms && !signalled(); t += 50)
+        usleep(50 * 1000);
+}
+
+static void set_state(struct remus_ctx *x, const char *state, const char *error)
+{
+    if (strcmp(x->st.state, state) == 0 && strcmp(x->st.error, error) == 0)
+        return;
+    snprintf(x->st.state, sizeof(x->st.state), "%s", state);
+    snprintf(x->st.error, sizeof(x->st.error), "%s", error);
+    remus_publish(x);
+}
+
+static int open_xl(struct remus_ctx *x, const struct hv_ops **ops, struct hv_conn **c,
+                   struct vmha_err *err)
+{
+    struct vmha_deadline dl = vmha_deadline_in(30000);
+    int r = hv_backend_for_uri(x->uri, ops, err);
+    return r < 0 ? r : (*ops)->open(x->uri, &dl, c, err);
+}
+
+/* After a stream ended: the backup's replica is stale before the guest takes one more step.
+ * Without the cluster's word the guest stays suspended (a promoted replica could otherwise
+ * undo what it does next); on a stop request the agent deals with it. */
+static bool unprotect(struct remus_ctx *x, const struct hv_ops *ops, struct hv_conn *c,
+                      const char *peer)
+{
+    for (;;) {
+        struct vmha_deadline dl = vmha_deadline_in(10000);
+        struct vmha_err e = {0};
+        /* Every checkpoint of this session: the guest ran on past the newest. */
+        if (remus_mark_stale(x, peer, UINT64_MAX, &dl, &e) == 0)
+            break;
+        cluster_log(LOG_ERR, "guest %s: %s; it stays suspended", x->guest, e.msg);
+        if (remus_stop_requested)
+            return false;
+        nap(1000);
+    }
+    struct vmha_err e = {0};
+    if (ops->resume(c, x->guest, &e) < 0 && e.code != -ENOENT) {
+        cluster_log(LOG_ERR, "guest %s: cannot resume it after replication: %s", x->guest, e.msg);
+        return false;
+    }
+    return true;
+}
+
+int remus_xen_send(struct remus_ctx *x)
+{
+    const struct hv_ops *ops;
+    struct hv_conn *c = NULL;
+    struct vmha_err err = {0};
+    if (open_xl(x, &ops, &c, &err) < 0)
+        return remus_fail(x, &err);
+    struct hv_guest_info gi = {0};
+    if (ops->lookup(c, x->guest, &gi, &err) < 0) {
+        ops->close(c);
+        return remus_fail(x, &err);
+    }
+    set_state(x, "syncing", ""); /* ready: the agent's start returns */
+    char peer[256], addr[300];
+    while (!signalled()) {
+        if (!remus_find_peer(x, peer, sizeof(peer), addr, sizeof(addr))) {
+            set_state(x, "degraded", "no replica to send checkpoints to");
+            nap(1000);
+            continue;
+        }
+        struct vmha_deadline dl = vmha_deadline_in(10000);
+        int fd = remus_connect(addr, &dl, &err);
+        if (fd < 0) {
+            x->st.failures++;
+            set_state(x, "degraded", err.msg);
+            nap(1000);
+            continue;
+        }
+        vmha_tune_socket(fd, x->timeout_ms);
+        if (getrandom(&x->st.session, sizeof(x->st.session), 0) != sizeof(x->st.session))
+            x->st.session = vmha_now_ms() ^ ((uint64_t)getpid() << 32);
+        x->st.epoch = 0;
+        snprintf(x->st.peer, sizeof(x->st.peer), "%s", peer);
+        set_state(x, "syncing", "");
+        cluster_log(LOG_NOTICE, "guest %s: replicating to %s (%s) every %llu ms", x->guest, peer,
+                    addr, (unsigned long long)x->interval_ms);
+        if (ops->lookup(c, x->guest, &gi, &err) < 0)
+            gi.memory_kib = 0;
+        char hello[96];
+        int n = snprintf(hello, sizeof(hello), XEN_HELLO "%016llx %llu\n",
+                         (unsigned long long)x->st.session, (unsigned long long)gi.memory_kib);
+        struct watch w;
+        int r = vmha_write_all(fd, hello, (size_t)n);
+        if (r == 0 && (r = watch_start(&w, x, fd, true, gi.memory_kib * 1024)) == 0) {
+            dl = vmha_deadline_in(30000);
+            /* Returns only when the replication ends, with the guest suspended. */
+            r = hv_libxl_remus_send(c, x->guest, fd, x->interval_ms, &dl, &err);
+            watch_stop(&w);
+        } else {
+            vmha_err_set(&err, r, "cannot start the stream: %s", strerror(-r));
+        }
+        close(fd);
+        x->st.failures += !signalled();
+        cluster_log(signalled() ? LOG_NOTICE : LOG_WARNING, "guest %s: replication to %s "
+                    "ended: %s", x->guest, peer, signalled() ? "asked to stop" : err.msg);
+        if (!unprotect(x, ops, c, peer))
+            break;
+        set_state(x, "degraded", signalled() ? "replication stopped" : err.msg);
+        nap(1000);
+    }
+    ops->close(c);
+    return 0;
+}
+
+/* The primary's greeting: its session and the guest's memory in KiB. */
+static int read_hello(int fd, uint64_t *session, uint64_t *memory_kib)
+{
+    char line[64];
+    size_t n = 0;
+    struct vmha_deadline dl = vmha_deadline_in(10000);
+    while (n < sizeof(line) - 1) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        uint64_t left = vmha_deadline_left_ms(&dl);
+        if (left == 0 || poll(&p, 1, (int)left) != 1 || read(fd, line + n, 1) != 1)
+            return -EPROTO;
+        if (line[n] == '\n')
+            break;
+        n++;
+    }
+    line[n] = '\0';
+    unsigned long long s, kib;
+    char end;
+    if (strncmp(line, XEN_HELLO, strlen(XEN_HELLO)) != 0 ||
+        sscanf(line + strlen(XEN_HELLO), "%16llx %llu%c", &s, &kib, &end) != 2)
+        return -EPROTO;
+    *session = s;
+    *memory_kib = kib;
+    return 0;
+}
+
+int remus_xen_receive(struct remus_ctx *x)
+{
+    const struct hv_ops *ops;
+    struct hv_conn *c = NULL;
+    struct vmha_err err = {0};
+    if (open_xl(x, &ops, &c, &err) < 0)
+        return remus_fail(x, &err);
+    _cleanup_(closep) int lfd = remus_listen(x->listen, &err);
+    if (lfd < 0) {
+        ops->close(c);
+        return remus_fail(x, &err);
+    }
+    set_state(x, "listening", "");
+    remus_advertise(x, true);
+    while (!signalled()) {
+        struct pollfd p = {.fd = lfd, .events = POLLIN};
+        if (poll(&p, 1, 500) <= 0)
+            continue;
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        vmha_tune_socket(fd, x->timeout_ms);
+        uint64_t session = 0, memory_kib = 0;
+        if (read_hello(fd, &session, &memory_kib) < 0) {
+            close(fd);
+            cluster_log(LOG_WARNING, "replica of %s: a connection that is not a primary's",
+                        x->guest);
+            continue;
+        }
+        x->st.session = session;
+        x->st.epoch = 0;
+        set_state(x, "receiving", "");
+        char replica[300];
+        struct watch w;
+        int r = watch_start(&w, x, fd, false, memory_kib * 1024);
+        if (r == 0) {
+            struct vmha_deadline dl = vmha_deadline_in(30000);
+            r = hv_libxl_remus_receive(c, fd, &dl, replica, sizeof(replica), &err);
+            watch_stop(&w);
+        } else {
+            vmha_err_set(&err, r, "cannot watch the stream: %s", strerror(-r));
+        }
+        close(fd);
+        if (r == 0) {
+            if (x->st.epoch == 0)
+                x->st.epoch = 1; /* libxenlight kept a complete checkpoint */
+            set_state(x, "holding", "");
+            cluster_log(LOG_NOTICE, "replica of %s: the stream ended; %s holds checkpoint %llu",
+                        x->guest, replica, (unsigned long long)x->st.epoch);
+        } else {
+            x->st.epoch = 0;
+            x->st.failures++;
+            set_state(x, "listening", err.msg);
+            cluster_log(LOG_WARNING, "replica of %s: %s", x->guest, err.msg);
+        }
+    }
+    remus_advertise(x, false);
+    if (remus_stop_requested) {
+        struct vmha_err e = {0};
+        if (ops->replica_discard(c, x->guest, &e) < 0)
+            cluster_log(LOG_WARNING, "replica of %s: %s", x->guest, e.msg);
+        x->st.epoch = 0;
+        set_state(x, "listening", "stopped");
+    }
+    cluster_log(LOG_NOTICE, "replica of %s stops (%s)", x->guest,
+                remus_stop_requested ? "discarded" : "kept for a promotion");
+    ops->close(c);
+    return 0;
+}
