@@ -1,5 +1,6 @@
 /* ocf:vmha:guest — entry point: pick the action, parse parameters once, bound the action by
  * its timeout, and turn the result into an exit code with at most one exit reason. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +20,47 @@ static void usage(FILE *out)
           out);
 }
 
+/* The environment with only the parameters that find the guest and say how it runs. */
+static char **locating_env(void)
+{
+    static const char *const keep[] = {"OCF_RESKEY_CRM_meta_", "OCF_RESKEY_config=",
+                                       "OCF_RESKEY_name=", "OCF_RESKEY_hypervisor=",
+                                       "OCF_RESKEY_replicate="};
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 1, sizeof(*env));
+    size_t k = 0;
+    for (size_t i = 0; env && i < n; i++) {
+        bool ok = strncmp(environ[i], "OCF_RESKEY_", 11) != 0;
+        for (size_t j = 0; !ok && j < sizeof(keep) / sizeof(keep[0]); j++)
+            ok = strncmp(environ[i], keep[j], strlen(keep[j])) == 0;
+        if (ok)
+            env[k++] = environ[i];
+    }
+    return env;
+}
+
 static int run(const struct ocf_action *a)
 {
     struct ocf_params p = {0};
     struct vmha_err why = {0};
     if (ocf_params_parse(environ, &p, &why) < 0) {
-        fprintf(stderr, "ocf-exit-reason:%s\n", vmha_err_msg(&why));
-        return OCF_ERR_CONFIGURED;
+        /* A stop or a probe must still answer for the guest: a stop that fails gets the node
+         * fenced, over a typo. With only what finds the guest, they do; anything else fails. */
+        struct vmha_err again = {0};
+        char **env = strcmp(a->name, "stop") == 0 || strcmp(a->name, "monitor") == 0
+                         ? locating_env() : NULL;
+        int r = env ? ocf_params_parse(env, &p, &again) : -EINVAL;
+        free(env);
+        if (r < 0) {
+            fprintf(stderr, "ocf-exit-reason:%s\n", vmha_err_msg(&why));
+            return OCF_ERR_CONFIGURED;
+        }
+        cluster_log_init("vmha-guest", p.run_by_cluster);
+        cluster_log(LOG_WARNING, "%s with the guest's other parameters at their defaults: %s",
+                    a->name, vmha_err_msg(&why));
+        why = (struct vmha_err){0};
     }
     cluster_log_init("vmha-guest", p.run_by_cluster);
     uint64_t timeout = p.timeout_ms ? p.timeout_ms : a->default_timeout_ms;

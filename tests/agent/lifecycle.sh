@@ -89,6 +89,15 @@ fi
 # --- start, monitor, repeats ---
 run monitor OCF_RESKEY_CRM_meta_interval=0
 ok "probe of a guest that does not exist -> 7" eq 7 $RC
+# A typo in a parameter: start refuses (6), but the probe and the stop Pacemaker then runs
+# still answer for the guest (a failed stop would get the node fenced).
+run start OCF_RESKEY_shutdown_timeout=soon
+ok "start with a bad parameter -> 6" eq 6 $RC
+run monitor OCF_RESKEY_CRM_meta_interval=0 OCF_RESKEY_shutdown_timeout=soon
+ok "  probe with it -> 7 (the guest is found not running)" eq 7 $RC
+run stop OCF_RESKEY_shutdown_timeout=soon
+ok "  stop with it -> 0 (nothing runs)" eq 0 $RC
+ok "  saying which parameter was ignored" contains "$WORK/err" "shutdown_timeout"
 run start
 ok "start -> 0" eq 0 $RC
 diag "start took $MS ms"
