@@ -134,6 +134,21 @@ int hv_libxl_remus_promote(struct hv_conn *c, const char *name, struct vmha_err 
     return 0;
 }
 
+int hv_libxl_remus_suspended(struct hv_conn *c, const char *name, uint32_t *domid)
+{
+    if (*domid == HV_XL_NO_DOMID) {
+        int r = hv_libxl_domid(c, name, domid, NULL);
+        if (r < 0)
+            return r;
+    }
+    libxl_dominfo di;
+    libxl_dominfo_init(&di);
+    int r = libxl_domain_info(c->ctx, &di, *domid);
+    bool suspended = r == 0 && di.shutdown && di.shutdown_reason == LIBXL_SHUTDOWN_REASON_SUSPEND;
+    libxl_dominfo_dispose(&di);
+    return r != 0 ? -ENOENT : suspended;
+}
+
 int hv_libxl_remus_discard(struct hv_conn *c, const char *name, struct vmha_err *err)
 {
     _cleanup_free_ char *replica = NULL;

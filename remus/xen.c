@@ -14,8 +14,10 @@
  *
  * libxenlight reports nothing per checkpoint, so a watcher thread counts them on the socket
  * with TCP's own counters (bytes the backup acknowledged, bytes received): once the initial
- * copy of the guest's memory has gone through (the greeting says how much that is), a burst
- * followed by a quiet gap (the guest running through its interval) is one epoch. The count feeds the
+ * live copy is over, a burst followed by a quiet gap (the guest running through its
+ * interval) is one epoch. The primary knows the live copy is over when it sees the guest
+ * suspended for the first time (the first checkpoint); the backup, once as many bytes as the
+ * guest's memory have come (the greeting says how many). The count feeds the
  * status and the lag only. Whether a replica may run never rests on it: libxenlight keeps
  * only complete checkpoints, and a replica its primary ran past carries a stale mark. */
 #include <errno.h>
@@ -43,6 +45,9 @@ struct watch {
     int fd;
     bool sender;
     uint64_t floor; /* bytes of the initial copy (the guest's memory): no epoch before */
+    struct hv_conn *xl; /* the primary's: to see the guest suspended (NULL on the backup) */
+    uint32_t domid; /* the guest's, once the watcher found it */
+    bool live_copy_over;
     atomic_bool done;
     pthread_t thread;
 };
@@ -64,6 +69,9 @@ static void *watch_run(void *arg)
             shutdown(w->fd, SHUT_RDWR); /* libxenlight sees the end of its stream */
             break;
         }
+        if (w->xl && !w->live_copy_over) {
+            w->live_copy_over = hv_libxl_remus_suspended(w->xl, x->guest, &w->domid) == 1;
+        }
         struct tcp_info ti;
         socklen_t len = sizeof(ti);
         uint64_t now = vmha_now_ms();
@@ -75,7 +83,8 @@ static void *watch_run(void *arg)
                 burst = true;
                 last = b;
                 changed_at = now;
-            } else if (burst && now - changed_at >= quiet && last >= w->floor) {
+            } else if (burst && now - changed_at >= quiet &&
+                       (w->xl ? w->live_copy_over : last >= w->floor)) {
                 burst = false;
                 x->st.epoch++;
                 x->st.epochs++;
@@ -97,9 +106,10 @@ static void *watch_run(void *arg)
 }
 
 static int watch_start(struct watch *w, struct remus_ctx *x, int fd, bool sender,
-                       uint64_t floor)
+                       uint64_t floor, struct hv_conn *xl)
 {
-    *w = (struct watch){.x = x, .fd = fd, .sender = sender, .floor = floor};
+    *w = (struct watch){.x = x, .fd = fd, .sender = sender, .floor = floor, .xl = xl,
+                        .domid = UINT32_MAX};
     return -pthread_create(&w->thread, NULL, watch_run, w);
 }
 
@@ -170,6 +180,12 @@ int remus_xen_send(struct remus_ctx *x)
         ops->close(c);
         return remus_fail(x, &err);
     }
+    /* The watcher's own libxenlight context (it polls while the main one streams). */
+    struct hv_conn *watch_xl = NULL;
+    if (open_xl(x, &ops, &watch_xl, &err) < 0) {
+        ops->close(c);
+        return remus_fail(x, &err);
+    }
     set_state(x, "syncing", ""); /* ready: the agent's start returns */
     char peer[256], addr[300];
     while (!signalled()) {
@@ -201,7 +217,7 @@ int remus_xen_send(struct remus_ctx *x)
                          (unsigned long long)x->st.session, (unsigned long long)gi.memory_kib);
         struct watch w;
         int r = vmha_write_all(fd, hello, (size_t)n);
-        if (r == 0 && (r = watch_start(&w, x, fd, true, gi.memory_kib * 1024)) == 0) {
+        if (r == 0 && (r = watch_start(&w, x, fd, true, gi.memory_kib * 1024, watch_xl)) == 0) {
             dl = vmha_deadline_in(30000);
             /* Returns only when the replication ends, with the guest suspended. */
             r = hv_libxl_remus_send(c, x->guest, fd, x->interval_ms, &dl, &err);
@@ -218,6 +234,7 @@ int remus_xen_send(struct remus_ctx *x)
         set_state(x, "degraded", signalled() ? "replication stopped" : err.msg);
         nap(1000);
     }
+    ops->close(watch_xl);
     ops->close(c);
     return 0;
 }
@@ -282,7 +299,7 @@ int remus_xen_receive(struct remus_ctx *x)
         set_state(x, "receiving", "");
         char replica[300];
         struct watch w;
-        int r = watch_start(&w, x, fd, false, memory_kib * 1024);
+        int r = watch_start(&w, x, fd, false, memory_kib * 1024, NULL);
         if (r == 0) {
             struct vmha_deadline dl = vmha_deadline_in(30000);
             r = hv_libxl_remus_receive(c, fd, &dl, replica, sizeof(replica), &err);

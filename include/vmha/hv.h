@@ -182,6 +182,10 @@ int hv_libxl_remus_send(struct hv_conn *c, const char *name, int fd, uint64_t in
                         const struct vmha_deadline *dl, struct vmha_err *err);
 int hv_libxl_remus_receive(struct hv_conn *c, int fd, const struct vmha_deadline *dl,
                            char *ret_name, size_t size, struct vmha_err *err);
+/* Whether the guest is suspended right now (Remus suspends it for each checkpoint; the first
+ * suspension ends the initial live copy): 1, 0, or -errno. *domid caches its domain id
+ * between calls (start with UINT32_MAX). */
+int hv_libxl_remus_suspended(struct hv_conn *c, const char *name, uint32_t *domid);
 
 /* The backend that serves a hypervisor URI: "libxl" (or "libxl:...") for Xen through
  * libxenlight, anything else is a libvirt URI. -EOPNOTSUPP when vmha was built without it. */
