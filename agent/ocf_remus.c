@@ -138,11 +138,14 @@ static void reap(struct ft *f, const char *mode, int sig, const struct vmha_dead
     }
 }
 
+/* Removes what a backup kept here; the status too, unless a sender runs here (it is then
+ * the sender's: a monitor without it would report the guest unprotected). */
 static void wipe_replica(struct ft *f)
 {
-    static const char *const files[] = {"ckpt.save", "ckpt.part", "ckpt.meta", "status",
-                                        "demote-shutdown", "demote-to"};
-    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+    static const char *const files[] = {"ckpt.save", "ckpt.part", "ckpt.meta",
+                                        "demote-shutdown", "demote-to", "status"};
+    size_t n = sizeof(files) / sizeof(files[0]) - remus_running(f->dir, "send", NULL);
+    for (size_t i = 0; i < n; i++) {
         char path[PATH_MAX + 32];
         snprintf(path, sizeof(path), "%s/%s", f->dir, files[i]);
         unlink(path);

@@ -272,8 +272,11 @@ e1=$(status_of "$P" | sed -n 's/^epochs=//p') g1=$(ckpts)
 diag "checkpoints in 20 s (interval 200 ms): $((g1 - g0)) by the guest, $((${e1:-0} - ${e0:-0})) counted by vmha"
 ok "  checkpoints flow (at least 5 in 20 s, as the guest counts them)" test "$((g1 - g0))" -ge 5
 ok "  and vmha's status counts them too" test "$((${e1:-0} - ${e0:-0}))" -gt 0
-ok "  the promoted monitor says 8 (running promoted, protected)" \
-    eval '! pcmk "$P" "crm_mon -1 --output-as=text" | grep -q "Failed Resource Actions"'
+# (191, promoted but degraded, is what the monitor says during the initial copy: Pacemaker
+# lists it among failed actions; anything else there is a failure.)
+pcmk "$P" "crm_mon -1" | sed -n '/Failed Resource Actions/,$p' | grep '^ *\*' >"$WORK/failed"
+ok "  Pacemaker saw no failed action but 191 during the initial copy" \
+    eval '! grep -v "promoted (degraded)" "$WORK/failed"' || sed 's/^/#   /' "$WORK/failed"
 agent "$P" ft1 monitor OCF_RESKEY_CRM_meta_interval=5000 OCF_RESKEY_replicate=true
 ok "  monitor run by hand on $P -> 8" eq 8 $RC
 
