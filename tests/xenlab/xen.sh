@@ -257,7 +257,8 @@ done
 B=xen1
 [ "$P" = xen1 ] && B=xen2
 ok "remus: Pacemaker promotes one instance (on ${P:-nobody})" test -n "$P"
-ok "  the guest runs there, once" eq "ft1 " "$(domains "$P")"
+# (Pacemaker shows the role while the promote still boots the guest: wait for the domain.)
+ok "  the guest runs there, once" wait_until 60 eval '[ "$(domains "$P")" = "ft1 " ]'
 ok "  and on the other node a backup receives it" wait_until 60 eval '[ "$(domains "$B")" = "ft1--incoming " ]'
 ok "remus: the primary reports protected, streaming to $B" wait_until 180 protected_on "$P"
 took "ft1 protected"
