@@ -136,10 +136,10 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "for now."},
     {.name = "checkpoint_interval", .type = OCF_PT_INTEGER, .def = "500", .reloadable = false,
      .shortdesc = "Checkpoint interval (ms)",
-     .longdesc = "Time between the starts of two checkpoints, in milliseconds. Each checkpoint "
-                 "pauses the guest briefly and copies its memory; the guest's network output "
-                 "waits for the next checkpoint, so replies are delayed by up to about this "
-                 "much plus one checkpoint's time."},
+     .longdesc = "How long the guest runs between two checkpoints, in milliseconds. Each "
+                 "checkpoint pauses the guest while it finds and sends the memory that changed; "
+                 "the guest's network output waits for the next checkpoint, so replies are "
+                 "delayed by up to about this much plus one checkpoint's time."},
     {.name = "checkpoint_timeout", .type = OCF_PT_INTEGER, .def = "5000",
      .shortdesc = "Checkpoint timeout (ms)",
      .longdesc = "How long one checkpoint may take, acknowledgement included, before the "

@@ -142,8 +142,10 @@ static void reap(struct ft *f, const char *mode, int sig, const struct vmha_dead
  * the sender's: a monitor without it would report the guest unprotected). */
 static void wipe_replica(struct ft *f)
 {
-    static const char *const files[] = {"ckpt.save", "ckpt.part", "ckpt.meta",
-                                        "demote-shutdown", "demote-to", "status"};
+    static const char *const files[] = {"ckpt.save", "ckpt.save.part", "ckpt.part",
+                                        "ckpt.meta", "ckpt.jrnl", "ckpt.lock", "dev.save",
+                                        "ram", "tmp.part", "demote-shutdown", "demote-to",
+                                        "status"};
     size_t n = sizeof(files) / sizeof(files[0]) - remus_running(f->dir, "send", NULL);
     for (size_t i = 0; i < n; i++) {
         char path[PATH_MAX + 32];
@@ -222,6 +224,10 @@ int ocf_remus_validate(const struct ocf_params *p, const struct hv_guest_config 
         no = "it boots UEFI firmware, whose NVRAM is not carried with its checkpoints yet";
     else if (ocf_install_configured(p))
         no = "it has an install configuration: install it unreplicated first";
+    else if (!libxl && !cfg->shared_memfd)
+        no = "its memory must be a shared memfd, which the replicator reads to send only what "
+             "changed (add <memoryBacking><source type='memfd'/><access mode='shared'/>"
+             "</memoryBacking> to its XML; no NUMA cells)";
     if (!no)
         return OCF_SUCCESS;
     vmha_err_set(why, -EOPNOTSUPP, "guest %s cannot be replicated: %s", cfg->name, no);
@@ -401,7 +407,8 @@ int ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl
         }
     } else if (usable) {
         ocf_step("restoring guest %s from checkpoint %llu", f.g.name, (unsigned long long)epoch);
-        if (f.g.ops->ckpt_restore(f.g.conn, path, &e) < 0) {
+        if (remus_checkpoint_image(f.dir, path, sizeof(path), &e) < 0 ||
+            f.g.ops->ckpt_restore(f.g.conn, path, &e) < 0) {
             vmha_err_set(why, e.code, "cannot resume guest %s from checkpoint %llu: %s",
                          f.g.name, (unsigned long long)epoch, e.msg);
             return OCF_ERR_GENERIC;

@@ -555,7 +555,8 @@ static int failover_direct(const char *guest, const char *uri, bool yes, const s
         return VMHA_EXIT_FAILED;
     }
     int rc = VMHA_EXIT_FAILED;
-    if (HV_CALL(ops, ckpt_restore, &e, conn, path) < 0 ||
+    if (remus_checkpoint_image(dir, path, sizeof(path), &e) < 0 ||
+        HV_CALL(ops, ckpt_restore, &e, conn, path) < 0 ||
         ops->resume(conn, guest, &e) < 0)
         fprintf(stderr, "vmha failover: %s\n", e.msg);
     else {

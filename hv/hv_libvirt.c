@@ -550,5 +550,6 @@ const struct hv_ops hv_libvirt_ops = {
     .ckpt_hold = hv_libvirt_ckpt_hold,
     .ckpt_release = hv_libvirt_ckpt_release,
     .ckpt_take = hv_libvirt_ckpt_take,
+    .ckpt_memory = hv_libvirt_ckpt_memory,
     .ckpt_restore = hv_libvirt_ckpt_restore,
 };

@@ -2,18 +2,23 @@
  *
  * libvirt has no checkpoint-and-keep-running operation, so the epoch runs through QEMU's
  * monitor, by libvirt's passthrough (virDomainQemuMonitorCommand; libvirt marks the guest
- * "custom-monitor"): a migration into a file descriptor vmha hands over (the stream goes to
- * the backup), which QEMU finishes by pausing the guest, exactly at the checkpoint. The
- * stream is prefixed with libvirt's save-image header and the guest's XML, so the backup
- * holds a file that virDomainRestoreFlags reads: after failover the guest is an ordinary
- * libvirt guest again. Output is held by QEMU's filter-buffer on each NIC's backend, in the
+ * "custom-monitor"): a migration into a file descriptor vmha hands over, which QEMU
+ * finishes by pausing the guest, exactly at the checkpoint. The guest's RAM is a shared
+ * memfd and the migration runs with x-ignore-shared, so the stream is the device state
+ * (and the small ROM blocks): the replicator reads the RAM itself through ckpt_memory and
+ * sends only what changed. The stream is prefixed with libvirt's save-image header and the
+ * guest's XML; remus/image.c puts the RAM back in, so the backup restores with
+ * virDomainRestoreFlags: after failover the guest is an ordinary libvirt guest again. Output is held by QEMU's filter-buffer on each NIC's backend, in the
  * guest-to-network direction, flushed only once a checkpoint is safe on the backup.
  * docs/remus-design.md explains the choice. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libvirt/libvirt-qemu.h>
@@ -225,6 +230,19 @@ int hv_libvirt_ckpt_release(struct hv_conn *c, const char *name, bool stop, stru
     return each_nic(c, name, stop ? NIC_REMOVE : NIC_ON, stop, err);
 }
 
+static int ignore_shared(virDomainPtr d, bool on, struct vmha_err *err)
+{
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd),
+             "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
+             "[{\"capability\":\"x-ignore-shared\",\"state\":%s}]}}", on ? "true" : "false");
+    return qmp(d, cmd, NULL, err);
+}
+
+static int wait_migration(virDomainPtr d, size_t hdr_len, uint64_t t0,
+                          const struct vmha_deadline *dl, struct hv_ckpt_stats *ret,
+                          struct vmha_err *err);
+
 int hv_libvirt_ckpt_take(struct hv_conn *c, const char *name, int fd,
                          const struct vmha_deadline *dl, struct hv_ckpt_stats *ret,
                          struct vmha_err *err)
@@ -259,12 +277,29 @@ int hv_libvirt_ckpt_take(struct hv_conn *c, const char *name, int fd,
             NULL, &out, 0) < 0)
         return hv_libvirt_err(err, -EIO, "cannot hand the checkpoint stream to QEMU");
     free(out);
-    if ((r = qmp(d, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:vmha-ckpt\"}}", NULL,
-                 err)) < 0)
+    /* Only for this stream: a migration libvirt starts must carry the RAM. */
+    if ((r = ignore_shared(d, true, err)) < 0)
         return r;
+    r = qmp(d, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:vmha-ckpt\"}}", NULL, err);
+    if (r == 0)
+        r = wait_migration(d, hdr_len, t0, dl, ret, err);
+    struct vmha_err e = {0};
+    if (ignore_shared(d, false, &e) < 0 && r == 0)
+        r = vmha_err_set(err, e.code, "%s", e.msg);
+    return r;
+}
+
+/* Polls the checkpoint's migration until it is over. */
+static int wait_migration(virDomainPtr d, size_t hdr_len, uint64_t t0,
+                          const struct vmha_deadline *dl, struct hv_ckpt_stats *ret,
+                          struct vmha_err *err)
+{
+    int r;
 
     /* The stream runs inside QEMU; ask how it goes until it is over. */
-    uint64_t sleep_us = 500;
+    /* The guest is paused from the moment QEMU completes until vmha notices: ask often
+     * while a checkpoint of device state alone should be over (tens of ms), then less. */
+    uint64_t sleep_us = 250;
     for (;;) {
         _cleanup_free_ char *q = NULL;
         if ((r = qmp(d, "{\"execute\":\"query-migrate\"}", &q, err)) < 0)
@@ -290,9 +325,86 @@ int hv_libvirt_ckpt_take(struct hv_conn *c, const char *name, int fd,
                                 "(status %s): cancelled", status[0] ? status : "unknown");
         }
         usleep((useconds_t)sleep_us);
-        if (sleep_us < 5000)
-            sleep_us += 500;
+        if (vmha_now_ms() - t0 > 200 && sleep_us < 5000)
+            sleep_us += 250;
     }
+}
+
+/* The QEMU process behind the guest: the owner of its vCPU threads. */
+static int qemu_pid(virDomainPtr d, struct vmha_err *err)
+{
+    _cleanup_free_ char *q = NULL;
+    int r = qmp(d, "{\"execute\":\"query-cpus-fast\"}", &q, err);
+    if (r < 0)
+        return r;
+    uint64_t tid = json_u64(q, "thread-id");
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%llu/status", (unsigned long long)tid);
+    FILE *f = tid ? fopen(path, "re") : NULL;
+    int pid = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "Tgid: %d", &pid) == 1)
+            break;
+    if (f)
+        fclose(f);
+    if (pid <= 0)
+        return vmha_err_set(err, -ESRCH, "the guest's QEMU does not run on this host (vCPU "
+                            "thread %llu not found): replication runs where the guest runs",
+                            (unsigned long long)tid);
+    return pid;
+}
+
+int hv_libvirt_ckpt_memory(struct hv_conn *c, const char *name, int *fd, struct vmha_err *err)
+{
+    _cleanup_(virDomainFreep) virDomainPtr d = NULL;
+    int r = hv_libvirt_domain(c, name, &d, err);
+    if (r < 0)
+        return r;
+    virDomainInfo info;
+    if (virDomainGetInfo(d, &info) < 0)
+        return hv_libvirt_err(err, -EIO, "cannot read the guest's memory size");
+    int pid = qemu_pid(d, err);
+    if (pid < 0)
+        return pid;
+    /* Its RAM: the one memfd of exactly the guest's memory size among QEMU's descriptors. */
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
+    DIR *dp = opendir(dir);
+    if (!dp)
+        return vmha_err_set(err, -errno, "cannot look into %s: %s", dir, strerror(errno));
+    int found = -1, count = 0;
+    struct dirent *de;
+    while ((de = readdir(dp))) {
+        char path[384], target[256];
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        ssize_t n = readlink(path, target, sizeof(target) - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        if (strncmp(target, "/memfd:", 7) != 0)
+            continue;
+        int m = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (m >= 0 && fstat(m, &st) == 0 && (uint64_t)st.st_size == info.maxMem * 1024ull) {
+            if (found >= 0)
+                close(found);
+            found = m;
+            count++;
+        } else if (m >= 0) {
+            close(m);
+        }
+    }
+    closedir(dp);
+    if (count != 1) {
+        if (found >= 0)
+            close(found);
+        return vmha_err_set(err, -EOPNOTSUPP, count ? "guest %s has several memfds of its "
+                            "memory's size: which is its RAM?" : "guest %s's memory is not a "
+                            "shared memfd (<memoryBacking><source type='memfd'/><access "
+                            "mode='shared'/></memoryBacking>)", name);
+    }
+    *fd = found;
+    return 0;
 }
 
 int hv_libvirt_ckpt_restore(struct hv_conn *c, const char *path, struct vmha_err *err)

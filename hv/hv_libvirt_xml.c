@@ -101,6 +101,10 @@ int hv_libvirt_config_parse(const char *xml, struct hv_guest_config *ret, struct
     c.writable_disks = rw && strcmp(rw, "0") != 0;
     _cleanup_free_ char *nics = xpath_string(ctx, "string(count(/domain/devices/interface))");
     c.nics = nics && strcmp(nics, "0") != 0;
+    _cleanup_free_ char *memfd = xpath_string(
+        ctx, "string(count(/domain/memoryBacking[source/@type='memfd' and "
+             "access/@mode='shared']) - count(/domain/cpu/numa/cell))");
+    c.shared_memfd = memfd && strcmp(memfd, "1") == 0;
     *ret = c;
     return 0;
 }

@@ -23,7 +23,8 @@ any_node() {
 crm_() { lab on "$(any_node)" crm "$@"; }
 
 # make_guest NAME [extra kernel args]: domain XML on the shared storage, with a NIC on the
-# hosts' vmbr0 and the counter served on $GUEST_IP:7777.
+# hosts' vmbr0 and the counter served on $GUEST_IP:7777. MEMFD=1: its memory a shared memfd,
+# as replication wants.
 make_guest() {
     local name=$1 shared=${VMHA_LAB_DIR:-/tmp/vmha-lab}/srv/cluster
     mkdir -p "$shared/boot"
@@ -35,6 +36,8 @@ make_guest() {
         -e "s|<controller type='usb' model='none'/>|<interface type='bridge'><source bridge='vmbr0'/><mac address='52:54:00:99:00:64'/><model type='virtio'/></interface>\n    &|" \
         "$shared/$name.xml.tmp" >"$shared/$name.xml"
     rm -f "$shared/$name.xml.tmp"
+    [ -z "${MEMFD:-}" ] || sed -i "s|<vcpu|<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>\n  &|" \
+        "$shared/$name.xml"
 }
 
 # The guest's counter over TCP from the workstation, or nothing if unreachable within 1 s.

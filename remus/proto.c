@@ -28,7 +28,7 @@ int remus_header_format(const struct remus_epoch_id *id, char *buf, size_t size)
 {
     if (!guest_name_ok(id->guest))
         return -EINVAL;
-    int n = snprintf(buf, size, "VMHA-CKPT 1 %s %016" PRIx64 " %" PRIu64 "\n", id->guest,
+    int n = snprintf(buf, size, "VMHA-CKPT 2 %s %016" PRIx64 " %" PRIu64 "\n", id->guest,
                      id->session, id->epoch);
     return n > 0 && (size_t)n < size ? n : -ENOSPC;
 }
@@ -43,8 +43,8 @@ int remus_header_parse(const char *line, struct remus_epoch_id *ret, struct vmha
             5 ||
         tail != '\n')
         return vmha_err_set(err, -EPROTO, "not a vmha checkpoint stream");
-    if (version != 1)
-        return vmha_err_set(err, -EPROTO, "checkpoint stream version %d (this vmha speaks 1)",
+    if (version != 2)
+        return vmha_err_set(err, -EPROTO, "checkpoint stream version %d (this vmha speaks 2)",
                             version);
     char *end = NULL;
     errno = 0;
@@ -194,6 +194,10 @@ int remus_checkpoint(const char *dir, uint64_t *session, uint64_t *epoch, char *
     const char *s = store_kv_get(&kv, "session");
     *session = s ? strtoull(s, NULL, 16) : 0;
     *epoch = get_u64(&kv, "epoch");
+    /* The committed epoch is the journal until it is applied, then dev.save and ram. */
+    char jrnl[4096], dev[4096];
     snprintf(path, size, "%s/ckpt.save", dir);
-    return access(path, R_OK) == 0 ? 0 : -ENOENT;
+    snprintf(jrnl, sizeof(jrnl), "%s/ckpt.jrnl", dir);
+    snprintf(dev, sizeof(dev), "%s/dev.save", dir);
+    return access(jrnl, R_OK) == 0 || access(dev, R_OK) == 0 ? 0 : -ENOENT;
 }

@@ -10,13 +10,43 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "remus_private.h"
 #include "vmha/boot.h"
 #include "vmha/cleanup.h"
 #include "vmha/cluster.h"
+
+/* The body in part is whole and fits what this replica holds: a full checkpoint, or the
+ * changes since the epoch before it, of the same session. */
+static int check_body(struct remus_ctx *x, const char *part, const struct remus_epoch_id *id,
+                      struct vmha_err *err)
+{
+    _cleanup_(closep) int fd = open(part, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0)
+        return vmha_err_set(err, -EIO, "cannot read %s back", part);
+    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return vmha_err_set(err, -errno, "cannot read %s back: %s", part, strerror(errno));
+    struct remus_body b;
+    int r = remus_body_parse(m, (size_t)st.st_size, &b, err);
+    munmap(m, (size_t)st.st_size);
+    if (r < 0 || (b.flags & REMUS_BODY_FULL))
+        return r;
+    uint64_t session = 0, epoch = 0;
+    char path[4200];
+    if (remus_checkpoint(x->dir, &session, &epoch, path, sizeof(path)) < 0 ||
+        session != id->session || epoch + 1 != id->epoch)
+        return vmha_err_set(err, -ESTALE, "checkpoint %llu holds the changes since %llu, but "
+                            "this replica holds %016llx/%llu: it needs a whole one",
+                            (unsigned long long)id->epoch, (unsigned long long)id->epoch - 1,
+                            (unsigned long long)session, (unsigned long long)epoch);
+    return 0;
+}
 
 /* One connection: header, body, trailer; commit; answer. */
 static int receive_epoch(struct remus_ctx *x, struct chan *ch, struct vmha_err *err)
@@ -43,7 +73,7 @@ static int receive_epoch(struct remus_ctx *x, struct chan *ch, struct vmha_err *
                             id.guest, x->guest);
     char part[4096], final[4096];
     snprintf(part, sizeof(part), "%s/ckpt.part", x->dir);
-    snprintf(final, sizeof(final), "%s/ckpt.save", x->dir);
+    snprintf(final, sizeof(final), "%s/ckpt.jrnl", x->dir);
     _cleanup_(closep) int out = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (out < 0)
         return vmha_err_set(err, -errno, "cannot create %s: %s", part, strerror(errno));
@@ -80,12 +110,23 @@ static int receive_epoch(struct remus_ctx *x, struct chan *ch, struct vmha_err *
                             (unsigned long long)id.epoch, (unsigned long long)bytes);
     }
     /* The checkpoint only has to outlive the primary, not this host: no fsync. */
-    if (close(out) < 0 || rename(part, final) < 0) {
+    if (close(out) < 0) {
         out = -1;
         unlink(part);
-        return vmha_err_set(err, -errno, "cannot commit %s: %s", final, strerror(errno));
+        return vmha_err_set(err, -errno, "cannot write %s: %s", part, strerror(errno));
     }
     out = -1;
+    if ((r = check_body(x, part, &id, err)) < 0) {
+        unlink(part);
+        return r;
+    }
+    /* The previous epoch is applied before this one replaces its journal: the commit. */
+    if ((r = remus_journal_apply(x->dir, err)) < 0 || rename(part, final) < 0) {
+        if (r == 0)
+            r = vmha_err_set(err, -errno, "cannot commit %s: %s", final, strerror(errno));
+        unlink(part);
+        return r;
+    }
     _cleanup_(store_kv_clear) struct store_kv kv = {0};
     char session[32], epoch[32];
     snprintf(session, sizeof(session), "%016llx", (unsigned long long)id.session);
@@ -104,6 +145,11 @@ static int receive_epoch(struct remus_ctx *x, struct chan *ch, struct vmha_err *
     x->st.bytes = bytes;
     x->st.committed_ms = remus_realtime_ms();
     x->st.epochs++;
+    /* Committed whatever happens next: a journal not applied here is applied before a
+     * restore reads the checkpoint. */
+    struct vmha_err e = {0};
+    if (remus_journal_apply(x->dir, &e) < 0)
+        cluster_log(LOG_WARNING, "replica of %s: %s", x->guest, e.msg);
     return 0;
 }
 

@@ -11,8 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "remus_private.h"
@@ -27,6 +30,11 @@ struct sender {
     bool held;       /* output is being held */
     char peer[256];  /* node name of the backup */
     char addr[300];  /* its replication address:port */
+    const unsigned char *ram; /* the guest's memory (mapped read-only), ram_size bytes */
+    size_t ram_size;
+    unsigned char *shadow; /* what the backup holds of it, once synced */
+    uint64_t *dirty;       /* the page numbers an epoch sends */
+    bool synced;           /* the backup holds the shadow: send only what differs */
 };
 
 int remus_connect(const char *address, const struct vmha_deadline *dl, struct vmha_err *err)
@@ -104,59 +112,180 @@ static int read_answer(struct chan *ch, uint64_t epoch, const struct vmha_deadli
                         line[0] ? line : "connection closed");
 }
 
-/* With TLS, QEMU writes the checkpoint into one end of a socket pair and this thread
- * carries it into the TLS session, until QEMU closes its end. */
-struct pump {
+/* QEMU writes the device state into one end of a socket pair; this thread collects it,
+ * until QEMU closes its end. */
+struct collect {
     int in;
-    struct chan *out;
     struct vmha_deadline dl;
+    unsigned char *buf;
+    size_t len, cap;
     int err;
 };
 
-static void *pump_run(void *arg)
+static void *collect_run(void *arg)
 {
-    struct pump *p = arg;
-    static unsigned char buf[256 << 10];
-    struct chan in = {.fd = p->in};
+    struct collect *c = arg;
+    struct chan in = {.fd = c->in};
     for (;;) {
-        ssize_t n = chan_read(&in, buf, sizeof(buf), &p->dl);
+        if (c->cap - c->len < (64 << 10)) {
+            size_t cap = c->cap ? c->cap * 2 : (1 << 20);
+            unsigned char *b = cap < (256u << 20) ? realloc(c->buf, cap) : NULL;
+            if (!b) {
+                c->err = -ENOMEM;
+                return NULL;
+            }
+            c->buf = b;
+            c->cap = cap;
+        }
+        ssize_t n = chan_read(&in, c->buf + c->len, c->cap - c->len, &c->dl);
         if (n <= 0) {
-            p->err = (int)n;
+            c->err = (int)n;
             return NULL;
         }
-        if ((p->err = chan_write_all(p->out, buf, (size_t)n, &p->dl)) < 0)
-            return NULL;
+        c->len += (size_t)n;
     }
 }
 
-/* The checkpoint into ch: straight from QEMU into the socket, or through the pump. */
-static int take(struct sender *s, struct chan *ch, const struct vmha_deadline *dl,
+/* The guest's device state, taken by the hypervisor (the guest ends paused), into *dev. */
+static int take(struct sender *s, const struct vmha_deadline *dl, struct collect *dev,
                 struct hv_ckpt_stats *st, struct vmha_err *err)
 {
-    if (!ch->tls) {
-        int r = s->ops->ckpt_take(s->conn, s->x->guest, ch->fd, dl, st, err);
-        /* QEMU made the socket non-blocking; the rest is ours. */
-        fcntl(ch->fd, F_SETFL, fcntl(ch->fd, F_GETFL) & ~O_NONBLOCK);
-        return r;
-    }
     int sp[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
         return vmha_err_set(err, -errno, "socketpair: %s", strerror(errno));
-    struct pump p = {.in = sp[0], .out = ch, .dl = *dl};
+    dev->in = sp[0];
+    dev->dl = *dl;
     pthread_t t;
-    if (pthread_create(&t, NULL, pump_run, &p) != 0) {
+    if (pthread_create(&t, NULL, collect_run, dev) != 0) {
         close(sp[0]);
         close(sp[1]);
-        return vmha_err_set(err, -EAGAIN, "cannot start the TLS pump");
+        return vmha_err_set(err, -EAGAIN, "cannot start the checkpoint's collector");
     }
     int r = s->ops->ckpt_take(s->conn, s->x->guest, sp[1], dl, st, err);
     close(sp[1]); /* QEMU closes its copy when its migration is cleaned up: EOF */
     pthread_join(t, NULL);
     close(sp[0]);
-    if (r == 0 && p.err < 0)
-        r = vmha_err_set(err, p.err, "checkpoint did not reach the replica: %s",
-                         strerror(-p.err));
+    if (r == 0 && dev->err < 0)
+        r = vmha_err_set(err, dev->err, "the guest's device state was lost on its way: %s",
+                         strerror(-dev->err));
     return r;
+}
+
+/* The guest's memory, mapped, and a copy of what the backup holds of it (the shadow). */
+static int track_open(struct sender *s, struct vmha_err *err)
+{
+    int fd = -1;
+    int r = s->ops->ckpt_memory ? s->ops->ckpt_memory(s->conn, s->x->guest, &fd, err)
+                                : vmha_err_set(err, -EOPNOTSUPP, "this hypervisor's guests "
+                                               "cannot be replicated");
+    if (r < 0)
+        return r;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size % REMUS_PAGE) {
+        close(fd);
+        return vmha_err_set(err, -EINVAL, "the guest's memory has an odd size");
+    }
+    s->ram_size = (size_t)st.st_size;
+    void *m = mmap(NULL, s->ram_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    s->shadow = malloc(s->ram_size);
+    s->dirty = malloc(s->ram_size / REMUS_PAGE * sizeof(uint64_t));
+    if (m == MAP_FAILED || !s->shadow || !s->dirty) {
+        if (m != MAP_FAILED)
+            munmap(m, s->ram_size);
+        free(s->shadow);
+        free(s->dirty);
+        s->shadow = NULL;
+        s->dirty = NULL;
+        return vmha_err_set(err, -ENOMEM, "cannot map the guest's memory (%zu bytes) and its "
+                            "copy", s->ram_size);
+    }
+    s->ram = m;
+    s->synced = false;
+    return 0;
+}
+
+/* One half of a scan: the pages in [from, to) that differ from the shadow (all non-zero
+ * ones when it is not in step), copied into it, their numbers at dirty[from page on]. */
+struct scan {
+    struct sender *s;
+    size_t from, to, n;
+};
+
+static void *scan_run(void *arg)
+{
+    static const unsigned char zero[REMUS_PAGE];
+    struct scan *c = arg;
+    struct sender *s = c->s;
+    uint64_t *out = s->dirty + c->from / REMUS_PAGE;
+    for (size_t off = c->from; off < c->to; off += REMUS_PAGE) {
+        const unsigned char *page = s->ram + off;
+        if (s->synced ? memcmp(page, s->shadow + off, REMUS_PAGE) == 0
+                      : memcmp(page, zero, REMUS_PAGE) == 0) {
+            if (!s->synced)
+                memset(s->shadow + off, 0, REMUS_PAGE);
+            continue;
+        }
+        memcpy(s->shadow + off, page, REMUS_PAGE);
+        out[c->n++] = off / REMUS_PAGE;
+    }
+    return NULL;
+}
+
+/* The pages an epoch sends, into s->dirty; the guest is paused. Two threads: comparing the
+ * memory with its copy is what the guest's pause is mostly made of. */
+static size_t track_scan(struct sender *s)
+{
+    size_t half = s->ram_size / REMUS_PAGE / 2 * REMUS_PAGE;
+    struct scan a = {.s = s, .from = 0, .to = half}, b = {.s = s, .from = half, .to = s->ram_size};
+    pthread_t t;
+    bool threaded = pthread_create(&t, NULL, scan_run, &b) == 0;
+    scan_run(&a);
+    if (threaded)
+        pthread_join(t, NULL);
+    else
+        scan_run(&b);
+    memmove(s->dirty + a.n, s->dirty + half / REMUS_PAGE, b.n * sizeof(uint64_t));
+    return a.n + b.n;
+}
+
+/* The epoch's body (include/vmha/remus.h) into ch: the device state, then the pages. */
+static int send_body(struct sender *s, struct chan *ch, const struct collect *dev, size_t n,
+                     bool full, const struct vmha_deadline *dl)
+{
+    unsigned char head[16], ram[32];
+    memcpy(head, REMUS_BODY_DEV, 8);
+    remus_put_be64(head + 8, dev->len);
+    memcpy(ram, REMUS_BODY_RAM, 8);
+    remus_put_be64(ram + 8, full ? REMUS_BODY_FULL : 0);
+    remus_put_be64(ram + 16, s->ram_size);
+    remus_put_be64(ram + 24, n);
+    int r;
+    if ((r = chan_write_all(ch, head, sizeof(head), dl)) < 0 ||
+        (r = chan_write_all(ch, dev->buf, dev->len, dl)) < 0 ||
+        (r = chan_write_all(ch, ram, sizeof(ram), dl)) < 0)
+        return r;
+    /* Records gathered 64 at a time: one write per 256 KiB. */
+    static unsigned char buf[64 * (8 + REMUS_PAGE)];
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        remus_put_be64(buf + used, s->dirty[i]);
+        memcpy(buf + used + 8, s->shadow + s->dirty[i] * REMUS_PAGE, REMUS_PAGE);
+        used += 8 + REMUS_PAGE;
+        if (used == sizeof(buf) || i + 1 == n) {
+            if ((r = chan_write_all(ch, buf, used, dl)) < 0)
+                return r;
+            used = 0;
+        }
+    }
+    return 0;
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 /* One epoch to the current peer. On success the checkpoint is committed at the backup and
@@ -167,7 +296,7 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
     struct remus_ctx *x = s->x;
     uint64_t epoch = x->st.epoch + 1;
     struct vmha_deadline dl = vmha_deadline_in(x->timeout_ms);
-    uint64_t t0 = vmha_now_ms();
+    uint64_t t0 = vmha_now_ms(), us[6] = {now_us()}; /* for --stats: the epoch's steps */
     struct chan ch = {.fd = remus_connect(s->addr, &dl, err)};
     if (ch.fd < 0)
         return ch.fd;
@@ -192,12 +321,23 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
         goto out;
     }
     struct hv_ckpt_stats st = {0};
-    if ((r = take(s, &ch, &dl, &st, err)) < 0)
+    struct collect dev = {0};
+    if ((r = take(s, &dl, &dev, &st, err)) < 0) {
+        free(dev.buf);
         goto out;
+    }
     uint64_t t_paused = vmha_now_ms();
+    us[1] = now_us();
+    /* From here the shadow runs ahead of the backup until it acknowledges. */
+    size_t pages = track_scan(s);
+    us[2] = now_us();
+    bool full = !s->synced;
+    s->synced = false;
+    r = send_body(s, &ch, &dev, pages, full, &dl);
+    free(dev.buf);
     unsigned char trailer[REMUS_TRAILER_LEN];
     remus_trailer_make(epoch, trailer);
-    if ((r = chan_write_all(&ch, trailer, sizeof(trailer), &dl)) < 0 ||
+    if (r < 0 || (r = chan_write_all(&ch, trailer, sizeof(trailer), &dl)) < 0 ||
         (r = chan_shutdown_wr(&ch)) < 0) {
         vmha_err_set(err, r < 0 ? r : -errno, "checkpoint %" PRIu64 " did not reach %s", epoch,
                      s->addr);
@@ -206,9 +346,11 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
     if ((r = read_answer(&ch, epoch, &dl, err)) < 0)
         goto resume;
     chan_close(&ch);
+    us[3] = now_us();
+    s->synced = true;
     x->st.epoch = epoch;
     x->st.committed_ms = remus_realtime_ms();
-    x->st.bytes = st.bytes;
+    x->st.bytes = dev.len + 16 + 32 + pages * (8 + REMUS_PAGE);
     x->st.ckpt_ms = vmha_now_ms() - t0;
     x->st.epochs++;
     struct vmha_err e = {0};
@@ -219,14 +361,23 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
     }
     if (final)
         return 0;
+    us[4] = now_us();
     if ((r = s->ops->resume(s->conn, x->guest, &e)) < 0)
         return vmha_err_set(err, r, "cannot resume the guest after checkpoint %" PRIu64 ": %s",
                             epoch, e.msg);
+    us[5] = now_us();
     x->st.pause_ms = st.paused_ms + (vmha_now_ms() - t_paused);
     if (x->stats) {
-        fprintf(x->stats, "%llu %llu %llu %llu %llu\n", (unsigned long long)t0,
+        /* start ms, epoch, pause ms, checkpoint ms, bytes, pages, full; then µs spent
+         * taking the device state, finding the changed pages, sending them until the ACK,
+         * releasing the output, resuming the guest. */
+        fprintf(x->stats, "%llu %llu %llu %llu %llu %zu %d", (unsigned long long)t0,
                 (unsigned long long)epoch, (unsigned long long)x->st.pause_ms,
-                (unsigned long long)x->st.ckpt_ms, (unsigned long long)x->st.bytes);
+                (unsigned long long)x->st.ckpt_ms, (unsigned long long)x->st.bytes, pages,
+                full);
+        for (int i = 1; i < 6; i++)
+            fprintf(x->stats, " %llu", (unsigned long long)(us[i] - us[i - 1]));
+        fputc('\n', x->stats);
         fflush(x->stats);
     }
     return 0;
@@ -374,6 +525,10 @@ int remus_send(struct remus_ctx *x)
     struct vmha_deadline dl = vmha_deadline_in(30000);
     if (hv_backend_for_uri(x->uri, &s.ops, &err) < 0 || s.ops->open(x->uri, &dl, &s.conn, &err) < 0)
         return remus_fail(x, &err);
+    if (track_open(&s, &err) < 0) {
+        s.ops->close(s.conn);
+        return remus_fail(x, &err);
+    }
     if (getrandom(&x->st.session, sizeof(x->st.session), 0) != sizeof(x->st.session))
         x->st.session = (uint64_t)vmha_now_ms() ^ ((uint64_t)getpid() << 32);
     snprintf(x->st.role, sizeof(x->st.role), "primary");
@@ -385,7 +540,6 @@ int remus_send(struct remus_ctx *x)
     cluster_log(LOG_NOTICE, "replicating guest %s every %llu ms (session %016llx)", x->guest,
                 (unsigned long long)x->interval_ms, (unsigned long long)x->st.session);
     int rc = 0;
-    uint64_t next = vmha_now_ms();
     while (!remus_stop_requested) {
         bool final = remus_demote_requested;
         if (!s.peer[0] && !remus_find_peer(x, s.peer, sizeof(s.peer), s.addr, sizeof(s.addr))) {
@@ -434,14 +588,16 @@ int remus_send(struct remus_ctx *x)
             }
             unprotect(&s, err.msg);
         }
-        next += x->interval_ms;
-        uint64_t now = vmha_now_ms();
-        if (next < now)
-            next = now;
-        pause_until(next);
+        /* The guest runs this long between two checkpoints, as under Xen's Remus: a
+         * checkpoint that takes longer than the interval does not starve it. */
+        pause_until(vmha_now_ms() + x->interval_ms);
     }
     if (remus_stop_requested && s.held && !remus_demote_requested)
         unprotect(&s, "replication stopped");
     s.ops->close(s.conn);
+    if (s.ram)
+        munmap((void *)s.ram, s.ram_size);
+    free(s.shadow);
+    free(s.dirty);
     return rc;
 }

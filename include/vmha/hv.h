@@ -36,6 +36,7 @@ struct hv_guest_config {
     char *nvram_template;
     bool writable_disks; /* a disk the guest can write to (not read-only, not a CD-ROM) */
     bool nics;           /* it has a network interface */
+    bool shared_memfd;   /* its RAM is one shared memfd (libvirt; no NUMA cells) */
 };
 
 void hv_guest_config_clear(struct hv_guest_config *c);
@@ -155,10 +156,13 @@ struct hv_ops {
     int (*ckpt_hold)(struct hv_conn *c, const char *name, struct vmha_err *err);
     /* Sends everything held so far; with stop, removes the buffer (output flows freely). */
     int (*ckpt_release)(struct hv_conn *c, const char *name, bool stop, struct vmha_err *err);
-    /* Streams a checkpoint of the running guest into fd, in the form ckpt_restore reads,
-     * and returns with the guest paused at the checkpoint. On failure the guest runs. */
+    /* Streams the guest's device state into fd, without the memory ckpt_memory shares
+     * (remus/image.c merges the two into the form ckpt_restore reads), and returns with
+     * the guest paused at the checkpoint. On failure the guest runs. */
     int (*ckpt_take)(struct hv_conn *c, const char *name, int fd, const struct vmha_deadline *dl,
                      struct hv_ckpt_stats *ret, struct vmha_err *err);
+    /* A read-only descriptor of the running guest's RAM (a shared memfd), to map. */
+    int (*ckpt_memory)(struct hv_conn *c, const char *name, int *fd, struct vmha_err *err);
     /* Creates the guest on this host, paused, from a checkpoint file. */
     int (*ckpt_restore)(struct hv_conn *c, const char *path, struct vmha_err *err);
     /* Xen's Remus leaves the backup's last complete checkpoint as a paused domain (the

@@ -18,15 +18,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "vmha/common.h"
 
 /* The stream of one epoch, on a TCP connection of its own:
- *   "VMHA-CKPT 1 <guest> <session> <epoch>\n"  the header line (session: 16 hex digits)
- *   the checkpoint file's bytes (what hv ckpt_take wrote)
+ *   "VMHA-CKPT 2 <guest> <session> <epoch>\n"  the header line (session: 16 hex digits)
+ *   the body (libvirt engine; below)
  *   "VMHA-END" + epoch as 8 big-endian bytes     the trailer: the checkpoint is whole
- * then the sender shuts its side down; the receiver commits the file and answers
- *   "ACK <epoch>\n"  (or "NAK <reason>\n"). */
+ * then the sender shuts its side down; the receiver commits the body and answers
+ *   "ACK <epoch>\n"  (or "NAK <reason>\n").
+ * The body (image.c), all numbers 8 bytes big-endian:
+ *   "VMHA-DEV" length, the device state: what hv ckpt_take wrote (a save image without
+ *              the guest's shared RAM)
+ *   "VMHA-RAM" flags, memory size, N; then N times: page number, REMUS_PAGE bytes.
+ *   Flag REMUS_BODY_FULL: the pages are all the non-zero memory (the rest is zero);
+ *   otherwise they are the pages changed since the previous epoch of the session. */
 #define REMUS_TRAILER_LEN 16
 #define REMUS_HEADER_MAX 256
 
@@ -73,9 +80,37 @@ void remus_dir(const char *rundir, const char *guest, char *buf, size_t size);
 /* Whether the replicator of that mode ("send", "receive") runs for the directory: it holds
  * a lock on <mode>.pid. *pid is set when it runs. */
 bool remus_running(const char *dir, const char *mode, int *pid);
-/* The committed checkpoint the backup holds: dir/ckpt.save, with its identity from
- * dir/ckpt.meta; -ENOENT when there is none. */
+/* The committed checkpoint the backup holds, by its identity in dir/ckpt.meta; -ENOENT
+ * when there is none. path is set to where remus_checkpoint_image puts its save image. */
 int remus_checkpoint(const char *dir, uint64_t *session, uint64_t *epoch, char *path,
                      size_t size);
 
+#define REMUS_PAGE 4096
+#define REMUS_BODY_DEV "VMHA-DEV"
+#define REMUS_BODY_RAM "VMHA-RAM"
+#define REMUS_BODY_FULL 1u
+
+struct remus_body {
+    const unsigned char *dev; /* the device state */
+    uint64_t dev_len, flags, ram_size, npages;
+    const unsigned char *pages; /* npages records: page number, then the page */
+};
+
+uint64_t remus_get_be64(const unsigned char *p);
+void remus_put_be64(unsigned char *p, uint64_t v);
+/* Checks a whole body (n bytes) and points ret into it. */
+int remus_body_parse(const unsigned char *b, size_t n, struct remus_body *ret,
+                     struct vmha_err *err);
+/* Applies a committed epoch (dir/ckpt.jrnl) to dir/ram and dir/dev.save; 0 when there
+ * is none. Safe to repeat after an interruption. */
+int remus_journal_apply(const char *dir, struct vmha_err *err);
+/* QEMU's stream of the device state (taken with x-ignore-shared) with the guest's RAM
+ * (ram_size bytes) merged back in, as a restore without x-ignore-shared reads it. */
+int remus_stream_merge(const unsigned char *s, size_t n, const unsigned char *ram,
+                       size_t ram_size, FILE *out, struct vmha_err *err);
+/* Builds the save image of the committed checkpoint (dir/ckpt.save, path set to it) from
+ * dir/dev.save and dir/ram, after applying a pending journal. */
+int remus_checkpoint_image(const char *dir, char *path, size_t size, struct vmha_err *err);
+
+/* CLOCK_REALTIME in ms: what the cluster's nodes agree on (commit times, lags). */
 uint64_t remus_realtime_ms(void);

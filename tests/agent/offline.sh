@@ -81,6 +81,17 @@ ok "validate-all: a replicated guest with a writable disk -> 6" eq 6 $?
 ok "  saying why" contains "$md.err" "it has a writable disk"
 env -i PATH="$PATH" OCF_RESKEY_config="$md.disk" "$AGENT" validate-all >/dev/null 2>&1
 ok "  (not replicated, the disk is fine: 0)" eq 0 $?
+# The replicator reads a replicated guest's memory: it must be a shared memfd.
+grep -v '<devices>' "$md.disk" >"$md.nomemfd"
+env -i PATH="$PATH" OCF_RESKEY_config="$md.nomemfd" OCF_RESKEY_replicate=true "$AGENT" \
+    validate-all >/dev/null 2>"$md.err"
+ok "validate-all: a replicated guest whose memory is not a shared memfd -> 6" eq 6 $?
+ok "  saying what to add" contains "$md.err" "<source type='memfd'/><access mode='shared'/>"
+sed "s|<os>|<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking><os>|" \
+    "$md.nomemfd" >"$md.memfd"
+env -i PATH="$PATH" OCF_RESKEY_config="$md.memfd" OCF_RESKEY_replicate=true "$AGENT" \
+    validate-all >/dev/null 2>&1
+ok "  with it: 0" eq 0 $?
 
 # Install settings and boot artifact digests.
 printf 'a kernel' >"$md.vmlinuz"

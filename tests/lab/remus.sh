@@ -50,7 +50,7 @@ reset() {
 }
 
 lab_suite_up
-make_guest ft1
+MEMFD=1 make_guest ft1
 
 scenario "0. a fault-tolerant guest"
 crm_ configure primitive ft1 ocf:vmha:guest \
@@ -68,8 +68,11 @@ diag "primary $P, backup $B: $(status_of "$P" | grep -E '^(epoch|pause_ms|ckpt_m
 ok "0. clients get answers through the output buffer" wait_for 30 answers
 ok "0. the primary's monitor answers 8 (promoted)" eq 8 "$(monitor_rc "$P")"
 ok "0. the backup's monitor answers 0 (unpromoted)" eq 0 "$(monitor_rc "$B")"
-ok "0. the backup holds a committed checkpoint file" \
-    lab on "$B" test -s /run/vmha/remus/ft1/ckpt.save
+ok "0. the backup holds a committed checkpoint (device state and memory)" \
+    lab on "$B" sh -c 'test -s /run/vmha/remus/ft1/dev.save && test -s /run/vmha/remus/ft1/ram'
+bytes=$(status_of "$P" | sed -n 's/^bytes=//p')
+ok "0. after the first, a checkpoint carries what changed: $bytes bytes, under a quarter of 96 MiB" \
+    test "${bytes:-0}" -gt 0 -a "${bytes:-0}" -lt $((96 << 18))
 ok "0. the primary's lag is published (s)" \
     eq 0 "$(lab on "$P" crm_attribute -N "$P" -n vmha-lag-ft1 -l reboot -G -q 2>/dev/null)"
 vmha_() { lab on "$(any_node)" vmha "$@"; }

@@ -1,5 +1,6 @@
 /* Unit tests of remus/'s pure parts: the stream's header and trailer, the stale mark, the
- * status file; and of the libvirt save-image header the backup's file starts with. */
+ * status file; the libvirt save-image header the backup's file starts with; the epoch's
+ * body, the backup's journal, and the save image merged from device state and memory. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,7 +22,7 @@ static void header_round_trip(void **state)
     char buf[REMUS_HEADER_MAX];
     int n = remus_header_format(&id, buf, sizeof(buf));
     assert_true(n > 0);
-    assert_string_equal(buf, "VMHA-CKPT 1 ft1 0123456789abcdef 42\n");
+    assert_string_equal(buf, "VMHA-CKPT 2 ft1 0123456789abcdef 42\n");
     struct remus_epoch_id back;
     struct vmha_err e = {0};
     assert_int_equal(remus_header_parse(buf, &back, &e), 0);
@@ -37,11 +38,11 @@ static void header_rejects(void **state)
 {
     const char *bad[] = {
         "GET / HTTP/1.1\n",
-        "VMHA-CKPT 2 ft1 0123456789abcdef 42\n",   /* another version */
-        "VMHA-CKPT 1 ft1 0123456789abcdef 42",     /* no newline: cut off */
-        "VMHA-CKPT 1 ft1 0123456789abcde 42\n",    /* short session */
-        "VMHA-CKPT 1 ft1 0123456789abcdef 0\n",    /* epochs start at 1 */
-        "VMHA-CKPT 1 ../x 0123456789abcdef 1\n",
+        "VMHA-CKPT 1 ft1 0123456789abcdef 42\n",   /* another version */
+        "VMHA-CKPT 2 ft1 0123456789abcdef 42",     /* no newline: cut off */
+        "VMHA-CKPT 2 ft1 0123456789abcde 42\n",    /* short session */
+        "VMHA-CKPT 2 ft1 0123456789abcdef 0\n",    /* epochs start at 1 */
+        "VMHA-CKPT 2 ../x 0123456789abcdef 1\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
         struct remus_epoch_id id;
@@ -129,12 +130,214 @@ static void save_header(void **state)
     free(h);
 }
 
+/* A growing byte string, for building streams. */
+struct bytes {
+    unsigned char b[64 << 10];
+    size_t n;
+};
+
+static void add(struct bytes *x, const void *p, size_t n)
+{
+    assert_true(x->n + n <= sizeof(x->b));
+    memcpy(x->b + x->n, p, n);
+    x->n += n;
+}
+
+static void add_be(struct bytes *x, uint64_t v, int len)
+{
+    for (int i = len - 1; i >= 0; i--) {
+        unsigned char c = (unsigned char)(v >> (8 * i));
+        add(x, &c, 1);
+    }
+}
+
+static void add_str(struct bytes *x, const char *s)
+{
+    add_be(x, strlen(s), 1);
+    add(x, s, strlen(s));
+}
+
+#define PG REMUS_PAGE
+#define RAM_PAGES 3
+
+/* QEMU 7.2's stream as x-ignore-shared writes it (with_ignore) or as the restore wants it:
+ * the capability in the configuration, block addresses, and (restore) the RAM's pages. */
+static void qemu_stream(struct bytes *x, bool with_ignore, const unsigned char *ram)
+{
+    add_be(x, 0x5145564d, 4);
+    add_be(x, 3, 4);
+    add_be(x, 0x07, 1);
+    add_be(x, 13, 4);
+    add(x, "pc-i440fx-7.2", 13);
+    if (with_ignore) {
+        add_be(x, 0x05, 1);
+        add_str(x, "configuration/capabilities");
+        add_be(x, 1, 4);
+        add_be(x, 1, 4);
+        add_str(x, "x-ignore-shared");
+    }
+    add_be(x, 0x01, 1);
+    add_be(x, 3, 4);
+    add_str(x, "ram");
+    add_be(x, 0, 4);
+    add_be(x, 4, 4);
+    add_be(x, (RAM_PAGES + 1) * PG | 0x04, 8);
+    add_str(x, "pc.ram");
+    add_be(x, RAM_PAGES * PG, 8);
+    if (with_ignore)
+        add_be(x, 0, 8);
+    add_str(x, "pc.rom");
+    add_be(x, PG, 8);
+    if (with_ignore)
+        add_be(x, 0xc0000, 8);
+    if (ram) { /* page 0 is zero: left out */
+        add_be(x, 1 * PG | 0x08, 8);
+        add_str(x, "pc.ram");
+        add(x, ram + PG, PG);
+        add_be(x, 2 * PG | 0x08 | 0x20, 8);
+        add(x, ram + 2 * PG, PG);
+    }
+    add_be(x, 0x10, 8); /* EOS */
+    add(x, "\x7e\0\0\0\x03 the ROM and the devices", 30);
+}
+
+static void stream_merge(void **state)
+{
+    static unsigned char ram[RAM_PAGES * PG];
+    memset(ram + PG, 0xaa, PG);
+    memset(ram + 2 * PG, 0x55, PG);
+    static struct bytes dev, want;
+    dev.n = want.n = 0;
+    qemu_stream(&dev, true, NULL);
+    qemu_stream(&want, false, ram);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    struct vmha_err e = {0};
+    assert_int_equal(remus_stream_merge(dev.b, dev.n, ram, sizeof(ram), f, &e), 0);
+    fclose(f);
+    assert_int_equal(len, want.n);
+    assert_memory_equal(out, want.b, want.n);
+    free(out);
+    /* No block of the memory's size: refused, not guessed. */
+    f = open_memstream(&out, &len);
+    assert_int_equal(remus_stream_merge(dev.b, dev.n, ram, 2 * PG, f, &e), -EPROTO);
+    assert_non_null(strstr(e.msg, "no memory block of the guest's size"));
+    fclose(f);
+    free(out);
+    /* Cut short anywhere in the block list: refused. */
+    f = open_memstream(&out, &len);
+    assert_int_equal(remus_stream_merge(dev.b, 90, ram, sizeof(ram), f, &e), -EPROTO);
+    fclose(f);
+    free(out);
+}
+
+/* An epoch's body: device state dev, the listed pages of ram. */
+static void body(struct bytes *x, const struct bytes *dev, bool full, const unsigned char *ram,
+                 const unsigned *pages, size_t n)
+{
+    x->n = 0;
+    add(x, REMUS_BODY_DEV, 8);
+    add_be(x, dev->n, 8);
+    add(x, dev->b, dev->n);
+    add(x, REMUS_BODY_RAM, 8);
+    add_be(x, full ? REMUS_BODY_FULL : 0, 8);
+    add_be(x, RAM_PAGES * PG, 8);
+    add_be(x, n, 8);
+    for (size_t i = 0; i < n; i++) {
+        add_be(x, pages[i], 8);
+        add(x, ram + pages[i] * PG, PG);
+    }
+}
+
+static void put_file(const char *dir, const char *name, const void *p, size_t n)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    fclose(f);
+}
+
+static size_t get_file(const char *path, unsigned char *buf, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, size, f);
+    fclose(f);
+    return n;
+}
+
+static void journal_and_image(void **state)
+{
+    char dir[] = "/tmp/vmha-remus-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    static unsigned char ram[RAM_PAGES * PG], got[RAM_PAGES * PG];
+    memset(ram + PG, 0xaa, PG);
+    memset(ram + 2 * PG, 0x55, PG);
+    /* The device state as ckpt_take writes it: save header, XML, QEMU's stream. */
+    static struct bytes dev, b, want;
+    dev.n = 0;
+    unsigned char *hdr = NULL;
+    size_t hdr_len = 0;
+    assert_int_equal(hv_libvirt_save_header("<domain/>", &hdr, &hdr_len), 0);
+    add(&dev, hdr, hdr_len);
+    qemu_stream(&dev, true, NULL);
+    unsigned full_pages[] = {1, 2};
+    body(&b, &dev, true, ram, full_pages, 2);
+    struct remus_body parsed;
+    struct vmha_err e = {0};
+    assert_int_equal(remus_body_parse(b.b, b.n, &parsed, &e), 0);
+    assert_int_equal(parsed.npages, 2);
+    assert_int_equal(parsed.dev_len, dev.n);
+    assert_int_equal(remus_body_parse(b.b, b.n - 1, &parsed, &e), -EPROTO);
+    put_file(dir, "ckpt.jrnl", b.b, b.n);
+    /* The image: header and XML as they were, then the stream with the memory back in. */
+    char path[256];
+    assert_int_equal(remus_checkpoint_image(dir, path, sizeof(path), &e), 0);
+    want.n = 0;
+    add(&want, hdr, hdr_len);
+    qemu_stream(&want, false, ram);
+    static unsigned char img[64 << 10];
+    assert_int_equal(get_file(path, img, sizeof(img)), want.n);
+    assert_memory_equal(img, want.b, want.n);
+    /* The journal is applied and gone; the memory is on file. */
+    char p2[256];
+    snprintf(p2, sizeof(p2), "%s/ckpt.jrnl", dir);
+    assert_int_equal(access(p2, F_OK), -1);
+    snprintf(p2, sizeof(p2), "%s/ram", dir);
+    assert_int_equal(get_file(p2, got, sizeof(got)), sizeof(ram));
+    assert_memory_equal(got, ram, sizeof(ram));
+    /* The next epoch changes page 0 only. */
+    memset(ram, 0x11, PG);
+    unsigned one[] = {0};
+    body(&b, &dev, false, ram, one, 1);
+    put_file(dir, "ckpt.jrnl", b.b, b.n);
+    assert_int_equal(remus_journal_apply(dir, &e), 0);
+    assert_int_equal(get_file(p2, got, sizeof(got)), sizeof(ram));
+    assert_memory_equal(got, ram, sizeof(ram));
+    /* A page outside the memory: refused, and the journal stays for a look. */
+    unsigned bad[] = {RAM_PAGES};
+    b.n = 0;
+    body(&b, &dev, false, ram, one, 1);
+    remus_put_be64(b.b + b.n - PG - 8, bad[0]);
+    put_file(dir, "ckpt.jrnl", b.b, b.n);
+    assert_int_equal(remus_journal_apply(dir, &e), -EPROTO);
+    assert_non_null(strstr(e.msg, "outside the guest's memory"));
+    free(hdr);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(header_round_trip), cmocka_unit_test(header_rejects),
         cmocka_unit_test(trailer),           cmocka_unit_test(stale_marks),
         cmocka_unit_test(status_file),       cmocka_unit_test(save_header),
+        cmocka_unit_test(stream_merge),      cmocka_unit_test(journal_and_image),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
