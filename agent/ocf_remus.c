@@ -144,7 +144,7 @@ static void wipe_replica(struct ft *f)
 {
     static const char *const files[] = {"ckpt.save", "ckpt.save.part", "ckpt.part",
                                         "ckpt.meta", "ckpt.jrnl", "ckpt.lock", "dev.save",
-                                        "ram", "tmp.part", "demote-shutdown", "demote-to",
+                                        "ram", "dev.save.tmp", "demote-shutdown", "demote-to",
                                         "status"};
     size_t n = sizeof(files) / sizeof(files[0]) - remus_running(f->dir, "send", NULL);
     for (size_t i = 0; i < n; i++) {

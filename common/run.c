@@ -115,6 +115,30 @@ int vmha_write_all(int fd, const void *buf, size_t n)
     return 0;
 }
 
+int vmha_write_file(const char *path, const void *data, size_t n, bool sync,
+                    struct vmha_err *err)
+{
+    char tmp[4200];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+        return vmha_err_set(err, -ENAMETOOLONG, "path too long: %s", path);
+    _cleanup_(closep) int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return vmha_err_set(err, -errno, "cannot write %s: %s", tmp, strerror(errno));
+    int r = vmha_write_all(fd, data, n);
+    if (r == 0 && sync && fsync(fd) < 0)
+        r = -errno;
+    if (r == 0 && close(fd) < 0)
+        r = -errno;
+    fd = -1;
+    if (r == 0 && rename(tmp, path) < 0)
+        r = -errno;
+    if (r < 0) {
+        unlink(tmp);
+        return vmha_err_set(err, r, "cannot write %s: %s", path, strerror(-r));
+    }
+    return 0;
+}
+
 void vmha_tune_socket(int fd, uint64_t timeout_ms)
 {
     int one = 1, idle = 1, cnt = 3;

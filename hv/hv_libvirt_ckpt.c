@@ -363,8 +363,10 @@ int hv_libvirt_ckpt_memory(struct hv_conn *c, const char *name, int *fd, struct 
     virDomainInfo info;
     if (virDomainGetInfo(d, &info) < 0)
         return hv_libvirt_err(err, -EIO, "cannot read the guest's memory size");
-    int pid = qemu_pid(d, err);
-    if (pid < 0)
+    /* A replicator killed inside a checkpoint leaves x-ignore-shared on, and a live
+     * migration would then leave the memory behind: the next replicator switches it off. */
+    int pid = ignore_shared(d, false, err);
+    if (pid < 0 || (pid = qemu_pid(d, err)) < 0)
         return pid;
     /* Its RAM: the one memfd of exactly the guest's memory size among QEMU's descriptors. */
     char dir[64];

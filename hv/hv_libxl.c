@@ -284,26 +284,6 @@ static int xl_current_config(struct hv_conn *c, const char *name, struct hv_gues
     return r;
 }
 
-/* Writes text to path whole or not at all: a reader sees the old file or the new one. */
-static int write_atomic(const char *path, const char *text, struct vmha_err *err)
-{
-    char tmp[600];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    _cleanup_(closep) int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return vmha_err_set(err, -errno, "cannot write %s: %s", tmp, strerror(errno));
-    int r = vmha_write_all(fd, text, strlen(text));
-    if (r == 0 && fsync(fd) < 0)
-        r = -errno;
-    if (r == 0 && rename(tmp, path) < 0)
-        r = -errno;
-    if (r < 0) {
-        unlink(tmp);
-        return vmha_err_set(err, r, "cannot write %s: %s", path, strerror(-r));
-    }
-    return 0;
-}
-
 static int xl_define(struct hv_conn *c, const char *text, struct vmha_err *err)
 {
     /* Check all of it now, as libvirt does at define: a bad disk spec is a config error. */
@@ -324,7 +304,7 @@ static int xl_define(struct hv_conn *c, const char *text, struct vmha_err *err)
     }
     if (mkdir(c->defdir, 0700) < 0 && errno != EEXIST)
         return vmha_err_set(err, -errno, "cannot create %s: %s", c->defdir, strerror(errno));
-    return write_atomic(path, text, err);
+    return vmha_write_file(path, text, strlen(text), true, err);
 }
 
 /* A domain that shut down stays as a shell until someone destroys it (xl's own process does

@@ -110,38 +110,26 @@ static void unmap(const unsigned char *p, size_t len)
         munmap((void *)p, len);
 }
 
-static int write_file(const char *dir, const char *name, const void *data, size_t len,
-                      struct vmha_err *err)
-{
-    char tmp[4096], path[4096];
-    if (path_in(tmp, sizeof(tmp), dir, "tmp.part") < 0 || path_in(path, sizeof(path), dir, name))
-        return vmha_err_set(err, -ENAMETOOLONG, "path too long in %s", dir);
-    _cleanup_(closep) int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int r = fd < 0 ? -errno : vmha_write_all(fd, data, len);
-    if (r == 0 && close(fd) < 0)
-        r = -errno;
-    fd = -1;
-    if (r == 0 && rename(tmp, path) < 0)
-        r = -errno;
-    if (r < 0) {
-        unlink(tmp);
-        return vmha_err_set(err, r, "cannot write %s: %s", path, strerror(-r));
-    }
-    return 0;
-}
-
-/* Serializes the backup's files between the receiver and a restore. */
+/* Serializes the backup's files between the receiver and a restore. A holder applies one
+ * journal at most (well under a second): give up after LOCK_WAIT_MS. */
+#define LOCK_WAIT_MS 10000
 static int lock_dir(const char *dir, struct vmha_err *err)
 {
     char path[4096];
     if (path_in(path, sizeof(path), dir, "ckpt.lock") < 0)
         return vmha_err_set(err, -ENAMETOOLONG, "path too long in %s", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+    if (fd < 0)
+        return vmha_err_set(err, -errno, "cannot lock %s: %s", path, strerror(errno));
+    for (int waited = 0; flock(fd, LOCK_EX | LOCK_NB) < 0; waited += 10) {
         int r = -errno;
-        if (fd >= 0)
+        if (r != -EWOULDBLOCK || waited >= LOCK_WAIT_MS) {
             close(fd);
-        return vmha_err_set(err, r, "cannot lock %s: %s", path, strerror(-r));
+            return vmha_err_set(err, r == -EWOULDBLOCK ? -ETIMEDOUT : r, "cannot lock %s: %s",
+                                path, r == -EWOULDBLOCK ? "another process holds it"
+                                                        : strerror(-r));
+        }
+        usleep(10 * 1000);
     }
     return fd;
 }
@@ -162,7 +150,13 @@ static int apply_locked(const char *dir, struct vmha_err *err)
     struct remus_body b;
     if ((r = remus_body_parse(j, jlen, &b, err)) < 0)
         goto out;
-    if ((r = write_file(dir, "dev.save", b.dev, b.dev_len, err)) < 0)
+    char dpath[4096];
+    if (path_in(dpath, sizeof(dpath), dir, "dev.save") < 0) {
+        r = vmha_err_set(err, -ENAMETOOLONG, "path too long in %s", dir);
+        goto out;
+    }
+    /* The checkpoint only has to outlive the primary, not this host: no fsync. */
+    if ((r = vmha_write_file(dpath, b.dev, b.dev_len, false, err)) < 0)
         goto out;
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (b.flags & REMUS_BODY_FULL ? O_TRUNC : 0);
     _cleanup_(closep) int fd = open(rpath, flags, 0600);

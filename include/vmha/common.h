@@ -61,6 +61,11 @@ int vmha_run(char *const argv[], const struct vmha_deadline *dl, struct vmha_err
  * that is gone gives -EPIPE, never SIGPIPE. */
 int vmha_write_all(int fd, const void *buf, size_t n);
 
+/* Replaces path with n bytes of data whole or not at all (through path.tmp, renamed): a
+ * reader sees the old file or the new one. With sync, the data is on disk first. */
+int vmha_write_file(const char *path, const void *data, size_t n, bool sync,
+                    struct vmha_err *err);
+
 /* Keepalive and TCP_USER_TIMEOUT on a TCP socket: a peer that vanishes without a word (its
  * host lost power) is noticed within about timeout_ms instead of never. */
 void vmha_tune_socket(int fd, uint64_t timeout_ms);

@@ -161,7 +161,8 @@ struct hv_ops {
      * the guest paused at the checkpoint. On failure the guest runs. */
     int (*ckpt_take)(struct hv_conn *c, const char *name, int fd, const struct vmha_deadline *dl,
                      struct hv_ckpt_stats *ret, struct vmha_err *err);
-    /* A read-only descriptor of the running guest's RAM (a shared memfd), to map. */
+    /* A read-only descriptor of the running guest's RAM (a shared memfd), to map; called
+     * when replication starts (it also undoes what a checkpoint cut short left set). */
     int (*ckpt_memory)(struct hv_conn *c, const char *name, int *fd, struct vmha_err *err);
     /* Creates the guest on this host, paused, from a checkpoint file. */
     int (*ckpt_restore)(struct hv_conn *c, const char *path, struct vmha_err *err);

@@ -64,7 +64,7 @@ ok "0. the guest runs promoted on one host, its backup on another, and is protec
     wait_for 120 protected
 took "configure to protected"
 P=$(role_on Promoted) B=$(role_on Unpromoted)
-diag "primary $P, backup $B: $(status_of "$P" | grep -E '^(epoch|pause_ms|ckpt_ms|bytes)=' | xargs)"
+diag "primary $P, backup $B: $(status_of "$P" | grep -E '^(epoch|pause_ms|ckpt_ms|bytes|failures|error)=' | xargs)"
 ok "0. clients get answers through the output buffer" wait_for 30 answers
 ok "0. the primary's monitor answers 8 (promoted)" eq 8 "$(monitor_rc "$P")"
 ok "0. the backup's monitor answers 0 (unpromoted)" eq 0 "$(monitor_rc "$B")"
@@ -243,7 +243,7 @@ show_lost "$WORK/tls.samples"
 ok "6. no request lost" eq 0 "$(awk 'NF != 2' "$WORK/tls.samples" | wc -l)"
 ok "6. the counter never went back" eq 0 "$RESTARTED"
 ok "6. never two running copies" eq 1 "$COPIES"
-diag "$(status_of "$B" | grep -E '^(epoch|pause_ms|ckpt_ms|bytes)=' | xargs)"
+diag "$(status_of "$B" | grep -E '^(epoch|pause_ms|ckpt_ms|bytes|failures|error)=' | xargs)"
 
 scenario "7a. fencing fails: the operator confirms the dead primary down"
 P=$(role_on Promoted) B=$(role_on Unpromoted)
