@@ -54,6 +54,12 @@ bool remus_find_peer(struct remus_ctx *x, char *peer, size_t psize, char *addr, 
 int remus_mark_stale(struct remus_ctx *x, const char *peer, uint64_t epoch,
                      const struct vmha_deadline *dl, struct vmha_err *err);
 
+/* Once this session's first checkpoint is committed on peer: a stale mark there from an
+ * earlier session would keep that replica from ever being promoted, though this session's
+ * checkpoints cover all output since it began. It is replaced by one that marks nothing of
+ * this session (and all of any other, as before). Only the one primary writes marks. */
+void remus_renew_mark(struct remus_ctx *x, const char *peer);
+
 /* Xen's Remus through libxenlight (xen.c, in builds with the libxl backend). */
 int remus_xen_send(struct remus_ctx *x);
 int remus_xen_receive(struct remus_ctx *x);

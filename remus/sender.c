@@ -466,6 +466,40 @@ int remus_mark_stale(struct remus_ctx *x, const char *peer, uint64_t epoch,
     }
 }
 
+void remus_renew_mark(struct remus_ctx *x, const char *peer)
+{
+    char stale[300], mark[64];
+    snprintf(stale, sizeof(stale), REMUS_ATTR_STALE "%s", x->guest);
+    struct vmha_deadline dl = vmha_deadline_in(10000);
+    struct cluster_view v = {0};
+    struct vmha_err e = {0};
+    if (cluster_read(&dl, &v, &e) < 0) {
+        cluster_log(LOG_WARNING, "cannot read the stale mark of %s's replica: %s", x->guest,
+                    e.msg);
+        return;
+    }
+    const struct cluster_node *n = cluster_node_find(&v, peer);
+    const char *now = n ? cluster_node_attr(n, stale, true) : NULL;
+    char session[32];
+    snprintf(session, sizeof(session), "%016llx ", (unsigned long long)x->st.session);
+    bool foreign = now && now[0] && strncmp(now, session, strlen(session)) != 0;
+    if (foreign)
+        snprintf(mark, sizeof(mark), "%s", now);
+    cluster_view_clear(&v);
+    if (!foreign)
+        return;
+    /* Marks nothing of this session, and everything of any other, as before. */
+    char renewed[64];
+    remus_stale_format(x->st.session, 0, renewed, sizeof(renewed));
+    if (cluster_attr_update(peer, stale, renewed, &dl, &e) < 0)
+        cluster_log(LOG_WARNING, "cannot renew the stale mark of %s's replica on %s: %s",
+                    x->guest, peer, e.msg);
+    else
+        cluster_log(LOG_NOTICE, "guest %s: the replica on %s holds this session's checkpoints; "
+                    "its stale mark from an earlier session (%s) no longer applies", x->guest,
+                    peer, mark);
+}
+
 /* No working backup: output flows freely from now on, once the replicas are marked. */
 static void unprotect(struct sender *s, const char *why)
 {
@@ -565,11 +599,13 @@ int remus_send(struct remus_ctx *x)
             snprintf(x->st.peer, sizeof(x->st.peer), "%s", s.peer);
             x->st.error[0] = '\0';
             remus_publish(x);
-            if (first)
+            if (first) {
                 cluster_log(LOG_NOTICE, "guest %s is protected by its replica on %s "
                             "(checkpoint %llu, %llu bytes in %llu ms)", x->guest, s.peer,
                             (unsigned long long)x->st.epoch, (unsigned long long)x->st.bytes,
                             (unsigned long long)x->st.ckpt_ms);
+                remus_renew_mark(x, s.peer);
+            }
             if (final) {
                 cluster_log(LOG_NOTICE, "guest %s handed over to %s at checkpoint %llu",
                             x->guest, s.peer, (unsigned long long)x->st.epoch);

@@ -95,6 +95,8 @@ static void *watch_run(void *arg)
                                 "(first checkpoint, %llu bytes)", x->guest, x->st.peer,
                                 (unsigned long long)x->st.bytes);
                     snprintf(x->st.state, sizeof(x->st.state), "protected");
+                    /* Done before watch_stop returns, so before any new mark. */
+                    remus_renew_mark(x, x->st.peer);
                 }
                 x->st.error[0] = '\0';
                 remus_publish(x);

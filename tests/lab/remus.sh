@@ -99,6 +99,27 @@ out=$(lab on "$P" env OCF_ROOT=/usr/lib/ocf OCF_RESKEY_config=/srv/cluster/ft-di
 ok "0. validate-all refuses a replicated guest with a writable disk (6)" eq 6 "$?"
 ok "0. and says why" grep -q "writable disk" <<<"$out"
 
+# A stale mark from an earlier session on the backup (as a primary whose backup broke away
+# leaves it): once a new session's first checkpoint is there it no longer applies, or the
+# backup could never resume the guest. A replicator killed on the primary comes back, from
+# its monitor, as a new session.
+lab on "$B" crm_attribute -N "$B" -n vmha-stale-ft1 -l reboot -v "0000000000000001 7" >/dev/null
+old_session=$(status_of "$P" | sed -n 's/^session=//p')
+lab on "$P" sh -c 'kill -9 "$(cat /run/vmha/remus/ft1/send.pid)"'
+session_of() { status_of "$P" | sed -n 's/^session=//p'; }
+new_session() { [ "$(session_of)" != "$old_session" ] && [ "$(state_on "$P")" = protected ]; }
+ok "0. replication killed on the primary comes back as a new session, protected" \
+    wait_for 60 new_session
+renewed() {
+    [ "$(lab on "$B" crm_attribute -N "$B" -n vmha-stale-ft1 -l reboot -G -q 2>/dev/null)" = \
+        "$(session_of) 0" ]
+}
+ok "0. the backup's stale mark from the earlier session gives way to the new one" \
+    wait_for 30 renewed
+score_is() { [ "$(lab on "$B" crm_attribute -N "$B" -l reboot -n master-ft1 -G -q 2>/dev/null)" = "$1" ]; }
+ok "0. so the backup may resume the guest again (promotion score 50)" wait_for 30 score_is 50
+ok "0. clients still get answers" wait_for 30 answers
+
 scenario "1. the primary's host dies"
 watch_start kill ft1
 sleep 5
