@@ -54,10 +54,10 @@ bool remus_find_peer(struct remus_ctx *x, char *peer, size_t psize, char *addr, 
 int remus_mark_stale(struct remus_ctx *x, const char *peer, uint64_t epoch,
                      const struct vmha_deadline *dl, struct vmha_err *err);
 
-/* Once this session's first checkpoint is committed on peer: a stale mark there from an
- * earlier session would keep that replica from ever being promoted, though this session's
- * checkpoints cover all output since it began. It is replaced by one that marks nothing of
- * this session (and all of any other, as before). Only the one primary writes marks. */
+/* A stale mark on peer from an earlier session would keep that replica from ever being
+ * promoted, though this session's checkpoints cover all output since it began: it is
+ * replaced by one that marks nothing of this session and all of any other, as before (so
+ * what peer holds of an earlier session stays stale). Only the one primary writes marks. */
 void remus_renew_mark(struct remus_ctx *x, const char *peer);
 
 /* Xen's Remus through libxenlight (xen.c, in builds with the libxl backend). */

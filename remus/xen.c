@@ -95,8 +95,6 @@ static void *watch_run(void *arg)
                                 "(first checkpoint, %llu bytes)", x->guest, x->st.peer,
                                 (unsigned long long)x->st.bytes);
                     snprintf(x->st.state, sizeof(x->st.state), "protected");
-                    /* Done before watch_stop returns, so before any new mark. */
-                    remus_renew_mark(x, x->st.peer);
                 }
                 x->st.error[0] = '\0';
                 remus_publish(x);
@@ -212,6 +210,10 @@ int remus_xen_send(struct remus_ctx *x)
         set_state(x, "syncing", "");
         cluster_log(LOG_NOTICE, "guest %s: replicating to %s (%s) every %llu ms", x->guest, peer,
                     addr, (unsigned long long)x->interval_ms);
+        /* Here, not once protected: while libxenlight's save helper runs, libxl reaps every
+         * child of the process, attrd_updater's too. The backup's replica of an earlier
+         * session stays stale by its session either way. */
+        remus_renew_mark(x, peer);
         if (ops->lookup(c, x->guest, &gi, &err) < 0)
             gi.memory_kib = 0;
         char hello[96];
