@@ -354,7 +354,8 @@ static int qemu_pid(virDomainPtr d, struct vmha_err *err)
     return pid;
 }
 
-int hv_libvirt_ckpt_memory(struct hv_conn *c, const char *name, int *fd, struct vmha_err *err)
+int hv_libvirt_ckpt_memory(struct hv_conn *c, const char *name, int *fd, int *qemu,
+                           struct vmha_err *err)
 {
     _cleanup_(virDomainFreep) virDomainPtr d = NULL;
     int r = hv_libvirt_domain(c, name, &d, err);
@@ -406,6 +407,7 @@ int hv_libvirt_ckpt_memory(struct hv_conn *c, const char *name, int *fd, struct 
                             "mode='shared'/></memoryBacking>)", name);
     }
     *fd = found;
+    *qemu = pid;
     return 0;
 }
 

@@ -22,7 +22,8 @@ int hv_libvirt_ckpt_release(struct hv_conn *c, const char *name, bool stop, stru
 int hv_libvirt_ckpt_take(struct hv_conn *c, const char *name, int fd,
                          const struct vmha_deadline *dl, struct hv_ckpt_stats *ret,
                          struct vmha_err *err);
-int hv_libvirt_ckpt_memory(struct hv_conn *c, const char *name, int *fd, struct vmha_err *err);
+int hv_libvirt_ckpt_memory(struct hv_conn *c, const char *name, int *fd, int *pid,
+                           struct vmha_err *err);
 int hv_libvirt_ckpt_restore(struct hv_conn *c, const char *path, struct vmha_err *err);
 /* The header of a libvirt QEMU save image carrying xml (pure): *len bytes in *ret. */
 int hv_libvirt_save_header(const char *xml, unsigned char **ret, size_t *len);

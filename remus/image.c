@@ -55,29 +55,42 @@ void remus_put_be64(unsigned char *p, uint64_t v)
 int remus_body_parse(const unsigned char *b, size_t n, struct remus_body *ret,
                      struct vmha_err *err)
 {
-    if (n < 16 || memcmp(b, REMUS_BODY_DEV, 8) != 0)
-        return vmha_err_set(err, -EPROTO, "not a vmha checkpoint body");
-    uint64_t dev_len = remus_get_be64(b + 8);
-    if (dev_len > n - 16 || n - 16 - dev_len < 32)
-        return vmha_err_set(err, -EPROTO, "checkpoint body cut short (device state)");
-    const unsigned char *r = b + 16 + dev_len;
-    if (memcmp(r, REMUS_BODY_RAM, 8) != 0)
-        return vmha_err_set(err, -EPROTO, "checkpoint body has no memory part");
-    struct remus_body v = {.dev = b + 16, .dev_len = dev_len, .flags = remus_get_be64(r + 8),
-                           .ram_size = remus_get_be64(r + 16), .npages = remus_get_be64(r + 24),
-                           .pages = r + 32};
-    size_t left = n - 16 - dev_len - 32;
-    if (v.ram_size == 0 || v.ram_size % REMUS_PAGE || v.npages > v.ram_size / REMUS_PAGE ||
-        v.npages * (8 + REMUS_PAGE) != left)
-        return vmha_err_set(err, -EPROTO, "checkpoint body's memory part is inconsistent "
-                            "(%llu pages in %zu bytes for %llu bytes of memory)",
-                            (unsigned long long)v.npages, left, (unsigned long long)v.ram_size);
-    for (uint64_t i = 0; i < v.npages; i++)
-        if (remus_get_be64(v.pages + i * (8 + REMUS_PAGE)) >= v.ram_size / REMUS_PAGE)
-            return vmha_err_set(err, -EPROTO, "checkpoint page %llu is outside the guest's "
-                                "memory", (unsigned long long)i);
-    *ret = v;
-    return 0;
+    struct remus_body v = {.start = b, .end = b + n};
+    const unsigned char *p = b;
+    for (unsigned i = 0;; i++) {
+        size_t left = (size_t)(v.end - p);
+        if (left >= 16 && memcmp(p, REMUS_BODY_DEV, 8) == 0) {
+            v.dev_len = remus_get_be64(p + 8);
+            if (i == 0 || v.dev_len != left - 16)
+                return vmha_err_set(err, -EPROTO, "checkpoint body's device state is not "
+                                    "where it belongs (%llu bytes, %zu left, after %u "
+                                    "sections)", (unsigned long long)v.dev_len, left - 16, i);
+            v.dev = p + 16;
+            *ret = v;
+            return 0;
+        }
+        if (left < 32 || memcmp(p, REMUS_BODY_RAM, 8) != 0)
+            return vmha_err_set(err, -EPROTO, "checkpoint body cut short or garbled "
+                                "(section %u)", i);
+        uint64_t flags = remus_get_be64(p + 8), size = remus_get_be64(p + 16),
+                 count = remus_get_be64(p + 24);
+        if (i == 0) {
+            v.full = flags & REMUS_BODY_FULL;
+            v.ram_size = size;
+        }
+        if (size != v.ram_size || size == 0 || size % REMUS_PAGE ||
+            ((flags & REMUS_BODY_FULL) && i > 0) || count > size / REMUS_PAGE ||
+            count * (8 + REMUS_PAGE) > left - 32)
+            return vmha_err_set(err, -EPROTO, "checkpoint body's memory section %u is "
+                                "inconsistent (%llu pages of %llu bytes of memory)", i,
+                                (unsigned long long)count, (unsigned long long)size);
+        p += 32;
+        for (uint64_t k = 0; k < count; k++, p += 8 + REMUS_PAGE)
+            if (remus_get_be64(p) >= size / REMUS_PAGE)
+                return vmha_err_set(err, -EPROTO, "checkpoint page %llu is outside the "
+                                    "guest's memory", (unsigned long long)remus_get_be64(p));
+        v.npages += count;
+    }
 }
 
 static int path_in(char *buf, size_t size, const char *dir, const char *file)
@@ -158,17 +171,21 @@ static int apply_locked(const char *dir, struct vmha_err *err)
     /* The checkpoint only has to outlive the primary, not this host: no fsync. */
     if ((r = vmha_write_file(dpath, b.dev, b.dev_len, false, err)) < 0)
         goto out;
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (b.flags & REMUS_BODY_FULL ? O_TRUNC : 0);
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (b.full ? O_TRUNC : 0);
     _cleanup_(closep) int fd = open(rpath, flags, 0600);
     if (fd < 0 || ftruncate(fd, (off_t)b.ram_size) < 0) {
         r = vmha_err_set(err, -errno, "cannot write %s: %s", rpath, strerror(errno));
         goto out;
     }
-    for (uint64_t i = 0; i < b.npages && r == 0; i++) {
-        const unsigned char *rec = b.pages + i * (8 + REMUS_PAGE);
-        off_t at = (off_t)(remus_get_be64(rec) * REMUS_PAGE);
-        if (pwrite(fd, rec + 8, REMUS_PAGE, at) != REMUS_PAGE)
-            r = vmha_err_set(err, -EIO, "cannot write %s: %s", rpath, strerror(errno));
+    /* The sections in order: a later one's page replaces an earlier one's. */
+    for (const unsigned char *p = b.start; p < b.dev - 16 && r == 0;) {
+        uint64_t count = remus_get_be64(p + 24);
+        p += 32;
+        for (uint64_t i = 0; i < count && r == 0; i++, p += 8 + REMUS_PAGE) {
+            off_t at = (off_t)(remus_get_be64(p) * REMUS_PAGE);
+            if (pwrite(fd, p + 8, REMUS_PAGE, at) != REMUS_PAGE)
+                r = vmha_err_set(err, -EIO, "cannot write %s: %s", rpath, strerror(errno));
+        }
     }
     if (r == 0 && unlink(jpath) < 0)
         r = vmha_err_set(err, -errno, "cannot remove %s: %s", jpath, strerror(errno));

@@ -35,7 +35,7 @@ static int check_body(struct remus_ctx *x, const char *part, const struct remus_
     struct remus_body b;
     int r = remus_body_parse(m, (size_t)st.st_size, &b, err);
     munmap(m, (size_t)st.st_size);
-    if (r < 0 || (b.flags & REMUS_BODY_FULL))
+    if (r < 0 || b.full)
         return r;
     uint64_t session = 0, epoch = 0;
     char path[4200];

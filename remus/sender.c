@@ -15,6 +15,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,11 +31,13 @@ struct sender {
     bool held;       /* output is being held */
     char peer[256];  /* node name of the backup */
     char addr[300];  /* its replication address:port */
+    int qemu;                 /* pidfd of the process whose memory ram is */
     const unsigned char *ram; /* the guest's memory (mapped read-only), ram_size bytes */
     size_t ram_size;
     unsigned char *shadow; /* what the backup holds of it, once synced */
     uint64_t *dirty;       /* the page numbers an epoch sends */
     bool synced;           /* the backup holds the shadow: send only what differs */
+    bool qemu_gone;        /* the guest's memory is no longer ram: start again */
 };
 
 int remus_connect(const char *address, const struct vmha_deadline *dl, struct vmha_err *err)
@@ -174,12 +177,21 @@ static int take(struct sender *s, const struct vmha_deadline *dl, struct collect
 /* The guest's memory, mapped, and a copy of what the backup holds of it (the shadow). */
 static int track_open(struct sender *s, struct vmha_err *err)
 {
-    int fd = -1;
-    int r = s->ops->ckpt_memory ? s->ops->ckpt_memory(s->conn, s->x->guest, &fd, err)
+    int fd = -1, pid = 0;
+    int r = s->ops->ckpt_memory ? s->ops->ckpt_memory(s->conn, s->x->guest, &fd, &pid, err)
                                 : vmha_err_set(err, -EOPNOTSUPP, "this hypervisor's guests "
                                                "cannot be replicated");
     if (r < 0)
         return r;
+    /* The mapping keeps the memory alive after its QEMU is gone; a guest started again has
+     * other memory. pidfd_open: a pid reused by another process cannot fool the check. */
+    s->qemu = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (s->qemu < 0) {
+        r = -errno;
+        close(fd);
+        return vmha_err_set(err, r, "cannot watch the guest's QEMU (pid %d): %s", pid,
+                            strerror(-r));
+    }
     struct stat st;
     if (fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size % REMUS_PAGE) {
         close(fd);
@@ -197,6 +209,8 @@ static int track_open(struct sender *s, struct vmha_err *err)
         free(s->dirty);
         s->shadow = NULL;
         s->dirty = NULL;
+        close(s->qemu);
+        s->qemu = -1;
         return vmha_err_set(err, -ENOMEM, "cannot map the guest's memory (%zu bytes) and its "
                             "copy", s->ram_size);
     }
@@ -209,6 +223,7 @@ static int track_open(struct sender *s, struct vmha_err *err)
  * ones when it is not in step), copied into it, their numbers at dirty[from page on]. */
 struct scan {
     struct sender *s;
+    bool base; /* compare with zero: the shadow is not in step */
     size_t from, to, n;
 };
 
@@ -220,9 +235,9 @@ static void *scan_run(void *arg)
     uint64_t *out = s->dirty + c->from / REMUS_PAGE;
     for (size_t off = c->from; off < c->to; off += REMUS_PAGE) {
         const unsigned char *page = s->ram + off;
-        if (s->synced ? memcmp(page, s->shadow + off, REMUS_PAGE) == 0
-                      : memcmp(page, zero, REMUS_PAGE) == 0) {
-            if (!s->synced)
+        if (!c->base ? memcmp(page, s->shadow + off, REMUS_PAGE) == 0
+                     : memcmp(page, zero, REMUS_PAGE) == 0) {
+            if (c->base)
                 memset(s->shadow + off, 0, REMUS_PAGE);
             continue;
         }
@@ -232,12 +247,14 @@ static void *scan_run(void *arg)
     return NULL;
 }
 
-/* The pages an epoch sends, into s->dirty; the guest is paused. Two threads: comparing the
- * memory with its copy is what the guest's pause is mostly made of. */
-static size_t track_scan(struct sender *s)
+/* The pages to send, into s->dirty: those that differ from the shadow, or with base every
+ * non-zero one. Two threads: comparing the memory with its copy is what the guest's pause is
+ * mostly made of. */
+static size_t track_scan(struct sender *s, bool base)
 {
     size_t half = s->ram_size / REMUS_PAGE / 2 * REMUS_PAGE;
-    struct scan a = {.s = s, .from = 0, .to = half}, b = {.s = s, .from = half, .to = s->ram_size};
+    struct scan a = {.s = s, .base = base, .from = 0, .to = half},
+                b = {.s = s, .base = base, .from = half, .to = s->ram_size};
     pthread_t t;
     bool threaded = pthread_create(&t, NULL, scan_run, &b) == 0;
     scan_run(&a);
@@ -249,36 +266,40 @@ static size_t track_scan(struct sender *s)
     return a.n + b.n;
 }
 
-/* The epoch's body (include/vmha/remus.h) into ch: the device state, then the pages. */
-static int send_body(struct sender *s, struct chan *ch, const struct collect *dev, size_t n,
-                     bool full, const struct vmha_deadline *dl)
+/* A memory section of the epoch's body (include/vmha/remus.h) into ch: the n pages listed
+ * in s->dirty, from the shadow. */
+static int send_ram(struct sender *s, struct chan *ch, size_t n, bool full,
+                    const struct vmha_deadline *dl)
 {
-    unsigned char head[16], ram[32];
-    memcpy(head, REMUS_BODY_DEV, 8);
-    remus_put_be64(head + 8, dev->len);
-    memcpy(ram, REMUS_BODY_RAM, 8);
-    remus_put_be64(ram + 8, full ? REMUS_BODY_FULL : 0);
-    remus_put_be64(ram + 16, s->ram_size);
-    remus_put_be64(ram + 24, n);
-    int r;
-    if ((r = chan_write_all(ch, head, sizeof(head), dl)) < 0 ||
-        (r = chan_write_all(ch, dev->buf, dev->len, dl)) < 0 ||
-        (r = chan_write_all(ch, ram, sizeof(ram), dl)) < 0)
-        return r;
+    unsigned char head[32];
+    memcpy(head, REMUS_BODY_RAM, 8);
+    remus_put_be64(head + 8, full ? REMUS_BODY_FULL : 0);
+    remus_put_be64(head + 16, s->ram_size);
+    remus_put_be64(head + 24, n);
+    int r = chan_write_all(ch, head, sizeof(head), dl);
     /* Records gathered 64 at a time: one write per 256 KiB. */
     static unsigned char buf[64 * (8 + REMUS_PAGE)];
     size_t used = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && r == 0; i++) {
         remus_put_be64(buf + used, s->dirty[i]);
         memcpy(buf + used + 8, s->shadow + s->dirty[i] * REMUS_PAGE, REMUS_PAGE);
         used += 8 + REMUS_PAGE;
         if (used == sizeof(buf) || i + 1 == n) {
-            if ((r = chan_write_all(ch, buf, used, dl)) < 0)
-                return r;
+            r = chan_write_all(ch, buf, used, dl);
             used = 0;
         }
     }
-    return 0;
+    return r;
+}
+
+/* The body's last section: the device state. */
+static int send_dev(struct chan *ch, const struct collect *dev, const struct vmha_deadline *dl)
+{
+    unsigned char head[16];
+    memcpy(head, REMUS_BODY_DEV, 8);
+    remus_put_be64(head + 8, dev->len);
+    int r = chan_write_all(ch, head, sizeof(head), dl);
+    return r < 0 ? r : chan_write_all(ch, dev->buf, dev->len, dl);
 }
 
 static uint64_t now_us(void)
@@ -320,6 +341,18 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
         vmha_err_set(err, r, "cannot send to the replica at %s: %s", s->addr, strerror(-r));
         goto out;
     }
+    /* From here the shadow runs ahead of the backup until it acknowledges. */
+    bool full = !s->synced;
+    s->synced = false;
+    size_t base = 0;
+    if (full) {
+        /* A base while the guest runs: the pause then covers only what changed since. */
+        base = track_scan(s, true);
+        if ((r = send_ram(s, &ch, base, true, &dl)) < 0) {
+            vmha_err_set(err, r, "cannot send to the replica at %s: %s", s->addr, strerror(-r));
+            goto out;
+        }
+    }
     struct hv_ckpt_stats st = {0};
     struct collect dev = {0};
     if ((r = take(s, &dl, &dev, &st, err)) < 0) {
@@ -328,12 +361,19 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
     }
     uint64_t t_paused = vmha_now_ms();
     us[1] = now_us();
-    /* From here the shadow runs ahead of the backup until it acknowledges. */
-    size_t pages = track_scan(s);
+    struct pollfd gone = {.fd = s->qemu, .events = POLLIN};
+    if (poll(&gone, 1, 0) != 0) {
+        free(dev.buf);
+        s->qemu_gone = true;
+        r = vmha_err_set(err, -ESRCH, "the QEMU whose memory this replication reads has "
+                         "exited: replication starts again");
+        goto resume;
+    }
+    size_t pages = track_scan(s, false);
     us[2] = now_us();
-    bool full = !s->synced;
-    s->synced = false;
-    r = send_body(s, &ch, &dev, pages, full, &dl);
+    r = send_ram(s, &ch, pages, false, &dl);
+    if (r == 0)
+        r = send_dev(&ch, &dev, &dl);
     free(dev.buf);
     unsigned char trailer[REMUS_TRAILER_LEN];
     remus_trailer_make(epoch, trailer);
@@ -350,7 +390,7 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
     s->synced = true;
     x->st.epoch = epoch;
     x->st.committed_ms = remus_realtime_ms();
-    x->st.bytes = dev.len + 16 + 32 + pages * (8 + REMUS_PAGE);
+    x->st.bytes = dev.len + 16 + (full ? 32 : 0) + 32 + (base + pages) * (8 + REMUS_PAGE);
     x->st.ckpt_ms = vmha_now_ms() - t0;
     x->st.epochs++;
     struct vmha_err e = {0};
@@ -554,7 +594,7 @@ static void pause_until(uint64_t at_ms)
 
 int remus_send(struct remus_ctx *x)
 {
-    struct sender s = {.x = x};
+    struct sender s = {.x = x, .qemu = -1};
     struct vmha_err err = {0};
     struct vmha_deadline dl = vmha_deadline_in(30000);
     if (hv_backend_for_uri(x->uri, &s.ops, &err) < 0 || s.ops->open(x->uri, &dl, &s.conn, &err) < 0)
@@ -623,6 +663,10 @@ int remus_send(struct remus_ctx *x)
                 break;
             }
             unprotect(&s, err.msg);
+            if (s.qemu_gone) { /* the monitor starts a replication of the new QEMU */
+                rc = remus_fail(x, &err);
+                break;
+            }
         }
         /* The guest runs this long between two checkpoints, as under Xen's Remus: a
          * checkpoint that takes longer than the interval does not starve it. */
@@ -635,5 +679,7 @@ int remus_send(struct remus_ctx *x)
         munmap((void *)s.ram, s.ram_size);
     free(s.shadow);
     free(s.dirty);
+    if (s.qemu >= 0)
+        close(s.qemu);
     return rc;
 }

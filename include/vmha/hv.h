@@ -161,9 +161,11 @@ struct hv_ops {
      * the guest paused at the checkpoint. On failure the guest runs. */
     int (*ckpt_take)(struct hv_conn *c, const char *name, int fd, const struct vmha_deadline *dl,
                      struct hv_ckpt_stats *ret, struct vmha_err *err);
-    /* A read-only descriptor of the running guest's RAM (a shared memfd), to map; called
-     * when replication starts (it also undoes what a checkpoint cut short left set). */
-    int (*ckpt_memory)(struct hv_conn *c, const char *name, int *fd, struct vmha_err *err);
+    /* A read-only descriptor of the running guest's RAM (a shared memfd), to map, and the
+     * process that runs the guest (the memory is the guest's while it lives); called when
+     * replication starts (it also undoes what a checkpoint cut short left set). */
+    int (*ckpt_memory)(struct hv_conn *c, const char *name, int *fd, int *pid,
+                       struct vmha_err *err);
     /* Creates the guest on this host, paused, from a checkpoint file. */
     int (*ckpt_restore)(struct hv_conn *c, const char *path, struct vmha_err *err);
     /* Xen's Remus leaves the backup's last complete checkpoint as a paused domain (the

@@ -28,12 +28,15 @@
  *   "VMHA-END" + epoch as 8 big-endian bytes     the trailer: the checkpoint is whole
  * then the sender shuts its side down; the receiver commits the body and answers
  *   "ACK <epoch>\n"  (or "NAK <reason>\n").
- * The body (image.c), all numbers 8 bytes big-endian:
+ * The body (image.c), all numbers 8 bytes big-endian, is sections:
+ *   "VMHA-RAM" flags, memory size, N; then N times: page number, REMUS_PAGE bytes
+ *              (one or more; flag REMUS_BODY_FULL on the first: the memory is zero but for
+ *              the pages that follow; otherwise they replace pages of the epoch before)
  *   "VMHA-DEV" length, the device state: what hv ckpt_take wrote (a save image without
- *              the guest's shared RAM)
- *   "VMHA-RAM" flags, memory size, N; then N times: page number, REMUS_PAGE bytes.
- *   Flag REMUS_BODY_FULL: the pages are all the non-zero memory (the rest is zero);
- *   otherwise they are the pages changed since the previous epoch of the session. */
+ *              the guest's shared RAM); last.
+ * A first checkpoint sends a full section while the guest still runs (a base: pages may
+ * change under it), then, with the guest paused, the pages that differ from what it sent:
+ * applied in order, the sections give the memory exactly as it was at the pause. */
 #define REMUS_TRAILER_LEN 16
 #define REMUS_HEADER_MAX 256
 
@@ -92,13 +95,16 @@ int remus_checkpoint(const char *dir, uint64_t *session, uint64_t *epoch, char *
 
 struct remus_body {
     const unsigned char *dev; /* the device state */
-    uint64_t dev_len, flags, ram_size, npages;
-    const unsigned char *pages; /* npages records: page number, then the page */
+    uint64_t dev_len;
+    bool full;                  /* the first section is full: no epoch before it needed */
+    uint64_t ram_size, npages;  /* npages: in all sections */
+    const unsigned char *start; /* the first section, and the body's end */
+    const unsigned char *end;
 };
 
 uint64_t remus_get_be64(const unsigned char *p);
 void remus_put_be64(unsigned char *p, uint64_t v);
-/* Checks a whole body (n bytes) and points ret into it. */
+/* Checks a whole body (n bytes): sections, lengths, page numbers; points ret into it. */
 int remus_body_parse(const unsigned char *b, size_t n, struct remus_body *ret,
                      struct vmha_err *err);
 /* Applies a committed epoch (dir/ckpt.jrnl) to dir/ram and dir/dev.save; 0 when there

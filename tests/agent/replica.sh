@@ -23,10 +23,10 @@ port, epoch, full, pages = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]),
 import os
 cut = os.environ.get("CUT") == "1"
 dev = b"device state of epoch %d" % epoch
-body = b"VMHA-DEV" + struct.pack(">Q", len(dev)) + dev
-body += b"VMHA-RAM" + struct.pack(">QQQ", full, 4 * 4096, len(pages))
+body = b"VMHA-RAM" + struct.pack(">QQQ", full, 4 * 4096, len(pages))
 for p in pages:
     body += struct.pack(">Q", p) + bytes([(p + epoch) & 255]) * 4096
+body += b"VMHA-DEV" + struct.pack(">Q", len(dev)) + dev
 s = socket.create_connection(("127.0.0.1", port))
 s.sendall(b"VMHA-CKPT 2 ft9 00000000000000aa %d\n" % epoch + body)
 if not cut:

@@ -182,9 +182,11 @@ reset
 
 scenario "4. planned switchover"
 P=$(role_on Promoted) B=$(role_on Unpromoted)
-# A request may wait out the hand-over, and a SYN lost meanwhile is retried after 1 s,
-# then 2 s more: give each request 15 s, so that only a lost request counts.
-export SAMPLE_TIMEOUT=15
+# A request may wait out the hand-over: the new primary's output is held until its first
+# checkpoint is on the new backup, and a segment lost meanwhile (sent to the old host) is
+# retried after 1, 3, 7, then 15 s. Give each request 30 s, so that only a lost request
+# counts (CI saw one answered just after 15 s).
+export SAMPLE_TIMEOUT=30
 watch_start switch ft1
 sleep 3
 vmha_ failover ft1 --planned --yes >"$WORK/switch.out" 2>&1

@@ -232,14 +232,10 @@ static void stream_merge(void **state)
     free(out);
 }
 
-/* An epoch's body: device state dev, the listed pages of ram. */
-static void body(struct bytes *x, const struct bytes *dev, bool full, const unsigned char *ram,
-                 const unsigned *pages, size_t n)
+/* A memory section of an epoch's body: the listed pages of ram. */
+static void ram_section(struct bytes *x, bool full, const unsigned char *ram,
+                        const unsigned *pages, size_t n)
 {
-    x->n = 0;
-    add(x, REMUS_BODY_DEV, 8);
-    add_be(x, dev->n, 8);
-    add(x, dev->b, dev->n);
     add(x, REMUS_BODY_RAM, 8);
     add_be(x, full ? REMUS_BODY_FULL : 0, 8);
     add_be(x, RAM_PAGES * PG, 8);
@@ -248,6 +244,17 @@ static void body(struct bytes *x, const struct bytes *dev, bool full, const unsi
         add_be(x, pages[i], 8);
         add(x, ram + pages[i] * PG, PG);
     }
+}
+
+/* An epoch's body: one memory section, then the device state dev. */
+static void body(struct bytes *x, const struct bytes *dev, bool full, const unsigned char *ram,
+                 const unsigned *pages, size_t n)
+{
+    x->n = 0;
+    ram_section(x, full, ram, pages, n);
+    add(x, REMUS_BODY_DEV, 8);
+    add_be(x, dev->n, 8);
+    add(x, dev->b, dev->n);
 }
 
 static void put_file(const char *dir, const char *name, const void *p, size_t n)
@@ -317,11 +324,39 @@ static void journal_and_image(void **state)
     assert_int_equal(remus_journal_apply(dir, &e), 0);
     assert_int_equal(get_file(p2, got, sizeof(got)), sizeof(ram));
     assert_memory_equal(got, ram, sizeof(ram));
-    /* A page outside the memory: refused, and the journal stays for a look. */
-    unsigned bad[] = {RAM_PAGES};
+    /* A first checkpoint as the sender takes it: a full base while the guest runs, then
+     * with the guest paused what changed under it. Applied in order: the memory at the
+     * pause, whatever the base caught. */
+    static unsigned char base[RAM_PAGES * PG];
+    memset(base, 0x77, sizeof(base)); /* pages 0-2 as the base saw them */
+    memset(ram + PG, 0x99, PG);       /* page 1 changed before the pause; page 2 not */
+    memcpy(ram + 2 * PG, base + 2 * PG, PG);
+    memset(ram, 0, PG);               /* page 0 zeroed before the pause */
+    unsigned all[] = {0, 1, 2}, changed[] = {0, 1};
     b.n = 0;
+    ram_section(&b, true, base, all, 3);
+    ram_section(&b, false, ram, changed, 2);
+    add(&b, REMUS_BODY_DEV, 8);
+    add_be(&b, dev.n, 8);
+    add(&b, dev.b, dev.n);
+    assert_int_equal(remus_body_parse(b.b, b.n, &parsed, &e), 0);
+    assert_true(parsed.full);
+    assert_int_equal(parsed.npages, 5);
+    put_file(dir, "ckpt.jrnl", b.b, b.n);
+    assert_int_equal(remus_journal_apply(dir, &e), 0);
+    assert_int_equal(get_file(p2, got, sizeof(got)), sizeof(ram));
+    assert_memory_equal(got, ram, sizeof(ram));
+    /* A full section anywhere but first: refused. */
+    b.n = 0;
+    ram_section(&b, false, ram, changed, 2);
+    ram_section(&b, true, base, all, 3);
+    add(&b, REMUS_BODY_DEV, 8);
+    add_be(&b, dev.n, 8);
+    add(&b, dev.b, dev.n);
+    assert_int_equal(remus_body_parse(b.b, b.n, &parsed, &e), -EPROTO);
+    /* A page outside the memory: refused, and the journal stays for a look. */
     body(&b, &dev, false, ram, one, 1);
-    remus_put_be64(b.b + b.n - PG - 8, bad[0]);
+    remus_put_be64(b.b + 32, RAM_PAGES); /* the first record's page number */
     put_file(dir, "ckpt.jrnl", b.b, b.n);
     assert_int_equal(remus_journal_apply(dir, &e), -EPROTO);
     assert_non_null(strstr(e.msg, "outside the guest's memory"));
