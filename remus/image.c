@@ -147,6 +147,34 @@ static int lock_dir(const char *dir, struct vmha_err *err)
     return fd;
 }
 
+/* A parsed body's device state and memory pages, into dir/dev.save and rpath. */
+static int apply_body(const char *dir, const char *rpath, const struct remus_body *b,
+                      struct vmha_err *err)
+{
+    char dpath[4096];
+    if (path_in(dpath, sizeof(dpath), dir, "dev.save") < 0)
+        return vmha_err_set(err, -ENAMETOOLONG, "path too long in %s", dir);
+    /* The checkpoint only has to outlive the primary, not this host: no fsync. */
+    int r = vmha_write_file(dpath, b->dev, b->dev_len, false, err);
+    if (r < 0)
+        return r;
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (b->full ? O_TRUNC : 0);
+    _cleanup_(closep) int fd = open(rpath, flags, 0600);
+    if (fd < 0 || ftruncate(fd, (off_t)b->ram_size) < 0)
+        return vmha_err_set(err, -errno, "cannot write %s: %s", rpath, strerror(errno));
+    /* The sections in order: a later one's page replaces an earlier one's. */
+    for (const unsigned char *p = b->start; p < b->dev - 16 && r == 0;) {
+        uint64_t count = remus_get_be64(p + 24);
+        p += 32;
+        for (uint64_t i = 0; i < count && r == 0; i++, p += 8 + REMUS_PAGE) {
+            off_t at = (off_t)(remus_get_be64(p) * REMUS_PAGE);
+            if (pwrite(fd, p + 8, REMUS_PAGE, at) != REMUS_PAGE)
+                r = vmha_err_set(err, -EIO, "cannot write %s: %s", rpath, strerror(errno));
+        }
+    }
+    return r;
+}
+
 static int apply_locked(const char *dir, struct vmha_err *err)
 {
     char jpath[4096], rpath[4096];
@@ -161,35 +189,10 @@ static int apply_locked(const char *dir, struct vmha_err *err)
     if (r < 0)
         return vmha_err_set(err, r, "cannot read %s: %s", jpath, strerror(-r));
     struct remus_body b;
-    if ((r = remus_body_parse(j, jlen, &b, err)) < 0)
-        goto out;
-    char dpath[4096];
-    if (path_in(dpath, sizeof(dpath), dir, "dev.save") < 0) {
-        r = vmha_err_set(err, -ENAMETOOLONG, "path too long in %s", dir);
-        goto out;
-    }
-    /* The checkpoint only has to outlive the primary, not this host: no fsync. */
-    if ((r = vmha_write_file(dpath, b.dev, b.dev_len, false, err)) < 0)
-        goto out;
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (b.full ? O_TRUNC : 0);
-    _cleanup_(closep) int fd = open(rpath, flags, 0600);
-    if (fd < 0 || ftruncate(fd, (off_t)b.ram_size) < 0) {
-        r = vmha_err_set(err, -errno, "cannot write %s: %s", rpath, strerror(errno));
-        goto out;
-    }
-    /* The sections in order: a later one's page replaces an earlier one's. */
-    for (const unsigned char *p = b.start; p < b.dev - 16 && r == 0;) {
-        uint64_t count = remus_get_be64(p + 24);
-        p += 32;
-        for (uint64_t i = 0; i < count && r == 0; i++, p += 8 + REMUS_PAGE) {
-            off_t at = (off_t)(remus_get_be64(p) * REMUS_PAGE);
-            if (pwrite(fd, p + 8, REMUS_PAGE, at) != REMUS_PAGE)
-                r = vmha_err_set(err, -EIO, "cannot write %s: %s", rpath, strerror(errno));
-        }
-    }
+    if ((r = remus_body_parse(j, jlen, &b, err)) == 0)
+        r = apply_body(dir, rpath, &b, err);
     if (r == 0 && unlink(jpath) < 0)
         r = vmha_err_set(err, -errno, "cannot remove %s: %s", jpath, strerror(errno));
-out:
     unmap(j, jlen);
     return r;
 }
