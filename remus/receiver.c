@@ -71,6 +71,9 @@ static int receive_epoch(struct remus_ctx *x, struct chan *ch, struct vmha_err *
     if (strcmp(id.guest, x->guest) != 0)
         return vmha_err_set(err, -EPROTO, "a checkpoint of guest %s arrived at %s's replica",
                             id.guest, x->guest);
+    /* The last epoch is applied (see the end): the primary may pause its guest. */
+    if ((r = chan_write_all(ch, "GO\n", 3, &dl)) < 0)
+        return vmha_err_set(err, r, "the primary is gone: %s", strerror(-r));
     char part[4096], final[4096];
     snprintf(part, sizeof(part), "%s/ckpt.part", x->dir);
     snprintf(final, sizeof(final), "%s/ckpt.jrnl", x->dir);

@@ -87,17 +87,14 @@ int remus_connect(const char *address, const struct vmha_deadline *dl, struct vm
     return fd;
 }
 
-/* The backup's answer line, by dl. */
-static int read_answer(struct chan *ch, uint64_t epoch, const struct vmha_deadline *dl,
-                       struct vmha_err *err)
+/* One line from the backup, by dl, without its newline ("" when the connection closed). */
+static int read_line(struct chan *ch, char *line, size_t size, const struct vmha_deadline *dl)
 {
-    char line[400];
     size_t len = 0;
-    while (len + 1 < sizeof(line)) {
-        ssize_t n = chan_read(ch, line + len, sizeof(line) - 1 - len, dl);
+    while (len + 1 < size) {
+        ssize_t n = chan_read(ch, line + len, size - 1 - len, dl);
         if (n == -ETIMEDOUT)
-            return vmha_err_set(err, -ETIMEDOUT, "no acknowledgement of checkpoint %" PRIu64
-                                " in time", epoch);
+            return -ETIMEDOUT;
         if (n <= 0)
             break;
         len += (size_t)n;
@@ -107,8 +104,17 @@ static int read_answer(struct chan *ch, uint64_t epoch, const struct vmha_deadli
     }
     line[len] = '\0';
     line[strcspn(line, "\n")] = '\0';
-    char want[64];
-    snprintf(want, sizeof(want), "ACK %" PRIu64, epoch);
+    return 0;
+}
+
+/* The backup's answer to checkpoint epoch ("ACK <epoch>"), or before it ("GO"), by dl. */
+static int read_answer(struct chan *ch, uint64_t epoch, const char *want,
+                       const struct vmha_deadline *dl, struct vmha_err *err)
+{
+    char line[400];
+    if (read_line(ch, line, sizeof(line), dl) < 0)
+        return vmha_err_set(err, -ETIMEDOUT, "no %s from the replica for checkpoint %" PRIu64
+                            " in time", want[0] == 'G' ? "go-ahead" : "acknowledgement", epoch);
     if (strcmp(line, want) == 0)
         return 0;
     return vmha_err_set(err, -EPROTO, "the replica refused checkpoint %" PRIu64 ": %s", epoch,
@@ -341,17 +347,27 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
         vmha_err_set(err, r, "cannot send to the replica at %s: %s", s->addr, strerror(-r));
         goto out;
     }
+    /* The backup says when it takes the checkpoint (it may still be writing the last one's
+     * memory to file): the guest is not paused to wait for it. As long as a whole memory's
+     * write may take. */
+    struct vmha_deadline go = vmha_deadline_in(x->timeout_ms + s->ram_size / 52429);
+    if ((r = read_answer(&ch, epoch, "GO", &go, err)) < 0)
+        goto out;
     /* From here the shadow runs ahead of the backup until it acknowledges. */
     bool full = !s->synced;
     s->synced = false;
     size_t base = 0;
     if (full) {
-        /* A base while the guest runs: the pause then covers only what changed since. */
+        /* A base while the guest runs: the pause then covers only what changed since. It
+         * carries all of the memory, so it gets time for that on top of checkpoint_timeout
+         * (20 ms per MiB: 50 MB/s at least), and the checkpoint its own deadline after. */
+        struct vmha_deadline bdl = vmha_deadline_in(x->timeout_ms + s->ram_size / 52429);
         base = track_scan(s, true);
-        if ((r = send_ram(s, &ch, base, true, &dl)) < 0) {
+        if ((r = send_ram(s, &ch, base, true, &bdl)) < 0) {
             vmha_err_set(err, r, "cannot send to the replica at %s: %s", s->addr, strerror(-r));
             goto out;
         }
+        dl = vmha_deadline_in(x->timeout_ms);
     }
     struct hv_ckpt_stats st = {0};
     struct collect dev = {0};
@@ -383,7 +399,9 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
                      s->addr);
         goto resume;
     }
-    if ((r = read_answer(&ch, epoch, &dl, err)) < 0)
+    char ack[64];
+    snprintf(ack, sizeof(ack), "ACK %" PRIu64, epoch);
+    if ((r = read_answer(&ch, epoch, ack, &dl, err)) < 0)
         goto resume;
     chan_close(&ch);
     us[3] = now_us();

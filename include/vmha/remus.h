@@ -24,6 +24,7 @@
 
 /* The stream of one epoch, on a TCP connection of its own:
  *   "VMHA-CKPT 2 <guest> <session> <epoch>\n"  the header line (session: 16 hex digits)
+ *   the receiver answers "GO\n" once it is ready to take it
  *   the body (libvirt engine; below)
  *   "VMHA-END" + epoch as 8 big-endian bytes     the trailer: the checkpoint is whole
  * then the sender shuts its side down; the receiver commits the body and answers

@@ -28,11 +28,17 @@ for p in pages:
     body += struct.pack(">Q", p) + bytes([(p + epoch) & 255]) * 4096
 body += b"VMHA-DEV" + struct.pack(">Q", len(dev)) + dev
 s = socket.create_connection(("127.0.0.1", port))
-s.sendall(b"VMHA-CKPT 2 ft9 00000000000000aa %d\n" % epoch + body)
+s.sendall(b"VMHA-CKPT 2 ft9 00000000000000aa %d\n" % epoch)
+f = s.makefile("rb")
+go = f.readline().strip()
+if go != b"GO":
+    print("no GO: %r" % go)
+    sys.exit(0)
+s.sendall(body)
 if not cut:
     s.sendall(b"VMHA-END" + struct.pack(">Q", epoch))
 s.shutdown(socket.SHUT_WR)
-print(s.makefile().readline().strip())
+print(f.readline().decode().strip())
 PY
 }
 page() { od -An -tu1 -j $(($1 * 4096)) -N1 "$work/r/ram" | tr -d ' '; }

@@ -254,7 +254,7 @@ lab admin sh -c "printf 'VMHA-CKPT 1 ft1 0000000000000001 1\n' | timeout 3 busyb
 refused() { [ "$(failures)" -gt "$before" ]; }
 ok "6. a stream that does not speak TLS is refused" wait_for 10 refused
 ok "6. and the guest stays protected" wait_for 10 protected
-export SAMPLE_TIMEOUT=15 # TLS adds to each checkpoint, and replies wait for two of them
+export SAMPLE_TIMEOUT=30 # a switchover, as in 4 (TLS adds to each checkpoint)
 watch_start tls ft1
 sleep 2
 vmha_ failover ft1 --planned --yes >/dev/null 2>&1
