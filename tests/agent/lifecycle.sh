@@ -176,7 +176,17 @@ first=$(server_pid)
 kill -KILL "$first"
 CLUSTER=1 run monitor
 ok "server killed: the monitor still answers -> 0" eq 0 $RC
-ok "  and a new server starts" server_up
+# The killed server's socket file stays behind: wait for the new server's pid instead.
+new_server() {
+    local p
+    for _ in $(seq 50); do
+        p=$(server_pid)
+        [ -n "$p" ] && [ "$p" != "$first" ] && [ -S "$WORK/run/agent.sock" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+ok "  and a new server starts" new_server
 ok "  (a different process)" test "$(server_pid)" != "$first"
 # An upgrade replaces the full agent under a running server: it must step aside.
 mkdir -p "$WORK/bin"
