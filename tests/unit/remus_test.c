@@ -246,15 +246,21 @@ static void ram_section(struct bytes *x, bool full, const unsigned char *ram,
     }
 }
 
+/* The body's last section: the device state dev. */
+static void dev_section(struct bytes *x, const struct bytes *dev)
+{
+    add(x, REMUS_BODY_DEV, 8);
+    add_be(x, dev->n, 8);
+    add(x, dev->b, dev->n);
+}
+
 /* An epoch's body: one memory section, then the device state dev. */
 static void body(struct bytes *x, const struct bytes *dev, bool full, const unsigned char *ram,
                  const unsigned *pages, size_t n)
 {
     x->n = 0;
     ram_section(x, full, ram, pages, n);
-    add(x, REMUS_BODY_DEV, 8);
-    add_be(x, dev->n, 8);
-    add(x, dev->b, dev->n);
+    dev_section(x, dev);
 }
 
 static void put_file(const char *dir, const char *name, const void *p, size_t n)
@@ -336,9 +342,7 @@ static void journal_and_image(void **state)
     b.n = 0;
     ram_section(&b, true, base, all, 3);
     ram_section(&b, false, ram, changed, 2);
-    add(&b, REMUS_BODY_DEV, 8);
-    add_be(&b, dev.n, 8);
-    add(&b, dev.b, dev.n);
+    dev_section(&b, &dev);
     assert_int_equal(remus_body_parse(b.b, b.n, &parsed, &e), 0);
     assert_true(parsed.full);
     assert_int_equal(parsed.npages, 5);
@@ -350,9 +354,7 @@ static void journal_and_image(void **state)
     b.n = 0;
     ram_section(&b, false, ram, changed, 2);
     ram_section(&b, true, base, all, 3);
-    add(&b, REMUS_BODY_DEV, 8);
-    add_be(&b, dev.n, 8);
-    add(&b, dev.b, dev.n);
+    dev_section(&b, &dev);
     assert_int_equal(remus_body_parse(b.b, b.n, &parsed, &e), -EPROTO);
     /* A page outside the memory: refused, and the journal stays for a look. */
     body(&b, &dev, false, ram, one, 1);
