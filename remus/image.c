@@ -78,9 +78,11 @@ int remus_body_parse(const unsigned char *b, size_t n, struct remus_body *ret,
             v.full = flags & REMUS_BODY_FULL;
             v.ram_size = size;
         }
+        /* count is bounded by the memory's pages before it is multiplied: a count near
+         * 2^64 / 4104 would wrap the product to a small number. */
         if (size != v.ram_size || size == 0 || size % REMUS_PAGE ||
             ((flags & REMUS_BODY_FULL) && i > 0) || count > size / REMUS_PAGE ||
-            count * (8 + REMUS_PAGE) > left - 32)
+            count > (left - 32) / (8 + REMUS_PAGE))
             return vmha_err_set(err, -EPROTO, "checkpoint body's memory section %u is "
                                 "inconsistent (%llu pages of %llu bytes of memory)", i,
                                 (unsigned long long)count, (unsigned long long)size);
@@ -257,6 +259,8 @@ int remus_stream_merge(const unsigned char *s, size_t n, const unsigned char *ra
                        size_t ram_size, FILE *out, struct vmha_err *err)
 {
     struct cur c = {.p = s, .left = n};
+    if (ram_size % REMUS_PAGE)
+        return vmha_err_set(err, -EINVAL, "the checkpoint's memory is not whole pages");
     if (take_be(&c, 4) != QEMU_VM_FILE_MAGIC || take_be(&c, 4) != QEMU_VM_FILE_VERSION)
         return vmha_err_set(err, -EPROTO, "the device state is not a QEMU migration stream");
     put_be(out, QEMU_VM_FILE_MAGIC, 4);
@@ -288,10 +292,16 @@ int remus_stream_merge(const unsigned char *s, size_t n, const unsigned char *ra
                     const unsigned char *cap = c.p;
                     uint64_t cl = take_be(&c, 1);
                     const unsigned char *cn = take(&c, cl);
-                    bool ignore = cn && cl == 15 && memcmp(cn, "x-ignore-shared", 15) == 0;
-                    if (!ignore && kept < 64)
+                    if (!cn) /* cut short: only whole entries are written out */
+                        break;
+                    if (kept == 64)
+                        return vmha_err_set(err, -EPROTO, "the device state lists more "
+                                            "migration capabilities than QEMU has");
+                    if (!(cl == 15 && memcmp(cn, "x-ignore-shared", 15) == 0))
                         keep[kept++] = cap;
                 }
+                if (c.bad)
+                    break;
                 if (kept == 0)
                     continue;
                 put_be(out, QEMU_VM_SUBSECTION, 1);

@@ -368,6 +368,56 @@ static void journal_and_image(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Found attacking the real replicator: a page count whose product with the record size
+ * wraps past 2^64 passed the length check, and the page loop then read past the body. */
+static void body_count_overflow(void **state)
+{
+    static struct bytes b;
+    b.n = 0;
+    add(&b, REMUS_BODY_RAM, 8);
+    add_be(&b, REMUS_BODY_FULL, 8);
+    add_be(&b, 0xfffffffffffff000ull, 8);  /* memory: as large as a page number allows */
+    add_be(&b, 4494820680728449ull, 8);   /* pages: times 4104 is 3080 modulo 2^64 */
+    static const unsigned char filler[3200];
+    add(&b, filler, sizeof(filler));       /* about 3 KiB in all, as the reproducer */
+    struct remus_body parsed;
+    struct vmha_err e = {0};
+    assert_int_equal(remus_body_parse(b.b, b.n, &parsed, &e), -EPROTO);
+    assert_non_null(strstr(e.msg, "inconsistent"));
+}
+
+/* Found by fuzzing: a capability entry cut short at the stream's end was written out with
+ * the length it claimed, up to 256 bytes past the buffer. Here the buffer ends right after
+ * the length byte (ASan sees any read past it). */
+static void merge_capability_cut_short(void **state)
+{
+    static struct bytes x;
+    x.n = 0;
+    add_be(&x, 0x5145564d, 4);
+    add_be(&x, 3, 4);
+    add_be(&x, 0x07, 1);
+    add_be(&x, 13, 4);
+    add(&x, "pc-i440fx-7.2", 13);
+    add_be(&x, 0x05, 1);
+    add_str(&x, "configuration/capabilities");
+    add_be(&x, 1, 4);
+    add_be(&x, 2, 4);  /* two capabilities, */
+    add_str(&x, "events");
+    add_be(&x, 0xff, 1); /* the second claims 255 bytes and has none */
+    unsigned char *exact = malloc(x.n);
+    assert_non_null(exact);
+    memcpy(exact, x.b, x.n);
+    static unsigned char ram[RAM_PAGES * PG];
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    struct vmha_err e = {0};
+    assert_int_equal(remus_stream_merge(exact, x.n, ram, sizeof(ram), f, &e), -EPROTO);
+    fclose(f);
+    free(out);
+    free(exact);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -375,6 +425,7 @@ int main(void)
         cmocka_unit_test(trailer),           cmocka_unit_test(stale_marks),
         cmocka_unit_test(status_file),       cmocka_unit_test(save_header),
         cmocka_unit_test(stream_merge),      cmocka_unit_test(journal_and_image),
+        cmocka_unit_test(body_count_overflow), cmocka_unit_test(merge_capability_cut_short),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
