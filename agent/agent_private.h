@@ -65,6 +65,8 @@ struct ocf_params {
     char *replication_address; /* template, %n = node */
     unsigned replication_port;
     bool replication_tls;
+    bool replication_insecure;
+    char *replication_key; /* "" = REMUS_KEY_DEFAULT */
     /* From Pacemaker's meta attributes. */
     uint64_t timeout_ms; /* 0 when Pacemaker did not say */
     uint64_t interval_ms;

@@ -151,14 +151,28 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "memory of the guest: a private replication network. %n is replaced by the "
                  "node's name (e.g. %n-repl). Default: the node's name, i.e. the cluster "
                  "network."},
+    {.name = "replication_key", .type = OCF_PT_STRING, .def = "",
+     .shortdesc = "Cluster key for the replication stream",
+     .longdesc = "A file with a secret every node holds (root only, mode 600, 16 bytes or "
+                 "more): both ends of the replication stream prove they know it before a byte "
+                 "of a checkpoint is taken, and the stream is encrypted with a key derived from "
+                 "it for this guest (TLS with a pre-shared key). Default: Corosync's own "
+                 "/etc/corosync/authkey, which every node of the cluster already has. A "
+                 "backup without it refuses to start."},
     {.name = "replication_tls", .type = OCF_PT_BOOLEAN, .def = "false",
-     .shortdesc = "Encrypt checkpoints (TLS)",
-     .longdesc = "Send checkpoints inside TLS, with the x509 credentials libvirt's TLS "
-                 "transport uses on every node: /etc/pki/CA/cacert.pem, "
-                 "/etc/pki/libvirt/servercert.pem and clientcert.pem with their keys in "
-                 "/etc/pki/libvirt/private/. Both sides must present a certificate of the CA, "
-                 "and the backup's must carry its replication_address name. Costs one more "
-                 "copy of each checkpoint on the primary."},
+     .shortdesc = "Authenticate by x509 certificates",
+     .longdesc = "Authenticate the replication stream with the x509 credentials libvirt's TLS "
+                 "transport uses on every node instead of replication_key: "
+                 "/etc/pki/CA/cacert.pem, /etc/pki/libvirt/servercert.pem and clientcert.pem "
+                 "with their keys in /etc/pki/libvirt/private/. Both sides must present a "
+                 "certificate of the CA; the backup's must carry its replication_address name "
+                 "and the primary's the name of a node of the cluster."},
+    {.name = "replication_insecure", .type = OCF_PT_BOOLEAN, .def = "false",
+     .shortdesc = "No authentication (labs only)",
+     .longdesc = "Send checkpoints in the clear and believe anyone who reaches the backup's "
+                 "port. Whoever can connect then decides what a promotion runs, as root: "
+                 "only for a test lab on a network nobody else reaches. Logged as a warning "
+                 "and shown by vmha status."},
     {.name = "replication_port", .type = OCF_PT_INTEGER, .def = "7790",
      .shortdesc = "Replication port",
      .longdesc = "TCP port the backup listens on; every replicated guest needs its own."},
@@ -288,7 +302,8 @@ static int parse_all(char *const *env, struct ocf_params *p, struct vmha_err *er
         take_string(env, "kernel_sha256", &p->kernel_sha256) < 0 ||
         take_string(env, "initrd_sha256", &p->initrd_sha256) < 0 ||
         take_string(env, "artifact_key", &p->artifact_key) < 0 ||
-        take_string(env, "replication_address", &p->replication_address) < 0)
+        take_string(env, "replication_address", &p->replication_address) < 0 ||
+        take_string(env, "replication_key", &p->replication_key) < 0)
         return vmha_err_set(err, -ENOMEM, "out of memory");
     /* Values were checked above: these parses cannot fail. */
     vmha_parse_uint(value_of(env, "migration_speed"), UINT32_MAX, &p->migration_speed);
@@ -307,6 +322,14 @@ static int parse_all(char *const *env, struct ocf_params *p, struct vmha_err *er
     p->replicate = b;
     vmha_parse_bool(value_of(env, "replication_tls"), &b);
     p->replication_tls = b;
+    vmha_parse_bool(value_of(env, "replication_insecure"), &b);
+    p->replication_insecure = b;
+    if (p->replication_tls && p->replication_insecure)
+        return vmha_err_set(err, -EINVAL, "replication_tls and replication_insecure contradict "
+                            "each other: set one");
+    if (p->replication_key[0] && p->replication_key[0] != '/')
+        return vmha_err_set(err, -EINVAL, "replication_key=%s is not an absolute path",
+                            p->replication_key);
     vmha_parse_uint(value_of(env, "checkpoint_interval"), UINT32_MAX, &p->checkpoint_interval_ms);
     vmha_parse_uint(value_of(env, "checkpoint_timeout"), UINT32_MAX, &p->checkpoint_timeout_ms);
     vmha_parse_uint(value_of(env, "replication_port"), UINT32_MAX, &n);
@@ -380,6 +403,7 @@ void ocf_params_clear(struct ocf_params *p)
     free(p->initrd_sha256);
     free(p->artifact_key);
     free(p->replication_address);
+    free(p->replication_key);
     free(p->instance);
     free(p->notify_type);
     free(p->notify_operation);

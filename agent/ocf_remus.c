@@ -85,7 +85,7 @@ static void set_attr(const char *me, const char *prefix, const char *guest, cons
 static int spawn(const struct ocf_params *p, struct ft *f, const char *mode,
                  const struct vmha_deadline *dl, struct vmha_err *why)
 {
-    char exe[PATH_MAX], interval[32], timeout[32], listen[512];
+    char exe[PATH_MAX], interval[32], timeout[32], listen[512], memory[32];
     /* In a build tree it sits in ../remus/ of the agent; once installed, in libexecdir. */
     vmha_program_path("../remus/vmha-replicator", VMHA_LIBEXECDIR "/vmha-replicator", exe,
                       sizeof(exe));
@@ -96,16 +96,27 @@ static int spawn(const struct ocf_params *p, struct ft *f, const char *mode,
         return vmha_err_set(why, -ENOMEM, "out of memory"), OCF_ERR_GENERIC;
     snprintf(listen, sizeof(listen), strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr,
              p->replication_port);
-    char *argv[20] = {exe, (char *)mode, "--guest", (char *)f->g.name, "--dir", f->dir,
+    snprintf(memory, sizeof(memory), "%llu", (unsigned long long)f->g.cfg.memory);
+    char *argv[24] = {exe, (char *)mode, "--guest", (char *)f->g.name, "--dir", f->dir,
                       "--node", (char *)f->me, "--timeout", timeout,
                       "--uri", p->hypervisor, "--interval", interval};
     size_t n = 14;
     if (strcmp(mode, "receive") == 0) {
         argv[n++] = "--listen";
         argv[n++] = listen;
+        if (f->g.cfg.memory) {
+            argv[n++] = "--memory";
+            argv[n++] = memory;
+        }
     }
-    if (p->replication_tls)
+    if (p->replication_insecure) {
+        argv[n++] = "--insecure";
+    } else if (p->replication_tls) {
         argv[n++] = "--tls";
+    } else {
+        argv[n++] = "--key";
+        argv[n++] = p->replication_key[0] ? p->replication_key : REMUS_KEY_DEFAULT;
+    }
     ocf_step("starting the %s replicator of %s", mode, f->g.name);
     struct vmha_err e = {0};
     if (vmha_run(argv, dl, &e) < 0) {
@@ -145,7 +156,7 @@ static void wipe_replica(struct ft *f)
     static const char *const files[] = {"ckpt.save", "ckpt.save.part", "ckpt.part",
                                         "ckpt.meta", "ckpt.jrnl", "ckpt.lock", "dev.save",
                                         "ram", "dev.save.tmp", "demote-shutdown", "demote-to",
-                                        "status"};
+                                        REMUS_CONFIG_COPY, "status"};
     size_t n = sizeof(files) / sizeof(files[0]) - remus_running(f->dir, "send", NULL);
     for (size_t i = 0; i < n; i++) {
         char path[PATH_MAX + 32];
@@ -224,14 +235,33 @@ int ocf_remus_validate(const struct ocf_params *p, const struct hv_guest_config 
         no = "it boots UEFI firmware, whose NVRAM is not carried with its checkpoints yet";
     else if (ocf_install_configured(p))
         no = "it has an install configuration: install it unreplicated first";
+    else if (!libxl && (!cfg->memory || cfg->memory % REMUS_PAGE))
+        no = "its XML must give its <memory> in whole pages: the backup refuses checkpoints "
+             "of any other size";
     else if (!libxl && !cfg->shared_memfd)
         no = "its memory must be a shared memfd, which the replicator reads to send only what "
              "changed (add <memoryBacking><source type='memfd'/><access mode='shared'/>"
              "</memoryBacking> to its XML; no NUMA cells)";
-    if (!no)
+    if (no) {
+        vmha_err_set(why, -EOPNOTSUPP, "guest %s cannot be replicated: %s", cfg->name, no);
+        return OCF_ERR_CONFIGURED;
+    }
+    if (p->replication_insecure || p->replication_tls)
         return OCF_SUCCESS;
-    vmha_err_set(why, -EOPNOTSUPP, "guest %s cannot be replicated: %s", cfg->name, no);
-    return OCF_ERR_CONFIGURED;
+    /* The key the stream is authenticated with: every node must hold it. */
+    const char *key = p->replication_key[0] ? p->replication_key : REMUS_KEY_DEFAULT;
+    uint8_t *secret = NULL;
+    size_t len = 0;
+    struct vmha_err e = {0};
+    if (vmha_secret_read(key, &secret, &len, &e) < 0) {
+        vmha_err_set(why, e.code, "guest %s cannot be replicated: its stream must be "
+                     "authenticated, and %s (set replication_key to a file every node holds)",
+                     cfg->name, e.msg);
+        return e.code == -ENOENT ? OCF_ERR_INSTALLED : OCF_ERR_CONFIGURED;
+    }
+    explicit_bzero(secret, len);
+    free(secret);
+    return OCF_SUCCESS;
 }
 
 /* Be a backup here: a fresh replica, listening. */
@@ -243,6 +273,14 @@ static int become_backup(const struct ocf_params *p, struct ft *f, const struct 
     wipe_replica(f);
     set_attr(f->me, REMUS_ATTR_STALE, f->g.name, NULL, dl);
     int rc = spawn(p, f, "receive", dl, why);
+    if (rc == OCF_SUCCESS && f->g.config_text && !f->xen) {
+        /* For vmha failover --no-cluster: shared storage may be gone with the cluster. */
+        char path[PATH_MAX + 32];
+        struct vmha_err e = {0};
+        snprintf(path, sizeof(path), "%s/" REMUS_CONFIG_COPY, f->dir);
+        if (vmha_write_file(path, f->g.config_text, strlen(f->g.config_text), false, &e) < 0)
+            cluster_log(LOG_WARNING, "backup of %s: %s", f->g.name, e.msg);
+    }
     if (rc == OCF_SUCCESS) {
         set_score(p, f->me, "5", dl);
         cluster_log(LOG_NOTICE, "backup of guest %s ready on %s", f->g.name, f->me);
@@ -408,7 +446,7 @@ int ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl
     } else if (usable) {
         ocf_step("restoring guest %s from checkpoint %llu", f.g.name, (unsigned long long)epoch);
         if (remus_checkpoint_image(f.dir, path, sizeof(path), &e) < 0 ||
-            f.g.ops->ckpt_restore(f.g.conn, path, &e) < 0) {
+            f.g.ops->ckpt_restore(f.g.conn, path, f.g.config_text, &e) < 0) {
             vmha_err_set(why, e.code, "cannot resume guest %s from checkpoint %llu: %s",
                          f.g.name, (unsigned long long)epoch, e.msg);
             return OCF_ERR_GENERIC;

@@ -555,8 +555,16 @@ static int failover_direct(const char *guest, const char *uri, bool yes, const s
         return VMHA_EXIT_FAILED;
     }
     int rc = VMHA_EXIT_FAILED;
-    if (remus_checkpoint_image(dir, path, sizeof(path), &e) < 0 ||
-        HV_CALL(ops, ckpt_restore, &e, conn, path) < 0 ||
+    /* The guest's configuration as its backup's agent copied it when the backup started:
+     * shared storage may be gone with the cluster. */
+    char cpath[4300];
+    _cleanup_free_ char *config = NULL;
+    snprintf(cpath, sizeof(cpath), "%s/" REMUS_CONFIG_COPY, dir);
+    if (vmha_read_file(cpath, 1 << 20, &config, &e) < 0)
+        fprintf(stderr, "vmha failover: the guest's configuration is not beside its checkpoint "
+                "(%s): a checkpoint is restored only with it\n", e.msg);
+    else if (remus_checkpoint_image(dir, path, sizeof(path), &e) < 0 ||
+        HV_CALL(ops, ckpt_restore, &e, conn, path, config) < 0 ||
         ops->resume(conn, guest, &e) < 0)
         fprintf(stderr, "vmha failover: %s\n", e.msg);
     else {

@@ -18,6 +18,7 @@ struct gstatus {
     size_t n_st;
     char state[16], hosts[128], role[16];
     bool replicated;          /* replicate=true: a promotable clone */
+    const char *auth;         /* how its replication stream is authenticated: key, x509, none */
     char primary[64], backup[64];
     long lag_s;               /* the primary's vmha-lag-<guest>, -1 when unknown */
     long nvram_gen, nvram_booted; /* -1: none */
@@ -37,6 +38,14 @@ static void fill(const struct cluster_view *v, struct gstatus *s)
     const char *rep = cluster_rsc_param(s->g.rsc, "replicate");
     bool b = false;
     s->replicated = rep && vmha_parse_bool(rep, &b) == 0 && b;
+    bool insecure = false, tls = false;
+    const char *v_insecure = cluster_rsc_param(s->g.rsc, "replication_insecure");
+    const char *v_tls = cluster_rsc_param(s->g.rsc, "replication_tls");
+    if (v_insecure)
+        vmha_parse_bool(v_insecure, &insecure);
+    if (v_tls)
+        vmha_parse_bool(v_tls, &tls);
+    s->auth = !s->replicated ? NULL : insecure ? "none" : tls ? "x509" : "key";
     snprintf(s->install, sizeof(s->install), "-");
     snprintf(s->floor, sizeof(s->floor), "-");
     bool failed = false, unmanaged = false, primary = false, backup = false;
@@ -117,6 +126,8 @@ static void print_json(const struct cluster_view *v, const struct gstatus *s, si
         s[i].primary[0] ? json_str(stdout, s[i].primary) : (void)printf("null");
         printf(",\"backup\":");
         s[i].backup[0] ? json_str(stdout, s[i].backup) : (void)printf("null");
+        printf(",\"replication_auth\":");
+        s[i].auth ? json_str(stdout, s[i].auth) : (void)printf("null");
         printf(",\"replication_lag_s\":");
         s[i].lag_s >= 0 ? (void)printf("%ld", s[i].lag_s) : (void)printf("null");
         printf(",\"nvram_generation\":");
@@ -170,6 +181,11 @@ static void print_table(const struct cluster_view *v, const struct gstatus *s, s
     }
     if (n == 0)
         printf("(no %s resources)\n", CLI_GUEST_AGENT);
+    for (size_t i = 0; i < n; i++)
+        if (s[i].auth && strcmp(s[i].auth, "none") == 0)
+            printf("\nWARNING: %s replicates WITHOUT AUTHENTICATION (replication_insecure=true): "
+                   "whoever reaches its\nbackup's replication port decides what a promotion "
+                   "runs. For a lab only.\n", s[i].g.name);
     printf("\n%-12s %-8s %s\n", "HOST", "STATE", "LEVEL");
     for (size_t i = 0; i < v->n; i++) {
         const char *lv = cluster_node_attr(&v->nodes[i], MIG_ATTR_LEVEL, true);

@@ -411,9 +411,23 @@ int hv_libvirt_ckpt_memory(struct hv_conn *c, const char *name, int *fd, int *qe
     return 0;
 }
 
-int hv_libvirt_ckpt_restore(struct hv_conn *c, const char *path, struct vmha_err *err)
+int hv_libvirt_ckpt_restore(struct hv_conn *c, const char *path, const char *config_text,
+                            struct vmha_err *err)
 {
-    if (virDomainRestoreFlags(c->conn, path, NULL, VIR_DOMAIN_SAVE_PAUSED) < 0)
-        return hv_libvirt_err(err, -EIO, "cannot restore the guest from its checkpoint");
+    /* The checkpoint's bytes came over the network: its XML chooses nothing. libvirt
+     * refuses a config that does not describe the machine the checkpoint was taken of. */
+    if (!config_text)
+        return vmha_err_set(err, -EINVAL, "a checkpoint is restored only with the guest's "
+                            "own configuration");
+    _cleanup_free_ char *image_xml = virDomainSaveImageGetXMLDesc(c->conn, path, 0);
+    if (!image_xml)
+        return hv_libvirt_err(err, -EIO, "cannot read the checkpoint's header");
+    _cleanup_free_ char *dxml = NULL;
+    int r = hv_libvirt_restore_config(config_text, image_xml, &dxml, err);
+    if (r < 0)
+        return r;
+    if (virDomainRestoreFlags(c->conn, path, dxml, VIR_DOMAIN_SAVE_PAUSED) < 0)
+        return hv_libvirt_err(err, -EIO, "cannot restore the guest from its checkpoint with its "
+                              "configuration");
     return 0;
 }

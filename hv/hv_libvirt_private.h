@@ -24,7 +24,13 @@ int hv_libvirt_ckpt_take(struct hv_conn *c, const char *name, int fd,
                          struct vmha_err *err);
 int hv_libvirt_ckpt_memory(struct hv_conn *c, const char *name, int *fd, int *pid,
                            struct vmha_err *err);
-int hv_libvirt_ckpt_restore(struct hv_conn *c, const char *path, struct vmha_err *err);
+int hv_libvirt_ckpt_restore(struct hv_conn *c, const char *path, const char *config_text,
+                            struct vmha_err *err);
+/* The XML a checkpoint is restored with: the guest's own config_text, never the XML the
+ * checkpoint carries (image_xml), which must name the same guest; its UUID goes into the
+ * config when the config names none (libvirt checks that the two describe one machine). */
+int hv_libvirt_restore_config(const char *config_text, const char *image_xml, char **ret,
+                              struct vmha_err *err);
 /* The header of a libvirt QEMU save image carrying xml (pure): *len bytes in *ret. */
 int hv_libvirt_save_header(const char *xml, unsigned char **ret, size_t *len);
 

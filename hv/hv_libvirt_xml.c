@@ -46,6 +46,32 @@ static char *xpath_string(xmlXPathContextPtr ctx, const char *expr)
     return out;
 }
 
+/* libvirt's <memory>: a number in unit (KiB when none; k, M, G, T are powers of 1024,
+ * KB, MB, GB, TB of 1000), into bytes. */
+static int memory_bytes(const char *value, const char *unit, uint64_t *ret)
+{
+    static const struct {
+        const char *name;
+        uint64_t scale;
+    } units[] = {{"", 1024},          {"b", 1},          {"bytes", 1},
+                 {"KB", 1000},        {"k", 1024},       {"KiB", 1024},
+                 {"MB", 1000000},     {"M", 1u << 20},   {"MiB", 1u << 20},
+                 {"GB", 1000000000},  {"G", 1u << 30},   {"GiB", 1u << 30},
+                 {"TB", 1000000000000ull}, {"T", 1ull << 40}, {"TiB", 1ull << 40}};
+    uint64_t n = 0;
+    if (vmha_parse_uint(value, UINT64_MAX, &n) < 0)
+        return -EINVAL;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(unit ? unit : "", units[i].name) != 0)
+            continue;
+        if (n > UINT64_MAX / units[i].scale)
+            return -ERANGE;
+        *ret = n * units[i].scale;
+        return 0;
+    }
+    return -EINVAL;
+}
+
 static int parse_uuid(const char *in, char out[37])
 {
     /* libvirt accepts UUIDs with or without dashes; keep the canonical form. */
@@ -105,6 +131,13 @@ int hv_libvirt_config_parse(const char *xml, struct hv_guest_config *ret, struct
         ctx, "string(count(/domain/memoryBacking[source/@type='memfd' and "
              "access/@mode='shared']) - count(/domain/cpu/numa/cell))");
     c.shared_memfd = memfd && strcmp(memfd, "1") == 0;
+    _cleanup_free_ char *mem = xpath_string(ctx, "string(/domain/memory)");
+    _cleanup_free_ char *unit = xpath_string(ctx, "string(/domain/memory/@unit)");
+    if (mem && mem[0] && memory_bytes(mem, unit, &c.memory) < 0) {
+        hv_guest_config_clear(&c);
+        return vmha_err_set(err, -EINVAL, "the domain XML's <memory> '%s %s' is not a size",
+                            mem, unit ? unit : "");
+    }
     *ret = c;
     return 0;
 }
@@ -208,6 +241,57 @@ static void drop_boot(xmlNodePtr node)
     }
 }
 
+/* <uuid> set to uuid (nothing when uuid is NULL or ""). */
+static void set_uuid(xmlNodePtr dom, const char *uuid)
+{
+    if (!uuid || !uuid[0])
+        return;
+    xmlNodePtr u = child_named(dom, "uuid");
+    if (!u) {
+        u = xmlNewNode(NULL, (const xmlChar *)"uuid");
+        xmlNodePtr name = child_named(dom, "name");
+        name ? (void)xmlAddNextSibling(name, u) : (void)xmlAddChild(dom, u);
+    }
+    xmlNodeSetContent(u, (const xmlChar *)uuid);
+}
+
+static int doc_text(xmlDocPtr doc, char **ret, struct vmha_err *err)
+{
+    xmlChar *out = NULL;
+    int len = 0;
+    xmlDocDumpMemory(doc, &out, &len);
+    if (!out)
+        return vmha_err_set(err, -ENOMEM, "out of memory");
+    *ret = strdup((const char *)out);
+    xmlFree(out);
+    return *ret ? 0 : vmha_err_set(err, -ENOMEM, "out of memory");
+}
+
+int hv_libvirt_restore_config(const char *config_text, const char *image_xml, char **ret,
+                              struct vmha_err *err)
+{
+    struct hv_guest_config want = {0}, got = {0};
+    int r = hv_libvirt_config_parse(config_text, &want, err);
+    if (r == 0 && (r = hv_libvirt_config_parse(image_xml, &got, err)) < 0)
+        vmha_err_set(err, r, "the checkpoint's own XML is unreadable: %s", err ? err->msg : "");
+    if (r == 0 && strcmp(want.name, got.name) != 0)
+        r = vmha_err_set(err, -EPERM, "the checkpoint is of guest '%s', not of %s", got.name,
+                         want.name);
+    else if (r == 0 && (!got.uuid[0] || (want.uuid[0] && strcmp(want.uuid, got.uuid) != 0)))
+        r = vmha_err_set(err, -EPERM, "the checkpoint is of another guest (UUID %s, not %s)",
+                         got.uuid[0] ? got.uuid : "none", want.uuid);
+    _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
+    if (r == 0)
+        r = xml_parse(config_text, "the guest's config", &doc, err);
+    if (r == 0) {
+        set_uuid(xmlDocGetRootElement(doc), got.uuid);
+        r = doc_text(doc, ret, err);
+    }
+    hv_guest_config_clear(&want);
+    hv_guest_config_clear(&got);
+    return r;
+}
+
 int hv_libvirt_oneoff_config(const char *config_text, const struct hv_boot_override *o,
                              const char *uuid, char **ret, struct vmha_err *err)
 {
@@ -219,15 +303,7 @@ int hv_libvirt_oneoff_config(const char *config_text, const struct hv_boot_overr
     xmlNodePtr os = child_named(dom, "os");
     if (!dom || !xmlStrEqual(dom->name, (const xmlChar *)"domain") || !os)
         return vmha_err_set(err, -EINVAL, "the guest's config has no <domain><os>");
-    if (uuid && uuid[0]) {
-        xmlNodePtr u = child_named(dom, "uuid");
-        if (!u) {
-            u = xmlNewNode(NULL, (const xmlChar *)"uuid");
-            xmlNodePtr name = child_named(dom, "name");
-            name ? (void)xmlAddNextSibling(name, u) : (void)xmlAddChild(dom, u);
-        }
-        xmlNodeSetContent(u, (const xmlChar *)uuid);
-    }
+    set_uuid(dom, uuid);
     /* Each new element goes right after <type>: add them last to first. */
     if (o->cmdline)
         set_os_text(os, "cmdline", o->cmdline);

@@ -3,10 +3,13 @@
  *
  *   vmha-replicator send    --guest G --dir D --node N --uri URI [--interval MS] [--timeout MS]
  *                           [--stats FILE] (per epoch: start ms, epoch, pause, time, bytes)
- * With --tls (both sides) the stream runs in TLS with libvirt's x509 credentials
- * (/etc/pki/CA/cacert.pem, /etc/pki/libvirt/{server,client}cert.pem and private keys).
- *   vmha-replicator receive --guest G --dir D --node N --listen ADDR:PORT [--timeout MS]
- *                           [--uri URI]
+ *   vmha-replicator receive --guest G --dir D --node N --listen ADDR:PORT --memory BYTES
+ *                           [--timeout MS] [--uri URI]
+ * Both sides authenticate the stream (chan.c): by default with a key derived from the
+ * cluster's secret in --key FILE (/etc/corosync/authkey); with --tls by libvirt's x509
+ * credentials (/etc/pki/CA/cacert.pem, /etc/pki/libvirt/{server,client}cert.pem and private
+ * keys); --insecure believes anyone (a lab only). --memory is the guest's memory as
+ * configured: a checkpoint of any other size is refused.
  * With --uri libxl (a Xen guest through libxenlight) both sides run Xen's own Remus
  * (xen.c); any other URI is libvirt's, with vmha's checkpoint engine (sender.c, receiver.c).
  *
@@ -118,8 +121,12 @@ int main(int argc, char **argv)
         {"listen", required_argument, NULL, 'l'}, {"interval", required_argument, NULL, 'i'},
         {"timeout", required_argument, NULL, 't'}, {"foreground", no_argument, NULL, 'f'},
         {"stats", required_argument, NULL, 's'}, {"tls", no_argument, NULL, 'T'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+        {"key", required_argument, NULL, 'k'},   {"insecure", no_argument, NULL, 'I'},
+        {"memory", required_argument, NULL, 'm'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     struct remus_ctx x = {.interval_ms = 1000, .timeout_ms = 5000};
+    const char *key_file = REMUS_KEY_DEFAULT;
+    bool tls = false, insecure = false;
     bool foreground = false;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -130,7 +137,17 @@ int main(int argc, char **argv)
         case 'u': x.uri = optarg; break;
         case 'l': x.listen = optarg; break;
         case 'f': foreground = true; break;
-        case 'T': x.tls = true; break;
+        case 'T': tls = true; break;
+        case 'I': insecure = true; break;
+        case 'k': key_file = optarg; break;
+        case 'm':
+            if (vmha_parse_uint(optarg, UINT64_MAX, &x.memory) < 0 || x.memory == 0 ||
+                x.memory % REMUS_PAGE) {
+                fprintf(stderr, "vmha-replicator: bad --memory '%s' (bytes, whole pages)\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case 's':
             if (!(x.stats = fopen(optarg, "a"))) {
                 fprintf(stderr, "vmha-replicator: cannot open %s: %s\n", optarg, strerror(errno));
@@ -152,7 +169,7 @@ int main(int argc, char **argv)
     const char *mode = optind < argc ? argv[optind] : "";
     bool send = strcmp(mode, "send") == 0, receive = strcmp(mode, "receive") == 0;
     if ((!send && !receive) || optind + 1 != argc || !x.guest || !x.dir || !x.node ||
-        (send && !x.uri) || (receive && !x.listen)) {
+        (send && !x.uri) || (receive && !x.listen) || (tls && insecure)) {
         usage(stderr);
         return 2;
     }
@@ -212,8 +229,21 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     snprintf(x.st.role, sizeof(x.st.role), "%s", send ? "primary" : "backup");
     bool xen = x.uri && (strcmp(x.uri, "libxl") == 0 || strncmp(x.uri, "libxl:", 6) == 0);
+    x.auth = insecure ? REMUS_AUTH_NONE : tls ? REMUS_AUTH_X509 : REMUS_AUTH_KEY;
+    snprintf(x.st.auth, sizeof(x.st.auth), "%s", remus_auth_name(x.auth));
     int rc;
-    if (xen && x.tls) {
+    if (x.auth == REMUS_AUTH_KEY && chan_load_key(&x, key_file, &err) < 0) {
+        /* Without the key a backup would take anyone's checkpoint: refuse to run. */
+        struct vmha_err e = {0};
+        vmha_err_set(&e, err.code, "replication needs the cluster's key to authenticate its "
+                     "stream: %s (set replication_key, or replication_insecure=true in a lab)",
+                     err.msg);
+        rc = remus_fail(&x, &e);
+    } else if (receive && !xen && x.memory == 0) {
+        vmha_err_set(&err, -EINVAL, "--memory is required: the backup refuses checkpoints of "
+                     "any other size than the guest's");
+        rc = remus_fail(&x, &err);
+    } else if (xen && tls) {
         vmha_err_set(&err, -EOPNOTSUPP, "--tls is for libvirt guests: Xen's Remus runs "
                      "libxenlight's own stream");
         rc = remus_fail(&x, &err);

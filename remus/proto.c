@@ -126,7 +126,8 @@ int remus_status_write(const char *dir, const struct remus_status *s, struct vmh
         set_u64(&kv, "epoch", s->epoch) < 0 || set_u64(&kv, "committed_ms", s->committed_ms) < 0 ||
         set_u64(&kv, "pause_ms", s->pause_ms) < 0 || set_u64(&kv, "ckpt_ms", s->ckpt_ms) < 0 ||
         set_u64(&kv, "bytes", s->bytes) < 0 || set_u64(&kv, "epochs", s->epochs) < 0 ||
-        set_u64(&kv, "failures", s->failures) < 0 || store_kv_set(&kv, "error", s->error) < 0)
+        set_u64(&kv, "failures", s->failures) < 0 || set_u64(&kv, "refused", s->refused) < 0 ||
+        store_kv_set(&kv, "auth", s->auth) < 0 || store_kv_set(&kv, "error", s->error) < 0)
         return vmha_err_set(err, -ENOMEM, "out of memory");
     return store_write(dir, "status", &kv, false, err);
 }
@@ -154,6 +155,7 @@ int remus_status_read(const char *dir, struct remus_status *ret, struct vmha_err
     get_str(&kv, "state", s.state, sizeof(s.state));
     get_str(&kv, "peer", s.peer, sizeof(s.peer));
     get_str(&kv, "error", s.error, sizeof(s.error));
+    get_str(&kv, "auth", s.auth, sizeof(s.auth));
     const char *session = store_kv_get(&kv, "session");
     s.session = session ? strtoull(session, NULL, 16) : 0;
     s.epoch = get_u64(&kv, "epoch");
@@ -163,6 +165,7 @@ int remus_status_read(const char *dir, struct remus_status *ret, struct vmha_err
     s.bytes = get_u64(&kv, "bytes");
     s.epochs = get_u64(&kv, "epochs");
     s.failures = get_u64(&kv, "failures");
+    s.refused = get_u64(&kv, "refused");
     *ret = s;
     return 0;
 }

@@ -1,6 +1,7 @@
 /* The backup's side: accept one epoch's stream at a time, keep it only if it is whole,
  * commit it by rename (the previous checkpoint stays until then), acknowledge. */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -20,12 +21,22 @@
 #include "vmha/cleanup.h"
 #include "vmha/cluster.h"
 
-/* The body in part is whole and fits what this replica holds: a full checkpoint, or the
- * changes since the epoch before it, of the same session. */
+/* The most a body may hold: a first checkpoint's base and its changes (each at most every
+ * page of the guest's memory) and the device state. Nothing larger is written to the
+ * backup's files, which live in host memory (/run). */
+static uint64_t body_max(const struct remus_ctx *x)
+{
+    uint64_t pages = x->memory / REMUS_PAGE;
+    return 2 * (32 + pages * (8 + REMUS_PAGE)) + 16 + REMUS_DEV_MAX;
+}
+
+/* The body in part is whole, its memory is the guest's, and it follows what this replica
+ * holds: a full checkpoint of a new session or one later in this session, or the changes
+ * since the epoch this replica holds. An older epoch is never taken again. */
 static int check_body(struct remus_ctx *x, const char *part, const struct remus_epoch_id *id,
                       struct vmha_err *err)
 {
-    _cleanup_(closep) int fd = open(part, O_RDONLY | O_CLOEXEC);
+    _cleanup_(closep) int fd = open(part, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0)
         return vmha_err_set(err, -EIO, "cannot read %s back", part);
@@ -35,28 +46,35 @@ static int check_body(struct remus_ctx *x, const char *part, const struct remus_
     struct remus_body b;
     int r = remus_body_parse(m, (size_t)st.st_size, &b, err);
     munmap(m, (size_t)st.st_size);
-    if (r < 0 || b.full)
+    if (r < 0)
         return r;
+    if (b.ram_size != x->memory)
+        return vmha_err_set(err, -EPROTO, "checkpoint %" PRIu64 " carries %" PRIu64 " bytes of "
+                            "memory, but guest %s has %" PRIu64, id->epoch, b.ram_size, x->guest,
+                            x->memory);
     uint64_t session = 0, epoch = 0;
     char path[4200];
-    if (remus_checkpoint(x->dir, &session, &epoch, path, sizeof(path)) < 0 ||
-        session != id->session || epoch + 1 != id->epoch)
-        return vmha_err_set(err, -ESTALE, "checkpoint %llu holds the changes since %llu, but "
-                            "this replica holds %016llx/%llu: it needs a whole one",
-                            (unsigned long long)id->epoch, (unsigned long long)id->epoch - 1,
-                            (unsigned long long)session, (unsigned long long)epoch);
+    bool held = remus_checkpoint(x->dir, &session, &epoch, path, sizeof(path)) == 0;
+    bool same = held && session == id->session;
+    if (same && id->epoch <= epoch)
+        return vmha_err_set(err, -ESTALE, "checkpoint %" PRIu64 " of session %016" PRIx64
+                            " is not newer than the one this replica holds (%" PRIu64 "): "
+                            "refused", id->epoch, id->session, epoch);
+    if (!b.full && (!same || epoch + 1 != id->epoch))
+        return vmha_err_set(err, -ESTALE, "checkpoint %" PRIu64 " holds the changes since %"
+                            PRIu64 ", but this replica holds %016" PRIx64 "/%" PRIu64 ": it "
+                            "needs a whole one", id->epoch, id->epoch - 1, session, epoch);
     return 0;
 }
 
-/* One connection: header, body, trailer; commit; answer. */
-static int receive_epoch(struct remus_ctx *x, struct chan *ch, struct vmha_err *err)
+/* The header line, by dl. */
+static int read_header(struct chan *ch, struct remus_epoch_id *id,
+                       const struct vmha_deadline *dl, struct vmha_err *err)
 {
-    /* A stream that stalls for the epoch timeout is a dead primary or a dead link. */
-    struct vmha_deadline dl = vmha_deadline_in(x->timeout_ms);
     char line[REMUS_HEADER_MAX];
     size_t len = 0;
     while (len + 1 < sizeof(line)) {
-        ssize_t n = chan_read(ch, line + len, 1, &dl);
+        ssize_t n = chan_read(ch, line + len, 1, dl);
         if (n <= 0)
             return vmha_err_set(err, n < 0 ? (int)n : -EPIPE, "no checkpoint header: %s",
                                 n < 0 ? strerror((int)-n) : "connection closed");
@@ -64,88 +82,107 @@ static int receive_epoch(struct remus_ctx *x, struct chan *ch, struct vmha_err *
             break;
     }
     line[len] = '\0';
-    struct remus_epoch_id id;
-    int r = remus_header_parse(line, &id, err);
-    if (r < 0)
-        return r;
-    if (strcmp(id.guest, x->guest) != 0)
-        return vmha_err_set(err, -EPROTO, "a checkpoint of guest %s arrived at %s's replica",
-                            id.guest, x->guest);
-    /* The last epoch is applied (see the end): the primary may pause its guest. */
-    if ((r = chan_write_all(ch, "GO\n", 3, &dl)) < 0)
-        return vmha_err_set(err, r, "the primary is gone: %s", strerror(-r));
-    char part[4096], final[4096];
-    snprintf(part, sizeof(part), "%s/ckpt.part", x->dir);
-    snprintf(final, sizeof(final), "%s/ckpt.jrnl", x->dir);
-    _cleanup_(closep) int out = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (out < 0)
-        return vmha_err_set(err, -errno, "cannot create %s: %s", part, strerror(errno));
+    return remus_header_parse(line, id, err);
+}
+
+/* The body and trailer into part, by dl, at most max bytes: the bytes kept, or -errno. */
+static int64_t read_body(struct chan *ch, int out, const char *part, uint64_t epoch,
+                         uint64_t max, const struct vmha_deadline *dl, struct vmha_err *err)
+{
     /* Everything but the last REMUS_TRAILER_LEN bytes is file: hold those back. */
     static unsigned char buf[1 << 20];
     size_t held = 0;
     uint64_t bytes = 0;
     for (;;) {
-        dl = vmha_deadline_in(x->timeout_ms);
-        ssize_t n = chan_read(ch, buf + held, sizeof(buf) - held, &dl);
-        if (n < 0) {
-            unlink(part);
-            return vmha_err_set(err, (int)n, "checkpoint %llu broke off after %llu bytes: %s",
-                                (unsigned long long)id.epoch, (unsigned long long)bytes,
-                                strerror((int)-n));
-        }
+        ssize_t n = chan_read(ch, buf + held, sizeof(buf) - held, dl);
+        if (n < 0)
+            return vmha_err_set(err, (int)n, "checkpoint %" PRIu64 " broke off after %" PRIu64
+                                " bytes: %s", epoch, bytes, strerror((int)-n));
         if (n == 0)
             break;
         held += (size_t)n;
-        if (held > REMUS_TRAILER_LEN) {
-            size_t flush = held - REMUS_TRAILER_LEN;
-            if ((r = vmha_write_all(out, buf, flush)) < 0) {
-                unlink(part);
-                return vmha_err_set(err, r, "cannot write %s: %s", part, strerror(-r));
-            }
-            memmove(buf, buf + flush, REMUS_TRAILER_LEN);
-            held = REMUS_TRAILER_LEN;
-            bytes += flush;
-        }
+        if (held <= REMUS_TRAILER_LEN)
+            continue;
+        size_t flush = held - REMUS_TRAILER_LEN;
+        if (bytes + flush > max)
+            return vmha_err_set(err, -EFBIG, "checkpoint %" PRIu64 " is larger than any of "
+                                "this guest's can be (%" PRIu64 " bytes): dropped", epoch, max);
+        int r = vmha_write_all(out, buf, flush);
+        if (r < 0)
+            return vmha_err_set(err, r, "cannot write %s: %s", part, strerror(-r));
+        memmove(buf, buf + flush, REMUS_TRAILER_LEN);
+        held = REMUS_TRAILER_LEN;
+        bytes += flush;
     }
-    if (held != REMUS_TRAILER_LEN || !remus_trailer_ok(buf, id.epoch)) {
-        unlink(part);
-        return vmha_err_set(err, -EPIPE, "checkpoint %llu is incomplete (%llu bytes): dropped",
-                            (unsigned long long)id.epoch, (unsigned long long)bytes);
-    }
-    /* The checkpoint only has to outlive the primary, not this host: no fsync. */
-    if (close(out) < 0) {
-        out = -1;
-        unlink(part);
-        return vmha_err_set(err, -errno, "cannot write %s: %s", part, strerror(errno));
-    }
-    out = -1;
-    if ((r = check_body(x, part, &id, err)) < 0) {
-        unlink(part);
+    if (held != REMUS_TRAILER_LEN || !remus_trailer_ok(buf, epoch))
+        return vmha_err_set(err, -EPIPE, "checkpoint %" PRIu64 " is incomplete (%" PRIu64
+                            " bytes): dropped", epoch, bytes);
+    return (int64_t)bytes;
+}
+
+/* Commits the checkpoint in part: the previous epoch is applied before this one replaces
+ * its journal, then the journal's identity is recorded. */
+static int commit(struct remus_ctx *x, const char *part, const struct remus_epoch_id *id,
+                  struct vmha_err *err)
+{
+    char final[4096];
+    if (snprintf(final, sizeof(final), "%s/ckpt.jrnl", x->dir) >= (int)sizeof(final))
+        return vmha_err_set(err, -ENAMETOOLONG, "path too long in %s", x->dir);
+    int r = check_body(x, part, id, err);
+    if (r < 0 || (r = remus_journal_apply(x->dir, err)) < 0)
         return r;
-    }
-    /* The previous epoch is applied before this one replaces its journal: the commit. */
-    if ((r = remus_journal_apply(x->dir, err)) < 0 || rename(part, final) < 0) {
-        if (r == 0)
-            r = vmha_err_set(err, -errno, "cannot commit %s: %s", final, strerror(errno));
-        unlink(part);
-        return r;
-    }
+    if (rename(part, final) < 0)
+        return vmha_err_set(err, -errno, "cannot commit %s: %s", final, strerror(errno));
     _cleanup_(store_kv_clear) struct store_kv kv = {0};
     char session[32], epoch[32];
-    snprintf(session, sizeof(session), "%016llx", (unsigned long long)id.session);
-    snprintf(epoch, sizeof(epoch), "%llu", (unsigned long long)id.epoch);
-    if (store_kv_set(&kv, "session", session) < 0 || store_kv_set(&kv, "epoch", epoch) < 0 ||
-        (r = store_write(x->dir, "ckpt.meta", &kv, false, err)) < 0)
-        return r < 0 ? r : vmha_err_set(err, -ENOMEM, "out of memory");
+    snprintf(session, sizeof(session), "%016" PRIx64, id->session);
+    snprintf(epoch, sizeof(epoch), "%" PRIu64, id->epoch);
+    if (store_kv_set(&kv, "session", session) < 0 || store_kv_set(&kv, "epoch", epoch) < 0)
+        return vmha_err_set(err, -ENOMEM, "out of memory");
+    return store_write(x->dir, "ckpt.meta", &kv, false, err);
+}
+
+/* One authenticated connection: header, body, trailer; commit; answer. The header comes by
+ * hdl; the rest has one deadline for the whole epoch (a peer that trickles bytes gains
+ * nothing): the checkpoint's timeout twice, and time for all of the memory to cross. */
+static int receive_epoch(struct remus_ctx *x, struct chan *ch, const struct vmha_deadline *hdl,
+                         struct vmha_err *err)
+{
+    struct remus_epoch_id id;
+    int r = read_header(ch, &id, hdl, err);
+    if (r < 0)
+        return r;
+    if (strcmp(id.guest, x->guest) != 0)
+        return vmha_err_set(err, -EPROTO, "a checkpoint of guest %s arrived at %s's replica",
+                            id.guest, x->guest);
+    struct vmha_deadline dl = vmha_deadline_in(2 * x->timeout_ms + x->memory / 52429);
+    /* The last epoch is applied (see the end): the primary may pause its guest. */
+    if ((r = chan_write_all(ch, "GO\n", 3, &dl)) < 0)
+        return vmha_err_set(err, r, "the primary is gone: %s", strerror(-r));
+    char part[4096];
+    if (snprintf(part, sizeof(part), "%s/ckpt.part", x->dir) >= (int)sizeof(part))
+        return vmha_err_set(err, -ENAMETOOLONG, "path too long in %s", x->dir);
+    unlink(part);
+    _cleanup_(closep) int out =
+        open(part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (out < 0)
+        return vmha_err_set(err, -errno, "cannot create %s: %s", part, strerror(errno));
+    int64_t bytes = read_body(ch, out, part, id.epoch, body_max(x), &dl, err);
+    /* The checkpoint only has to outlive the primary, not this host: no fsync. */
+    if (bytes >= 0 && close(TAKE_FD(out)) < 0)
+        bytes = vmha_err_set(err, -errno, "cannot write %s: %s", part, strerror(errno));
+    if (bytes < 0 || (r = commit(x, part, &id, err)) < 0) {
+        unlink(part);
+        return bytes < 0 ? (int)bytes : r;
+    }
     char ack[64];
-    int n = snprintf(ack, sizeof(ack), "ACK %llu\n", (unsigned long long)id.epoch);
-    dl = vmha_deadline_in(x->timeout_ms);
+    int n = snprintf(ack, sizeof(ack), "ACK %" PRIu64 "\n", id.epoch);
     if ((r = chan_write_all(ch, ack, (size_t)n, &dl)) < 0)
-        cluster_log(LOG_WARNING, "checkpoint %llu committed, but the primary is gone: %s",
-                    (unsigned long long)id.epoch, strerror(-r));
+        cluster_log(LOG_WARNING, "checkpoint %" PRIu64 " committed, but the primary is gone: %s",
+                    id.epoch, strerror(-r));
     x->st.session = id.session;
     x->st.epoch = id.epoch;
-    x->st.bytes = bytes;
+    x->st.bytes = (uint64_t)bytes;
     x->st.committed_ms = remus_realtime_ms();
     x->st.epochs++;
     /* Committed whatever happens next: a journal not applied here is applied before a
@@ -154,43 +191,6 @@ static int receive_epoch(struct remus_ctx *x, struct chan *ch, struct vmha_err *
     if (remus_journal_apply(x->dir, &e) < 0)
         cluster_log(LOG_WARNING, "replica of %s: %s", x->guest, e.msg);
     return 0;
-}
-
-int remus_listen(const char *address, struct vmha_err *err)
-{
-    char host[256];
-    snprintf(host, sizeof(host), "%s", address);
-    char *colon = strrchr(host, ':');
-    if (!colon)
-        return vmha_err_set(err, -EINVAL, "replication address %s has no :port", address);
-    *colon = '\0';
-    const char *port = colon + 1;
-    if (host[0] == '[') { /* [v6]:port */
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
-    struct addrinfo *ai = NULL;
-    int r = getaddrinfo(host, port, &hints, &ai);
-    if (r != 0)
-        return vmha_err_set(err, -EINVAL, "cannot resolve replication address %s: %s", address,
-                            gai_strerror(r));
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd >= 0)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4) < 0) {
-        r = -errno;
-        if (fd >= 0)
-            close(fd);
-        freeaddrinfo(ai);
-        return vmha_err_set(err, r, "cannot listen on %s: %s%s", address, strerror(-r),
-                            r == -EADDRINUSE ? " (another replicated guest there? give each "
-                                               "its own replication_port)" : "");
-    }
-    freeaddrinfo(ai);
-    return fd;
 }
 
 void remus_advertise(struct remus_ctx *x, bool on)
@@ -206,6 +206,87 @@ void remus_advertise(struct remus_ctx *x, bool on)
         cluster_log(LOG_NOTICE, "replica of %s listens on %s", x->guest, x->listen);
 }
 
+/* Connections whose peer has not proven itself yet. Their handshakes advance side by side,
+ * so a peer that connects and says nothing delays no one: the primary's next checkpoint is
+ * served as soon as its handshake is through. */
+#define PENDING_MAX 16
+#define HANDSHAKE_MS 2000
+
+struct pending {
+    struct chan ch;
+    struct vmha_deadline dl;
+    char from[64];
+};
+
+static void refuse(struct remus_ctx *x, struct pending *p, const char *why)
+{
+    x->st.refused++;
+    /* Whoever knocks without the key could fill the log: say so sparingly. */
+    static uint64_t said_at;
+    if (x->st.refused <= 3 || vmha_now_ms() - said_at > 60000) {
+        said_at = vmha_now_ms();
+        cluster_log(LOG_WARNING, "replica of %s: refused a connection from %s: %s (%llu so far)",
+                    x->guest, p->from, why, (unsigned long long)x->st.refused);
+    }
+    chan_close(&p->ch);
+    remus_publish(x);
+}
+
+static void peer_name(int fd, char *buf, size_t size)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof(sa);
+    char host[64] = "?";
+    if (getpeername(fd, (struct sockaddr *)&sa, &len) == 0)
+        getnameinfo((struct sockaddr *)&sa, len, host, sizeof(host), NULL, 0, NI_NUMERICHOST);
+    snprintf(buf, size, "%s", host);
+}
+
+static void accept_one(struct remus_ctx *x, int lfd, struct pending *pend, size_t *n)
+{
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0)
+        return;
+    if (*n == PENDING_MAX) { /* the oldest has had the longest to prove itself */
+        refuse(x, &pend[0], "too many connections waiting to authenticate");
+        memmove(pend, pend + 1, (PENDING_MAX - 1) * sizeof(*pend));
+        (*n)--;
+    }
+    struct pending *p = &pend[(*n)++];
+    *p = (struct pending){.ch = {.fd = fd}, .dl = vmha_deadline_in(HANDSHAKE_MS)};
+    peer_name(fd, p->from, sizeof(p->from));
+    vmha_tune_socket(fd, x->timeout_ms);
+    struct vmha_err e = {0};
+    if (chan_server_start(&p->ch, x, &e) < 0) {
+        refuse(x, p, e.msg);
+        (*n)--;
+    }
+}
+
+/* A peer proven to be the cluster's primary: its epoch, answered. */
+static void serve(struct remus_ctx *x, struct pending *p)
+{
+    struct vmha_err e = {0};
+    if (receive_epoch(x, &p->ch, &p->dl, &e) < 0) {
+        x->st.failures++;
+        snprintf(x->st.error, sizeof(x->st.error), "%s", e.msg);
+        cluster_log(LOG_WARNING, "replica of %s: %s", x->guest, e.msg);
+        char nak[300];
+        int n = snprintf(nak, sizeof(nak), "NAK %s\n", e.msg);
+        struct vmha_deadline nd = vmha_deadline_in(1000);
+        chan_write_all(&p->ch, nak, (size_t)(n < (int)sizeof(nak) ? n : (int)sizeof(nak) - 1),
+                       &nd);
+    } else {
+        x->st.error[0] = '\0';
+        if (x->st.epochs == 1 || x->st.epochs % 100 == 0)
+            cluster_log(LOG_INFO, "replica of %s holds checkpoint %llu (%llu epochs)", x->guest,
+                        (unsigned long long)x->st.epoch, (unsigned long long)x->st.epochs);
+    }
+    chan_close(&p->ch);
+    snprintf(x->st.state, sizeof(x->st.state), "%s", x->st.epoch ? "holding" : "listening");
+    remus_publish(x);
+}
+
 int remus_receive(struct remus_ctx *x)
 {
     struct vmha_err err = {0};
@@ -216,40 +297,42 @@ int remus_receive(struct remus_ctx *x)
     snprintf(x->st.state, sizeof(x->st.state), "listening");
     remus_publish(x);
     remus_advertise(x, true);
+    if (x->auth == REMUS_AUTH_NONE)
+        cluster_log(LOG_WARNING, "replica of %s takes checkpoints from ANYONE who reaches %s "
+                    "(replication_insecure=true): for a lab only", x->guest, x->listen);
+    static struct pending pend[PENDING_MAX];
+    size_t n = 0;
     while (!remus_stop_requested) {
-        struct pollfd p = {.fd = lfd, .events = POLLIN};
-        if (poll(&p, 1, 1000) <= 0)
-            continue;
-        struct chan ch = {.fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)};
-        if (ch.fd < 0)
-            continue;
-        vmha_tune_socket(ch.fd, x->timeout_ms);
-        struct vmha_err e = {0};
-        /* A peer that does not complete its handshake quickly is not a primary: do not let it
-         * hold up the next checkpoint for long. */
-        struct vmha_deadline hs = vmha_deadline_in(x->timeout_ms < 2000 ? x->timeout_ms : 2000);
-        int r = x->tls ? chan_tls(&ch, true, NULL, &hs, &e) : 0;
-        if (r < 0 || receive_epoch(x, &ch, &e) < 0) {
-            x->st.failures++;
-            snprintf(x->st.error, sizeof(x->st.error), "%s", e.msg);
-            cluster_log(LOG_WARNING, "replica of %s: %s", x->guest, e.msg);
-            char nak[300];
-            int n = snprintf(nak, sizeof(nak), "NAK %s\n", e.msg);
-            struct vmha_deadline nd = vmha_deadline_in(1000);
-            if (r == 0) /* after a failed handshake there is no channel to answer on */
-                chan_write_all(&ch, nak, (size_t)(n < (int)sizeof(nak) ? n : (int)sizeof(nak) - 1),
-                               &nd);
-        } else {
-            x->st.error[0] = '\0';
-            if (x->st.epochs == 1 || x->st.epochs % 100 == 0)
-                cluster_log(LOG_INFO, "replica of %s holds checkpoint %llu (%llu epochs)",
-                            x->guest, (unsigned long long)x->st.epoch,
-                            (unsigned long long)x->st.epochs);
+        struct pollfd pfd[PENDING_MAX + 1] = {{.fd = lfd, .events = POLLIN}};
+        for (size_t i = 0; i < n; i++)
+            pfd[i + 1] = (struct pollfd){.fd = pend[i].ch.fd, .events = POLLIN};
+        if (poll(pfd, n + 1, 200) < 0 && errno != EINTR)
+            break;
+        for (size_t i = n; i-- > 0;) {
+            struct pending *p = &pend[i];
+            int r = 0;
+            struct vmha_err e = {0};
+            if (pfd[i + 1].revents)
+                r = chan_server_step(&p->ch, x, &e);
+            if (r == 0 && vmha_deadline_passed(&p->dl))
+                r = vmha_err_set(&e, -ETIMEDOUT, "it did not authenticate in time");
+            if (r == 0)
+                continue;
+            if (r < 0) {
+                refuse(x, p, e.msg);
+            } else {
+                p->dl = vmha_deadline_in(x->timeout_ms < HANDSHAKE_MS ? x->timeout_ms
+                                                                      : HANDSHAKE_MS);
+                serve(x, p);
+            }
+            memmove(p, p + 1, (n - i - 1) * sizeof(*p));
+            n--;
         }
-        chan_close(&ch);
-        snprintf(x->st.state, sizeof(x->st.state), "%s", x->st.epoch ? "holding" : "listening");
-        remus_publish(x);
+        if (pfd[0].revents)
+            accept_one(x, lfd, pend, &n);
     }
+    for (size_t i = 0; i < n; i++)
+        chan_close(&pend[i].ch);
     remus_advertise(x, false);
     cluster_log(LOG_NOTICE, "replica of %s stops (last checkpoint %llu kept)", x->guest,
                 (unsigned long long)x->st.epoch);

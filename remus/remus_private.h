@@ -10,28 +10,56 @@
 
 #include "vmha/remus.h"
 
-/* A replication connection, in TLS when the guest asks for it (chan.c). */
+/* How the replication stream proves who sent it (chan.c).
+ *   KEY   the default: TLS with a pre-shared key derived from a secret every node of the
+ *         cluster holds (Corosync's authkey, or replication_key) and the guest's name; both
+ *         ends prove they know it, and the stream is encrypted.
+ *   X509  TLS with the x509 credentials of libvirt's TLS transport; the backup takes only a
+ *         certificate that names a node of the cluster.
+ *   NONE  replication_insecure=true, for a lab: anyone who reaches the port is believed. */
+enum remus_auth { REMUS_AUTH_KEY, REMUS_AUTH_X509, REMUS_AUTH_NONE };
+#define REMUS_PSK_LEN 32
+
+/* A replication connection: a TCP socket, in TLS unless the guest is insecure. */
 struct chan {
     int fd;
     gnutls_session_t tls;
     gnutls_certificate_credentials_t creds;
+    gnutls_psk_client_credentials_t psk_client;
+    gnutls_psk_server_credentials_t psk_server;
 };
 
-/* Wraps c->fd in TLS (server: the backup), with libvirt's x509 credentials. */
-int chan_tls(struct chan *c, bool server, const char *peer_name, const struct vmha_deadline *dl,
-             struct vmha_err *err);
+struct remus_ctx;
+/* The primary's end: authenticates to the backup at host (the name its certificate must
+ * carry, with X509) and authenticates it. */
+int chan_client(struct chan *c, const struct remus_ctx *x, const char *host,
+                const struct vmha_deadline *dl, struct vmha_err *err);
+/* The backup's end, on a non-blocking socket: chan_server_start sets the session up,
+ * chan_server_step advances its handshake whenever the socket is readable: 1 once the peer
+ * is authenticated, 0 while it needs more, -errno (err set) when the peer is refused. */
+int chan_server_start(struct chan *c, const struct remus_ctx *x, struct vmha_err *err);
+int chan_server_step(struct chan *c, const struct remus_ctx *x, struct vmha_err *err);
 /* Bytes read (0 at EOF), or -errno; waits no longer than dl. */
 ssize_t chan_read(struct chan *c, void *buf, size_t n, const struct vmha_deadline *dl);
 int chan_write_all(struct chan *c, const void *buf, size_t n, const struct vmha_deadline *dl);
 int chan_shutdown_wr(struct chan *c);
 void chan_close(struct chan *c);
+/* Reads the cluster key (key_file) and derives the guest's pre-shared key into x->psk. */
+int chan_load_key(struct remus_ctx *x, const char *key_file, struct vmha_err *err);
+const char *remus_auth_name(enum remus_auth a);
+
+/* "host:port" or "[v6]:port" split in two; -EINVAL without a port, -ENAMETOOLONG. */
+int remus_split_address(const char *address, char *host, size_t hsize, char *port,
+                        size_t psize);
 
 struct remus_ctx {
     const char *guest, *dir, *node; /* node: this node's cluster name */
     const char *uri;                /* send: the hypervisor */
     const char *listen;             /* receive: address:port */
     uint64_t interval_ms, timeout_ms;
-    bool tls; /* replication_tls */
+    enum remus_auth auth;
+    unsigned char psk[REMUS_PSK_LEN]; /* auth KEY: this guest's pre-shared key */
+    uint64_t memory;                  /* receive: the guest's memory in bytes, as configured */
     FILE *stats; /* send --stats FILE: one line per committed epoch, for bench/ */
     struct remus_status st;
 };

@@ -40,53 +40,6 @@ struct sender {
     bool qemu_gone;        /* the guest's memory is no longer ram: start again */
 };
 
-int remus_connect(const char *address, const struct vmha_deadline *dl, struct vmha_err *err)
-{
-    char host[300];
-    snprintf(host, sizeof(host), "%s", address);
-    char *colon = strrchr(host, ':');
-    if (!colon)
-        return vmha_err_set(err, -EINVAL, "replica address %s has no :port", address);
-    *colon = '\0';
-    char *h = host;
-    if (h[0] == '[') {
-        h++;
-        h[strlen(h) - 1] = '\0';
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *ai = NULL;
-    int r = getaddrinfo(h, colon + 1, &hints, &ai);
-    if (r != 0)
-        return vmha_err_set(err, -EHOSTUNREACH, "cannot resolve %s: %s", address, gai_strerror(r));
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        freeaddrinfo(ai);
-        return vmha_err_set(err, -errno, "socket: %s", strerror(errno));
-    }
-    r = connect(fd, ai->ai_addr, ai->ai_addrlen);
-    freeaddrinfo(ai);
-    if (r < 0 && errno == EINPROGRESS) {
-        struct pollfd p = {.fd = fd, .events = POLLOUT};
-        uint64_t left = vmha_deadline_left_ms(dl);
-        if (poll(&p, 1, (int)(left > 60000 ? 60000 : left)) != 1) {
-            close(fd);
-            return vmha_err_set(err, -ETIMEDOUT, "the replica at %s does not answer", address);
-        }
-        int soerr = 0;
-        socklen_t len = sizeof(soerr);
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-        r = soerr ? -1 : 0;
-        errno = soerr;
-    }
-    if (r < 0) {
-        r = -errno;
-        close(fd);
-        return vmha_err_set(err, r, "cannot reach the replica at %s: %s", address, strerror(-r));
-    }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    return fd;
-}
-
 /* One line from the backup, by dl, without its newline ("" when the connection closed). */
 static int read_line(struct chan *ch, char *line, size_t size, const struct vmha_deadline *dl)
 {
@@ -138,7 +91,7 @@ static void *collect_run(void *arg)
     for (;;) {
         if (c->cap - c->len < (64 << 10)) {
             size_t cap = c->cap ? c->cap * 2 : (1 << 20);
-            unsigned char *b = cap < (256u << 20) ? realloc(c->buf, cap) : NULL;
+            unsigned char *b = cap <= REMUS_DEV_MAX ? realloc(c->buf, cap) : NULL;
             if (!b) {
                 c->err = -ENOMEM;
                 return NULL;
@@ -329,12 +282,10 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
         return ch.fd;
     int r = 0;
     vmha_tune_socket(ch.fd, x->timeout_ms);
-    if (x->tls) {
-        char host[300];
-        snprintf(host, sizeof(host), "%.*s", (int)strcspn(s->addr, ":"), s->addr);
-        if ((r = chan_tls(&ch, false, host, &dl, err)) < 0)
-            goto out;
-    }
+    char host[256], port[16];
+    if ((r = remus_split_address(s->addr, host, sizeof(host), port, sizeof(port))) < 0 ||
+        (r = chan_client(&ch, x, host, &dl, err)) < 0)
+        goto out;
     struct remus_epoch_id id = {.session = x->st.session, .epoch = epoch};
     snprintf(id.guest, sizeof(id.guest), "%s", x->guest);
     char hdr[REMUS_HEADER_MAX];

@@ -73,3 +73,8 @@ void vmha_tune_socket(int fd, uint64_t timeout_ms);
 /* Where a helper program of vmha is: `beside` (relative to this program's directory, as in
  * a build tree) when it exists there, else its installed path. */
 void vmha_program_path(const char *beside, const char *installed, char *out, size_t size);
+
+/* A secret key from path: a regular file (no symbolic link, FIFO or device) owned by root
+ * (or this process's user), with no access for group or others, 16 bytes to 64 KiB. The
+ * caller frees *ret (and should clear it). -errno with a sentence naming the fault. */
+int vmha_secret_read(const char *path, uint8_t **ret, size_t *len, struct vmha_err *err);

@@ -37,6 +37,7 @@ struct hv_guest_config {
     bool writable_disks; /* a disk the guest can write to (not read-only, not a CD-ROM) */
     bool nics;           /* it has a network interface */
     bool shared_memfd;   /* its RAM is one shared memfd (libvirt; no NUMA cells) */
+    uint64_t memory;     /* its memory in bytes (libvirt's <memory>), 0 when not known */
 };
 
 void hv_guest_config_clear(struct hv_guest_config *c);
@@ -166,8 +167,11 @@ struct hv_ops {
      * replication starts (it also undoes what a checkpoint cut short left set). */
     int (*ckpt_memory)(struct hv_conn *c, const char *name, int *fd, int *pid,
                        struct vmha_err *err);
-    /* Creates the guest on this host, paused, from a checkpoint file. */
-    int (*ckpt_restore)(struct hv_conn *c, const char *path, struct vmha_err *err);
+    /* Creates the guest on this host, paused, from a checkpoint file, with config_text (the
+     * guest's own configuration: whatever configuration the file carries is never used; it
+     * must name the same guest). */
+    int (*ckpt_restore)(struct hv_conn *c, const char *path, const char *config_text,
+                        struct vmha_err *err);
     /* Xen's Remus leaves the backup's last complete checkpoint as a paused domain (the
      * replica): promote runs it as the guest (-ENOENT when there is none), discard removes
      * it (0 when there is none). */

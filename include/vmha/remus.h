@@ -39,6 +39,9 @@
  * change under it), then, with the guest paused, the pages that differ from what it sent:
  * applied in order, the sections give the memory exactly as it was at the pause. */
 #define REMUS_TRAILER_LEN 16
+/* The secret the stream is authenticated with unless replication_key names another: the
+ * one every node of a Corosync cluster holds. */
+#define REMUS_KEY_DEFAULT "/etc/corosync/authkey"
 #define REMUS_HEADER_MAX 256
 
 struct remus_epoch_id {
@@ -73,11 +76,17 @@ struct remus_status {
     uint64_t committed_ms;   /* CLOCK_REALTIME ms of the last commit, 0 = none yet */
     uint64_t pause_ms, ckpt_ms, bytes; /* the last epoch: guest paused, stream time, size */
     uint64_t epochs, failures;
+    uint64_t refused;   /* backup: connections refused before they proved to be the primary */
+    char auth[16];      /* how the stream is authenticated: "key", "x509" or "none" */
     char error[512];
 };
 
 int remus_status_write(const char *dir, const struct remus_status *s, struct vmha_err *err);
 int remus_status_read(const char *dir, struct remus_status *ret, struct vmha_err *err);
+
+/* The guest's configuration, copied into the backup's directory when it starts: what a
+ * promotion without the cluster restores the checkpoint with. */
+#define REMUS_CONFIG_COPY "config.xml"
 
 /* The replicator's directory: rundir/remus/<guest>. */
 void remus_dir(const char *rundir, const char *guest, char *buf, size_t size);
@@ -90,6 +99,9 @@ int remus_checkpoint(const char *dir, uint64_t *session, uint64_t *epoch, char *
                      size_t size);
 
 #define REMUS_PAGE 4096
+/* The most device state one checkpoint carries (QEMU's stream without the shared RAM: the
+ * devices, ROM and video memory). */
+#define REMUS_DEV_MAX (256ull << 20)
 #define REMUS_BODY_DEV "VMHA-DEV"
 #define REMUS_BODY_RAM "VMHA-RAM"
 #define REMUS_BODY_FULL 1u

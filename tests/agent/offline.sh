@@ -89,9 +89,35 @@ ok "validate-all: a replicated guest whose memory is not a shared memfd -> 6" eq
 ok "  saying what to add" contains "$md.err" "<source type='memfd'/><access mode='shared'/>"
 sed "s|<os>|<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking><os>|" \
     "$md.nomemfd" >"$md.memfd"
-env -i PATH="$PATH" OCF_RESKEY_config="$md.memfd" OCF_RESKEY_replicate=true "$AGENT" \
-    validate-all >/dev/null 2>&1
-ok "  with it: 0" eq 0 $?
+# The stream is authenticated with the cluster's key: a replicated guest needs it here.
+(umask 077 && head -c 64 /dev/urandom >"$md.authkey")
+env -i PATH="$PATH" OCF_RESKEY_config="$md.memfd" OCF_RESKEY_replicate=true \
+    OCF_RESKEY_replication_key="$md.authkey" "$AGENT" validate-all >/dev/null 2>&1
+ok "  with it (and the cluster's key): 0" eq 0 $?
+env -i PATH="$PATH" OCF_RESKEY_config="$md.memfd" OCF_RESKEY_replicate=true \
+    OCF_RESKEY_replication_key="$md.nokey" "$AGENT" validate-all >/dev/null 2>"$md.err"
+ok "validate-all: a replicated guest without the cluster's key here -> 5" eq 5 $?
+ok "  naming the key it looked for" contains "$md.err" "key file $md.nokey"
+cp "$md.authkey" "$md.openkey" && chmod 644 "$md.openkey"
+env -i PATH="$PATH" OCF_RESKEY_config="$md.memfd" OCF_RESKEY_replicate=true \
+    OCF_RESKEY_replication_key="$md.openkey" "$AGENT" validate-all >/dev/null 2>"$md.err"
+ok "validate-all: a key others can read -> 6" eq 6 $?
+ok "  saying so" contains "$md.err" "can be read or written by others"
+ln -s "$md.authkey" "$md.linkkey"
+env -i PATH="$PATH" OCF_RESKEY_config="$md.memfd" OCF_RESKEY_replicate=true \
+    OCF_RESKEY_replication_key="$md.linkkey" "$AGENT" validate-all >/dev/null 2>"$md.err"
+ok "validate-all: a key behind a symbolic link -> 6" eq 6 $?
+env -i PATH="$PATH" OCF_RESKEY_config="$md.memfd" OCF_RESKEY_replicate=true \
+    OCF_RESKEY_replication_insecure=true "$AGENT" validate-all >/dev/null 2>&1
+ok "validate-all: replication_insecure needs no key -> 0" eq 0 $?
+env -i PATH="$PATH" OCF_RESKEY_config="$md.memfd" OCF_RESKEY_replicate=true \
+    OCF_RESKEY_replication_insecure=true OCF_RESKEY_replication_tls=true "$AGENT" validate-all \
+    >/dev/null 2>"$md.err"
+ok "validate-all: replication_insecure with replication_tls -> 6" eq 6 $?
+sed "s|<memory unit='MiB'>|<memory unit='b'>1|" "$md.memfd" >"$md.oddmem"
+env -i PATH="$PATH" OCF_RESKEY_config="$md.oddmem" OCF_RESKEY_replicate=true \
+    OCF_RESKEY_replication_insecure=true "$AGENT" validate-all >/dev/null 2>"$md.err"
+ok "validate-all: memory that is not whole pages -> 6" eq 6 $?
 
 # Install settings and boot artifact digests.
 printf 'a kernel' >"$md.vmlinuz"
@@ -136,7 +162,7 @@ else
     xlrun "$md.xlpci" validate-all
     ok "libxl: validate-all of an xl.cfg with a key vmha does not take -> 6" eq 6 $?
     ok "  naming the key" contains "$md.err" "'pci' is not supported by vmha's libxl backend"
-    xlrun "$md.xl" validate-all OCF_RESKEY_replicate=true
+    xlrun "$md.xl" validate-all OCF_RESKEY_replicate=true OCF_RESKEY_replication_key="$md.authkey"
     ok "libxl: validate-all of a replicated PVH guest without NIC or writable disk -> 0" eq 0 $?
     { cat "$md.xl"; echo "vif = [ 'bridge=xenbr0' ]"; } >"$md.xlvif"
     xlrun "$md.xlvif" validate-all OCF_RESKEY_replicate=true

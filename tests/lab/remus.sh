@@ -99,6 +99,26 @@ out=$(lab on "$P" env OCF_ROOT=/usr/lib/ocf OCF_RESKEY_config=/srv/cluster/ft-di
 ok "0. validate-all refuses a replicated guest with a writable disk (6)" eq 6 "$?"
 ok "0. and says why" grep -q "writable disk" <<<"$out"
 
+# Strangers on the network: a peer without the cluster's key, or with another key, is refused
+# before the backup takes a byte, and the guest stays protected.
+CLIENT=$VMHA_LAB_DIR/build/tests/ckpt_client
+refused_n() { status_of "$B" | sed -n 's/^refused=//p'; }
+epoch_on() { status_of "$1" | sed -n 's/^epoch=//p'; }
+r0=$(refused_n) e0=$(epoch_on "$B")
+(umask 077 && head -c 256 /dev/urandom >"$WORK/otherkey" && printf 'x' >"$WORK/body")
+out1=$(lab admin "$CLIENT" "$NET.1${B#node}:7790" ft1 - "VMHA-CKPT 2 ft1 0000000000000001 1" \
+    "$WORK/body" 2>&1)
+out2=$(lab admin "$CLIENT" "$NET.1${B#node}:7790" ft1 "$WORK/otherkey" \
+    "VMHA-CKPT 2 ft1 0000000000000001 1" "$WORK/body" 2>&1)
+ok "0. a peer without the cluster's key gets nothing from the backup" \
+    grep -q "^closed before GO" <<<"$out1"
+ok "0. a peer with another key is refused" grep -q "^refused:" <<<"$out2"
+ok "0. the backup counts both as refused" wait_for 10 eval '[ "$(refused_n)" -ge $((r0 + 2)) ]'
+ok "0. and keeps taking the primary's checkpoints" wait_for 10 eval '[ "$(epoch_on "$B")" -gt "$e0" ]'
+ok "0. the guest stays protected" wait_for 10 protected
+ok "0. vmha status shows no warning for an authenticated stream" \
+    eval '! vmha_ status ft1 2>&1 | grep -q WARNING'
+
 # A stale mark from an earlier session on the backup (as a primary whose backup broke away
 # leaves it): once a new session's first checkpoint is there it no longer applies, or the
 # backup could never resume the guest. A replicator killed on the primary comes back, from
@@ -247,11 +267,10 @@ ok "6. with replication_tls the guest is protected" wait_for 120 protected
 P=$(role_on Promoted) B=$(role_on Unpromoted)
 ok "6. the backup listens on its replication address only" \
     eval 'lab on "$B" ss -Hltn "sport = :7790" | grep -q "$NET.1${B#node}:7790"'
-failures() { status_of "$B" | sed -n 's/^failures=//p'; }
-before=$(failures)
+before=$(refused_n)
 lab admin sh -c "printf 'VMHA-CKPT 1 ft1 0000000000000001 1\n' | timeout 3 busybox nc $NET.1${B#node} 7790" \
     >/dev/null 2>&1
-refused() { [ "$(failures)" -gt "$before" ]; }
+refused() { [ "$(refused_n)" -gt "$before" ]; }
 ok "6. a stream that does not speak TLS is refused" wait_for 10 refused
 ok "6. and the guest stays protected" wait_for 10 protected
 export SAMPLE_TIMEOUT=30 # a switchover, as in 4 (TLS adds to each checkpoint)
@@ -307,10 +326,30 @@ for h in node1 node2 node3; do
         2>/dev/null
 done
 lab kill "$P"
+# The checkpoint's bytes came over the network: whatever XML it carries, the guest resumes
+# with its own configuration. Plant a description in the XML of the checkpoint B holds.
+lab on "$B" python3 - /run/vmha/remus/ft1/dev.save <<'PY'
+import struct, sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+area = struct.unpack_from("<I", b, 20)[0]
+xml = bytes(b[92:92 + area]).split(b"\0")[0]
+new = xml.replace(b"</domain>", b"<description>planted by a stream</description></domain>")
+assert len(new) < area
+b[92:92 + area] = new + bytes(area - len(new))
+open(p, "wb").write(b)
+PY
+ok "7. (a description planted in the checkpoint's XML)" \
+    lab on "$B" grep -q "planted by a stream" /run/vmha/remus/ft1/dev.save
 lab on "$B" vmha failover --no-cluster ft1 --yes >"$WORK/nc.out" 2>&1
 ok "7. vmha failover --no-cluster on $B resumes the guest from its checkpoint" eq 0 "$?"
 ok "  and says so" contains "$WORK/nc.out" "ft1 runs here from checkpoint"
 ok "7. the guest runs on $B" eq "$B" "$(running_on ft1)"
+ok "7. with its own configuration, not the XML its checkpoint carried" \
+    eval '! lab on "$B" virsh dumpxml ft1 | grep -q "planted by a stream"'
+ok "  (it has its config's name and memory)" eval \
+    'lab on "$B" virsh dumpxml ft1 | grep -q "<name>ft1</name>"'
+
 after=$(counter_read)
 diag "counter before $before, after $after"
 ok "7. its counter goes on from where clients saw it (not below, not restarted)" \

@@ -37,6 +37,7 @@ static void parse_direct_boot(void **state)
     assert_string_equal(c.cmdline, "console=ttyS0 quiet");
     assert_null(c.nvram);
     assert_null(c.loader);
+    assert_int_equal(c.memory, 96ull << 20);
     hv_guest_config_clear(&c);
     assert_null(c.name);
     free(xml);
@@ -97,6 +98,67 @@ static void writable_disks(void **state)
     }
 }
 
+/* The guest's memory in bytes, whatever unit <memory> is written in: the backup refuses a
+ * checkpoint of any other size. */
+static void parse_memory_units(void **state)
+{
+    static const struct {
+        const char *mem;
+        uint64_t bytes;
+    } cases[] = {
+        {"<memory>131072</memory>", 128ull << 20},
+        {"<memory unit='KiB'>131072</memory>", 128ull << 20},
+        {"<memory unit='MiB'>128</memory>", 128ull << 20},
+        {"<memory unit='M'>128</memory>", 128ull << 20},
+        {"<memory unit='G'>4</memory>", 4ull << 30},
+        {"<memory unit='MB'>100</memory>", 100000000},
+        {"<memory unit='b'>4096</memory>", 4096},
+        {"", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        char xml[256];
+        snprintf(xml, sizeof(xml), "<domain type='qemu'><name>m</name>%s</domain>",
+                 cases[i].mem);
+        struct hv_guest_config c = {0};
+        assert_int_equal(hv_libvirt_config_parse(xml, &c, NULL), 0);
+        if (c.memory != cases[i].bytes)
+            fail_msg("%s: %llu bytes", cases[i].mem, (unsigned long long)c.memory);
+        hv_guest_config_clear(&c);
+    }
+}
+
+/* A promotion restores a checkpoint with the guest's own config, never the XML the stream
+ * carried: a planted disk stays out, another guest's checkpoint is refused. */
+static void restore_config(void **state)
+{
+    const char *config = "<domain type='qemu'><name>ft1</name><memory unit='MiB'>96</memory>"
+                         "<devices/></domain>";
+    const char *image = "<domain type='qemu'><name>ft1</name>"
+                        "<uuid>7a1c4d2e-0b3f-4c5d-8e9f-a0b1c2d3e4f5</uuid>"
+                        "<memory unit='MiB'>96</memory><devices><disk type='block'>"
+                        "<source dev='/dev/sda'/><target dev='vda'/></disk></devices></domain>";
+    char *out = NULL;
+    struct vmha_err e = {0};
+    assert_int_equal(hv_libvirt_restore_config(config, image, &out, &e), 0);
+    struct hv_guest_config c = {0};
+    assert_int_equal(hv_libvirt_config_parse(out, &c, NULL), 0);
+    assert_string_equal(c.uuid, "7a1c4d2e-0b3f-4c5d-8e9f-a0b1c2d3e4f5"); /* the running one's */
+    assert_false(c.writable_disks);
+    assert_null(strstr(out, "/dev/sda"));
+    hv_guest_config_clear(&c);
+    free(out);
+    out = NULL;
+    const char *other = "<domain type='qemu'><name>db1</name>"
+                        "<uuid>7a1c4d2e-0b3f-4c5d-8e9f-a0b1c2d3e4f5</uuid></domain>";
+    assert_int_equal(hv_libvirt_restore_config(config, other, &out, &e), -EPERM);
+    assert_non_null(strstr(e.msg, "is of guest 'db1'"));
+    const char *pinned = "<domain type='qemu'><name>ft1</name>"
+                         "<uuid>00000000-0b3f-4c5d-8e9f-a0b1c2d3e4f5</uuid></domain>";
+    assert_int_equal(hv_libvirt_restore_config(pinned, image, &out, &e), -EPERM);
+    assert_non_null(strstr(e.msg, "another guest"));
+    assert_null(out);
+}
+
 static void parse_rejects(void **state)
 {
     static const struct {
@@ -110,6 +172,11 @@ static void parse_rejects(void **state)
         {"<domain type='qemu'><name>x</name><uuid>zz4c2f6a0e1b4c8da7f0123456789abc</uuid>"
          "</domain>",
          "invalid <uuid>"},
+        {"<domain type='qemu'><name>x</name><memory unit='parsec'>1</memory></domain>",
+         "is not a size"},
+        {"<domain type='qemu'><name>x</name><memory>-1</memory></domain>", "is not a size"},
+        {"<domain type='qemu'><name>x</name><memory unit='TiB'>99999999</memory></domain>",
+         "is not a size"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
         struct hv_guest_config c = {0};
@@ -187,7 +254,7 @@ static void backend_selection(void **state)
 #endif
     /* Slots no backend implements yet say so instead of succeeding. */
     const struct hv_ops bare = {.name = "bare"};
-    assert_int_equal(HV_CALL(&bare, ckpt_restore, &e, NULL, "/x"), -EOPNOTSUPP);
+    assert_int_equal(HV_CALL(&bare, ckpt_restore, &e, NULL, "/x", "<domain/>"), -EOPNOTSUPP);
     assert_non_null(strstr(e.msg, "bare backend does not support ckpt_restore"));
     assert_non_null(hv_libvirt_ops.ckpt_take);
 }
@@ -235,7 +302,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parse_direct_boot), cmocka_unit_test(parse_uefi),
         cmocka_unit_test(parse_minimal),
-        cmocka_unit_test(writable_disks),     cmocka_unit_test(parse_rejects),
+        cmocka_unit_test(writable_disks),     cmocka_unit_test(parse_rejects), cmocka_unit_test(parse_memory_units),
+        cmocka_unit_test(restore_config),
         cmocka_unit_test(machines),          cmocka_unit_test(states),
         cmocka_unit_test(backend_selection), cmocka_unit_test(install_overlay),
     };

@@ -1,0 +1,85 @@
+/* A primary's side of one epoch, for tests/agent/replica.sh: connects to a backup's
+ * replicator, authenticates as the primary would (the key file, or "-" for none), sends the
+ * header line, and once the backup says GO the bytes of BODY (the body and the trailer, as
+ * the test built them); prints each line the backup answers. With a key that is not the
+ * cluster's it shows what a stranger gets.
+ *   ckpt_client HOST:PORT GUEST KEYFILE|- HEADER BODYFILE */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "remus_private.h"
+
+volatile sig_atomic_t remus_stop_requested, remus_demote_requested;
+
+static int line(struct chan *ch, char *buf, size_t size, const struct vmha_deadline *dl)
+{
+    size_t n = 0;
+    while (n + 1 < size) {
+        ssize_t r = chan_read(ch, buf + n, 1, dl);
+        if (r <= 0)
+            break;
+        if (buf[n++] == '\n')
+            break;
+    }
+    buf[n] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+    return (int)n;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 6) {
+        fprintf(stderr, "usage: ckpt_client HOST:PORT GUEST KEYFILE|- HEADER BODYFILE\n");
+        return 2;
+    }
+    struct remus_ctx x = {.guest = argv[2], .timeout_ms = 5000};
+    struct vmha_err err = {0};
+    x.auth = strcmp(argv[3], "-") == 0 ? REMUS_AUTH_NONE : REMUS_AUTH_KEY;
+    if (x.auth == REMUS_AUTH_KEY && chan_load_key(&x, argv[3], &err) < 0) {
+        printf("no key: %s\n", err.msg);
+        return 1;
+    }
+    uint8_t *body = NULL;
+    size_t len = 0;
+    if (vmha_read_blob(argv[5], 1u << 30, &body, &len, &err) < 0) {
+        printf("%s\n", err.msg);
+        return 1;
+    }
+    struct vmha_deadline dl = vmha_deadline_in(10000);
+    struct chan ch = {.fd = remus_connect(argv[1], &dl, &err)};
+    char host[256], port[16], answer[600];
+    if (ch.fd < 0 || remus_split_address(argv[1], host, sizeof(host), port, sizeof(port)) < 0 ||
+        chan_client(&ch, &x, host, &dl, &err) < 0) {
+        printf("refused: %s\n", err.msg);
+        chan_close(&ch);
+        free(body);
+        return 0;
+    }
+    char hdr[300];
+    int n = snprintf(hdr, sizeof(hdr), "%s\n", argv[4]);
+    if (chan_write_all(&ch, hdr, (size_t)n, &dl) < 0 || line(&ch, answer, sizeof(answer), &dl) <= 0) {
+        printf("closed before GO\n");
+        chan_close(&ch);
+        free(body);
+        return 0;
+    }
+    if (strcmp(answer, "GO") != 0) {
+        printf("%s\n", answer);
+        chan_close(&ch);
+        free(body);
+        return 0;
+    }
+    if (chan_write_all(&ch, body, len, &dl) < 0) {
+        printf("closed while sending\n");
+        chan_close(&ch);
+        free(body);
+        return 0;
+    }
+    chan_shutdown_wr(&ch);
+    printf("%s\n", line(&ch, answer, sizeof(answer), &dl) > 0 ? answer : "closed without an answer");
+    chan_close(&ch);
+    free(body);
+    return 0;
+}
