@@ -108,6 +108,10 @@ static int spawn(const struct ocf_params *p, struct ft *f, const char *mode,
             argv[n++] = "--memory";
             argv[n++] = memory;
         }
+        if (f->g.cfg.uuid[0]) {
+            argv[n++] = "--uuid";
+            argv[n++] = f->g.cfg.uuid;
+        }
     }
     if (p->replication_insecure) {
         argv[n++] = "--insecure";

@@ -60,12 +60,32 @@ int hv_libxl_remus_send(struct hv_conn *c, const char *name, int fd, uint64_t in
     return hv_libxl_err(c, err, r == 0 ? -EPIPE : -EIO, "replication stopped");
 }
 
-int hv_libxl_remus_receive(struct hv_conn *c, int fd, const struct vmha_deadline *dl,
-                           char *ret_name, size_t size, struct vmha_err *err)
+/* The stream's configuration is of the guest this backup replicates. Checked before
+ * anything is named after it: prepare_incoming clears NAME--incoming. */
+static int same_guest(const libxl_domain_config *d, const char *name, const char *uuid,
+                      struct vmha_err *err)
+{
+    const char *got = d->c_info.name ? d->c_info.name : "";
+    if (strcmp(got, name) != 0)
+        return vmha_err_set(err, -EPERM, "the stream is of guest '%.64s', not of %s", got, name);
+    libxl_uuid want;
+    if (uuid && uuid[0] &&
+        (libxl_uuid_from_string(&want, uuid) != 0 ||
+         libxl_uuid_compare(&want, (libxl_uuid *)&d->c_info.uuid) != 0))
+        return vmha_err_set(err, -EPERM, "the stream is of another guest named %s (its UUID is "
+                            "not %s)", name, uuid);
+    return 0;
+}
+
+int hv_libxl_remus_receive(struct hv_conn *c, int fd, const char *name, const char *uuid,
+                           const struct vmha_deadline *dl, char *ret_name, size_t size,
+                           struct vmha_err *err)
 {
     libxl_domain_config d;
     libxl_domain_config_init(&d);
     int r = hv_libxl_receive_config(c, fd, &d, dl, err);
+    if (r == 0)
+        r = same_guest(&d, name, uuid, err);
     if (r == 0)
         r = hv_libxl_prepare_incoming(c, &d, err);
     if (r < 0) {
@@ -76,10 +96,8 @@ int hv_libxl_remus_receive(struct hv_conn *c, int fd, const struct vmha_deadline
         return r;
     }
     vmha_write_all(fd, "ready\n", 6);
-    char *incoming = d.c_info.name;
-    _cleanup_free_ char *name = strndup(incoming, strlen(incoming) - strlen(HV_XL_INCOMING));
     _cleanup_free_ char *replica = NULL;
-    if (!name || asprintf(&replica, "%s" HV_XL_REPLICA, name) < 0) {
+    if (asprintf(&replica, "%s" HV_XL_REPLICA, name) < 0) {
         libxl_domain_config_dispose(&d);
         return vmha_err_set(err, -ENOMEM, "out of memory");
     }

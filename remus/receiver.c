@@ -206,83 +206,27 @@ void remus_advertise(struct remus_ctx *x, bool on)
         cluster_log(LOG_NOTICE, "replica of %s listens on %s", x->guest, x->listen);
 }
 
-/* Connections whose peer has not proven itself yet. Their handshakes advance side by side,
- * so a peer that connects and says nothing delays no one: the primary's next checkpoint is
- * served as soon as its handshake is through. */
-#define PENDING_MAX 16
-#define HANDSHAKE_MS 2000
-
-struct pending {
-    struct chan ch;
-    struct vmha_deadline dl;
-    char from[64];
-};
-
-static void refuse(struct remus_ctx *x, struct pending *p, const char *why)
-{
-    x->st.refused++;
-    /* Whoever knocks without the key could fill the log: say so sparingly. */
-    static uint64_t said_at;
-    if (x->st.refused <= 3 || vmha_now_ms() - said_at > 60000) {
-        said_at = vmha_now_ms();
-        cluster_log(LOG_WARNING, "replica of %s: refused a connection from %s: %s (%llu so far)",
-                    x->guest, p->from, why, (unsigned long long)x->st.refused);
-    }
-    chan_close(&p->ch);
-    remus_publish(x);
-}
-
-static void peer_name(int fd, char *buf, size_t size)
-{
-    struct sockaddr_storage sa;
-    socklen_t len = sizeof(sa);
-    char host[64] = "?";
-    if (getpeername(fd, (struct sockaddr *)&sa, &len) == 0)
-        getnameinfo((struct sockaddr *)&sa, len, host, sizeof(host), NULL, 0, NI_NUMERICHOST);
-    snprintf(buf, size, "%s", host);
-}
-
-static void accept_one(struct remus_ctx *x, int lfd, struct pending *pend, size_t *n)
-{
-    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0)
-        return;
-    if (*n == PENDING_MAX) { /* the oldest has had the longest to prove itself */
-        refuse(x, &pend[0], "too many connections waiting to authenticate");
-        memmove(pend, pend + 1, (PENDING_MAX - 1) * sizeof(*pend));
-        (*n)--;
-    }
-    struct pending *p = &pend[(*n)++];
-    *p = (struct pending){.ch = {.fd = fd}, .dl = vmha_deadline_in(HANDSHAKE_MS)};
-    peer_name(fd, p->from, sizeof(p->from));
-    vmha_tune_socket(fd, x->timeout_ms);
-    struct vmha_err e = {0};
-    if (chan_server_start(&p->ch, x, &e) < 0) {
-        refuse(x, p, e.msg);
-        (*n)--;
-    }
-}
-
 /* A peer proven to be the cluster's primary: its epoch, answered. */
-static void serve(struct remus_ctx *x, struct pending *p)
+static void serve(struct remus_ctx *x, struct chan *ch)
 {
     struct vmha_err e = {0};
-    if (receive_epoch(x, &p->ch, &p->dl, &e) < 0) {
+    struct vmha_deadline hdl =
+        vmha_deadline_in(x->timeout_ms < REMUS_HEADER_MS ? x->timeout_ms : REMUS_HEADER_MS);
+    if (receive_epoch(x, ch, &hdl, &e) < 0) {
         x->st.failures++;
         snprintf(x->st.error, sizeof(x->st.error), "%s", e.msg);
         cluster_log(LOG_WARNING, "replica of %s: %s", x->guest, e.msg);
         char nak[300];
         int n = snprintf(nak, sizeof(nak), "NAK %s\n", e.msg);
         struct vmha_deadline nd = vmha_deadline_in(1000);
-        chan_write_all(&p->ch, nak, (size_t)(n < (int)sizeof(nak) ? n : (int)sizeof(nak) - 1),
-                       &nd);
+        chan_write_all(ch, nak, (size_t)(n < (int)sizeof(nak) ? n : (int)sizeof(nak) - 1), &nd);
     } else {
         x->st.error[0] = '\0';
         if (x->st.epochs == 1 || x->st.epochs % 100 == 0)
             cluster_log(LOG_INFO, "replica of %s holds checkpoint %llu (%llu epochs)", x->guest,
                         (unsigned long long)x->st.epoch, (unsigned long long)x->st.epochs);
     }
-    chan_close(&p->ch);
+    chan_close(ch);
     snprintf(x->st.state, sizeof(x->st.state), "%s", x->st.epoch ? "holding" : "listening");
     remus_publish(x);
 }
@@ -290,49 +234,19 @@ static void serve(struct remus_ctx *x, struct pending *p)
 int remus_receive(struct remus_ctx *x)
 {
     struct vmha_err err = {0};
-    _cleanup_(closep) int lfd = remus_listen(x->listen, &err);
-    if (lfd < 0)
+    struct remus_door door;
+    if (remus_door_open(x, &door, &err) < 0)
         return remus_fail(x, &err);
     snprintf(x->st.role, sizeof(x->st.role), "backup");
     snprintf(x->st.state, sizeof(x->st.state), "listening");
     remus_publish(x);
     remus_advertise(x, true);
-    if (x->auth == REMUS_AUTH_NONE)
-        cluster_log(LOG_WARNING, "replica of %s takes checkpoints from ANYONE who reaches %s "
-                    "(replication_insecure=true): for a lab only", x->guest, x->listen);
-    static struct pending pend[PENDING_MAX];
-    size_t n = 0;
     while (!remus_stop_requested) {
-        struct pollfd pfd[PENDING_MAX + 1] = {{.fd = lfd, .events = POLLIN}};
-        for (size_t i = 0; i < n; i++)
-            pfd[i + 1] = (struct pollfd){.fd = pend[i].ch.fd, .events = POLLIN};
-        if (poll(pfd, n + 1, 200) < 0 && errno != EINTR)
-            break;
-        for (size_t i = n; i-- > 0;) {
-            struct pending *p = &pend[i];
-            int r = 0;
-            struct vmha_err e = {0};
-            if (pfd[i + 1].revents)
-                r = chan_server_step(&p->ch, x, &e);
-            if (r == 0 && vmha_deadline_passed(&p->dl))
-                r = vmha_err_set(&e, -ETIMEDOUT, "it did not authenticate in time");
-            if (r == 0)
-                continue;
-            if (r < 0) {
-                refuse(x, p, e.msg);
-            } else {
-                p->dl = vmha_deadline_in(x->timeout_ms < HANDSHAKE_MS ? x->timeout_ms
-                                                                      : HANDSHAKE_MS);
-                serve(x, p);
-            }
-            memmove(p, p + 1, (n - i - 1) * sizeof(*p));
-            n--;
-        }
-        if (pfd[0].revents)
-            accept_one(x, lfd, pend, &n);
+        struct chan ch;
+        if (remus_door_wait(x, &door, 200, &ch) == 1)
+            serve(x, &ch);
     }
-    for (size_t i = 0; i < n; i++)
-        chan_close(&pend[i].ch);
+    remus_door_close(&door);
     remus_advertise(x, false);
     cluster_log(LOG_NOTICE, "replica of %s stops (last checkpoint %llu kept)", x->guest,
                 (unsigned long long)x->st.epoch);

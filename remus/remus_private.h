@@ -1,6 +1,7 @@
 /* What the replicator's files share. */
 #pragma once
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -52,6 +53,37 @@ const char *remus_auth_name(enum remus_auth a);
 int remus_split_address(const char *address, char *host, size_t hsize, char *port,
                         size_t psize);
 
+/* The backup's door (door.c): its listening socket and the connections still proving
+ * themselves. */
+#define REMUS_PENDING_MAX 16
+/* How long a proven primary has to send its header. */
+#define REMUS_HEADER_MS 2000
+struct remus_pending {
+    struct chan ch;
+    struct vmha_deadline dl;
+    bool ready; /* authenticated, not yet taken */
+    char from[64];
+};
+struct remus_door {
+    int lfd;
+    size_t n;
+    struct remus_pending pend[REMUS_PENDING_MAX];
+};
+
+/* A library's plain stream carried over a channel (pump.c). */
+struct remus_pump {
+    struct chan ch;
+    int local; /* the pump's end of the library's socket pair */
+    uint64_t timeout_ms;
+    pthread_t out, in;
+};
+/* Takes ch over (it is the pump's until remus_pump_stop) and gives the library's end of the
+ * stream in *ret_fd (the caller's to close). */
+int remus_pump_start(struct remus_pump *p, struct chan *ch, uint64_t timeout_ms, int *ret_fd,
+                     struct vmha_err *err);
+/* Ends both directions, waits for the threads, closes the channel. */
+void remus_pump_stop(struct remus_pump *p);
+
 struct remus_ctx {
     const char *guest, *dir, *node; /* node: this node's cluster name */
     const char *uri;                /* send: the hypervisor */
@@ -60,11 +92,19 @@ struct remus_ctx {
     enum remus_auth auth;
     unsigned char psk[REMUS_PSK_LEN]; /* auth KEY: this guest's pre-shared key */
     uint64_t memory;                  /* receive: the guest's memory in bytes, as configured */
+    const char *uuid;                 /* receive: the guest's UUID, as configured (or NULL) */
     FILE *stats; /* send --stats FILE: one line per committed epoch, for bench/ */
     struct remus_status st;
 };
 
 extern volatile sig_atomic_t remus_stop_requested, remus_demote_requested;
+
+/* Listens on x->listen. */
+int remus_door_open(struct remus_ctx *x, struct remus_door *d, struct vmha_err *err);
+/* Waits up to ms for a peer that proves to be the cluster's primary: 1 with *ret its
+ * channel (the caller's to close), 0 when none came; strangers are refused and counted. */
+int remus_door_wait(struct remus_ctx *x, struct remus_door *d, uint64_t ms, struct chan *ret);
+void remus_door_close(struct remus_door *d);
 
 int remus_send(struct remus_ctx *x);
 int remus_receive(struct remus_ctx *x);

@@ -2,12 +2,15 @@
  * cluster's rules. libxenlight does all of a replication inside one call on each side
  * (hv_libxl_remus_send / hv_libxl_remus_receive); vmha owns the socket around it:
  *
- *   send     connects to the backup the cluster advertises (REMUS_ATTR_REPLICA), says
- *            "vmha-remus SESSION", and replicates until the stream breaks. libxenlight then
+ *   send     connects to the backup the cluster advertises (REMUS_ATTR_REPLICA), proves it
+ *            is the cluster's primary (chan.c), says "vmha-remus SESSION", and replicates
+ *            until the stream breaks; libxenlight's stream runs inside the authenticated
+ *            channel (pump.c). libxenlight then
  *            leaves the guest suspended: every replica is marked stale in the cluster BEFORE
  *            the guest resumes, unprotected, and the next connection is a new session (a full
  *            sync). SIGTERM ends the stream the same way.
- *   receive  listens on the replication address and takes one primary at a time. When a
+ *   receive  listens on the replication address and takes one primary at a time, once it
+ *            has proven itself, and only a stream of the configured guest (name, UUID). When a
  *            stream ends, its last complete checkpoint stays as the paused domain
  *            NAME--replica until a newer session supersedes it. SIGUSR1 (a promotion) ends the
  *            stream and exits keeping the replica; SIGTERM (a stop) discards it.
@@ -119,6 +122,29 @@ static void watch_stop(struct watch *w)
     pthread_join(w->thread, NULL);
 }
 
+/* While a stream runs (libxenlight holds the thread), the door stays watched: a stranger is
+ * refused at once, not left waiting until the stream ends; a second primary is turned away. */
+struct keeper {
+    struct remus_ctx *x;
+    struct remus_door *door;
+    atomic_bool done;
+    pthread_t thread;
+};
+
+static void *keep_run(void *arg)
+{
+    struct keeper *k = arg;
+    while (!atomic_load(&k->done)) {
+        struct chan ch;
+        if (remus_door_wait(k->x, k->door, 200, &ch) != 1)
+            continue;
+        cluster_log(LOG_WARNING, "replica of %s: a second primary while one streams: closed",
+                    k->x->guest);
+        chan_close(&ch);
+    }
+    return NULL;
+}
+
 /* Sleeps ms unless a signal asks the replicator to stop. */
 static void nap(uint64_t ms)
 {
@@ -195,14 +221,23 @@ int remus_xen_send(struct remus_ctx *x)
             continue;
         }
         struct vmha_deadline dl = vmha_deadline_in(10000);
-        int fd = remus_connect(addr, &dl, &err);
-        if (fd < 0) {
+        char host[256], port[16];
+        struct chan ch = {.fd = remus_connect(addr, &dl, &err)};
+        if (ch.fd >= 0) {
+            vmha_tune_socket(ch.fd, x->timeout_ms);
+            if (remus_split_address(addr, host, sizeof(host), port, sizeof(port)) < 0 ||
+                chan_client(&ch, x, host, &dl, &err) < 0) {
+                chan_close(&ch);
+                ch.fd = -1;
+            }
+        }
+        if (ch.fd < 0) {
             x->st.failures++;
             set_state(x, "degraded", err.msg);
             nap(1000);
             continue;
         }
-        vmha_tune_socket(fd, x->timeout_ms);
+        int fd = ch.fd;
         if (getrandom(&x->st.session, sizeof(x->st.session), 0) != sizeof(x->st.session))
             x->st.session = vmha_now_ms() ^ ((uint64_t)getpid() << 32);
         x->st.epoch = 0;
@@ -220,16 +255,25 @@ int remus_xen_send(struct remus_ctx *x)
         int n = snprintf(hello, sizeof(hello), XEN_HELLO "%016llx %llu\n",
                          (unsigned long long)x->st.session, (unsigned long long)gi.memory_kib);
         struct watch w;
-        int r = vmha_write_all(fd, hello, (size_t)n);
-        if (r == 0 && (r = watch_start(&w, x, fd, true, gi.memory_kib * 1024, watch_xl)) == 0) {
-            dl = vmha_deadline_in(30000);
-            /* Returns only when the replication ends, with the guest suspended. */
-            r = hv_libxl_remus_send(c, x->guest, fd, x->interval_ms, &dl, &err);
-            watch_stop(&w);
-        } else {
+        struct remus_pump pump;
+        int xfd = -1;
+        int r = chan_write_all(&ch, hello, (size_t)n, &dl);
+        if (r < 0) {
             vmha_err_set(&err, r, "cannot start the stream: %s", strerror(-r));
+            chan_close(&ch);
+        } else if ((r = remus_pump_start(&pump, &ch, x->timeout_ms, &xfd, &err)) == 0) {
+            /* The watcher counts epochs on the network socket (the pump's now). */
+            if ((r = watch_start(&w, x, fd, true, gi.memory_kib * 1024, watch_xl)) == 0) {
+                dl = vmha_deadline_in(30000);
+                /* Returns only when the replication ends, with the guest suspended. */
+                r = hv_libxl_remus_send(c, x->guest, xfd, x->interval_ms, &dl, &err);
+                watch_stop(&w);
+            } else {
+                vmha_err_set(&err, r, "cannot watch the stream: %s", strerror(-r));
+            }
+            close(xfd);
+            remus_pump_stop(&pump);
         }
-        close(fd);
         x->st.failures += !signalled();
         cluster_log(signalled() ? LOG_NOTICE : LOG_WARNING, "guest %s: replication to %s "
                     "ended: %s", x->guest, peer, signalled() ? "asked to stop" : err.msg);
@@ -244,15 +288,13 @@ int remus_xen_send(struct remus_ctx *x)
 }
 
 /* The primary's greeting: its session and the guest's memory in KiB. */
-static int read_hello(int fd, uint64_t *session, uint64_t *memory_kib)
+static int read_hello(struct chan *ch, uint64_t *session, uint64_t *memory_kib)
 {
     char line[64];
     size_t n = 0;
-    struct vmha_deadline dl = vmha_deadline_in(10000);
+    struct vmha_deadline dl = vmha_deadline_in(REMUS_HEADER_MS);
     while (n < sizeof(line) - 1) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        uint64_t left = vmha_deadline_left_ms(&dl);
-        if (left == 0 || poll(&p, 1, (int)left) != 1 || read(fd, line + n, 1) != 1)
+        if (chan_read(ch, line + n, 1, &dl) != 1)
             return -EPROTO;
         if (line[n] == '\n')
             break;
@@ -276,25 +318,22 @@ int remus_xen_receive(struct remus_ctx *x)
     struct vmha_err err = {0};
     if (open_xl(x, &ops, &c, &err) < 0)
         return remus_fail(x, &err);
-    _cleanup_(closep) int lfd = remus_listen(x->listen, &err);
-    if (lfd < 0) {
+    struct remus_door door;
+    if (remus_door_open(x, &door, &err) < 0) {
         ops->close(c);
         return remus_fail(x, &err);
     }
     set_state(x, "listening", "");
     remus_advertise(x, true);
     while (!signalled()) {
-        struct pollfd p = {.fd = lfd, .events = POLLIN};
-        if (poll(&p, 1, 500) <= 0)
+        struct chan ch;
+        if (remus_door_wait(x, &door, 500, &ch) != 1)
             continue;
-        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
-            continue;
-        vmha_tune_socket(fd, x->timeout_ms);
+        int fd = ch.fd;
         uint64_t session = 0, memory_kib = 0;
-        if (read_hello(fd, &session, &memory_kib) < 0) {
-            close(fd);
-            cluster_log(LOG_WARNING, "replica of %s: a connection that is not a primary's",
+        if (read_hello(&ch, &session, &memory_kib) < 0) {
+            chan_close(&ch);
+            cluster_log(LOG_WARNING, "replica of %s: a primary that did not say hello",
                         x->guest);
             continue;
         }
@@ -303,15 +342,26 @@ int remus_xen_receive(struct remus_ctx *x)
         set_state(x, "receiving", "");
         char replica[300];
         struct watch w;
-        int r = watch_start(&w, x, fd, false, memory_kib * 1024, NULL);
+        struct remus_pump pump;
+        int xfd = -1;
+        int r = remus_pump_start(&pump, &ch, x->timeout_ms, &xfd, &err);
+        struct keeper k = {.x = x, .door = &door};
         if (r == 0) {
-            struct vmha_deadline dl = vmha_deadline_in(30000);
-            r = hv_libxl_remus_receive(c, fd, &dl, replica, sizeof(replica), &err);
-            watch_stop(&w);
-        } else {
-            vmha_err_set(&err, r, "cannot watch the stream: %s", strerror(-r));
+            if ((r = watch_start(&w, x, fd, false, memory_kib * 1024, NULL)) == 0) {
+                bool kept = pthread_create(&k.thread, NULL, keep_run, &k) == 0;
+                struct vmha_deadline dl = vmha_deadline_in(30000);
+                r = hv_libxl_remus_receive(c, xfd, x->guest, x->uuid, &dl, replica,
+                                           sizeof(replica), &err);
+                atomic_store(&k.done, true);
+                if (kept)
+                    pthread_join(k.thread, NULL);
+                watch_stop(&w);
+            } else {
+                vmha_err_set(&err, r, "cannot watch the stream: %s", strerror(-r));
+            }
+            close(xfd);
+            remus_pump_stop(&pump);
         }
-        close(fd);
         if (r == 0) {
             if (x->st.epoch == 0)
                 x->st.epoch = 1; /* libxenlight kept a complete checkpoint */
@@ -325,6 +375,7 @@ int remus_xen_receive(struct remus_ctx *x)
             cluster_log(LOG_WARNING, "replica of %s: %s", x->guest, err.msg);
         }
     }
+    remus_door_close(&door);
     remus_advertise(x, false);
     if (remus_stop_requested) {
         struct vmha_err e = {0};

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -369,6 +370,44 @@ static void remus_discard(void **state)
     hv_libxl_ops.close(c);
 }
 
+/* Xen's backup takes only a stream of the guest it replicates: another guest's name or UUID
+ * is refused before anything is named after it (an earlier receiver's NAME--incoming, here
+ * another guest's, stays). */
+static void remus_receive_other_guest(void **state)
+{
+    static const struct {
+        const char *json, *needle;
+    } cases[] = {
+        {"{\"c_info\":{\"name\":\"db1\",\"uuid\":\"5e0b3a7c-6d4f-4b1e-9a2c-766d6861a001\"}}",
+         "is of guest 'db1', not of g1"},
+        {"{\"c_info\":{\"name\":\"g1\",\"uuid\":\"00000000-6d4f-4b1e-9a2c-766d6861a001\"}}",
+         "its UUID is not"},
+    };
+    struct hv_conn *c = open_double();
+    xl_double_add("db1--incoming", true);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        int sp[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+        dprintf(sp[1], "config %zu\n%s", strlen(cases[i].json), cases[i].json);
+        struct vmha_err e = {0};
+        struct vmha_deadline dl = vmha_deadline_in(5000);
+        char replica[64];
+        assert_int_equal(hv_libxl_remus_receive(c, sp[0], "g1",
+                                                "5e0b3a7c-6d4f-4b1e-9a2c-766d6861a001", &dl,
+                                                replica, sizeof(replica), &e),
+                         -EPERM);
+        assert_non_null(strstr(e.msg, cases[i].needle));
+        char answer[300] = "";
+        assert_true(read(sp[1], answer, sizeof(answer) - 1) > 0);
+        assert_true(strncmp(answer, "error ", 6) == 0);
+        close(sp[0]);
+        close(sp[1]);
+    }
+    assert_int_equal(xl_double.destroys, 0);
+    assert_int_equal(xl_double.creates, 0);
+    hv_libxl_ops.close(c);
+}
+
 static void resume_after_suspend(void **state)
 {
     struct hv_conn *c = open_double();
@@ -401,6 +440,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(remus_promote, double_setup, double_teardown),
         cmocka_unit_test_setup_teardown(remus_discard, double_setup, double_teardown),
         cmocka_unit_test_setup_teardown(resume_after_suspend, double_setup, double_teardown),
+        cmocka_unit_test_setup_teardown(remus_receive_other_guest, double_setup, double_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -280,6 +280,14 @@ ok "  Pacemaker saw no failed action but 191 during the initial copy" \
     eval '! grep -v "promoted (degraded)" "$WORK/failed"' || sed 's/^/#   /' "$WORK/failed"
 agent "$P" ft1 monitor OCF_RESKEY_CRM_meta_interval=5000 OCF_RESKEY_replicate=true
 ok "  monitor run by hand on $P -> 8" eq 8 $RC
+# A stranger's stream (the greeting of the old unauthenticated protocol, from the primary's
+# host but without the cluster's key) is refused; the replica stays as it is.
+refused_on() { status_of "$1" | sed -n 's/^refused=//p'; }
+r0=$(refused_on "$B")
+pcmk "$P" "printf 'vmha-remus 0000000000000001 131072\n' | timeout 5 nc $B 7790" >/dev/null
+ok "remus: a stream without the cluster's key is refused by the backup" \
+    wait_until 20 eval '[ "${r0:-0}" -lt "$(refused_on "$B")" ]'
+ok "  and the guest stays protected" wait_until 30 protected_on "$P"
 
 # Planned switchover: Xen's Remus has no final checkpoint, so the demote live-migrates the
 # guest to the node being promoted; nothing is lost.

@@ -379,7 +379,9 @@ xenlab__corosync_conf() {
 }
 
 # The script that starts the cluster stack in a dom0 (stdin: corosync.conf). $1 is the
-# CIB to start from, written while corosync starts (see xenlab__cluster_cib).
+# CIB to start from, written while corosync starts (see xenlab__cluster_cib); $2 the
+# cluster's secret in base64, which becomes /etc/corosync/authkey as corosync-keygen leaves
+# it (the replication stream is authenticated with it).
 # Corosync locks all its memory (mlockall), and then holds ~170 MiB resident of dom0's
 # ~390 (thread stacks, knet's buffers, the IPC rings in /dev/shm). Dom0 has no swap, so
 # the lock buys nothing here: without CAP_IPC_LOCK (and CAP_SYS_RESOURCE, which would let
@@ -400,6 +402,7 @@ wait_for() {
     done
 }
 cat >/etc/corosync/corosync.conf
+(umask 077 && echo '$2' | base64 -d >/etc/corosync/authkey)
 (ulimit -l 0 && exec /usr/bin/setpriv --bounding-set -ipc_lock,-sys_resource corosync)
 rm -f /var/lib/pacemaker/cib/*
 cat >/var/lib/pacemaker/cib/cib.xml <<'CIB'
@@ -475,14 +478,15 @@ xenlab__cluster_logs() {
 }
 
 xenlab_cluster_up() {
-    local total n conf cib pids=() rc=0 hosts='' cond
+    local total n conf cib key pids=() rc=0 hosts='' cond
     total=$(cat "$XENLAB_DIR/hosts" 2>/dev/null) || { xenlab__err "no lab is up"; return 1; }
     ((total >= 2)) || { xenlab__err "xenlab_cluster_up needs 2 hosts or more"; return 1; }
     for ((n = 1; n <= total; n++)); do hosts+="${hosts:+ }xen$n"; done
     conf=$(xenlab__corosync_conf "$total")
     cib=$(xenlab__cluster_cib "$hosts")
+    key=$(head -c 128 /dev/urandom | base64 -w0)
     for ((n = 1; n <= total; n++)); do
-        xenlab_ssh "$n" "$(xenlab__cluster_start_script "$cib")" <<<"$conf" &
+        xenlab_ssh "$n" "$(xenlab__cluster_start_script "$cib" "$key")" <<<"$conf" &
         pids+=($!)
     done
     for n in "${pids[@]}"; do wait "$n" || rc=1; done
