@@ -46,11 +46,16 @@ int vmha_parse_uint(const char *s, uint64_t max, uint64_t *ret);
 /* Parses the boolean spellings Pacemaker accepts (true/false, yes/no, on/off, 1/0). */
 int vmha_parse_bool(const char *s, bool *ret);
 
-/* Reads a whole file into a NUL-terminated buffer; refuses files over max_bytes. */
+/* Reads a whole file into a NUL-terminated buffer; refuses files over max_bytes and anything
+ * that is not a regular file (-EINVAL, without waiting for a FIFO's writer). */
 int vmha_read_file(const char *path, size_t max_bytes, char **ret, struct vmha_err *err);
 /* The same for binary files: the bytes (NUL-terminated too) and their number. */
 int vmha_read_blob(const char *path, size_t max_bytes, uint8_t **ret, size_t *len,
                    struct vmha_err *err);
+/* The same for file in the directory open on dfd, following no symbolic link (-ELOOP); shown
+ * is the path its messages name. */
+int vmha_read_blob_at(int dfd, const char *file, const char *shown, size_t max_bytes, uint8_t **ret,
+                      size_t *len, struct vmha_err *err);
 
 /* Runs argv[0] (searched in PATH) with argv, waits for it until dl and kills it then.
  * Returns 0 when it exited 0; otherwise an error naming the command and the first line it

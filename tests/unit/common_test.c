@@ -1,11 +1,15 @@
-/* Unit tests of common/: parsers, deadlines, the error context. */
+/* Unit tests of common/: parsers, deadlines, the error context, file reads and writes. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -159,6 +163,70 @@ static void run_reports_and_kills(void **state)
     assert_non_null(strstr(e.msg, "did not finish in time"));
 }
 
+static char tmpdir[64];
+
+static int make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/vmha-common-test.XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static void remove_tmpdir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void fifo_read_refused_at_once(void **state)
+{
+    assert_int_equal(make_tmpdir(), 0);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/fifo", tmpdir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    char *text = NULL;
+    struct vmha_err e = {0};
+    /* Without a writer, a blocking open would never return. */
+    uint64_t t0 = vmha_now_ms();
+    assert_int_equal(vmha_read_file(path, 100, &text, &e), -EINVAL);
+    assert_true(vmha_now_ms() - t0 < 1000);
+    assert_null(text);
+    assert_non_null(strstr(e.msg, "is a FIFO, not a regular file"));
+    assert_non_null(strstr(e.msg, path));
+    remove_tmpdir();
+}
+
+static void read_at_follows_no_link(void **state)
+{
+    assert_int_equal(make_tmpdir(), 0);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/real", tmpdir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("level=1\n", f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/link", tmpdir);
+    assert_int_equal(symlink("real", path), 0);
+    int dfd = open(tmpdir, O_RDONLY | O_DIRECTORY);
+    assert_true(dfd >= 0);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    struct vmha_err e = {0};
+    assert_int_equal(vmha_read_blob_at(dfd, "real", "shown/real", 100, &buf, &len, &e), 0);
+    assert_int_equal(len, 8);
+    free(buf);
+    buf = NULL;
+    assert_int_equal(vmha_read_blob_at(dfd, "link", "shown/link", 100, &buf, &len, &e), -ELOOP);
+    assert_null(buf);
+    assert_string_equal(e.msg, "shown/link is a symbolic link: refusing to follow it");
+    snprintf(path, sizeof(path), "%s/fifo", tmpdir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(vmha_read_blob_at(dfd, "fifo", "shown/fifo", 100, &buf, &len, &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "shown/fifo is a FIFO"));
+    close(dfd);
+    remove_tmpdir();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +236,8 @@ int main(void)
         cmocka_unit_test(deadline_arithmetic), cmocka_unit_test(deadline_sleep_is_bounded),
         cmocka_unit_test(err_context),         cmocka_unit_test(read_file_limits),
         cmocka_unit_test(process_age),
+        cmocka_unit_test(fifo_read_refused_at_once),
+        cmocka_unit_test(read_at_follows_no_link),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
