@@ -66,8 +66,15 @@ int vmha_run(char *const argv[], const struct vmha_deadline *dl, struct vmha_err
  * that is gone gives -EPIPE, never SIGPIPE. */
 int vmha_write_all(int fd, const void *buf, size_t n);
 
-/* Replaces path with n bytes of data whole or not at all (through path.tmp, renamed): a
- * reader sees the old file or the new one. With sync, the data is on disk first. */
+/* Creates a file to write beside file (a name, no slash) in the directory open on dfd:
+ * ".<file>.<host>.<random>.tmp", mode 0600, O_EXCL|O_NOFOLLOW, so the name is unique across
+ * the hosts that share the directory and nothing planted under it is followed or truncated.
+ * Returns the descriptor and the name in name (size bytes), or a negative errno. */
+int vmha_temp_create_at(int dfd, const char *file, char *name, size_t size);
+
+/* Replaces path with n bytes of data whole or not at all (through a temporary file of
+ * vmha_temp_create_at beside it, renamed; removed on failure): a reader sees the old file or
+ * the new one. With sync, the data and the rename are on disk first. */
 int vmha_write_file(const char *path, const void *data, size_t n, bool sync,
                     struct vmha_err *err);
 
