@@ -88,13 +88,14 @@ void vmha_program_path(const char *beside, const char *installed, char *out, siz
     if (n > 0) {
         self[n] = '\0';
         char *slash = strrchr(self, '/');
-        if (slash) {
-            snprintf(out, size, "%.*s/%s", (int)(slash - self), self, beside);
-            if (access(out, X_OK) == 0)
-                return;
-        }
+        /* A path cut short could name another program: only whole ones are tried. */
+        if (slash &&
+            (size_t)snprintf(out, size, "%.*s/%s", (int)(slash - self), self, beside) < size &&
+            access(out, X_OK) == 0)
+            return;
     }
-    snprintf(out, size, "%s", installed);
+    if ((size_t)snprintf(out, size, "%s", installed) >= size && size)
+        out[0] = '\0';
 }
 
 int vmha_write_all(int fd, const void *buf, size_t n)

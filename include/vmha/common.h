@@ -83,5 +83,5 @@ int vmha_write_file(const char *path, const void *data, size_t n, bool sync,
 void vmha_tune_socket(int fd, uint64_t timeout_ms);
 
 /* Where a helper program of vmha is: `beside` (relative to this program's directory, as in
- * a build tree) when it exists there, else its installed path. */
+ * a build tree) when it exists there, else its installed path ("" when that does not fit). */
 void vmha_program_path(const char *beside, const char *installed, char *out, size_t size);
