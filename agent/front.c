@@ -67,7 +67,10 @@ static int ask_server(const char *sock, const struct vmha_deadline *dl, int *rc,
     if (fd < 0)
         return -errno;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+    if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock) >= sizeof(sa.sun_path)) {
+        close(fd);
+        return -ENAMETOOLONG; /* cut short, it would be another socket */
+    }
     int r = 0;
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
         r = -errno;
@@ -133,10 +136,12 @@ int main(int argc, char **argv)
         /* Half the time for the server; the rest for the full agent if it cannot answer. */
         struct vmha_deadline dl = vmha_deadline_in(timeout / 2);
         const char *rundir = getenv("VMHA_RUNDIR") ? getenv("VMHA_RUNDIR") : VMHA_RUNDIR;
-        char sock[108], reason[1024];
-        snprintf(sock, sizeof(sock), "%s/agent.sock", rundir);
+        char sock[sizeof(((struct sockaddr_un *)0)->sun_path)], reason[1024];
         int rc = 0;
-        int r = ask_server(sock, &dl, &rc, reason, sizeof(reason));
+        /* A rundir too long for a socket address: the full agent answers every time. */
+        int r = (size_t)snprintf(sock, sizeof(sock), "%s/agent.sock", rundir) < sizeof(sock)
+                    ? ask_server(sock, &dl, &rc, reason, sizeof(reason))
+                    : -ENAMETOOLONG;
         if (r == 0) {
             if (getenv("VMHA_DEBUG"))
                 fprintf(stderr, "vmha-guest: debug: monitor answered by the agent server\n");

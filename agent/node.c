@@ -83,6 +83,9 @@ static int validate(const struct node_params *p, struct vmha_err *why)
         return vmha_err_set(why, -EINVAL, "the required parameter state_dir is not set");
     if (p->state_dir[0] != '/')
         return vmha_err_set(why, -EINVAL, "state_dir=%s is not an absolute path", p->state_dir);
+    int r = store_check_state_dir(p->state_dir, why);
+    if (r < 0)
+        return r;
     return hv_backend_for_uri(p->hypervisor, &ops, why);
 }
 
@@ -135,13 +138,26 @@ static int publish_boot(const struct node_params *p, const struct cluster_node *
                         const char *me, const char *guest, const struct vmha_deadline *dl,
                         struct vmha_err *err)
 {
-    char gdir[4096], rec_path[4200], attr[300], verdict[600], sig[600] = "", cache[4200];
-    snprintf(gdir, sizeof(gdir), "%s/%s", p->state_dir, guest);
-    snprintf(rec_path, sizeof(rec_path), "%s/artifacts", gdir);
+    char attr[300], verdict[600], sig[600] = "";
+    _cleanup_free_ char *gdir = NULL, *rec_path = NULL, *cache = NULL;
     snprintf(attr, sizeof(attr), "%s%s", MIG_ATTR_BOOT_PREFIX, guest);
+    struct vmha_err e = {0};
     struct store_kv rec = {0};
-    if (store_read(gdir, "artifacts", &rec, &(struct vmha_err){0}) < 0)
+    int r = store_guest_dir(p->state_dir, guest, &gdir, &e);
+    if (r == 0)
+        r = store_read(gdir, "artifacts", &rec, &e);
+    if (r == -ENOENT)
         return 0; /* boots no kernel directly, or not defined yet */
+    if (r < 0) {
+        /* A record nobody can read must not let the guest in. */
+        snprintf(verdict, sizeof(verdict), "no: %.500s", e.msg);
+        return publish(n, me, attr, verdict, dl, err);
+    }
+    if (asprintf(&rec_path, "%s/artifacts", gdir) < 0 ||
+        asprintf(&cache, "%s/boot-%s.seen", p->rundir, guest) < 0) {
+        store_kv_clear(&rec);
+        return vmha_err_set(err, -ENOMEM, "out of memory");
+    }
     size_t used = 0;
     const char *files[3] = {rec_path, store_kv_get(&rec, "kernel"), store_kv_get(&rec, "initrd")};
     for (int i = 0; i < 3; i++) {
@@ -151,24 +167,19 @@ static int publish_boot(const struct node_params *p, const struct cluster_node *
             sig[used++] = '|', sig[used] = '\0';
     }
     store_kv_clear(&rec);
-    snprintf(cache, sizeof(cache), "%s/boot-%s.seen", p->rundir, guest);
     _cleanup_free_ char *seen = NULL;
     const char *now = n ? cluster_node_attr(n, attr, true) : NULL;
     if (vmha_read_file(cache, 8192, &seen, &(struct vmha_err){0}) == 0 && now &&
         strcmp(seen, sig) == 0)
         return 0;
     bool recorded;
-    struct vmha_err e = {0};
     if (boot_artifacts_verify_files(gdir, "artifacts", &recorded, &e) < 0)
         snprintf(verdict, sizeof(verdict), "no: %.500s", e.msg);
     else
         snprintf(verdict, sizeof(verdict), "%s", MIG_VERDICT_OK);
-    int r = publish(n, me, attr, verdict, dl, err);
-    FILE *f = r == 0 ? fopen(cache, "w") : NULL;
-    if (f) {
-        fputs(sig, f);
-        fclose(f);
-    }
+    r = publish(n, me, attr, verdict, dl, err);
+    if (r == 0)
+        vmha_write_file(cache, sig, strlen(sig), false, NULL);
     return r;
 }
 
@@ -280,11 +291,6 @@ static int refresh(const struct node_params *p, const struct vmha_deadline *dl,
     return publish_guests(p, n, &host, dl, why);
 }
 
-static void active_path(const struct node_params *p, char *buf, size_t size)
-{
-    snprintf(buf, size, "%s/node-%s.active", p->rundir, p->instance);
-}
-
 static int run(const char *action, const struct node_params *p)
 {
     struct vmha_err why = {0};
@@ -292,8 +298,11 @@ static int run(const char *action, const struct node_params *p)
     uint64_t margin = timeout / 10 < 500 ? 500 : timeout / 10 > 3000 ? 3000 : timeout / 10;
     struct vmha_deadline dl = vmha_deadline_in(timeout - margin);
     ocf_watchdog_arm(action, timeout, timeout - margin / 2);
-    char active[4096];
-    active_path(p, active, sizeof(active));
+    _cleanup_free_ char *active = NULL;
+    if (asprintf(&active, "%s/node-%s.active", p->rundir, p->instance) < 0) {
+        fputs("ocf-exit-reason:out of memory\n", stderr);
+        return OCF_ERR_GENERIC;
+    }
     int rc = OCF_SUCCESS;
     if (validate(p, &why) < 0) {
         rc = why.code == -EOPNOTSUPP ? OCF_ERR_INSTALLED : OCF_ERR_CONFIGURED;

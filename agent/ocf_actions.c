@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "agent_private.h"
+#include "vmha/boot.h"
 #include "vmha/cleanup.h"
 #include "vmha/cluster.h"
 
@@ -36,6 +37,23 @@ static int check_file(const char *what, const char *path, struct vmha_err *why)
     return OCF_ERR_INSTALLED;
 }
 
+/* The guest's name becomes a file name (state_dir/<name>, the run directory's files, the
+ * libxl backend's definitions): one that could name another directory, or none, is a
+ * configuration error wherever the guest runs. */
+static int check_name(const char *name, const char *source, struct vmha_err *why)
+{
+    if (store_name_ok(name))
+        return OCF_SUCCESS;
+    bool printable = name[0] && strlen(name) <= 64;
+    for (const char *c = name; *c && printable; c++)
+        printable = *c >= 0x20 && *c < 0x7f;
+    vmha_err_set(why, -EINVAL,
+                 "the guest name %s%s%sin %s cannot be used: vmha names files after "
+                 "it; use only letters, digits and _ . : - (at most 200 characters)",
+                 printable ? "'" : "", printable ? name : "", printable ? "' " : "", source);
+    return OCF_ERR_CONFIGURED;
+}
+
 /* Reads and checks config. With strict false, an unreadable config is tolerated when the
  * name parameter still identifies the guest (a probe must find a running guest). */
 int ocf_guest_load(const struct ocf_params *p, struct guest *g, bool strict,
@@ -48,6 +66,8 @@ int ocf_guest_load(const struct ocf_params *p, struct guest *g, bool strict,
     r = vmha_read_file(p->config, CONFIG_MAX_BYTES, &g->config_text, &e);
     if (r < 0) {
         if (!strict && p->name[0]) {
+            if ((r = check_name(p->name, "the name parameter", why)) != OCF_SUCCESS)
+                return r;
             cluster_log(LOG_WARNING, "%s; identifying the guest by name=%s", e.msg, p->name);
             g->name = p->name;
             return OCF_SUCCESS;
@@ -70,6 +90,8 @@ int ocf_guest_load(const struct ocf_params *p, struct guest *g, bool strict,
                      g->cfg.name, p->config);
         return OCF_ERR_CONFIGURED;
     }
+    if ((r = check_name(g->cfg.name, p->config, why)) != OCF_SUCCESS)
+        return r;
     g->name = g->cfg.name;
     if (!strict)
         return OCF_SUCCESS;
@@ -155,12 +177,23 @@ static bool is_off(enum hv_state s)
     return s == HV_STATE_ABSENT || s == HV_STATE_SHUTOFF;
 }
 
+/* A state store others can write would let them steer what root writes on every node. */
+static int check_state_dir(const struct ocf_params *p, struct vmha_err *why)
+{
+    struct vmha_err e = {0};
+    if (p->state_dir[0] && store_check_state_dir(p->state_dir, &e) < 0)
+        return fail(why, OCF_ERR_CONFIGURED, e.msg);
+    return OCF_SUCCESS;
+}
+
 static int act_validate(const struct ocf_params *p, const struct vmha_deadline *dl,
                         struct vmha_err *why)
 {
     (void)dl;
     _cleanup_(ocf_guest_clear) struct guest g = {0};
-    int rc = ocf_guest_load(p, &g, true, why);
+    int rc = check_state_dir(p, why);
+    if (rc == OCF_SUCCESS)
+        rc = ocf_guest_load(p, &g, true, why);
     if (rc == OCF_SUCCESS)
         rc = ocf_boot_check(p, &g.cfg, false, why);
     if (rc == OCF_SUCCESS && p->replicate)
@@ -288,7 +321,8 @@ static int act_start(const struct ocf_params *p, const struct vmha_deadline *dl,
         cluster_log(LOG_INFO, "guest %s already runs here", g.name);
         return OCF_SUCCESS;
     }
-    if ((rc = ocf_boot_check(p, &g.cfg, true, why)) != OCF_SUCCESS)
+    if ((rc = check_state_dir(p, why)) != OCF_SUCCESS ||
+        (rc = ocf_boot_check(p, &g.cfg, true, why)) != OCF_SUCCESS)
         return rc;
     const char *me = cluster_local_node(p->on_node);
     int r = ocf_paths_check(p, &g.cfg, me, dl, why);

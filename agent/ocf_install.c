@@ -53,8 +53,11 @@ static int check(const struct ocf_params *p, const char *name, const char *recor
         vmha_err_set(why, e.code, "%s", e.msg);
         return OCF_ERR_CONFIGURED;
     }
-    char gdir[4096];
-    ocf_guest_dir(p, name, gdir, sizeof(gdir));
+    _cleanup_free_ char *gdir = NULL;
+    if (store_guest_dir(p->state_dir, name, &gdir, &e) < 0) {
+        vmha_err_set(why, e.code, "%s", e.msg);
+        return OCF_ERR_CONFIGURED;
+    }
     ocf_step("checking the boot artifacts of guest %s", name);
     int r = boot_artifacts_check(gdir, record, a, pin_k, pin_i, key, key_len,
                                  do_record && p->state_dir[0], &e);
@@ -94,10 +97,10 @@ int ocf_boot_check(const struct ocf_params *p, const struct hv_guest_config *cfg
     int rc = check(p, cfg->name, "artifacts", &a, p->kernel_sha256, p->initrd_sha256, record,
                    why);
     /* The installer's files matter only until the install is done. */
-    char gdir[4096];
+    _cleanup_free_ char *gdir = NULL;
     struct install_record rec = {0};
-    ocf_guest_dir(p, cfg->name, gdir, sizeof(gdir));
     if (rc == OCF_SUCCESS && ocf_install_configured(p) && !p->install_config[0] &&
+        store_guest_dir(p->state_dir, cfg->name, &gdir, &(struct vmha_err){0}) == 0 &&
         install_read(gdir, &rec, &(struct vmha_err){0}) == 0 && rec.state != INSTALL_DONE) {
         struct boot_artifacts ia = {
             .kernel = p->install_kernel[0] ? p->install_kernel : cfg->kernel,
@@ -115,10 +118,13 @@ int ocf_install_start(const struct ocf_params *p, const struct hv_ops *ops, stru
     *started = false;
     if (!ocf_install_configured(p))
         return OCF_SUCCESS;
-    char gdir[4096];
-    ocf_guest_dir(p, name, gdir, sizeof(gdir));
+    _cleanup_free_ char *gdir = NULL;
     struct install_record rec;
     struct vmha_err e = {0};
+    if (store_guest_dir(p->state_dir, name, &gdir, &e) < 0) {
+        vmha_err_set(why, e.code, "%s", e.msg);
+        return OCF_ERR_CONFIGURED;
+    }
     if (install_read(gdir, &rec, &e) < 0) {
         vmha_err_set(why, e.code, "install state of guest %s: %s", name, e.msg);
         return OCF_ERR_GENERIC;
@@ -182,10 +188,13 @@ void ocf_install_arrived(const struct ocf_params *p, const char *name)
 {
     if (!ocf_install_configured(p))
         return;
-    char gdir[4096];
-    ocf_guest_dir(p, name, gdir, sizeof(gdir));
+    _cleanup_free_ char *gdir = NULL;
     struct install_record rec;
     struct vmha_err e = {0};
+    if (store_guest_dir(p->state_dir, name, &gdir, &e) < 0) {
+        cluster_log(LOG_WARNING, "guest %s: cannot record where its install runs: %s", name, e.msg);
+        return;
+    }
     if (install_read(gdir, &rec, &e) < 0 || rec.state != INSTALL_RUNNING)
         return;
     /* The installer runs here now: this host's monitor will see it finish. */
@@ -205,12 +214,11 @@ bool ocf_install_finished(const struct ocf_params *p, const struct hv_ops *ops,
     struct vmha_err e = {0};
     if (ops->lookup(conn, name, &info, &e) < 0 || !info.powered_off)
         return false;
-    char gdir[4096];
-    ocf_guest_dir(p, name, gdir, sizeof(gdir));
+    _cleanup_free_ char *gdir = NULL;
     struct install_record rec;
     const char *me = cluster_local_node(p->on_node);
-    if (install_read(gdir, &rec, &e) < 0 || rec.state != INSTALL_RUNNING ||
-        strcmp(rec.host, me) != 0)
+    if (store_guest_dir(p->state_dir, name, &gdir, &e) < 0 || install_read(gdir, &rec, &e) < 0 ||
+        rec.state != INSTALL_RUNNING || strcmp(rec.host, me) != 0)
         return false;
     rec.state = INSTALL_DONE;
     rec.changed = (long long)time(NULL);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agent_private.h"
+#include "vmha/boot.h"
 #include "vmha/cleanup.h"
 #include "vmha/cluster.h"
 #include "vmha/nvram.h"
@@ -40,10 +41,14 @@ int ocf_nvram_restore(const struct ocf_params *p, const struct hv_ops *ops, stru
     if (!path)
         return OCF_SUCCESS;
     const char *me = cluster_local_node(p->on_node);
-    char gdir[4096], note[1024];
-    ocf_guest_dir(p, name, gdir, sizeof(gdir));
-    ocf_step("restoring the NVRAM of guest %s", name);
+    char note[1024];
+    _cleanup_free_ char *gdir = NULL;
     struct vmha_err e = {0};
+    if (store_guest_dir(p->state_dir, name, &gdir, &e) < 0) {
+        vmha_err_set(why, e.code, "NVRAM of guest %s cannot be restored: %s", name, e.msg);
+        return OCF_ERR_CONFIGURED;
+    }
+    ocf_step("restoring the NVRAM of guest %s", name);
     _cleanup_free_ uint8_t *gen_buf = NULL, *local = NULL;
     size_t gen_len = 0, local_len = 0;
     struct nvram_gen g;
@@ -141,12 +146,15 @@ void ocf_nvram_capture(const struct ocf_params *p, const struct hv_ops *ops, str
     _cleanup_free_ char *path = local_path(p, ops, conn, name);
     if (!path)
         return;
-    char gdir[4096];
-    ocf_guest_dir(p, name, gdir, sizeof(gdir));
-    ocf_step("capturing the NVRAM of guest %s", name);
+    _cleanup_free_ char *gdir = NULL;
     _cleanup_free_ uint8_t *buf = NULL;
     size_t len;
     struct vmha_err e = {0};
+    if (store_guest_dir(p->state_dir, name, &gdir, &e) < 0) {
+        cluster_log(LOG_WARNING, "guest %s: NVRAM not captured (%s): %s", name, reason, e.msg);
+        return;
+    }
+    ocf_step("capturing the NVRAM of guest %s", name);
     if (read_settled(path, &buf, &len, &e) < 0) {
         cluster_log(LOG_WARNING, "guest %s: NVRAM not captured (%s): %s", name, reason, e.msg);
         return;
@@ -169,28 +177,21 @@ void ocf_nvram_watch(const struct ocf_params *p, const struct hv_ops *ops, struc
     if (!path)
         return;
     /* What the file looked like at the last capture, kept in the run directory. */
-    char seen_path[4200], seen[128] = "", now[128];
-    snprintf(seen_path, sizeof(seen_path), "%s/nvram-%s.seen", p->rundir, name);
+    _cleanup_free_ char *seen_path = NULL, *seen = NULL;
+    char now[128];
+    if (asprintf(&seen_path, "%s/nvram-%s.seen", p->rundir, name) < 0)
+        return;
     struct stat st;
     if (stat(path, &st) < 0)
         return;
     snprintf(now, sizeof(now), "%lld.%09ld %lld", (long long)st.st_mtim.tv_sec,
              st.st_mtim.tv_nsec, (long long)st.st_size);
-    FILE *f = fopen(seen_path, "r");
-    if (f) {
-        if (!fgets(seen, sizeof(seen), f))
-            seen[0] = '\0';
-        fclose(f);
-    }
-    if (strcmp(seen, now) == 0)
+    if (vmha_read_file(seen_path, sizeof(now), &seen, NULL) == 0 && strcmp(seen, now) == 0)
         return;
     ocf_nvram_capture(p, ops, conn, name, "periodic", dl);
     mkdir(p->rundir, 0700);
-    f = fopen(seen_path, "w");
-    if (f) {
-        fputs(now, f);
-        fclose(f);
-    }
+    /* Replaced, never written through whatever is at that name. */
+    vmha_write_file(seen_path, now, strlen(now), false, NULL);
 }
 
 void ocf_nvram_capture_arrived(const struct ocf_params *p, const struct hv_ops *ops,
@@ -214,8 +215,11 @@ void ocf_nvram_capture_arrived(const struct ocf_params *p, const struct hv_ops *
             nvram_digest(t, tl, template_digest);
     }
     hv_guest_config_clear(&live);
-    char gdir[4096];
-    ocf_guest_dir(p, name, gdir, sizeof(gdir));
+    _cleanup_free_ char *gdir = NULL;
+    if (store_guest_dir(p->state_dir, name, &gdir, &e) < 0) {
+        cluster_log(LOG_WARNING, "guest %s: NVRAM not captured after migration: %s", name, e.msg);
+        return;
+    }
     struct vmha_deadline until = vmha_deadline_min(*dl, vmha_deadline_in(5000));
     ocf_step("capturing the NVRAM of guest %s after its migration", name);
     do {

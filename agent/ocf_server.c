@@ -93,13 +93,18 @@ static void serve_one(int fd, const struct ocf_action *monitor)
 
 static int listen_on(const char *rundir, struct vmha_err *err)
 {
-    char path[108];
-    snprintf(path, sizeof(path), "%s/agent.sock", rundir);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    const char *path = sa.sun_path;
+    /* Cut short, the address would be another file's. */
+    if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/agent.sock", rundir) >=
+        sizeof(sa.sun_path))
+        return vmha_err_set(err, -ENAMETOOLONG,
+                            "%s/agent.sock is longer than a socket address "
+                            "takes (%zu bytes): set a shorter VMHA_RUNDIR",
+                            rundir, sizeof(sa.sun_path) - 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return vmha_err_set(err, -errno, "socket: %s", strerror(errno));
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
     unlink(path);
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 ||
         listen(fd, 64) < 0) {
@@ -117,24 +122,44 @@ static bool peer_is_root(int fd)
     return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == 0;
 }
 
+/* The socket answers only root, but whoever can change its directory could put another
+ * server in its place: the directory must be this user's alone. */
+static int check_rundir(const char *rundir, struct vmha_err *err)
+{
+    struct stat st;
+    if (lstat(rundir, &st) < 0)
+        return vmha_err_set(err, -errno, "cannot stat %s: %s", rundir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return vmha_err_set(err, -ENOTDIR, "%s is not a directory", rundir);
+    if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
+        return vmha_err_set(err, -EPERM,
+                            "%s belongs to uid %u with mode %04o: the agent server "
+                            "needs a directory only uid %u can write",
+                            rundir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+                            (unsigned)geteuid());
+    return 0;
+}
+
 int ocf_serve(const char *rundir, struct vmha_err *err)
 {
     if (mkdir(rundir, 0700) < 0 && errno != EEXIST)
         return vmha_err_set(err, -errno, "cannot create %s: %s", rundir, strerror(errno));
-    char path[256];
-    snprintf(path, sizeof(path), "%s/agent.lock", rundir);
-    int lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int r = check_rundir(rundir, err);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *lock_path = NULL, *pid_path = NULL;
+    if (asprintf(&lock_path, "%s/agent.lock", rundir) < 0 ||
+        asprintf(&pid_path, "%s/agent.pid", rundir) < 0)
+        return vmha_err_set(err, -ENOMEM, "out of memory");
+    int lock = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
     if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0)
         return 0; /* another server runs: nothing to do */
     int fd = listen_on(rundir, err);
     if (fd < 0)
         return fd;
-    snprintf(path, sizeof(path), "%s/agent.pid", rundir);
-    FILE *f = fopen(path, "we");
-    if (f) {
-        fprintf(f, "%d\n", getpid());
-        fclose(f);
-    }
+    char pid[32];
+    snprintf(pid, sizeof(pid), "%d\n", getpid());
+    vmha_write_file(pid_path, pid, strlen(pid), false, NULL);
     signal(SIGPIPE, SIG_IGN);
     cluster_log_init("vmha-guest", true);
     cluster_log(LOG_INFO, "agent server listening on %s/agent.sock", rundir);
@@ -156,7 +181,8 @@ int ocf_serve(const char *rundir, struct vmha_err *err)
             serve_one(c, monitor);
         close(c);
     }
-    snprintf(path, sizeof(path), "%s/agent.sock", rundir);
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    snprintf(path, sizeof(path), "%s/agent.sock", rundir); /* listen_on checked that it fits */
     unlink(path);
     cluster_log(LOG_INFO, "agent server exits");
     return 0;

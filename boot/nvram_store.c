@@ -11,6 +11,7 @@
 
 #include <glib.h>
 
+#include "store_private.h"
 #include "vmha/boot.h"
 #include "vmha/cleanup.h"
 #include "vmha/nvram.h"
@@ -24,50 +25,27 @@ void nvram_digest(const uint8_t *buf, size_t len, char out[65])
     g_free(hex);
 }
 
-static void nv_dir(const char *gdir, char *buf, size_t size)
+/* gdir/sub (malloc'd), or NULL with err set. */
+static char *sub_dir(const char *gdir, const char *sub, struct vmha_err *err)
 {
-    snprintf(buf, size, "%s/nvram", gdir);
+    char *dir = NULL;
+    if (asprintf(&dir, "%s/%s", gdir, sub) < 0) {
+        vmha_err_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    return dir;
 }
 
 int nvram_write_file(const char *path, const uint8_t *buf, size_t len, struct vmha_err *err)
 {
-    _cleanup_free_ char *tmp = NULL, *dir = strdup(path);
-    if (!dir || asprintf(&tmp, "%s.vmha-tmp.%ld", path, (long)getpid()) < 0)
-        return vmha_err_set(err, -ENOMEM, "out of memory");
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *(slash == dir ? slash + 1 : slash) = '\0';
-    _cleanup_(closep) int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return vmha_err_set(err, -errno, "cannot create %s: %s", tmp, strerror(errno));
-    for (size_t off = 0; off < len;) {
-        ssize_t n = write(fd, buf + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int r = vmha_err_set(err, -errno, "cannot write %s: %s", tmp, strerror(errno));
-            unlink(tmp);
-            return r;
-        }
-        off += (size_t)n;
-    }
-    if (fsync(fd) < 0 || rename(tmp, path) < 0) {
-        int r = vmha_err_set(err, -errno, "cannot replace %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return r;
-    }
-    _cleanup_(closep) int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd) < 0)
-        return vmha_err_set(err, -errno, "cannot sync the directory of %s: %s", path,
-                            strerror(errno));
-    return 0;
+    return vmha_write_file(path, buf, len, true, err);
 }
 
-static int read_meta(const char *dir, const char *file, struct nvram_gen *g,
+static int read_meta(int dfd, const char *dir, const char *file, struct nvram_gen *g,
                      struct vmha_err *err)
 {
     _cleanup_(store_kv_clear) struct store_kv kv = {0};
-    int r = store_read(dir, file, &kv, err);
+    int r = store_read_at(dfd, dir, file, &kv, err);
     if (r < 0)
         return r;
     memset(g, 0, sizeof(*g));
@@ -95,25 +73,35 @@ static int cmp_gen(const void *a, const void *b)
 
 int nvgen_list(const char *gdir, struct nvram_gen **ret, size_t *n, struct vmha_err *err)
 {
-    char dir[4096];
-    nv_dir(gdir, dir, sizeof(dir));
     *ret = NULL;
     *n = 0;
-    DIR *d = opendir(dir);
-    if (!d)
-        return errno == ENOENT ? 0
-                               : vmha_err_set(err, -errno, "cannot read %s: %s", dir,
-                                              strerror(errno));
+    _cleanup_free_ char *dir = sub_dir(gdir, "nvram", err);
+    if (!dir)
+        return -ENOMEM;
+    _cleanup_(closep) int dfd = -1;
+    struct vmha_err oe = {0};
+    int r = store_dir_open(dir, false, &dfd, &oe);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return vmha_err_set(err, r, "%s", oe.msg);
+    int lfd = dup(dfd);
+    DIR *d = lfd < 0 ? NULL : fdopendir(lfd);
+    if (!d) {
+        r = vmha_err_set(err, -errno, "cannot read %s: %s", dir, strerror(errno));
+        if (lfd >= 0)
+            close(lfd);
+        return r;
+    }
     struct nvram_gen *list = NULL;
     size_t count = 0;
-    int r = 0;
     for (struct dirent *e; (e = readdir(d));) {
         unsigned long num;
         char tail[8];
         if (sscanf(e->d_name, "gen-%6lu.%7s", &num, tail) != 2 || strcmp(tail, "meta") != 0)
             continue;
         struct nvram_gen g;
-        if ((r = read_meta(dir, e->d_name, &g, err)) < 0)
+        if ((r = read_meta(dfd, dir, e->d_name, &g, err)) < 0)
             break;
         struct nvram_gen *m = realloc(list, (count + 1) * sizeof(*m));
         if (!m) {
@@ -128,7 +116,8 @@ int nvgen_list(const char *gdir, struct nvram_gen **ret, size_t *n, struct vmha_
         free(list);
         return r;
     }
-    qsort(list, count, sizeof(*list), cmp_gen);
+    if (count) /* qsort takes no NULL, even for nothing */
+        qsort(list, count, sizeof(*list), cmp_gen);
     *ret = list;
     *n = count;
     return 0;
@@ -137,12 +126,20 @@ int nvgen_list(const char *gdir, struct nvram_gen **ret, size_t *n, struct vmha_
 int nvgen_read(const char *gdir, const struct nvram_gen *g, uint8_t **buf, size_t *len,
                struct vmha_err *err)
 {
-    char path[4200];
-    snprintf(path, sizeof(path), "%s/nvram/gen-%06lu.fd", gdir, g->num);
+    _cleanup_free_ char *dir = sub_dir(gdir, "nvram", err), *path = NULL;
+    if (!dir)
+        return -ENOMEM;
+    char file[32];
+    snprintf(file, sizeof(file), "gen-%06lu.fd", g->num);
+    if (asprintf(&path, "%s/%s", dir, file) < 0)
+        return vmha_err_set(err, -ENOMEM, "out of memory");
     _cleanup_free_ uint8_t *data = NULL;
     size_t size;
     struct vmha_err e = {0};
-    int r = vmha_read_blob(path, NVRAM_MAX, &data, &size, &e);
+    _cleanup_(closep) int dfd = -1;
+    int r = store_dir_open(dir, false, &dfd, &e);
+    if (r == 0)
+        r = vmha_read_blob_at(dfd, file, path, NVRAM_MAX, &data, &size, &e);
     if (r < 0)
         return vmha_err_set(err, r, "generation %lu: %s", g->num, e.msg);
     char digest[65];
@@ -194,15 +191,18 @@ int nvgen_store(const char *gdir, const uint8_t *buf, size_t len, const char *ho
     if (r < 0)
         return vmha_err_set(err, r, "not stored: %s", e.msg);
     nvram_clear(&nv);
-    char dir[4096];
-    nv_dir(gdir, dir, sizeof(dir));
+    _cleanup_free_ char *dir = sub_dir(gdir, "nvram", err);
+    if (!dir)
+        return -ENOMEM;
     _cleanup_(store_kv_clear) struct store_kv kv = {0};
     _cleanup_free_ struct nvram_gen *gens = NULL;
     int lock = -1;
     if ((r = store_lock(dir, dl, &lock, err)) < 0)
         return r;
+    int dfd = -1;
     size_t n;
-    if ((r = nvgen_list(gdir, &gens, &n, err)) < 0)
+    if ((r = store_dir_open(dir, false, &dfd, err)) < 0 ||
+        (r = nvgen_list(gdir, &gens, &n, err)) < 0)
         goto out;
     struct nvram_gen g = {.num = n ? gens[n - 1].num + 1 : 1, .size = len,
                           .time = (long long)time(NULL)};
@@ -220,10 +220,9 @@ int nvgen_store(const char *gdir, const uint8_t *buf, size_t len, const char *ho
         }
     snprintf(g.host, sizeof(g.host), "%s", host);
     snprintf(g.reason, sizeof(g.reason), "%s", reason);
-    char file[64], path[4200];
+    char file[64];
     snprintf(file, sizeof(file), "gen-%06lu.fd", g.num);
-    snprintf(path, sizeof(path), "%s/%s", dir, file);
-    if ((r = nvram_write_file(path, buf, len, err)) < 0)
+    if ((r = store_write_at(dfd, dir, file, buf, len, false, err)) < 0)
         goto out;
     char num[32], size[32], t[32];
     snprintf(num, sizeof(num), "%lu", g.num);
@@ -242,12 +241,14 @@ int nvgen_store(const char *gdir, const uint8_t *buf, size_t len, const char *ho
     *ret = g;
     /* Keep the last `keep`; the newest is never pruned. */
     for (size_t i = 0; keep && i + keep < n + 1; i++) {
-        snprintf(path, sizeof(path), "%s/gen-%06lu.meta", dir, gens[i].num);
-        unlink(path);
-        snprintf(path, sizeof(path), "%s/gen-%06lu.fd", dir, gens[i].num);
-        unlink(path);
+        snprintf(file, sizeof(file), "gen-%06lu.meta", gens[i].num);
+        unlinkat(dfd, file, 0);
+        snprintf(file, sizeof(file), "gen-%06lu.fd", gens[i].num);
+        unlinkat(dfd, file, 0);
     }
 out:
+    if (dfd >= 0)
+        close(dfd);
     store_unlock(lock);
     return r;
 }
@@ -255,31 +256,39 @@ out:
 int nvgen_keep_forensic(const char *gdir, const uint8_t *buf, size_t len, const char *host,
                         const char *why, struct vmha_err *err)
 {
-    char dir[4200], path[4400];
-    snprintf(dir, sizeof(dir), "%s/nvram/forensic", gdir);
+    /* The host names a file here: it must not be able to name another directory. */
+    if (!store_name_ok(host))
+        return vmha_err_set(err, -EINVAL, "host name '%.64s' cannot be part of a file name", host);
+    _cleanup_free_ char *dir = sub_dir(gdir, "nvram/forensic", err);
+    if (!dir)
+        return -ENOMEM;
     struct vmha_err e = {0};
     _cleanup_(store_kv_clear) struct store_kv kv = {0};
-    char digest[65], name[160];
+    char digest[65], name[300];
     nvram_digest(buf, len, digest);
     snprintf(name, sizeof(name), "%lld-%s-%.12s", (long long)time(NULL), host, digest);
     if (store_kv_set(&kv, "host", host) < 0 || store_kv_set(&kv, "why", why) < 0 ||
         store_kv_set(&kv, "digest", digest) < 0)
         return vmha_err_set(err, -EINVAL, "host or reason holds a newline");
-    char meta[200];
+    char meta[320], fd_name[320];
     snprintf(meta, sizeof(meta), "%s.meta", name);
+    snprintf(fd_name, sizeof(fd_name), "%s.fd", name);
     int r = store_write(dir, meta, &kv, false, &e); /* creates the directory too */
     if (r < 0)
         return vmha_err_set(err, r, "%s", e.msg);
-    snprintf(path, sizeof(path), "%s/%s.fd", dir, name);
-    return nvram_write_file(path, buf, len, err);
+    _cleanup_(closep) int dfd = -1;
+    if ((r = store_dir_open(dir, false, &dfd, err)) < 0)
+        return r;
+    return store_write_at(dfd, dir, fd_name, buf, len, false, err);
 }
 
 int nvgen_booted(const char *gdir, unsigned long *num, struct vmha_err *err)
 {
-    char dir[4096];
-    nv_dir(gdir, dir, sizeof(dir));
-    _cleanup_(store_kv_clear) struct store_kv kv = {0};
     *num = 0;
+    _cleanup_free_ char *dir = sub_dir(gdir, "nvram", err);
+    if (!dir)
+        return -ENOMEM;
+    _cleanup_(store_kv_clear) struct store_kv kv = {0};
     int r = store_read(dir, "booted", &kv, err);
     if (r == -ENOENT)
         return 0;
@@ -296,8 +305,10 @@ int nvgen_booted(const char *gdir, unsigned long *num, struct vmha_err *err)
 int nvgen_set_booted(const char *gdir, unsigned long num, const char *host,
                      struct vmha_err *err)
 {
-    char dir[4096], n[32], t[32];
-    nv_dir(gdir, dir, sizeof(dir));
+    _cleanup_free_ char *dir = sub_dir(gdir, "nvram", err);
+    if (!dir)
+        return -ENOMEM;
+    char n[32], t[32];
     snprintf(n, sizeof(n), "%lu", num);
     snprintf(t, sizeof(t), "%lld", (long long)time(NULL));
     _cleanup_(store_kv_clear) struct store_kv kv = {0};

@@ -56,12 +56,14 @@ int cmd_check(int argc, char **argv, const struct cli_opts *o)
     }
     bool policy = false, boot = false;
     if (g.state_dir) {
-        char gdir[4400], note[1024];
-        snprintf(gdir, sizeof(gdir), "%s/%s", g.state_dir, g.name);
+        char note[1024] = "";
+        _cleanup_free_ char *gdir = NULL;
         _cleanup_free_ uint8_t *buf = NULL;
         size_t len;
         struct nvram_gen gen;
-        int r = nvgen_newest_valid(gdir, &buf, &len, &gen, note, sizeof(note), &e);
+        int r = store_guest_dir(g.state_dir, g.name, &gdir, &e);
+        if (r == 0)
+            r = nvgen_newest_valid(gdir, &buf, &len, &gen, note, sizeof(note), &e);
         if (r == -ENOENT && !note[0])
             snprintf(nvram.text, sizeof(nvram.text), "none kept yet");
         else if (r < 0)
@@ -72,7 +74,7 @@ int cmd_check(int argc, char **argv, const struct cli_opts *o)
                      note[0] ? " (newer damaged)" : "");
         policy = g.policy;
         struct store_kv kv = {0};
-        boot = store_read(gdir, "artifacts", &kv, &e) == 0;
+        boot = gdir && store_read(gdir, "artifacts", &kv, &e) == 0;
         store_kv_clear(&kv);
     } else {
         snprintf(nvram.text, sizeof(nvram.text), "not kept (no state_dir)");

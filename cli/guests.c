@@ -4,8 +4,12 @@
 #include <string.h>
 
 #include "cli_private.h"
+#include "vmha/boot.h"
 #include "vmha/cleanup.h"
 #include "vmha/hv.h"
+
+/* What store_name_ok takes, for the operator. */
+#define NAME_RULE "it may hold only letters, digits and _ . : - (at most 200 characters)"
 
 void cli_guest_load(const struct cluster_rsc *rsc, struct cli_guest *g)
 {
@@ -20,9 +24,14 @@ void cli_guest_load(const struct cluster_rsc *rsc, struct cli_guest *g)
     bool enforced = true;
     g->policy = g->state_dir && !(on && vmha_parse_bool(on, &enforced) == 0 && !enforced);
     snprintf(g->name, sizeof(g->name), "%s", name && name[0] ? name : rsc->id);
+    /* The name becomes state_dir/<name>: the store refuses one that could lead elsewhere. */
+    if (!store_name_ok(g->name))
+        snprintf(g->problem, sizeof(g->problem), "the guest name cannot be used: %s", NAME_RULE);
     const struct hv_ops *ops;
     _cleanup_free_ char *text = NULL;
     struct vmha_err e = {0};
+    if (g->problem[0])
+        return;
     if (!config || hv_backend_for_uri(uri ? uri : "qemu:///system", &ops, &e) < 0 ||
         vmha_read_file(config, 4u << 20, &text, &e) < 0) {
         snprintf(g->problem, sizeof(g->problem), "config unreadable here: %s",
@@ -36,6 +45,9 @@ void cli_guest_load(const struct cluster_rsc *rsc, struct cli_guest *g)
     }
     if (!(name && name[0]))
         snprintf(g->name, sizeof(g->name), "%s", cfg.name);
+    if (!store_name_ok(g->name))
+        snprintf(g->problem, sizeof(g->problem), "the guest name in %s cannot be used: %s", config,
+                 NAME_RULE);
     snprintf(g->config_machine, sizeof(g->config_machine), "%s", cfg.machine ? cfg.machine : "");
     snprintf(g->family, sizeof(g->family), "%s", hv_family_of(&cfg));
     hv_guest_config_clear(&cfg);

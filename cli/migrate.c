@@ -36,8 +36,9 @@ static int location(const struct cli_guest *g, const struct vmha_deadline *dl, c
     return 0;
 }
 
-/* The libvirt URI of a node's hypervisor, as the guest's migration reaches it. */
-static void node_uri(const struct cli_guest *g, const char *node, char *buf, size_t size)
+/* The libvirt URI of a node's hypervisor, as the guest's migration reaches it; -ENAMETOOLONG
+ * when it does not fit (cut short, it could name another host). */
+static int node_uri(const struct cli_guest *g, const char *node, char *buf, size_t size)
 {
     const char *tmpl = cluster_rsc_param(g->rsc, "migrate_target");
     const char *transport = cluster_rsc_param(g->rsc, "migration_transport");
@@ -48,15 +49,20 @@ static void node_uri(const struct cli_guest *g, const char *node, char *buf, siz
         tmpl = fallback;
     }
     size_t o = 0;
-    for (const char *s = tmpl; *s && o + 1 < size; s++) {
+    for (const char *s = tmpl; *s; s++) {
         if (s[0] == '%' && s[1] == 'n') {
             o += (size_t)snprintf(buf + o, size - o, "%s", node);
             s++;
-        } else {
+        } else if (o + 1 < size) {
             buf[o++] = *s;
+        } else {
+            o = size;
         }
+        if (o >= size)
+            return -ENAMETOOLONG;
     }
-    buf[o < size ? o : size - 1] = '\0';
+    buf[o] = '\0';
+    return 0;
 }
 
 static void show_progress(const struct hv_progress *p, bool tty)
@@ -109,9 +115,11 @@ static int move(const struct cli_guest *g, const char *target, const char *from,
     struct vmha_deadline until = vmha_deadline_in(wait_ms);
     if (from[0]) {
         char uri[512];
-        node_uri(g, from, uri, sizeof(uri));
         struct vmha_deadline odl = vmha_deadline_in(5000);
-        if (hv_backend_for_uri(uri, &ops, &e) < 0 || ops->open(uri, &odl, &conn, &e) < 0) {
+        if (node_uri(g, from, uri, sizeof(uri)) < 0) {
+            printf("(no progress: the URI of %s's hypervisor is longer than %zu bytes)\n", from,
+                   sizeof(uri) - 1);
+        } else if (hv_backend_for_uri(uri, &ops, &e) < 0 || ops->open(uri, &odl, &conn, &e) < 0) {
             printf("(no progress: cannot reach %s's hypervisor at %s: %s)\n", from, uri, e.msg);
             conn = NULL;
         }
@@ -258,11 +266,12 @@ static int migrate_direct(const char *guest, const char *host, const char *uri,
     struct vmha_err e = {0};
     if (cluster_manages("migrate", guest, o))
         return VMHA_EXIT_FAILED;
-    char dest[512];
-    if (target_uri)
-        snprintf(dest, sizeof(dest), "%s", target_uri);
-    else
-        snprintf(dest, sizeof(dest), "qemu+ssh://%s/system", host);
+    _cleanup_free_ char *dest = NULL;
+    if (target_uri ? !(dest = strdup(target_uri))
+                   : asprintf(&dest, "qemu+ssh://%s/system", host) < 0) {
+        fprintf(stderr, "vmha migrate: out of memory\n");
+        return VMHA_EXIT_FAILED;
+    }
     const struct hv_ops *ops;
     struct hv_conn *conn = NULL;
     struct vmha_deadline until = vmha_deadline_in(wait_ms);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli_private.h"
+#include "vmha/boot.h"
 #include "vmha/cleanup.h"
 #include "vmha/nvram.h"
 
@@ -28,9 +29,9 @@ static void usage(FILE *out)
           out);
 }
 
-/* The guest's directory in the store, from the cluster's configuration. */
-static int guest_dir(const char *arg, const struct cli_opts *o, char *buf, size_t size,
-                     char *name, size_t name_size)
+/* The guest's directory in the store (malloc'd in *gdir), from the cluster's configuration. */
+static int guest_dir(const char *arg, const struct cli_opts *o, char **gdir, char *name,
+                     size_t name_size)
 {
     _cleanup_(cluster_view_clear) struct cluster_view v = {0};
     struct cli_guest g;
@@ -41,7 +42,11 @@ static int guest_dir(const char *arg, const struct cli_opts *o, char *buf, size_
                 g.name);
         return -1;
     }
-    snprintf(buf, size, "%s/%s", g.state_dir, g.name);
+    struct vmha_err e = {0};
+    if (store_guest_dir(g.state_dir, g.name, gdir, &e) < 0) {
+        fprintf(stderr, "vmha nvram: %s\n", e.msg);
+        return -1;
+    }
     snprintf(name, name_size, "%s", g.name);
     return 0;
 }
@@ -234,9 +239,10 @@ static int cmd_show(int argc, char **argv, const struct cli_opts *o)
         }
         snprintf(title, sizeof(title), "%s", argv[1]);
     } else {
-        char gdir[4400], name[256];
+        _cleanup_free_ char *gdir = NULL;
+        char name[256];
         struct nvram_gen g;
-        if (guest_dir(argv[1], o, gdir, sizeof(gdir), name, sizeof(name)) < 0 ||
+        if (guest_dir(argv[1], o, &gdir, name, sizeof(name)) < 0 ||
             load_generation(gdir, gen, &buf, &len, &g) < 0)
             return VMHA_EXIT_FAILED;
         char t[32];
@@ -258,8 +264,9 @@ static int cmd_history(int argc, char **argv, const struct cli_opts *o)
 {
     if (argc != 2)
         return usage(stderr), VMHA_EXIT_USAGE;
-    char gdir[4400], name[256];
-    if (guest_dir(argv[1], o, gdir, sizeof(gdir), name, sizeof(name)) < 0)
+    _cleanup_free_ char *gdir = NULL;
+    char name[256];
+    if (guest_dir(argv[1], o, &gdir, name, sizeof(name)) < 0)
         return VMHA_EXIT_FAILED;
     _cleanup_free_ struct nvram_gen *gens = NULL;
     size_t n;
@@ -314,12 +321,13 @@ static int cmd_export(int argc, char **argv, const struct cli_opts *o)
     unsigned long gen;
     if (parse_generation(&argc, argv, &gen) < 0 || argc != 3)
         return usage(stderr), VMHA_EXIT_USAGE;
-    char gdir[4400], name[256];
+    _cleanup_free_ char *gdir = NULL;
+    char name[256];
     _cleanup_free_ uint8_t *buf = NULL;
     size_t len;
     struct nvram_gen g;
     struct vmha_err e = {0};
-    if (guest_dir(argv[1], o, gdir, sizeof(gdir), name, sizeof(name)) < 0 ||
+    if (guest_dir(argv[1], o, &gdir, name, sizeof(name)) < 0 ||
         load_generation(gdir, gen, &buf, &len, &g) < 0)
         return VMHA_EXIT_FAILED;
     if (nvram_write_file(argv[2], buf, len, &e) < 0) {
@@ -334,8 +342,9 @@ static int cmd_import(int argc, char **argv, const struct cli_opts *o)
 {
     if (argc != 3)
         return usage(stderr), VMHA_EXIT_USAGE;
-    char gdir[4400], name[256];
-    if (guest_dir(argv[1], o, gdir, sizeof(gdir), name, sizeof(name)) < 0)
+    _cleanup_free_ char *gdir = NULL;
+    char name[256];
+    if (guest_dir(argv[1], o, &gdir, name, sizeof(name)) < 0)
         return VMHA_EXIT_FAILED;
     _cleanup_free_ uint8_t *buf = NULL;
     size_t len;

@@ -79,30 +79,49 @@ int vmha_parse_bool(const char *s, bool *ret)
     return -EINVAL;
 }
 
+/* What a file that is not a regular one is, for the sentence that refuses it. */
+static const char *file_kind(mode_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFIFO:
+        return "a FIFO";
+    case S_IFSOCK:
+        return "a socket";
+    case S_IFDIR:
+        return "a directory";
+    case S_IFCHR:
+        return "a character device";
+    case S_IFBLK:
+        return "a block device";
+    case S_IFLNK:
+        return "a symbolic link";
+    default:
+        return "of an unknown type";
+    }
+}
 
-int vmha_read_blob(const char *path, size_t max_bytes, uint8_t **ret, size_t *len_ret,
+/* Reads the regular file open on fd; shown names it in messages. */
+static int read_fd(int fd, const char *shown, size_t max_bytes, uint8_t **ret, size_t *len_ret,
                    struct vmha_err *err)
 {
-    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return vmha_err_set(err, -errno, "cannot open %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) < 0)
-        return vmha_err_set(err, -errno, "cannot stat %s: %s", path, strerror(errno));
+        return vmha_err_set(err, -errno, "cannot stat %s: %s", shown, strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return vmha_err_set(err, -EINVAL, "%s is not a regular file", path);
+        return vmha_err_set(err, -EINVAL, "%s is %s, not a regular file: refusing to read it",
+                            shown, file_kind(st.st_mode));
     if ((size_t)st.st_size > max_bytes)
-        return vmha_err_set(err, -EFBIG, "%s is larger than %zu bytes", path, max_bytes);
+        return vmha_err_set(err, -EFBIG, "%s is larger than %zu bytes", shown, max_bytes);
     _cleanup_free_ char *buf = malloc((size_t)st.st_size + 1);
     if (!buf)
-        return vmha_err_set(err, -ENOMEM, "out of memory reading %s", path);
+        return vmha_err_set(err, -ENOMEM, "out of memory reading %s", shown);
     size_t len = 0;
     for (;;) {
         ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return vmha_err_set(err, -errno, "cannot read %s: %s", path, strerror(errno));
+            return vmha_err_set(err, -errno, "cannot read %s: %s", shown, strerror(errno));
         if (n == 0 || (len += (size_t)n) == (size_t)st.st_size)
             break;
     }
@@ -110,6 +129,30 @@ int vmha_read_blob(const char *path, size_t max_bytes, uint8_t **ret, size_t *le
     *ret = (uint8_t *)TAKE_PTR(buf);
     *len_ret = len;
     return 0;
+}
+
+/* O_NONBLOCK: opening a FIFO must not wait for a writer that never comes (a regular file's
+ * reads ignore the flag). */
+#define READ_FLAGS (O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+
+int vmha_read_blob(const char *path, size_t max_bytes, uint8_t **ret, size_t *len_ret,
+                   struct vmha_err *err)
+{
+    _cleanup_(closep) int fd = open(path, READ_FLAGS);
+    if (fd < 0)
+        return vmha_err_set(err, -errno, "cannot open %s: %s", path, strerror(errno));
+    return read_fd(fd, path, max_bytes, ret, len_ret, err);
+}
+
+int vmha_read_blob_at(int dfd, const char *file, const char *shown, size_t max_bytes, uint8_t **ret,
+                      size_t *len, struct vmha_err *err)
+{
+    _cleanup_(closep) int fd = openat(dfd, file, READ_FLAGS | O_NOFOLLOW);
+    if (fd < 0 && errno == ELOOP)
+        return vmha_err_set(err, -ELOOP, "%s is a symbolic link: refusing to follow it", shown);
+    if (fd < 0)
+        return vmha_err_set(err, -errno, "cannot open %s: %s", shown, strerror(errno));
+    return read_fd(fd, shown, max_bytes, ret, len, err);
 }
 
 int vmha_read_file(const char *path, size_t max_bytes, char **ret, struct vmha_err *err)

@@ -1,15 +1,18 @@
 /* Running a helper program with a deadline (see vmha_run in include/vmha/common.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmha/cleanup.h"
@@ -85,13 +88,14 @@ void vmha_program_path(const char *beside, const char *installed, char *out, siz
     if (n > 0) {
         self[n] = '\0';
         char *slash = strrchr(self, '/');
-        if (slash) {
-            snprintf(out, size, "%.*s/%s", (int)(slash - self), self, beside);
-            if (access(out, X_OK) == 0)
-                return;
-        }
+        /* A path cut short could name another program: only whole ones are tried. */
+        if (slash &&
+            (size_t)snprintf(out, size, "%.*s/%s", (int)(slash - self), self, beside) < size &&
+            access(out, X_OK) == 0)
+            return;
     }
-    snprintf(out, size, "%s", installed);
+    if ((size_t)snprintf(out, size, "%s", installed) >= size && size)
+        out[0] = '\0';
 }
 
 int vmha_write_all(int fd, const void *buf, size_t n)
@@ -115,27 +119,89 @@ int vmha_write_all(int fd, const void *buf, size_t n)
     return 0;
 }
 
+/* This host's name as it may appear in a file name. */
+static void host_part(char *buf, size_t size)
+{
+    char host[256] = "";
+    if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+        snprintf(host, sizeof(host), "host");
+    size_t i = 0;
+    for (; host[i] && i + 1 < size && i < 64; i++) {
+        char c = host[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '.';
+        buf[i] = ok ? c : '_';
+    }
+    buf[i] = '\0';
+}
+
+static uint64_t random_part(void)
+{
+    uint64_t v;
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) == (ssize_t)sizeof(v))
+        return v;
+    /* Entropy not ready yet (early boot): O_EXCL still guarantees a fresh file, the name
+     * only has to differ from this host's last few. */
+    static uint64_t counter;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 16) ^
+           ++counter;
+}
+
+int vmha_temp_create_at(int dfd, const char *file, char *name, size_t size)
+{
+    char host[80];
+    host_part(host, sizeof(host));
+    for (int attempt = 0; attempt < 16; attempt++) {
+        /* The file's own name is cut to keep within NAME_MAX: host and random make it unique. */
+        int n = snprintf(name, size, ".%.100s.%s.%016llx.tmp", file, host,
+                         (unsigned long long)random_part());
+        if (n < 0 || (size_t)n >= size)
+            return -ENAMETOOLONG;
+        int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            return fd;
+        if (errno != EEXIST)
+            return -errno;
+    }
+    return -EEXIST;
+}
+
 int vmha_write_file(const char *path, const void *data, size_t n, bool sync,
                     struct vmha_err *err)
 {
-    char tmp[4200];
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-        return vmha_err_set(err, -ENAMETOOLONG, "path too long: %s", path);
-    _cleanup_(closep) int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    _cleanup_free_ char *dir =
+        slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!dir)
+        return vmha_err_set(err, -ENOMEM, "out of memory");
+    if (!base[0] || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+        return vmha_err_set(err, -EISDIR, "cannot write %s: it names a directory", path);
+    _cleanup_(closep) int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return vmha_err_set(err, -errno, "cannot write %s: %s", path, strerror(errno));
+    char tmp[NAME_MAX + 1];
+    _cleanup_(closep) int fd = vmha_temp_create_at(dfd, base, tmp, sizeof(tmp));
     if (fd < 0)
-        return vmha_err_set(err, -errno, "cannot write %s: %s", tmp, strerror(errno));
+        return vmha_err_set(err, fd, "cannot create a temporary file beside %s: %s", path,
+                            strerror(-fd));
     int r = vmha_write_all(fd, data, n);
     if (r == 0 && sync && fsync(fd) < 0)
         r = -errno;
     if (r == 0 && close(fd) < 0)
         r = -errno;
     fd = -1;
-    if (r == 0 && rename(tmp, path) < 0)
+    if (r == 0 && renameat(dfd, tmp, dfd, base) < 0)
         r = -errno;
     if (r < 0) {
-        unlink(tmp);
+        unlinkat(dfd, tmp, 0);
         return vmha_err_set(err, r, "cannot write %s: %s", path, strerror(-r));
     }
+    if (sync && fsync(dfd) < 0)
+        return vmha_err_set(err, -errno, "cannot sync the directory of %s: %s", path,
+                            strerror(errno));
     return 0;
 }
 

@@ -11,15 +11,6 @@
 
 #define FLOOR_FILE "floor"
 
-static int guest_dir(const char *state_dir, const char *guest, char *buf, size_t size,
-                     struct vmha_err *err)
-{
-    if (!store_name_ok(guest))
-        return vmha_err_set(err, -EINVAL, "guest name '%s' cannot name a state directory", guest);
-    snprintf(buf, size, "%s/%s", state_dir, guest);
-    return 0;
-}
-
 static void copy(char *dst, size_t size, const char *src)
 {
     snprintf(dst, size, "%s", src ? src : "");
@@ -29,8 +20,8 @@ int mig_record_read(const char *state_dir, const char *guest, struct mig_record 
                     struct vmha_err *err)
 {
     memset(ret, 0, sizeof(*ret));
-    char dir[4096];
-    int r = guest_dir(state_dir, guest, dir, sizeof(dir), err);
+    _cleanup_free_ char *dir = NULL;
+    int r = store_guest_dir(state_dir, guest, &dir, err);
     if (r < 0)
         return r;
     _cleanup_(store_kv_clear) struct store_kv kv = {0};
@@ -73,8 +64,8 @@ static int record_update(const char *state_dir, const char *guest, const struct 
                          void (*change)(struct mig_record *m, const void *arg), const void *arg,
                          struct mig_record *ret, struct vmha_err *err)
 {
-    char dir[4096];
-    int r = guest_dir(state_dir, guest, dir, sizeof(dir), err);
+    _cleanup_free_ char *dir = NULL;
+    int r = store_guest_dir(state_dir, guest, &dir, err);
     if (r < 0)
         return r;
     int lock = -1;

@@ -29,10 +29,27 @@ int store_kv_parse(const char *text, struct store_kv *ret, struct vmha_err *err)
 /* A guest name or node name usable as a file name: [A-Za-z0-9_.:-]+, not "." or "..". */
 bool store_name_ok(const char *name);
 
+/* Refuses (-EPERM, with the reason) a state_dir that belongs to others than root and this
+ * user or that its group or others can write: whoever can write it could make root
+ * overwrite files on every node. 0 when it does not exist yet (the store creates it 0700). */
+int store_check_state_dir(const char *state_dir, struct vmha_err *err);
+/* The guest's directory state_dir/<guest> (malloc'd), the way into every function below
+ * that takes a directory: -EINVAL when guest is not store_name_ok, store_check_state_dir's
+ * refusal, -ENAMETOOLONG when it does not fit a path. The symbolic links of state_dir itself
+ * are resolved here, once: they are the administrator's; below it the store follows none. */
+int store_guest_dir(const char *state_dir, const char *guest, char **ret, struct vmha_err *err);
+
+/* The functions below take a directory and a record name (store_name_ok). They walk the
+ * directory one component at a time, following no symbolic link (-ELOOP) and trusting no
+ * directory owned or writable by others (-EPERM, sticky ones such as /tmp aside), and read
+ * only regular files, refusing others (-EINVAL) without waiting on them. */
+
 /* Reads dir/file; -ENOENT when it does not exist. */
 int store_read(const char *dir, const char *file, struct store_kv *ret, struct vmha_err *err);
-/* Replaces dir/file atomically (mode 0600), creating dir (0700) if needed. With
- * exclusive, fails with -EEXIST instead of replacing an existing file. */
+/* Replaces dir/file atomically (mode 0600), creating dir (0700) if needed. The temporary
+ * file beside it is named after this host and a random number and created O_EXCL, so hosts
+ * sharing the store never collide. With exclusive, fails with -EEXIST instead of replacing
+ * an existing file. */
 int store_write(const char *dir, const char *file, const struct store_kv *kv, bool exclusive,
                 struct vmha_err *err);
 

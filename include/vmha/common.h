@@ -46,11 +46,16 @@ int vmha_parse_uint(const char *s, uint64_t max, uint64_t *ret);
 /* Parses the boolean spellings Pacemaker accepts (true/false, yes/no, on/off, 1/0). */
 int vmha_parse_bool(const char *s, bool *ret);
 
-/* Reads a whole file into a NUL-terminated buffer; refuses files over max_bytes. */
+/* Reads a whole file into a NUL-terminated buffer; refuses files over max_bytes and anything
+ * that is not a regular file (-EINVAL, without waiting for a FIFO's writer). */
 int vmha_read_file(const char *path, size_t max_bytes, char **ret, struct vmha_err *err);
 /* The same for binary files: the bytes (NUL-terminated too) and their number. */
 int vmha_read_blob(const char *path, size_t max_bytes, uint8_t **ret, size_t *len,
                    struct vmha_err *err);
+/* The same for file in the directory open on dfd, following no symbolic link (-ELOOP); shown
+ * is the path its messages name. */
+int vmha_read_blob_at(int dfd, const char *file, const char *shown, size_t max_bytes, uint8_t **ret,
+                      size_t *len, struct vmha_err *err);
 
 /* Runs argv[0] (searched in PATH) with argv, waits for it until dl and kills it then.
  * Returns 0 when it exited 0; otherwise an error naming the command and the first line it
@@ -61,8 +66,15 @@ int vmha_run(char *const argv[], const struct vmha_deadline *dl, struct vmha_err
  * that is gone gives -EPIPE, never SIGPIPE. */
 int vmha_write_all(int fd, const void *buf, size_t n);
 
-/* Replaces path with n bytes of data whole or not at all (through path.tmp, renamed): a
- * reader sees the old file or the new one. With sync, the data is on disk first. */
+/* Creates a file to write beside file (a name, no slash) in the directory open on dfd:
+ * ".<file>.<host>.<random>.tmp", mode 0600, O_EXCL|O_NOFOLLOW, so the name is unique across
+ * the hosts that share the directory and nothing planted under it is followed or truncated.
+ * Returns the descriptor and the name in name (size bytes), or a negative errno. */
+int vmha_temp_create_at(int dfd, const char *file, char *name, size_t size);
+
+/* Replaces path with n bytes of data whole or not at all (through a temporary file of
+ * vmha_temp_create_at beside it, renamed; removed on failure): a reader sees the old file or
+ * the new one. With sync, the data and the rename are on disk first. */
 int vmha_write_file(const char *path, const void *data, size_t n, bool sync,
                     struct vmha_err *err);
 
@@ -71,7 +83,7 @@ int vmha_write_file(const char *path, const void *data, size_t n, bool sync,
 void vmha_tune_socket(int fd, uint64_t timeout_ms);
 
 /* Where a helper program of vmha is: `beside` (relative to this program's directory, as in
- * a build tree) when it exists there, else its installed path. */
+ * a build tree) when it exists there, else its installed path ("" when that does not fit). */
 void vmha_program_path(const char *beside, const char *installed, char *out, size_t size);
 
 /* A secret key from path: a regular file (no symbolic link, FIFO or device) owned by root

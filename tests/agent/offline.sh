@@ -9,7 +9,7 @@ AGENT=$1
 NODE_AGENT=$2
 VMHA=$3
 md=$(mktemp)
-trap 'rm -f "$md" "$md".*' EXIT
+trap 'rm -rf "$md" "$md".*' EXIT
 
 "$AGENT" meta-data >"$md"
 ok "meta-data exits 0" eq 0 $?
@@ -142,6 +142,56 @@ ok "validate-all: the kernel has its pinned digest -> 0" eq 0 $?
 v OCF_RESKEY_kernel_sha256="$(printf 'other' | sha256sum | cut -d' ' -f1)"
 ok "validate-all: the kernel differs from its pinned digest -> 5" eq 5 $?
 ok "  naming the file and both digests" contains "$md.err" "kernel $md.vmlinuz has sha256 $good here"
+
+# The state store: what a writer to shared storage plants there is refused, with the reason,
+# and at once (a FIFO must not hold the agent until its timeout).
+mkdir -m 0700 "$md.d"
+sd="$md.d/state"
+mkdir -m 0700 "$sd"
+sv() {
+    SECONDS=0
+    timeout 60 env -i PATH="$PATH" OCF_RESKEY_config="$md.direct" OCF_RESKEY_state_dir="$sd" \
+        "$@" "$AGENT" validate-all >/dev/null 2>"$md.err"
+}
+sv
+ok "validate-all: a guest with direct kernel boot and a state store -> 0" eq 0 $?
+chmod 0775 "$sd"
+sv
+ok "validate-all: a state_dir its group can write -> 6" eq 6 $?
+ok "  saying why and what to do" contains "$md.err" "can be written by its group (mode 0775)"
+node_run() { env -i PATH="$PATH" VMHA_RUNDIR="$md.run" OCF_RESOURCE_INSTANCE=vmha-node "$@" >"$md.out" 2>"$md.err"; }
+node_run OCF_RESKEY_state_dir="$sd" "$NODE_AGENT" validate-all
+ok "node: validate-all with a state_dir its group can write -> 6" eq 6 $?
+ok "  saying why" contains "$md.err" "ocf-exit-reason:state_dir $sd can be written by its group"
+chmod 0700 "$sd"
+mkdir -m 0700 "$sd/direct"
+mkfifo "$sd/direct/artifacts"
+sv
+ok "validate-all: a FIFO planted as the artifacts record -> 1" eq 1 $?
+ok "  at once" test "$SECONDS" -lt 5
+ok "  saying what it is" contains "$md.err" "ocf-exit-reason:cannot check the boot artifacts of guest direct: $sd/direct/artifacts is a FIFO, not a regular file"
+rm "$sd/direct/artifacts"
+sha256sum "$md.vmlinuz" >"$md.planted"
+ln -s "$md.planted" "$sd/direct/artifacts"
+sv
+ok "validate-all: a symbolic link planted as the artifacts record -> 1" eq 1 $?
+ok "  saying so" contains "$md.err" "$sd/direct/artifacts is a symbolic link: the state store follows none"
+rm -r "$sd/direct"
+mkdir -m 0700 "$md.elsewhere"
+ln -s "$md.elsewhere" "$sd/direct"
+sv
+ok "validate-all: the guest's directory planted as a symbolic link -> 1" eq 1 $?
+ok "  saying so" contains "$md.err" "$sd/direct is a symbolic link: the state store follows none"
+rm "$sd/direct"
+# A guest name is a directory name in the store: '../x' would lead out of it.
+sed 's|<name>direct</name>|<name>../x</name>|' "$md.direct" >"$md.badname"
+for action in validate-all start; do
+    env -i PATH="$PATH" OCF_RESKEY_config="$md.badname" OCF_RESKEY_state_dir="$sd" \
+        OCF_RESKEY_CRM_meta_timeout=20000 "$AGENT" $action >/dev/null 2>"$md.err"
+    ok "$action: a guest named '../x' -> 6" eq 6 $?
+    ok "  saying why" contains "$md.err" "ocf-exit-reason:the guest name '../x' in $md.badname cannot be used"
+done
+ok "  and nothing was made outside state_dir" test ! -e "$md.d/x"
 
 # --- Xen through libxenlight (hypervisor=libxl): the xl.cfg is checked without a hypervisor;
 # actions that need one fail clearly on a machine without Xen, and never say "not running".

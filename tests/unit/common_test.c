@@ -1,11 +1,15 @@
-/* Unit tests of common/: parsers, deadlines, the error context. */
+/* Unit tests of common/: parsers, deadlines, the error context, file reads and writes. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -159,6 +163,158 @@ static void run_reports_and_kills(void **state)
     assert_non_null(strstr(e.msg, "did not finish in time"));
 }
 
+static char tmpdir[64];
+
+static int make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/vmha-common-test.XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static void remove_tmpdir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static size_t count_entries(const char *dir, const char *needle)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "ls -A '%s' | grep -c -- '%s'", dir, needle);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    unsigned long n = 0;
+    assert_int_equal(fscanf(p, "%lu", &n), 1);
+    pclose(p);
+    return n;
+}
+
+static void fifo_read_refused_at_once(void **state)
+{
+    assert_int_equal(make_tmpdir(), 0);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/fifo", tmpdir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    char *text = NULL;
+    struct vmha_err e = {0};
+    /* Without a writer, a blocking open would never return. */
+    uint64_t t0 = vmha_now_ms();
+    assert_int_equal(vmha_read_file(path, 100, &text, &e), -EINVAL);
+    assert_true(vmha_now_ms() - t0 < 1000);
+    assert_null(text);
+    assert_non_null(strstr(e.msg, "is a FIFO, not a regular file"));
+    assert_non_null(strstr(e.msg, path));
+    remove_tmpdir();
+}
+
+static void read_at_follows_no_link(void **state)
+{
+    assert_int_equal(make_tmpdir(), 0);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/real", tmpdir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("level=1\n", f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/link", tmpdir);
+    assert_int_equal(symlink("real", path), 0);
+    int dfd = open(tmpdir, O_RDONLY | O_DIRECTORY);
+    assert_true(dfd >= 0);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    struct vmha_err e = {0};
+    assert_int_equal(vmha_read_blob_at(dfd, "real", "shown/real", 100, &buf, &len, &e), 0);
+    assert_int_equal(len, 8);
+    free(buf);
+    buf = NULL;
+    assert_int_equal(vmha_read_blob_at(dfd, "link", "shown/link", 100, &buf, &len, &e), -ELOOP);
+    assert_null(buf);
+    assert_string_equal(e.msg, "shown/link is a symbolic link: refusing to follow it");
+    snprintf(path, sizeof(path), "%s/fifo", tmpdir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(vmha_read_blob_at(dfd, "fifo", "shown/fifo", 100, &buf, &len, &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "shown/fifo is a FIFO"));
+    close(dfd);
+    remove_tmpdir();
+}
+
+static void temp_names_are_unique_per_host(void **state)
+{
+    assert_int_equal(make_tmpdir(), 0);
+    int dfd = open(tmpdir, O_RDONLY | O_DIRECTORY);
+    assert_true(dfd >= 0);
+    char host[256] = "", a[NAME_MAX + 1], b[NAME_MAX + 1], want[300];
+    assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+    snprintf(want, sizeof(want), ".floor.%s.", host);
+    int fa = vmha_temp_create_at(dfd, "floor", a, sizeof(a));
+    int fb = vmha_temp_create_at(dfd, "floor", b, sizeof(b));
+    assert_true(fa >= 0 && fb >= 0);
+    assert_string_not_equal(a, b);
+    /* .<file>.<host>.<16 hex digits>.tmp */
+    assert_int_equal(strncmp(a, want, strlen(want)), 0);
+    assert_int_equal(strncmp(b, want, strlen(want)), 0);
+    assert_int_equal(strlen(a), strlen(want) + 16 + 4);
+    assert_string_equal(a + strlen(a) - 4, ".tmp");
+    struct stat st;
+    assert_int_equal(fstatat(dfd, a, &st, 0), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    close(fa);
+    close(fb);
+    /* A long name still gives a temporary name a directory can hold. */
+    char longname[256];
+    memset(longname, 'x', 250);
+    longname[250] = '\0';
+    int fc = vmha_temp_create_at(dfd, longname, a, sizeof(a));
+    assert_true(fc >= 0);
+    assert_true(strlen(a) <= NAME_MAX);
+    close(fc);
+    assert_int_equal(vmha_temp_create_at(dfd, "floor", a, 10), -ENAMETOOLONG);
+    close(dfd);
+    remove_tmpdir();
+}
+
+static void write_file_replaces_whole(void **state)
+{
+    assert_int_equal(make_tmpdir(), 0);
+    char path[128], target[128];
+    snprintf(path, sizeof(path), "%s/config", tmpdir);
+    struct vmha_err e = {0};
+    assert_int_equal(vmha_write_file(path, "one", 3, true, &e), 0);
+    assert_int_equal(vmha_write_file(path, "two!", 4, false, &e), 0);
+    char *text = NULL;
+    assert_int_equal(vmha_read_file(path, 100, &text, &e), 0);
+    assert_string_equal(text, "two!");
+    free(text);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(count_entries(tmpdir, "tmp"), 0);
+    /* A link planted at the name is replaced, never written through. */
+    snprintf(target, sizeof(target), "%s/target", tmpdir);
+    assert_int_equal(vmha_write_file(target, "keep", 4, false, &e), 0);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(symlink("target", path), 0);
+    assert_int_equal(vmha_write_file(path, "new", 3, false, &e), 0);
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(vmha_read_file(target, 100, &text, &e), 0);
+    assert_string_equal(text, "keep");
+    free(text);
+    /* A failure leaves no temporary file behind. */
+    char sub[160];
+    snprintf(sub, sizeof(sub), "%s/dir", tmpdir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(sub, sizeof(sub), "%s/dir/x", tmpdir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(sub, sizeof(sub), "%s/dir", tmpdir);
+    assert_true(vmha_write_file(sub, "x", 1, false, &e) < 0);
+    assert_non_null(strstr(e.msg, sub));
+    assert_int_equal(count_entries(tmpdir, "tmp"), 0);
+    assert_int_equal(vmha_write_file("/nonexistent/vmha/x", "x", 1, false, &e), -ENOENT);
+    remove_tmpdir();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +324,10 @@ int main(void)
         cmocka_unit_test(deadline_arithmetic), cmocka_unit_test(deadline_sleep_is_bounded),
         cmocka_unit_test(err_context),         cmocka_unit_test(read_file_limits),
         cmocka_unit_test(process_age),
+        cmocka_unit_test(fifo_read_refused_at_once),
+        cmocka_unit_test(read_at_follows_no_link),
+        cmocka_unit_test(temp_names_are_unique_per_host),
+        cmocka_unit_test(write_file_replaces_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

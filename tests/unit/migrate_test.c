@@ -202,6 +202,9 @@ static void record_floor_only_rises(void **state)
     struct vmha_deadline dl = vmha_deadline_in(5000);
     struct mig_record rec, needs = {.family = "qemu", .config_machine = "pc", .window = 2};
     assert_int_equal(mig_record_read(dir, "web1", &rec, &e), -ENOENT);
+    /* A name from a config must not lead out of state_dir. */
+    assert_int_equal(mig_record_register(dir, "../web1", &needs, &dl, &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "'../web1' cannot name a directory"));
     assert_int_equal(mig_record_register(dir, "web1", &needs, &dl, &e), 0);
     assert_int_equal(mig_record_read(dir, "web1", &rec, &e), 0);
     assert_string_equal(rec.family, "qemu");

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -373,6 +374,52 @@ static void generations(void **state)
     free(bad);
 }
 
+/* What a writer to shared storage plants in a guest's NVRAM directory is refused, not
+ * followed. */
+static void generations_follow_no_link(void **state)
+{
+    char gdir[] = "/tmp/vmha-nvlink-test.XXXXXX";
+    assert_non_null(mkdtemp(gdir));
+    size_t len;
+    uint8_t *a = load(MS_VARS, &len);
+    struct vmha_err e = {0};
+    struct vmha_deadline dl = vmha_deadline_in(5000);
+    struct nvram_gen g;
+    bool stored;
+    char path[128], elsewhere[128];
+    snprintf(elsewhere, sizeof(elsewhere), "%s/elsewhere", gdir);
+    assert_int_equal(mkdir(elsewhere, 0700), 0);
+    snprintf(path, sizeof(path), "%s/nvram", gdir);
+    assert_int_equal(symlink(elsewhere, path), 0);
+    struct nvram_gen *list = NULL;
+    size_t n;
+    assert_int_equal(nvgen_list(gdir, &list, &n, &e), -ELOOP);
+    assert_non_null(strstr(e.msg, "nvram is a symbolic link"));
+    assert_int_equal(nvgen_store(gdir, a, len, "node1", "stop", 3, &dl, &g, &stored, &e), -ELOOP);
+    assert_false(stored);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s')\"", elsewhere);
+    assert_int_equal(system(cmd), 0);
+
+    /* A generation's file replaced by a link: damaged, never read through. */
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(nvgen_store(gdir, a, len, "node1", "stop", 3, &dl, &g, &stored, &e), 0);
+    snprintf(path, sizeof(path), "%s/nvram/gen-000001.fd", gdir);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(symlink(MS_VARS, path), 0);
+    uint8_t *out = NULL;
+    size_t out_len;
+    assert_int_equal(nvgen_read(gdir, &g, &out, &out_len, &e), -ELOOP);
+    assert_null(out);
+    assert_non_null(strstr(e.msg, "gen-000001.fd is a symbolic link"));
+
+    /* A host name becomes part of a file name: it must stay one name. */
+    assert_int_equal(nvgen_keep_forensic(gdir, a, len, "../../x", "stale", &e), -EINVAL);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", gdir);
+    assert_int_equal(system(cmd), 0);
+    free(a);
+}
+
 static void write_file_atomically(void **state)
 {
     char dir[] = "/tmp/vmha-nvwrite-test.XXXXXX";
@@ -398,6 +445,7 @@ int main(void)
         cmocka_unit_test(crafted_damage),
         cmocka_unit_test(device_paths),
         cmocka_unit_test(generations),
+        cmocka_unit_test(generations_follow_no_link),
         cmocka_unit_test(write_file_atomically),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
