@@ -188,6 +188,40 @@ static void ssh_targets(void **state)
                      -EINVAL);
 }
 
+/* A destination from migrate_target never reaches ssh as an option (issue 15, finding 11). */
+static void ssh_option_injection(void **state)
+{
+    static const char *const bad[] = {"ssh://-oProxyCommand=touch /tmp/pwned",
+                                      "ssh://-x",
+                                      "ssh://-oProxyCommand=id@xen2",
+                                      "ssh://root@-oProxyCommand=id",
+                                      "ssh://-F/tmp/cfg:22",
+                                      "ssh://a@b@-oProxyCommand=id"};
+    struct hv_libxl_ssh_cmd cmd;
+    struct vmha_err e = {0};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(hv_libxl_ssh_command(bad[i], "/helper", 1000, &cmd, &e), -EINVAL);
+        assert_non_null(strstr(e.msg, "begins with '-'"));
+    }
+    /* A good one: "--" comes right before the destination, the options all before it. */
+    assert_int_equal(hv_libxl_ssh_command("ssh://root@xen2-mig:2222", "/helper", 1500, &cmd, &e),
+                     0);
+    size_t i = 0, dashes = 0;
+    for (; cmd.argv[i]; i++)
+        if (strcmp(cmd.argv[i], "--") == 0 && !dashes)
+            dashes = i;
+    assert_true(dashes > 0);
+    assert_string_equal(cmd.argv[dashes + 1], "root@xen2-mig");
+    assert_string_equal(cmd.argv[dashes + 2], "/helper");
+    assert_string_equal(cmd.argv[dashes + 3], "migrate-receive");
+    assert_string_equal(cmd.argv[i - 1], "1500");
+    for (size_t k = 0; k < dashes; k++)
+        if (strcmp(cmd.argv[k], "-p") == 0)
+            assert_string_equal(cmd.argv[k + 1], "2222");
+    /* A hyphen inside a name is fine. */
+    assert_int_equal(hv_libxl_ssh_command("ssh://xen-2", "/helper", 1, &cmd, &e), 0);
+}
+
 /* ---- the backend's calls against the test double ---- */
 
 static char defdir[64];
@@ -393,6 +427,7 @@ int main(void)
         cmocka_unit_test(domain_config),
         cmocka_unit_test(states_and_versions),
         cmocka_unit_test(ssh_targets),
+        cmocka_unit_test(ssh_option_injection),
         cmocka_unit_test_setup_teardown(lifecycle, double_setup, double_teardown),
         cmocka_unit_test_setup_teardown(shutdown_modes, double_setup, double_teardown),
         cmocka_unit_test_setup_teardown(failures_carry_libxl_words, double_setup,
