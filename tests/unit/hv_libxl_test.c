@@ -93,6 +93,19 @@ static void parse_rejects(void **state)
                    "does not parse");
     expect_refused("name = 'a\n", "does not parse");
     expect_refused("\n <domain type='kvm'><name>a</name></domain>\n", "this is XML");
+    /* Keys libxlutil reads however they are written (issue 15, finding 9): after a ';' on one
+     * line, after a string with an escaped quote, after a list, with '+=', on a line of its
+     * own after a comment. The key is named, never silently ignored. */
+    expect_refused("name=\"x\"; pci=[\"01:00.0\"]\nkernel='/k'\n", "'pci' is not supported");
+    expect_refused("name='a'\nkernel='/k'\nextra=\"a\\\"b\"\npci = [ \"01:00.0\" ]\n",
+                   "'pci' is not supported");
+    expect_refused("name='a'\nkernel='/k'\nextra='it\\'s'\nbootloader='pygrub'\n",
+                   "'bootloader' is not supported");
+    expect_refused("name='a';kernel='/k';vif=['bridge=b'];device_model_args=['-x']\n",
+                   "'device_model_args' is not supported");
+    expect_refused("name='a'\nkernel='/k'\npci+=['01:00.0']\n", "'pci' is not supported");
+    expect_refused("# comment\nname='a' # pci=['x']\nkernel='/k'\nbootloader='b'\npci=['x']\n",
+                   "'bootloader' is not supported");
     /* Keys inside quotes and lists are values, not keys. */
     struct hv_guest_config c;
     struct vmha_err e = {0};
