@@ -8,7 +8,6 @@
  * and boots the persistent configuration at once, so Pacemaker never sees a failure. */
 #include <errno.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "agent_private.h"
@@ -16,40 +15,19 @@
 #include "vmha/cleanup.h"
 #include "vmha/cluster.h"
 
-#define KEY_MAX 4096
-
 bool ocf_install_configured(const struct ocf_params *p)
 {
     return p->install_config[0] || p->install_kernel[0] || p->install_initrd[0] ||
            p->install_cmdline[0] || p->install_media[0];
 }
 
-/* The cluster key, when artifact_key names one; refuses a key others can read. */
-static int load_key(const struct ocf_params *p, uint8_t **key, size_t *len, struct vmha_err *err)
-{
-    *key = NULL;
-    *len = 0;
-    if (!p->artifact_key[0])
-        return 0;
-    struct stat st;
-    if (stat(p->artifact_key, &st) < 0)
-        return vmha_err_set(err, -errno, "artifact_key %s: %s", p->artifact_key,
-                            strerror(errno));
-    if (st.st_mode & 077)
-        return vmha_err_set(err, -EPERM, "artifact_key %s is readable by others than root "
-                            "(mode %03o): refusing to use it", p->artifact_key,
-                            (unsigned)(st.st_mode & 0777));
-    return vmha_read_blob(p->artifact_key, KEY_MAX, key, len, err);
-}
-
 static int check(const struct ocf_params *p, const char *name, const char *record,
                  const struct boot_artifacts *a, const char *pin_k, const char *pin_i,
                  bool do_record, struct vmha_err *why)
 {
-    _cleanup_free_ uint8_t *key = NULL;
-    size_t key_len;
+    _cleanup_(boot_key_clear) struct boot_key key = {0};
     struct vmha_err e = {0};
-    if (load_key(p, &key, &key_len, &e) < 0) {
+    if (p->artifact_key[0] && boot_key_load(p->artifact_key, &key, &e) < 0) {
         vmha_err_set(why, e.code, "%s", e.msg);
         return OCF_ERR_CONFIGURED;
     }
@@ -59,14 +37,26 @@ static int check(const struct ocf_params *p, const char *name, const char *recor
         return OCF_ERR_CONFIGURED;
     }
     ocf_step("checking the boot artifacts of guest %s", name);
-    int r = boot_artifacts_check(gdir, record, a, pin_k, pin_i, key, key_len,
-                                 do_record && p->state_dir[0], &e);
+    const struct boot_record_ref ref = {.gdir = gdir, .guest = name, .name = record, .key = &key};
+    int r = boot_artifacts_check(&ref, a, pin_k, pin_i,
+                                 do_record && p->state_dir[0] ? BOOT_RECORD_IF_ABSENT : 0, &e);
+    if (r == -ENODATA) {
+        /* With a key, only the operator records: say what to check and what to run. */
+        vmha_err_set(why, r,
+                     "%s: with artifact_key set they are never recorded by a start; "
+                     "check the kernel and initrd on this host, then run 'vmha boot --record %s'",
+                     e.msg, name);
+        return OCF_ERR_CONFIGURED;
+    }
     if (r == -EBADMSG || r == -ENOENT) {
         vmha_err_set(why, r, "%s", e.msg);
         return OCF_ERR_INSTALLED; /* this host's files: another host may have good ones */
     }
     if (r == -EPERM) {
-        vmha_err_set(why, r, "%s", e.msg);
+        vmha_err_set(why, r,
+                     "%s; check the kernel and initrd, and if they are right, "
+                     "'vmha boot --record %s' signs them again",
+                     e.msg, name);
         return OCF_ERR_CONFIGURED; /* the record itself is not trustworthy, anywhere */
     }
     if (r < 0) {
@@ -86,8 +76,9 @@ int ocf_boot_check(const struct ocf_params *p, const struct hv_guest_config *cfg
     if (!p->state_dir[0]) {
         /* Pinned digests alone: nothing is recorded, everything is checked. */
         struct vmha_err e = {0};
-        int r = boot_artifacts_check("/nonexistent", "artifacts", &a, p->kernel_sha256,
-                                     p->initrd_sha256, NULL, 0, false, &e);
+        const struct boot_record_ref none = {
+            .gdir = "/nonexistent", .guest = cfg->name, .name = "artifacts"};
+        int r = boot_artifacts_check(&none, &a, p->kernel_sha256, p->initrd_sha256, 0, &e);
         if (r < 0) {
             vmha_err_set(why, r, "%s", e.msg);
             return r == -EBADMSG ? OCF_ERR_INSTALLED : OCF_ERR_GENERIC;

@@ -1,9 +1,12 @@
 /* Boot artifacts and install state (see include/vmha/boot.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <glib.h>
 
@@ -32,21 +35,106 @@ static void text_sha256(const char *s, char out[65])
     g_free(hex);
 }
 
-/* The signed text: every recorded key=value line in a fixed order. */
-static void hmac_of(const struct store_kv *kv, const uint8_t *key, size_t key_len, char out[65])
+void boot_key_clear(struct boot_key *k)
+{
+    if (k->bytes)
+        explicit_bzero(k->bytes, k->len);
+    free(k->bytes);
+    *k = (struct boot_key){0};
+}
+
+/* Why a key file with these attributes must not be used, or NULL. */
+static const char *key_file_problem(const struct stat *st)
+{
+    if (!S_ISREG(st->st_mode))
+        return "is not a regular file";
+    if (st->st_uid != 0 && st->st_uid != geteuid())
+        return "belongs to another user than root";
+    if (st->st_mode & 077)
+        return "can be read or written by group or others (chmod 0600 it)";
+    if (st->st_size < BOOT_KEY_MIN)
+        return st->st_size ? "is too short to be a secret (less than 16 bytes)" : "is empty";
+    if (st->st_size > BOOT_KEY_MAX)
+        return "is longer than 4096 bytes";
+    return NULL;
+}
+
+int boot_key_load(const char *path, struct boot_key *ret, struct vmha_err *err)
+{
+    /* Opened once, and everything checked on what was opened: no symlink followed, no FIFO
+     * waited on, no file swapped between a check and the read. */
+    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0)
+        return vmha_err_set(err, -errno, "artifact_key %s: %s", path,
+                            errno == ELOOP ? "is a symbolic link: name the file itself"
+                                           : strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return vmha_err_set(err, -errno, "artifact_key %s: %s", path, strerror(errno));
+    const char *problem = key_file_problem(&st);
+    if (problem)
+        return vmha_err_set(err, -EPERM,
+                            "artifact_key %s %s (owner uid %u, mode %04o): "
+                            "refusing to use it",
+                            path, problem, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+    struct boot_key k = {.bytes = malloc((size_t)st.st_size), .len = 0};
+    if (!k.bytes)
+        return vmha_err_set(err, -ENOMEM, "out of memory");
+    while (k.len < (size_t)st.st_size) {
+        ssize_t n = read(fd, k.bytes + k.len, (size_t)st.st_size - k.len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int e = n < 0 ? -errno : -EIO;
+            boot_key_clear(&k);
+            return vmha_err_set(err, e, "artifact_key %s: %s", path,
+                                e == -EIO ? "changed while it was read" : strerror(-e));
+        }
+        k.len += (size_t)n;
+    }
+    *ret = k;
+    return 0;
+}
+
+/* The signed text: a format version, the guest and the record's name (a record signed for
+ * one guest or record cannot stand in for another), then every recorded value in a fixed
+ * order. Each value carries its length, so no choice of values can read as another. */
+static int hmac_of(const struct boot_record_ref *ref, const struct store_kv *kv, char out[65])
 {
     static const char *const keys[] = {"kernel", "kernel_sha256", "initrd", "initrd_sha256",
                                        "cmdline_sha256"};
-    GString *s = g_string_new(NULL);
+    GString *s = g_string_new("vmha-boot-artifacts\n");
+    g_string_append_printf(s, "format=%d\nguest=%zu:%s\nrecord=%zu:%s\n", BOOT_RECORD_FORMAT,
+                           strlen(ref->guest), ref->guest, strlen(ref->name), ref->name);
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         const char *v = store_kv_get(kv, keys[i]);
-        g_string_append_printf(s, "%s=%s\n", keys[i], v ? v : "");
+        g_string_append_printf(s, "%s=%zu:%s\n", keys[i], strlen(v ? v : ""), v ? v : "");
     }
-    gchar *hex = g_compute_hmac_for_data(G_CHECKSUM_SHA256, key, key_len,
+    gchar *hex = g_compute_hmac_for_data(G_CHECKSUM_SHA256, ref->key->bytes, ref->key->len,
                                          (const guchar *)s->str, s->len);
-    snprintf(out, 65, "%s", hex ? hex : "");
-    g_free(hex);
     g_string_free(s, TRUE);
+    if (!hex)
+        return -ENOMEM;
+    snprintf(out, 65, "%s", hex);
+    g_free(hex);
+    return 0;
+}
+
+/* Compares in time that does not depend on where the strings differ: a forger learns
+ * nothing from how long a refusal took. */
+static bool mac_equal(const char *stored, const char mac[65])
+{
+    if (strlen(stored) != 64 || strlen(mac) != 64)
+        return false;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < 64; i++)
+        diff |= (unsigned char)(stored[i] ^ mac[i]);
+    return diff == 0;
+}
+
+static bool keyed(const struct boot_record_ref *ref)
+{
+    return ref->key && ref->key->bytes && ref->key->len;
 }
 
 /* What the artifacts are now: paths and digests as key=value. */
@@ -77,62 +165,81 @@ static const char *or_none(const char *s)
     return s && s[0] ? s : "(none)";
 }
 
-int boot_artifacts_check(const char *gdir, const char *name, const struct boot_artifacts *a,
-                         const char *pinned_kernel, const char *pinned_initrd,
-                         const uint8_t *key, size_t key_len, bool record_if_absent,
-                         struct vmha_err *err)
+/* Measures the artifacts into now and holds them against pinned digests. */
+static int measure_pinned(const struct boot_artifacts *a, const char *pinned_kernel,
+                          const char *pinned_initrd, struct store_kv *now, struct vmha_err *err)
 {
-    if (!a->kernel && !a->initrd)
-        return 0; /* boots from its disk or firmware: nothing to check */
-    _cleanup_(store_kv_clear) struct store_kv now = {0}, rec = {0};
-    int r = measure(a, &now, err);
+    int r = measure(a, now, err);
     if (r < 0)
         return r;
     if (pinned_kernel && pinned_kernel[0] &&
-        strcmp(pinned_kernel, or_none(store_kv_get(&now, "kernel_sha256"))) != 0)
-        return vmha_err_set(err, -EBADMSG, "kernel %s has sha256 %s here, the guest's "
-                            "kernel_sha256 parameter says %s", a->kernel,
-                            store_kv_get(&now, "kernel_sha256"), pinned_kernel);
+        strcmp(pinned_kernel, or_none(store_kv_get(now, "kernel_sha256"))) != 0)
+        return vmha_err_set(err, -EBADMSG,
+                            "kernel %s has sha256 %s here, the guest's "
+                            "kernel_sha256 parameter says %s",
+                            a->kernel, store_kv_get(now, "kernel_sha256"), pinned_kernel);
     if (pinned_initrd && pinned_initrd[0] &&
-        strcmp(pinned_initrd, or_none(store_kv_get(&now, "initrd_sha256"))) != 0)
-        return vmha_err_set(err, -EBADMSG, "initrd %s has sha256 %s here, the guest's "
-                            "initrd_sha256 parameter says %s", a->initrd,
-                            store_kv_get(&now, "initrd_sha256"), pinned_initrd);
-    struct vmha_err e = {0};
-    r = store_read(gdir, name, &rec, &e);
-    if (r == -ENOENT) {
-        if (!record_if_absent)
-            return 0;
-        if (key) {
-            char mac[65];
-            hmac_of(&now, key, key_len, mac);
-            store_kv_set(&now, "hmac_sha256", mac);
-        }
-        /* Exclusive: when two hosts record at once, the first record wins and is checked. */
-        r = store_write(gdir, name, &now, true, &e);
-        if (r == -EEXIST)
-            return boot_artifacts_check(gdir, name, a, pinned_kernel, pinned_initrd, key,
-                                        key_len, false, err);
-        return r < 0 ? vmha_err_set(err, r, "%s", e.msg) : 0;
-    }
-    if (r < 0)
-        return vmha_err_set(err, r, "%s", e.msg);
-    if (key) {
-        char mac[65];
-        hmac_of(&rec, key, key_len, mac);
-        const char *stored = store_kv_get(&rec, "hmac_sha256");
-        if (!stored || strcmp(stored, mac) != 0)
-            return vmha_err_set(err, -EPERM, "the recorded boot artifact digests in %s/%s are "
-                                "%s under the cluster key: refusing to trust them", gdir, name,
-                                stored ? "not signed correctly" : "not signed");
-    }
+        strcmp(pinned_initrd, or_none(store_kv_get(now, "initrd_sha256"))) != 0)
+        return vmha_err_set(err, -EBADMSG,
+                            "initrd %s has sha256 %s here, the guest's "
+                            "initrd_sha256 parameter says %s",
+                            a->initrd, store_kv_get(now, "initrd_sha256"), pinned_initrd);
+    return 0;
+}
+
+/* Adds the format and, under a key, the HMAC to a measured record. */
+static int sign(const struct boot_record_ref *ref, struct store_kv *kv, struct vmha_err *err)
+{
+    char mac[65], fmt[16];
+    snprintf(fmt, sizeof(fmt), "%d", BOOT_RECORD_FORMAT);
+    if (store_kv_set(kv, "format", fmt) < 0)
+        return vmha_err_set(err, -ENOMEM, "out of memory");
+    if (!keyed(ref))
+        return 0;
+    if (hmac_of(ref, kv, mac) < 0 || store_kv_set(kv, "hmac_sha256", mac) < 0)
+        return vmha_err_set(err, -ENOMEM, "out of memory");
+    return 0;
+}
+
+static int verify_signature(const struct boot_record_ref *ref, const struct store_kv *rec,
+                            struct vmha_err *err)
+{
+    char mac[65], fmt[16];
+    const char *stored = store_kv_get(rec, "hmac_sha256");
+    const char *format = store_kv_get(rec, "format");
+    snprintf(fmt, sizeof(fmt), "%d", BOOT_RECORD_FORMAT);
+    if (!stored)
+        return vmha_err_set(err, -EPERM,
+                            "the recorded boot artifact digests in %s/%s are "
+                            "not signed under the cluster key: refusing to trust them",
+                            ref->gdir, ref->name);
+    if (!format || strcmp(format, fmt) != 0)
+        return vmha_err_set(err, -EPERM,
+                            "the recorded boot artifact digests in %s/%s are "
+                            "signed in an older format that does not name the guest: refusing "
+                            "to trust them",
+                            ref->gdir, ref->name);
+    if (hmac_of(ref, rec, mac) < 0)
+        return vmha_err_set(err, -ENOMEM, "out of memory");
+    if (!mac_equal(stored, mac))
+        return vmha_err_set(err, -EPERM,
+                            "the recorded boot artifact digests in %s/%s are "
+                            "not signed correctly for guest %s under the cluster key: refusing "
+                            "to trust them",
+                            ref->gdir, ref->name, ref->guest);
+    return 0;
+}
+
+/* The recorded values against the measured ones. */
+static int compare(const struct store_kv *rec, const struct store_kv *now, struct vmha_err *err)
+{
     static const struct {
         const char *path, *digest, *what;
     } items[] = {{"kernel", "kernel_sha256", "kernel"}, {"initrd", "initrd_sha256", "initrd"}};
     for (size_t i = 0; i < 2; i++) {
-        const char *rp = store_kv_get(&rec, items[i].path), *np = store_kv_get(&now, items[i].path);
-        const char *rd = store_kv_get(&rec, items[i].digest);
-        const char *nd = store_kv_get(&now, items[i].digest);
+        const char *rp = store_kv_get(rec, items[i].path), *np = store_kv_get(now, items[i].path);
+        const char *rd = store_kv_get(rec, items[i].digest);
+        const char *nd = store_kv_get(now, items[i].digest);
         if (strcmp(or_none(rp), or_none(np)) != 0)
             return vmha_err_set(err, -EBADMSG, "the guest now boots %s %s, but %s %s was "
                                 "recorded", items[i].what, or_none(np), items[i].what,
@@ -142,11 +249,64 @@ int boot_artifacts_check(const char *gdir, const char *name, const struct boot_a
                                 "recorded digest is %s", items[i].what, or_none(np),
                                 or_none(nd), or_none(rd));
     }
-    if (strcmp(or_none(store_kv_get(&rec, "cmdline_sha256")),
-               or_none(store_kv_get(&now, "cmdline_sha256"))) != 0)
+    if (strcmp(or_none(store_kv_get(rec, "cmdline_sha256")),
+               or_none(store_kv_get(now, "cmdline_sha256"))) != 0)
         return vmha_err_set(err, -EBADMSG, "the kernel command line differs from the "
                             "recorded one");
     return 0;
+}
+
+int boot_artifacts_check(const struct boot_record_ref *ref, const struct boot_artifacts *a,
+                         const char *pinned_kernel, const char *pinned_initrd, unsigned flags,
+                         struct vmha_err *err)
+{
+    if (!a->kernel && !a->initrd)
+        return 0; /* boots from its disk or firmware: nothing to check */
+    _cleanup_(store_kv_clear) struct store_kv now = {0}, rec = {0};
+    int r = measure_pinned(a, pinned_kernel, pinned_initrd, &now, err);
+    if (r < 0)
+        return r;
+    struct vmha_err e = {0};
+    r = store_read(ref->gdir, ref->name, &rec, &e);
+    if (r == -ENOENT && keyed(ref))
+        /* Recording whatever is there now would sign a kernel nobody looked at: whoever
+         * deletes the record would choose the next kernel. Only an operator records. */
+        return vmha_err_set(err, -ENODATA,
+                            "there is no signed record of guest %s's boot "
+                            "artifacts (%s/%s)",
+                            ref->guest, ref->gdir, ref->name);
+    if (r == -ENOENT) {
+        if (!(flags & BOOT_RECORD_IF_ABSENT))
+            return 0;
+        if ((r = sign(ref, &now, err)) < 0)
+            return r;
+        /* Exclusive: when two hosts record at once, the first record wins and is checked. */
+        r = store_write(ref->gdir, ref->name, &now, true, &e);
+        if (r == -EEXIST)
+            return boot_artifacts_check(ref, a, pinned_kernel, pinned_initrd, 0, err);
+        return r < 0 ? vmha_err_set(err, r, "%s", e.msg) : 0;
+    }
+    if (r < 0)
+        return vmha_err_set(err, r, "%s", e.msg);
+    if (keyed(ref) && (r = verify_signature(ref, &rec, err)) < 0)
+        return r;
+    return compare(&rec, &now, err);
+}
+
+int boot_artifacts_record(const struct boot_record_ref *ref, const struct boot_artifacts *a,
+                          const char *pinned_kernel, const char *pinned_initrd,
+                          struct vmha_err *err)
+{
+    if (!a->kernel && !a->initrd)
+        return vmha_err_set(err, -ENOENT,
+                            "guest %s boots no kernel directly: there are no "
+                            "boot artifacts to record",
+                            ref->guest);
+    _cleanup_(store_kv_clear) struct store_kv now = {0};
+    int r = measure_pinned(a, pinned_kernel, pinned_initrd, &now, err);
+    if (r < 0 || (r = sign(ref, &now, err)) < 0)
+        return r;
+    return store_write(ref->gdir, ref->name, &now, false, err);
 }
 
 const char *install_state_name(enum install_state s)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmha/cleanup.h"
 #include "vmha/nvram.h"
 
 #define FV_SIGNATURE 0x4856465fu /* "_FVH" */
@@ -164,13 +165,76 @@ static bool state_known(uint8_t st)
     return !(st & 0x80) && (st & 0x3c) == 0x3c;
 }
 
+/* The array doubles (16, 32, 64...): a 64 MiB store holds a million records, and growing by
+ * one record at a time could copy the array at every step. */
 static int add_var(struct nvram *nv, const struct nvram_var *v)
 {
-    struct nvram_var *m = realloc(nv->vars, (nv->n + 1) * sizeof(*m));
-    if (!m)
-        return -ENOMEM;
-    nv->vars = m;
-    m[nv->n++] = *v;
+    if (nv->n == 0 || (nv->n >= 16 && (nv->n & (nv->n - 1)) == 0)) {
+        size_t cap = nv->n ? 2 * nv->n : 16;
+        struct nvram_var *m = reallocarray(nv->vars, cap, sizeof(*m));
+        if (!m)
+            return -ENOMEM;
+        nv->vars = m;
+    }
+    nv->vars[nv->n++] = *v;
+    return 0;
+}
+
+static bool may_be_live(const struct nvram_var *v)
+{
+    return v->state == NVRAM_VAR_ADDED ||
+           v->state == (NVRAM_VAR_ADDED & NVRAM_VAR_IN_DELETED_TRANSITION);
+}
+
+static bool same_variable(const struct nvram_var *x, const struct nvram_var *y)
+{
+    return strcmp(x->guid, y->guid) == 0 && strcmp(x->name, y->name) == 0;
+}
+
+/* By variable (GUID, then name), then in file order (the records are one array). */
+static int by_variable(const void *a, const void *b)
+{
+    const struct nvram_var *x = *(const struct nvram_var *const *)a;
+    const struct nvram_var *y = *(const struct nvram_var *const *)b;
+    int c = strcmp(x->guid, y->guid);
+    if (c == 0)
+        c = strcmp(x->name, y->name);
+    return c ? c : (x > y) - (x < y);
+}
+
+/* What firmware reads: the ADDED record, else the first one cut short IN_DELETED_TRANSITION.
+ * Sorting the candidates by variable makes this O(n log n); comparing every record with
+ * every other took hours on the largest store a writer to state_dir could plant. Of two
+ * ADDED records of one variable, the error names the pair whose second record comes first
+ * in the file, as a scan in file order meets it. */
+static int mark_live(struct nvram *nv, struct vmha_err *err)
+{
+    _cleanup_free_ struct nvram_var **c = reallocarray(NULL, nv->n ? nv->n : 1, sizeof(*c));
+    if (!c)
+        return vmha_err_set(err, -ENOMEM, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < nv->n; i++)
+        if (may_be_live(&nv->vars[i]))
+            c[n++] = &nv->vars[i];
+    qsort(c, n, sizeof(*c), by_variable);
+    const struct nvram_var *first = NULL, *second = NULL;
+    for (size_t i = 0, j; i < n; i = j) {
+        struct nvram_var *added = NULL, *cut_short = NULL;
+        for (j = i; j < n && same_variable(c[i], c[j]); j++) {
+            if (c[j]->state != NVRAM_VAR_ADDED)
+                cut_short = cut_short ? cut_short : c[j];
+            else if (!added)
+                added = c[j];
+            else if (!second || c[j] < second)
+                first = added, second = c[j];
+        }
+        (added ? added : cut_short)->live = true;
+    }
+    if (second)
+        return vmha_err_set(err, -EINVAL,
+                            "variable %s has two live records (offsets 0x%zx and "
+                            "0x%zx)",
+                            second->name, first->offset, second->offset);
     return 0;
 }
 
@@ -212,29 +276,7 @@ static int parse_records(const uint8_t *b, struct nvram *nv, struct vmha_err *er
         p = next;
     }
     nv->used = p - nv->store_offset;
-    /* What firmware reads: the ADDED record, else one cut short IN_DELETED_TRANSITION. */
-    for (size_t i = 0; i < nv->n; i++) {
-        struct nvram_var *v = &nv->vars[i];
-        if (v->state != NVRAM_VAR_ADDED)
-            continue;
-        for (size_t j = 0; j < i; j++)
-            if (nv->vars[j].live && strcmp(nv->vars[j].name, v->name) == 0 &&
-                strcmp(nv->vars[j].guid, v->guid) == 0)
-                return vmha_err_set(err, -EINVAL, "variable %s has two live records (offsets "
-                                    "0x%zx and 0x%zx)", v->name, nv->vars[j].offset, v->offset);
-        v->live = true;
-    }
-    for (size_t i = 0; i < nv->n; i++) {
-        struct nvram_var *v = &nv->vars[i];
-        if (v->state != (NVRAM_VAR_ADDED & NVRAM_VAR_IN_DELETED_TRANSITION))
-            continue;
-        bool newer = false;
-        for (size_t j = 0; j < nv->n && !newer; j++)
-            newer = nv->vars[j].live && strcmp(nv->vars[j].name, v->name) == 0 &&
-                    strcmp(nv->vars[j].guid, v->guid) == 0;
-        v->live = !newer;
-    }
-    return 0;
+    return mark_live(nv, err);
 }
 
 int nvram_parse(const uint8_t *buf, size_t len, struct nvram *ret, struct vmha_err *err)

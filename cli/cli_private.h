@@ -23,6 +23,9 @@ struct cli_guest {
 };
 
 void cli_guest_load(const struct cluster_rsc *rsc, struct cli_guest *g);
+struct hv_guest_config;
+/* The guest's config as its backend parses it, read on this host. */
+int cli_guest_config(const struct cli_guest *g, struct hv_guest_config *ret, struct vmha_err *err);
 /* By guest name or resource id; -ENOENT when the cluster has no such guest. */
 int cli_guest_find(const struct cluster_view *v, const char *arg, struct cli_guest *g);
 /* Reads the cluster (giving up after o->timeout_ms), saying on stderr, as "vmha CMD: ...",

@@ -11,6 +11,21 @@
 /* What store_name_ok takes, for the operator. */
 #define NAME_RULE "it may hold only letters, digits and _ . : - (at most 200 characters)"
 
+int cli_guest_config(const struct cli_guest *g, struct hv_guest_config *ret, struct vmha_err *err)
+{
+    const char *config = cluster_rsc_param(g->rsc, "config");
+    const char *uri = cluster_rsc_param(g->rsc, "hypervisor");
+    const struct hv_ops *ops;
+    _cleanup_free_ char *text = NULL;
+    int r;
+    if (!config || !config[0])
+        return vmha_err_set(err, -EINVAL, "guest %s has no config parameter", g->name);
+    if ((r = hv_backend_for_uri(uri ? uri : "qemu:///system", &ops, err)) < 0 ||
+        (r = vmha_read_file(config, 4u << 20, &text, err)) < 0)
+        return r;
+    return ops->config_parse(text, ret, err);
+}
+
 void cli_guest_load(const struct cluster_rsc *rsc, struct cli_guest *g)
 {
     memset(g, 0, sizeof(*g));

@@ -16,59 +16,6 @@ static const char *const known_keys[] = {
     "on_reboot", "on_crash", NULL,
 };
 
-static bool known_key(const char *k, size_t n)
-{
-    for (const char *const *p = known_keys; *p; p++)
-        if (strlen(*p) == n && strncmp(*p, k, n) == 0)
-            return true;
-    return false;
-}
-
-/* The first top-level key of text that vmha does not take, copied to bad; false if none.
- * A key starts a line outside brackets and quotes: `key = value` or `key += value`. */
-static bool unknown_key(const char *text, char *bad, size_t size)
-{
-    int depth = 0;
-    char quote = 0;
-    bool line_start = true;
-    for (const char *s = text; *s; s++) {
-        if (quote) {
-            if (*s == quote)
-                quote = 0;
-            continue;
-        }
-        if (*s == '#') {
-            s += strcspn(s, "\n");
-            if (!*s)
-                break;
-        }
-        if (*s == '\n') {
-            line_start = true;
-            continue;
-        }
-        if (isspace((unsigned char)*s) || *s == ';')
-            continue;
-        if (*s == '"' || *s == '\'')
-            quote = *s;
-        else if (*s == '[')
-            depth++;
-        else if (*s == ']')
-            depth--;
-        else if (line_start && depth == 0 && (isalpha((unsigned char)*s) || *s == '_')) {
-            size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
-            const char *op = s + n + strspn(s + n, " \t");
-            bool assigns = *op == '=' || (op[0] == '+' && op[1] == '=');
-            if (assigns && !known_key(s, n)) {
-                snprintf(bad, size, "%.*s", (int)n, s);
-                return true;
-            }
-            s += n - 1;
-        }
-        line_start = false;
-    }
-    return false;
-}
-
 /* What vmha reads from an xl.cfg. Strings point into the XLU_Config. */
 struct xl_cfg {
     XLU_Config *x;
@@ -161,19 +108,45 @@ static int read_cmdline(struct xl_cfg *c, struct vmha_err *err)
                : 0;
 }
 
+/* The first key of the file (as libxlutil parsed it) that vmha does not take, or NULL; -EPROTO
+ * in *r when libxlutil's settings are not laid out as hv_xlu_settings expects. Checked on
+ * "name", which the caller found through the public call: the same setting must carry the
+ * same string. */
+static const char *unknown_key(const struct xl_cfg *c, int *r)
+{
+    const char *bad = NULL, *name = NULL;
+    char *via_walk = NULL;
+    bool seen_name = false;
+    *r = 0;
+    xlu_cfg_get_string(c->x, "name", &name, 1);
+    for (const struct hv_xlu_setting *s = hv_xlu_settings(c->x); s; s = s->next) {
+        if (!s->name || !s->value) {
+            *r = -EPROTO;
+            return NULL;
+        }
+        if (!seen_name && strcmp(s->name, "name") == 0) {
+            seen_name = true;
+            if (xlu_cfg_value_get_string(c->x, s->value, &via_walk, 1) != 0 || via_walk != name) {
+                *r = -EPROTO;
+                return NULL;
+            }
+        }
+        bool known = false;
+        for (const char *const *k = known_keys; *k && !known; k++)
+            known = strcmp(*k, s->name) == 0;
+        if (!known)
+            bad = s->name; /* the list runs backwards: the last one found is the first */
+    }
+    if (!seen_name)
+        *r = -EPROTO;
+    return bad;
+}
+
 static int xl_cfg_read(const char *text, struct xl_cfg *c, struct vmha_err *err)
 {
-    char bad[64];
     if (text[strspn(text, " \t\r\n")] == '<')
         return vmha_err_set(err, -EINVAL, "this is XML, not an xl.cfg (a libvirt domain XML "
                             "needs a libvirt hypervisor URI, not hypervisor=libxl)");
-    if (unknown_key(text, bad, sizeof(bad)))
-        return vmha_err_set(err, -EINVAL,
-                            "xl.cfg: '%s' is not supported by vmha's libxl backend (it takes "
-                            "name, uuid, type, builder, memory, maxmem, vcpus, maxvcpus, kernel, "
-                            "ramdisk, cmdline, extra, root, disk, vif, on_poweroff, on_reboot, "
-                            "on_crash)",
-                            bad);
     c->report_f = open_memstream(&c->report, &c->report_len);
     if (!c->report_f || !(c->x = xlu_cfg_init(c->report_f, "xl.cfg")))
         return vmha_err_set(err, -ENOMEM, "out of memory");
@@ -182,6 +155,19 @@ static int xl_cfg_read(const char *text, struct xl_cfg *c, struct vmha_err *err)
         return vmha_err_set(err, -EINVAL, "xl.cfg does not parse: %s", xl_report(c));
     if (xlu_cfg_get_string(c->x, "name", &c->name, 1) != 0 || !c->name[0])
         return vmha_err_set(err, -EINVAL, "xl.cfg names no guest (name=\"...\")");
+    const char *bad = unknown_key(c, &r);
+    if (r < 0)
+        return vmha_err_set(err, r,
+                            "this libxlutil keeps its settings in a way vmha does not know, so "
+                            "xl.cfg's keys cannot be checked: build vmha against this Xen's "
+                            "libxlutil");
+    if (bad)
+        return vmha_err_set(err, -EINVAL,
+                            "xl.cfg: '%s' is not supported by vmha's libxl backend (it takes "
+                            "name, uuid, type, builder, memory, maxmem, vcpus, maxvcpus, kernel, "
+                            "ramdisk, cmdline, extra, root, disk, vif, on_poweroff, on_reboot, "
+                            "on_crash)",
+                            bad);
     if (xlu_cfg_get_string(c->x, "uuid", &c->uuid, 1) == 0) {
         libxl_uuid u;
         if (libxl_uuid_from_string(&u, c->uuid) != 0)

@@ -62,3 +62,21 @@ static inline int hv_xl_retrieve_config(libxl_ctx *ctx, uint32_t domid, libxl_do
 
 /* INVALID_DOMID is the int ~0; domids are uint32_t. */
 #define HV_XL_NO_DOMID ((uint32_t)INVALID_DOMID)
+
+/* The settings libxlutil parsed, as a list (the last in the file first). libxlutil has no
+ * public call that lists them: xl asks only for the keys it knows, while vmha must refuse
+ * every key it does not take however the file spells it, so it reads what libxlutil parsed
+ * rather than scanning the text a second way. These are the leading fields of libxlutil's
+ * private XLU_Config and XLU_ConfigSetting (libxlu_internal.h), the same from Xen 4.6, when
+ * XLU_ConfigValue appeared, to today's tree; hv_libxl_cfg.c checks them against the public
+ * calls before trusting them. */
+struct hv_xlu_setting {
+    struct hv_xlu_setting *next;
+    char *name;
+    XLU_ConfigValue *value;
+};
+
+static inline const struct hv_xlu_setting *hv_xlu_settings(const XLU_Config *cfg)
+{
+    return *(struct hv_xlu_setting *const *)cfg;
+}

@@ -49,6 +49,14 @@ int hv_libxl_ssh_target(const char *uri, char *dest, size_t dest_size, char *por
                             uri);
     const char *h = uri + 6;
     size_t n = strcspn(h, ":/");
+    /* ssh would take "-oProxyCommand=..." as an option: whoever writes the CIB would run
+     * commands here as root. ssh gets "--" before the destination as well. */
+    const char *at = memrchr(h, '@', n); /* ssh splits user@host at the last '@' */
+    if (h[0] == '-' || (at && at[1] == '-'))
+        return vmha_err_set(err, -EINVAL,
+                            "migration target %s: a user or host name that begins with '-' would "
+                            "be read by ssh as an option",
+                            uri);
     if (n == 0 || n >= dest_size || (h[n] == '/' && h[n + 1]))
         return vmha_err_set(err, -EINVAL, "migration target %s: no host, or a path after it",
                             uri);
@@ -158,22 +166,34 @@ static void ssh_stderr(struct ssh_child *s, char *buf, size_t size)
     snprintf(buf, size, "%s", last ? last + 1 : all);
 }
 
-static int ssh_spawn(const char *uri, const struct vmha_deadline *dl, struct ssh_child *ret,
-                     struct vmha_err *err)
+int hv_libxl_ssh_command(const char *uri, const char *helper, unsigned long long timeout_ms,
+                         struct hv_libxl_ssh_cmd *ret, struct vmha_err *err)
 {
-    char dest[256], port[8], timeout[64];
-    int r = hv_libxl_ssh_target(uri, dest, sizeof(dest), port, sizeof(port), err);
+    int r =
+        hv_libxl_ssh_target(uri, ret->dest, sizeof(ret->dest), ret->port, sizeof(ret->port), err);
     if (r < 0)
         return r;
-    const char *helper = getenv("VMHA_LIBXL_REMOTE_HELPER"); /* tests: a build tree's path */
-    if (!helper || !helper[0])
-        helper = VMHA_LIBEXECDIR "/vmha-libxl-helper";
-    snprintf(timeout, sizeof(timeout), "%llu", (unsigned long long)vmha_deadline_left_ms(dl));
+    snprintf(ret->timeout, sizeof(ret->timeout), "%llu", timeout_ms);
     /* Keepalives: a target that vanishes mid-stream must end the migration, not hang it. */
     const char *argv[] = {"ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
                           "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
-                          "-p", port[0] ? port : "22", dest, helper, "migrate-receive",
-                          "--timeout-ms", timeout, NULL};
+                          "-p", ret->port[0] ? ret->port : "22", "--", ret->dest, helper,
+                          "migrate-receive", "--timeout-ms", ret->timeout, NULL};
+    _Static_assert(sizeof(argv) <= sizeof(ret->argv), "hv_libxl_ssh_cmd.argv is too short");
+    memcpy(ret->argv, argv, sizeof(argv));
+    return 0;
+}
+
+static int ssh_spawn(const char *uri, const struct vmha_deadline *dl, struct ssh_child *ret,
+                     struct vmha_err *err)
+{
+    const char *helper = getenv("VMHA_LIBXL_REMOTE_HELPER"); /* tests: a build tree's path */
+    if (!helper || !helper[0])
+        helper = VMHA_LIBEXECDIR "/vmha-libxl-helper";
+    struct hv_libxl_ssh_cmd cmd;
+    int r = hv_libxl_ssh_command(uri, helper, vmha_deadline_left_ms(dl), &cmd, err);
+    if (r < 0)
+        return r;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return vmha_err_set(err, -errno, "socketpair: %s", strerror(errno));
@@ -185,7 +205,7 @@ static int ssh_spawn(const char *uri, const struct vmha_deadline *dl, struct ssh
     if (efd >= 0)
         posix_spawn_file_actions_adddup2(&fa, efd, 2);
     pid_t pid;
-    r = posix_spawnp(&pid, "ssh", &fa, NULL, (char **)argv, environ);
+    r = posix_spawnp(&pid, "ssh", &fa, NULL, (char **)cmd.argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(sv[1]);
     if (r != 0) {

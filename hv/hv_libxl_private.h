@@ -52,9 +52,18 @@ int hv_libxl_receive_config(struct hv_conn *c, int in, libxl_domain_config *d,
                             const struct vmha_deadline *dl, struct vmha_err *err);
 /* Refuses a guest that runs here already; names the newcomer NAME--incoming. */
 int hv_libxl_prepare_incoming(struct hv_conn *c, libxl_domain_config *d, struct vmha_err *err);
-/* Pure: splits "ssh://[user@]host[:port]" into ssh's argv words. */
+/* Pure: splits "ssh://[user@]host[:port]" into ssh's argv words; refuses a user or host
+ * that begins with '-'. */
 int hv_libxl_ssh_target(const char *uri, char *dest, size_t dest_size, char *port,
                         size_t port_size, struct vmha_err *err);
+/* Pure: ssh's argv that runs helper's migration receiver on uri's host ("--" before the
+ * destination). argv points into ret. */
+struct hv_libxl_ssh_cmd {
+    char dest[256], port[8], timeout[24];
+    const char *argv[20];
+};
+int hv_libxl_ssh_command(const char *uri, const char *helper, unsigned long long timeout_ms,
+                         struct hv_libxl_ssh_cmd *ret, struct vmha_err *err);
 
 /* The backup's replica (hv_libxl_remus.c): run it as NAME; remove it. */
 int hv_libxl_remus_promote(struct hv_conn *c, const char *name, struct vmha_err *err);

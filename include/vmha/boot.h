@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vmha/common.h"
 
@@ -60,24 +61,60 @@ void store_unlock(int fd);
 
 /* --- Direct-kernel-boot artifacts (boot/artifacts.c) ---
  * The SHA-256 of the kernel and initrd a guest boots directly, and of its command line, are
- * recorded in state_dir/<guest>/artifacts when the guest is first defined (or come from
- * parameters) and checked before every start on every host. With a cluster key the record
- * carries an HMAC-SHA256, so a writer to shared storage cannot swap it quietly. */
+ * recorded in state_dir/<guest>/artifacts (or come from parameters) and checked before every
+ * start on every host. Without a cluster key the first start records them. With one, the
+ * record carries an HMAC-SHA256 over the guest's name, the record's name, the format and the
+ * values, so a writer to shared storage can neither swap a kernel and its digest together
+ * nor copy another guest's record; and only an operator records (boot_artifacts_record, from
+ * `vmha boot --record`): a start never signs whatever kernel it finds. */
 
 struct boot_artifacts {
     const char *kernel, *initrd, *cmdline; /* NULL: not part of this boot */
 };
 
+/* The cluster key (artifact_key): wiped when cleared. */
+struct boot_key {
+    uint8_t *bytes; /* NULL: no key */
+    size_t len;
+};
+
+#define BOOT_KEY_MIN 16
+#define BOOT_KEY_MAX 4096
+/* The signed records' format: 2 binds guest and record name (1, before, did not). */
+#define BOOT_RECORD_FORMAT 2
+
+/* Reads the key file at path, opened once (a symlink or FIFO is refused, not followed or
+ * waited on), which must be a regular file owned by root or by this process's user, with no
+ * permission for group or others, of BOOT_KEY_MIN to BOOT_KEY_MAX bytes. -EPERM (or the
+ * open's -errno) with the reason in err. */
+int boot_key_load(const char *path, struct boot_key *ret, struct vmha_err *err);
+void boot_key_clear(struct boot_key *k);
+
+/* Which record: gdir/name ("artifacts", "install-artifacts") of guest, signed under key
+ * (NULL or empty: unsigned records). */
+struct boot_record_ref {
+    const char *gdir, *guest, *name;
+    const struct boot_key *key;
+};
+
+/* Without a key, a missing record is written by boot_artifacts_check (never with a key). */
+#define BOOT_RECORD_IF_ABSENT 0x1u
+
 /* SHA-256 of a file's contents as 64 hex digits. */
 int boot_file_sha256(const char *path, char out[65], struct vmha_err *err);
-/* Checks the artifacts against the record `name` ("artifacts", "install-artifacts") in gdir,
- * recording them first if there is no record and record_if_absent. Pinned digests (from
- * parameters, NULL = none) win over the record. -EBADMSG with the file and both digests
- * in err on a mismatch; -EPERM when the record's HMAC does not verify under key. */
-int boot_artifacts_check(const char *gdir, const char *name, const struct boot_artifacts *a,
-                         const char *pinned_kernel, const char *pinned_initrd,
-                         const uint8_t *key, size_t key_len, bool record_if_absent,
+/* Checks the artifacts against the record. Pinned digests (from parameters, NULL = none) are
+ * checked first. -EBADMSG with the file and both digests in err on a mismatch; -EPERM when a
+ * key is set and the record's HMAC does not verify (or it is unsigned, or of format 1);
+ * -ENODATA when a key is set and there is no record. */
+int boot_artifacts_check(const struct boot_record_ref *ref, const struct boot_artifacts *a,
+                         const char *pinned_kernel, const char *pinned_initrd, unsigned flags,
                          struct vmha_err *err);
+/* Measures the artifacts as they are on this host and replaces the record with them, signed
+ * when a key is set: the operator's act, after checking the files. -EBADMSG when they differ
+ * from a pinned digest; -ENOENT when the guest boots no kernel directly. */
+int boot_artifacts_record(const struct boot_record_ref *ref, const struct boot_artifacts *a,
+                          const char *pinned_kernel, const char *pinned_initrd,
+                          struct vmha_err *err);
 
 /* --- Install state (boot/artifacts.c): state_dir/<guest>/install --- */
 enum install_state { INSTALL_NOT_STARTED, INSTALL_RUNNING, INSTALL_DONE };

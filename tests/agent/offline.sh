@@ -142,6 +142,32 @@ ok "validate-all: the kernel has its pinned digest -> 0" eq 0 $?
 v OCF_RESKEY_kernel_sha256="$(printf 'other' | sha256sum | cut -d' ' -f1)"
 ok "validate-all: the kernel differs from its pinned digest -> 5" eq 5 $?
 ok "  naming the file and both digests" contains "$md.err" "kernel $md.vmlinuz has sha256 $good here"
+# artifact_key: the key file is checked as opened, and with a key the agent never records.
+mkdir -m 0700 "$md.sd"
+head -c 32 /dev/urandom >"$md.key"
+chmod 0600 "$md.key"
+v OCF_RESKEY_state_dir="$md.sd" OCF_RESKEY_artifact_key="$md.key"
+ok "validate-all: artifact_key and no record of the artifacts -> 6" eq 6 $?
+ok "  saying what to check and run" contains "$md.err" \
+    "check the kernel and initrd on this host, then run 'vmha boot --record direct'"
+ok "  and nothing was recorded" test ! -e "$md.sd/direct/artifacts"
+chmod 0640 "$md.key"
+v OCF_RESKEY_state_dir="$md.sd" OCF_RESKEY_artifact_key="$md.key"
+ok "validate-all: a key file the group can read -> 6" eq 6 $?
+ok "  saying so" contains "$md.err" "can be read or written by group or others"
+chmod 0600 "$md.key"
+ln -s "$md.key" "$md.keylink"
+v OCF_RESKEY_state_dir="$md.sd" OCF_RESKEY_artifact_key="$md.keylink"
+ok "validate-all: a key file that is a symlink -> 6" eq 6 $?
+ok "  saying so" contains "$md.err" "is a symbolic link"
+: >"$md.key0"
+chmod 0600 "$md.key0"
+v OCF_RESKEY_state_dir="$md.sd" OCF_RESKEY_artifact_key="$md.key0"
+ok "validate-all: an empty key file -> 6" eq 6 $?
+ok "  saying so" contains "$md.err" "is empty"
+v OCF_RESKEY_state_dir="$md.sd"
+ok "validate-all: without artifact_key, no record is fine -> 0" eq 0 $?
+rm -rf "$md.sd"
 
 # The state store: what a writer to shared storage plants there is refused, with the reason,
 # and at once (a FIFO must not hold the agent until its timeout).

@@ -94,6 +94,19 @@ static void parse_rejects(void **state)
                    "does not parse");
     expect_refused("name = 'a\n", "does not parse");
     expect_refused("\n <domain type='kvm'><name>a</name></domain>\n", "this is XML");
+    /* Keys libxlutil reads however they are written (issue 15, finding 9): after a ';' on one
+     * line, after a string with an escaped quote, after a list, with '+=', on a line of its
+     * own after a comment. The key is named, never silently ignored. */
+    expect_refused("name=\"x\"; pci=[\"01:00.0\"]\nkernel='/k'\n", "'pci' is not supported");
+    expect_refused("name='a'\nkernel='/k'\nextra=\"a\\\"b\"\npci = [ \"01:00.0\" ]\n",
+                   "'pci' is not supported");
+    expect_refused("name='a'\nkernel='/k'\nextra='it\\'s'\nbootloader='pygrub'\n",
+                   "'bootloader' is not supported");
+    expect_refused("name='a';kernel='/k';vif=['bridge=b'];device_model_args=['-x']\n",
+                   "'device_model_args' is not supported");
+    expect_refused("name='a'\nkernel='/k'\npci+=['01:00.0']\n", "'pci' is not supported");
+    expect_refused("# comment\nname='a' # pci=['x']\nkernel='/k'\nbootloader='b'\npci=['x']\n",
+                   "'bootloader' is not supported");
     /* Keys inside quotes and lists are values, not keys. */
     struct hv_guest_config c;
     struct vmha_err e = {0};
@@ -187,6 +200,40 @@ static void ssh_targets(void **state)
     assert_int_equal(hv_libxl_ssh_target("ssh://h/path", host, sizeof(host), port, sizeof(port),
                                          &e),
                      -EINVAL);
+}
+
+/* A destination from migrate_target never reaches ssh as an option (issue 15, finding 11). */
+static void ssh_option_injection(void **state)
+{
+    static const char *const bad[] = {"ssh://-oProxyCommand=touch /tmp/pwned",
+                                      "ssh://-x",
+                                      "ssh://-oProxyCommand=id@xen2",
+                                      "ssh://root@-oProxyCommand=id",
+                                      "ssh://-F/tmp/cfg:22",
+                                      "ssh://a@b@-oProxyCommand=id"};
+    struct hv_libxl_ssh_cmd cmd;
+    struct vmha_err e = {0};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(hv_libxl_ssh_command(bad[i], "/helper", 1000, &cmd, &e), -EINVAL);
+        assert_non_null(strstr(e.msg, "begins with '-'"));
+    }
+    /* A good one: "--" comes right before the destination, the options all before it. */
+    assert_int_equal(hv_libxl_ssh_command("ssh://root@xen2-mig:2222", "/helper", 1500, &cmd, &e),
+                     0);
+    size_t i = 0, dashes = 0;
+    for (; cmd.argv[i]; i++)
+        if (strcmp(cmd.argv[i], "--") == 0 && !dashes)
+            dashes = i;
+    assert_true(dashes > 0);
+    assert_string_equal(cmd.argv[dashes + 1], "root@xen2-mig");
+    assert_string_equal(cmd.argv[dashes + 2], "/helper");
+    assert_string_equal(cmd.argv[dashes + 3], "migrate-receive");
+    assert_string_equal(cmd.argv[i - 1], "1500");
+    for (size_t k = 0; k < dashes; k++)
+        if (strcmp(cmd.argv[k], "-p") == 0)
+            assert_string_equal(cmd.argv[k + 1], "2222");
+    /* A hyphen inside a name is fine. */
+    assert_int_equal(hv_libxl_ssh_command("ssh://xen-2", "/helper", 1, &cmd, &e), 0);
 }
 
 /* ---- the backend's calls against the test double ---- */
@@ -432,6 +479,7 @@ int main(void)
         cmocka_unit_test(domain_config),
         cmocka_unit_test(states_and_versions),
         cmocka_unit_test(ssh_targets),
+        cmocka_unit_test(ssh_option_injection),
         cmocka_unit_test_setup_teardown(lifecycle, double_setup, double_teardown),
         cmocka_unit_test_setup_teardown(shutdown_modes, double_setup, double_teardown),
         cmocka_unit_test_setup_teardown(failures_carry_libxl_words, double_setup,
