@@ -257,7 +257,7 @@ int ocf_remus_validate(const struct ocf_params *p, const struct hv_guest_config 
     uint8_t *secret = NULL;
     size_t len = 0;
     struct vmha_err e = {0};
-    if (vmha_secret_read(key, &secret, &len, &e) < 0) {
+    if (vmha_secret_read("replication_key", key, &secret, &len, &e) < 0) {
         vmha_err_set(why, e.code, "guest %s cannot be replicated: its stream must be "
                      "authenticated, and %s (set replication_key to a file every node holds)",
                      cfg->name, e.msg);

@@ -43,57 +43,13 @@ void boot_key_clear(struct boot_key *k)
     *k = (struct boot_key){0};
 }
 
-/* Why a key file with these attributes must not be used, or NULL. */
-static const char *key_file_problem(const struct stat *st)
-{
-    if (!S_ISREG(st->st_mode))
-        return "is not a regular file";
-    if (st->st_uid != 0 && st->st_uid != geteuid())
-        return "belongs to another user than root";
-    if (st->st_mode & 077)
-        return "can be read or written by group or others (chmod 0600 it)";
-    if (st->st_size < BOOT_KEY_MIN)
-        return st->st_size ? "is too short to be a secret (less than 16 bytes)" : "is empty";
-    if (st->st_size > BOOT_KEY_MAX)
-        return "is longer than 4096 bytes";
-    return NULL;
-}
-
 int boot_key_load(const char *path, struct boot_key *ret, struct vmha_err *err)
 {
-    /* Opened once, and everything checked on what was opened: no symlink followed, no FIFO
-     * waited on, no file swapped between a check and the read. */
-    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd < 0)
-        return vmha_err_set(err, -errno, "artifact_key %s: %s", path,
-                            errno == ELOOP ? "is a symbolic link: name the file itself"
-                                           : strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return vmha_err_set(err, -errno, "artifact_key %s: %s", path, strerror(errno));
-    const char *problem = key_file_problem(&st);
-    if (problem)
-        return vmha_err_set(err, -EPERM,
-                            "artifact_key %s %s (owner uid %u, mode %04o): "
-                            "refusing to use it",
-                            path, problem, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
-    struct boot_key k = {.bytes = malloc((size_t)st.st_size), .len = 0};
-    if (!k.bytes)
-        return vmha_err_set(err, -ENOMEM, "out of memory");
-    while (k.len < (size_t)st.st_size) {
-        ssize_t n = read(fd, k.bytes + k.len, (size_t)st.st_size - k.len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            int e = n < 0 ? -errno : -EIO;
-            boot_key_clear(&k);
-            return vmha_err_set(err, e, "artifact_key %s: %s", path,
-                                e == -EIO ? "changed while it was read" : strerror(-e));
-        }
-        k.len += (size_t)n;
-    }
-    *ret = k;
-    return 0;
+    struct boot_key k = {0};
+    int r = vmha_secret_read("artifact_key", path, &k.bytes, &k.len, err);
+    if (r == 0)
+        *ret = k;
+    return r;
 }
 
 /* The signed text: a format version, the guest and the record's name (a record signed for

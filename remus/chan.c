@@ -38,7 +38,7 @@ int chan_load_key(struct remus_ctx *x, const char *key_file, struct vmha_err *er
 {
     uint8_t *key = NULL;
     size_t len = 0;
-    int r = vmha_secret_read(key_file, &key, &len, err);
+    int r = vmha_secret_read("replication key", key_file, &key, &len, err);
     if (r < 0)
         return r;
     size_t glen = strlen(x->guest);

@@ -78,15 +78,10 @@ struct boot_key {
     size_t len;
 };
 
-#define BOOT_KEY_MIN 16
-#define BOOT_KEY_MAX 4096
 /* The signed records' format: 2 binds guest and record name (1, before, did not). */
 #define BOOT_RECORD_FORMAT 2
 
-/* Reads the key file at path, opened once (a symlink or FIFO is refused, not followed or
- * waited on), which must be a regular file owned by root or by this process's user, with no
- * permission for group or others, of BOOT_KEY_MIN to BOOT_KEY_MAX bytes. -EPERM (or the
- * open's -errno) with the reason in err. */
+/* Reads the key file at path as vmha_secret_read does (include/vmha/common.h). */
 int boot_key_load(const char *path, struct boot_key *ret, struct vmha_err *err);
 void boot_key_clear(struct boot_key *k);
 

@@ -87,6 +87,11 @@ void vmha_tune_socket(int fd, uint64_t timeout_ms);
 void vmha_program_path(const char *beside, const char *installed, char *out, size_t size);
 
 /* A secret key from path: a regular file (no symbolic link, FIFO or device) owned by root
- * (or this process's user), with no access for group or others, 16 bytes to 64 KiB. The
- * caller frees *ret (and should clear it). -errno with a sentence naming the fault. */
-int vmha_secret_read(const char *path, uint8_t **ret, size_t *len, struct vmha_err *err);
+ * (or this process's user), with no access for group or others, of VMHA_SECRET_MIN to
+ * VMHA_SECRET_MAX bytes, opened once and judged by what was opened. The caller frees *ret
+ * (clearing it first). -EPERM (-ELOOP for a link, or the open's -errno) with a sentence that
+ * starts with what (e.g. "artifact_key") and names the fault. */
+#define VMHA_SECRET_MIN 16
+#define VMHA_SECRET_MAX (64 << 10)
+int vmha_secret_read(const char *what, const char *path, uint8_t **ret, size_t *len,
+                     struct vmha_err *err);

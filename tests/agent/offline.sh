@@ -97,12 +97,12 @@ ok "  with it (and the cluster's key): 0" eq 0 $?
 env -i PATH="$PATH" OCF_RESKEY_config="$md.memfd" OCF_RESKEY_replicate=true \
     OCF_RESKEY_replication_key="$md.nokey" "$AGENT" validate-all >/dev/null 2>"$md.err"
 ok "validate-all: a replicated guest without the cluster's key here -> 5" eq 5 $?
-ok "  naming the key it looked for" contains "$md.err" "key file $md.nokey"
+ok "  naming the key it looked for" contains "$md.err" "replication_key $md.nokey"
 cp "$md.authkey" "$md.openkey" && chmod 644 "$md.openkey"
 env -i PATH="$PATH" OCF_RESKEY_config="$md.memfd" OCF_RESKEY_replicate=true \
     OCF_RESKEY_replication_key="$md.openkey" "$AGENT" validate-all >/dev/null 2>"$md.err"
 ok "validate-all: a key others can read -> 6" eq 6 $?
-ok "  saying so" contains "$md.err" "can be read or written by others"
+ok "  saying so" contains "$md.err" "can be read or written by group or others"
 ln -s "$md.authkey" "$md.linkkey"
 env -i PATH="$PATH" OCF_RESKEY_config="$md.memfd" OCF_RESKEY_replicate=true \
     OCF_RESKEY_replication_key="$md.linkkey" "$AGENT" validate-all >/dev/null 2>"$md.err"

@@ -63,7 +63,7 @@ chmod 644 "$work/otherkey"
 ok "a key others can read is refused" \
     bash -c "! '$REPL' receive --guest ft9 --dir '$work/nokey' --node here --listen 127.0.0.1:$((port + 1)) \
         --memory $MEM --key '$work/otherkey' 2>'$work/nokey.err'"
-ok "  naming the fault" grep -q "chmod 600" "$work/nokey.err"
+ok "  naming the fault" grep -q "chmod 0600" "$work/nokey.err"
 chmod 600 "$work/otherkey"
 
 start_backup "$work/r" "$port" --key "$work/authkey" || bail "the backup did not start"
