@@ -84,8 +84,6 @@ void ocf_params_clear(struct ocf_params *p);
  * migration_transport ("qemu:///system" + ssh -> "qemu+ssh://%n/system"), with %n expanded. */
 int ocf_migration_dest_uri(const struct ocf_params *p, const char *node, char **ret,
                            struct vmha_err *err);
-/* The guest's directory in the state store: state_dir/<name>. */
-void ocf_guest_dir(const struct ocf_params *p, const char *name, char *buf, size_t size);
 /* Expands %n (node) and %% in a template. */
 int ocf_expand_template(const char *tmpl, const char *node, char **ret);
 

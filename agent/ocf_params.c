@@ -462,8 +462,3 @@ int ocf_migration_dest_uri(const struct ocf_params *p, const char *node, char **
              p->migration_transport, path ? path : "/system");
     return ocf_expand_template(tmpl, node, ret);
 }
-
-void ocf_guest_dir(const struct ocf_params *p, const char *name, char *buf, size_t size)
-{
-    snprintf(buf, size, "%s/%s", p->state_dir, name);
-}

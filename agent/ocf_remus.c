@@ -12,7 +12,9 @@
  * whose backup keeps the last checkpoint as a file, and Xen's Remus for hypervisor=libxl,
  * whose backup keeps it as the paused domain NAME--replica. Xen's has no final checkpoint, so
  * a planned switchover of a Xen guest is a live migration to its backup. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -159,7 +161,7 @@ static void wipe_replica(struct ft *f)
 {
     static const char *const files[] = {"ckpt.save", "ckpt.save.part", "ckpt.part",
                                         "ckpt.meta", "ckpt.jrnl", "ckpt.lock", "dev.save",
-                                        "ram", "dev.save.tmp", "demote-shutdown", "demote-to",
+                                        "ram", "demote-shutdown", "demote-to",
                                         REMUS_CONFIG_COPY, "status"};
     size_t n = sizeof(files) / sizeof(files[0]) - remus_running(f->dir, "send", NULL);
     for (size_t i = 0; i < n; i++) {
@@ -167,6 +169,15 @@ static void wipe_replica(struct ft *f)
         snprintf(path, sizeof(path), "%s/%s", f->dir, files[i]);
         unlink(path);
     }
+    /* What a write cut short by a crash left: .NAME.HOST.RANDOM.tmp (vmha_write_file). */
+    DIR *d = opendir(f->dir);
+    for (struct dirent *de; d && (de = readdir(d));) {
+        size_t len = strlen(de->d_name);
+        if (de->d_name[0] == '.' && len > 5 && strcmp(de->d_name + len - 4, ".tmp") == 0)
+            unlinkat(dirfd(d), de->d_name, 0);
+    }
+    if (d)
+        closedir(d);
     struct vmha_err e = {0};
     if (f->xen && f->g.ops->replica_discard(f->g.conn, f->g.name, &e) < 0)
         cluster_log(LOG_WARNING, "%s", e.msg);

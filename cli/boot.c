@@ -78,8 +78,11 @@ static int record(const struct cli_guest *g, const struct cli_opts *o)
         fprintf(stderr, "vmha boot: %s\n", e.msg);
         return VMHA_EXIT_FAILED;
     }
-    char gdir[4400];
-    snprintf(gdir, sizeof(gdir), "%s/%s", g->state_dir, g->name);
+    _cleanup_free_ char *gdir = NULL;
+    if (store_guest_dir(g->state_dir, g->name, &gdir, &e) < 0) {
+        fprintf(stderr, "vmha boot: %s\n", e.msg);
+        return VMHA_EXIT_FAILED;
+    }
     struct boot_artifacts a = {.kernel = cfg.kernel, .initrd = cfg.initrd, .cmdline = cfg.cmdline};
     struct boot_record_ref ref = {.gdir = gdir, .guest = g->name, .name = "artifacts", .key = &key};
     const char *done[2];
@@ -165,8 +168,11 @@ int cmd_boot(int argc, char **argv, const struct cli_opts *o)
         fprintf(stderr, "vmha boot: guest %s has no state_dir: nothing is recorded\n", g.name);
         return VMHA_EXIT_FAILED;
     }
-    char gdir[4400];
-    snprintf(gdir, sizeof(gdir), "%s/%s", g.state_dir, g.name);
+    _cleanup_free_ char *gdir = NULL;
+    if (store_guest_dir(g.state_dir, g.name, &gdir, &e) < 0) {
+        fprintf(stderr, "vmha boot: %s\n", e.msg);
+        return VMHA_EXIT_FAILED;
+    }
     struct install_record ir;
     if (install_read(gdir, &ir, &e) < 0) {
         fprintf(stderr, "vmha boot: %s\n", e.msg);

@@ -87,9 +87,10 @@ static void fill(const struct cluster_view *v, struct gstatus *s)
         snprintf(s->hosts, sizeof(s->hosts), "-");
     if (!s->g.state_dir)
         return;
-    char gdir[4400];
-    snprintf(gdir, sizeof(gdir), "%s/%s", s->g.state_dir, s->g.name);
     struct vmha_err e = {0};
+    _cleanup_free_ char *gdir = NULL;
+    if (store_guest_dir(s->g.state_dir, s->g.name, &gdir, &e) < 0)
+        return; /* vmha check says why */
     _cleanup_free_ struct nvram_gen *gens = NULL;
     size_t n = 0;
     unsigned long booted = 0;
