@@ -123,7 +123,9 @@ const struct ocf_param_desc ocf_param_table[] = {
      .longdesc = "A file (root only, the same on every node) with a secret key: recorded boot "
                  "artifact digests are then signed with HMAC-SHA256 and a record that does not "
                  "verify is refused, so a writer to shared storage cannot swap a kernel and "
-                 "its digest together."},
+                 "its digest together. A start never records under a key: run vmha boot "
+                 "--record GUEST after checking the files. The key file must be root's, mode "
+                 "0600, at least 16 bytes."},
     {.name = "replicate", .type = OCF_PT_BOOLEAN, .def = "false",
      .shortdesc = "Fault tolerance (checkpoint replication)",
      .longdesc = "Run the guest fault-tolerant: configure the resource as a promotable clone "
