@@ -13,7 +13,13 @@
 #include "remus_private.h"
 #include "vmha/cluster.h"
 
-#define HANDSHAKE_MS 2000
+/* How long a peer has to prove itself: the checkpoint's timeout, within 2 to 10 s. Peers
+ * are served side by side, so a long window costs a slot, not a delay (an emulated dom0
+ * that also runs Pacemaker can take seconds for a handshake). */
+static uint64_t handshake_ms(const struct remus_ctx *x)
+{
+    return x->timeout_ms < 2000 ? 2000 : x->timeout_ms > 10000 ? 10000 : x->timeout_ms;
+}
 
 static void refuse(struct remus_ctx *x, struct remus_pending *p, const char *why)
 {
@@ -50,7 +56,7 @@ static void accept_one(struct remus_ctx *x, struct remus_door *d)
         d->n--;
     }
     struct remus_pending *p = &d->pend[d->n++];
-    *p = (struct remus_pending){.ch = {.fd = fd}, .dl = vmha_deadline_in(HANDSHAKE_MS)};
+    *p = (struct remus_pending){.ch = {.fd = fd}, .dl = vmha_deadline_in(handshake_ms(x))};
     peer_name(fd, p->from, sizeof(p->from));
     vmha_tune_socket(fd, x->timeout_ms);
     struct vmha_err e = {0};

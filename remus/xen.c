@@ -292,7 +292,7 @@ static int read_hello(struct chan *ch, uint64_t *session, uint64_t *memory_kib)
 {
     char line[64];
     size_t n = 0;
-    struct vmha_deadline dl = vmha_deadline_in(REMUS_HEADER_MS);
+    struct vmha_deadline dl = vmha_deadline_in(10000);
     while (n < sizeof(line) - 1) {
         if (chan_read(ch, line + n, 1, &dl) != 1)
             return -EPROTO;
