@@ -147,5 +147,15 @@ lab_tls_certs() {
         lab on "$h" sh -c 'cat >/etc/pki/libvirt/servercert.pem' <"$d/$h.pem"
         lab on "$h" sh -c 'cat >/etc/pki/libvirt/clientcert.pem' <"$d/$h.pem"
     done
+    # A certificate of the same CA for the workstation, which is no cluster node: in
+    # $VMHA_LAB_DIR/pki-workstation, laid out as /etc/pki is.
+    local w=$VMHA_LAB_DIR/pki-workstation
+    rm -rf "$w" && mkdir -p "$w/CA" "$w/libvirt/private" && cp "$d/cacert.pem" "$w/CA/" &&
+        openssl req -newkey rsa:2048 -nodes -keyout "$w/libvirt/private/clientkey.pem" \
+            -out "$d/w.csr" -subj /CN=workstation 2>/dev/null &&
+        printf 'subjectAltName=DNS:workstation\nextendedKeyUsage=clientAuth\n' >"$d/w.ext" &&
+        openssl x509 -req -in "$d/w.csr" -CA "$d/cacert.pem" -CAkey "$d/ca.key" \
+            -CAcreateserial -out "$w/libvirt/clientcert.pem" -days 30 -extfile "$d/w.ext" \
+            2>/dev/null || return 1
     rm -rf "$d"
 }

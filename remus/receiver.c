@@ -145,8 +145,8 @@ static int commit(struct remus_ctx *x, const char *part, const struct remus_epoc
 /* One authenticated connection: header, body, trailer; commit; answer. The header comes by
  * hdl; the rest has one deadline for the whole epoch (a peer that trickles bytes gains
  * nothing): the checkpoint's timeout twice, and time for all of the memory to cross. */
-static int receive_epoch(struct remus_ctx *x, struct chan *ch, const struct vmha_deadline *hdl,
-                         struct vmha_err *err)
+int remus_receive_epoch(struct remus_ctx *x, struct chan *ch, const struct vmha_deadline *hdl,
+                        struct vmha_err *err)
 {
     struct remus_epoch_id id;
     int r = read_header(ch, &id, hdl, err);
@@ -212,7 +212,7 @@ static void serve(struct remus_ctx *x, struct chan *ch)
     struct vmha_err e = {0};
     struct vmha_deadline hdl =
         vmha_deadline_in(x->timeout_ms < REMUS_HEADER_MS ? x->timeout_ms : REMUS_HEADER_MS);
-    if (receive_epoch(x, ch, &hdl, &e) < 0) {
+    if (remus_receive_epoch(x, ch, &hdl, &e) < 0) {
         x->st.failures++;
         snprintf(x->st.error, sizeof(x->st.error), "%s", e.msg);
         cluster_log(LOG_WARNING, "replica of %s: %s", x->guest, e.msg);

@@ -106,6 +106,11 @@ int remus_door_open(struct remus_ctx *x, struct remus_door *d, struct vmha_err *
 int remus_door_wait(struct remus_ctx *x, struct remus_door *d, uint64_t ms, struct chan *ret);
 void remus_door_close(struct remus_door *d);
 
+/* One epoch from a proven primary on ch (receiver.c): header by hdl, body, trailer; commit
+ * into x->dir and answer ACK. -errno with err set when refused (the caller answers NAK). */
+int remus_receive_epoch(struct remus_ctx *x, struct chan *ch, const struct vmha_deadline *hdl,
+                        struct vmha_err *err);
+
 int remus_send(struct remus_ctx *x);
 int remus_receive(struct remus_ctx *x);
 

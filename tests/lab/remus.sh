@@ -272,6 +272,18 @@ lab admin sh -c "printf 'VMHA-CKPT 1 ft1 0000000000000001 1\n' | timeout 3 busyb
     >/dev/null 2>&1
 refused() { [ "$(refused_n)" -gt "$before" ]; }
 ok "6. a stream that does not speak TLS is refused" wait_for 10 refused
+before=$(refused_n)
+# (by the backup's name, which its certificate carries: the client takes the backup, and it
+# is the backup that must refuse the client)
+echo "$NET.1${B#node} $B" >"$WORK/hosts"
+out=$(lab admin unshare -m sh -c "mount --bind '$VMHA_LAB_DIR/pki-workstation' /etc/pki &&
+    mount --bind '$WORK/hosts' /etc/hosts &&
+    '$CLIENT' '$B:7790' ft1 x509 'VMHA-CKPT 2 ft1 0000000000000001 1' '$WORK/body'" 2>&1)
+diag "the workstation's client: $out"
+ok "6. a certificate of the cluster's CA that names no cluster node is refused" \
+    wait_for 10 refused
+ok "  after its handshake (the workstation took the backup's certificate)" \
+    grep -q "^closed before GO" <<<"$out"
 ok "6. and the guest stays protected" wait_for 10 protected
 export SAMPLE_TIMEOUT=30 # a switchover, as in 4 (TLS adds to each checkpoint)
 watch_start tls ft1
