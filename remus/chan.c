@@ -19,11 +19,12 @@
 #include "vmha/cleanup.h"
 #include "vmha/cluster.h"
 
-#define TLS_CA "/etc/pki/CA/cacert.pem"
-#define TLS_SERVER_CERT "/etc/pki/libvirt/servercert.pem"
-#define TLS_SERVER_KEY "/etc/pki/libvirt/private/serverkey.pem"
-#define TLS_CLIENT_CERT "/etc/pki/libvirt/clientcert.pem"
-#define TLS_CLIENT_KEY "/etc/pki/libvirt/private/clientkey.pem"
+/* libvirt's TLS files, under x->pki (default /etc/pki). */
+#define TLS_CA "CA/cacert.pem"
+#define TLS_SERVER_CERT "libvirt/servercert.pem"
+#define TLS_SERVER_KEY "libvirt/private/serverkey.pem"
+#define TLS_CLIENT_CERT "libvirt/clientcert.pem"
+#define TLS_CLIENT_KEY "libvirt/private/clientkey.pem"
 /* Ephemeral (EC)DHE with the pre-shared key: a stolen key does not open recorded streams. */
 #define PSK_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-KX-ALL:+ECDHE-PSK:+DHE-PSK"
 /* What the key is derived for: a guest's key opens no other guest's replica. */
@@ -61,16 +62,23 @@ static int tls_err(struct vmha_err *err, int r, const char *what)
     return vmha_err_set(err, -EPROTO, "%s: %s", what, gnutls_strerror(r));
 }
 
-static int x509_creds(struct chan *c, bool server, struct vmha_err *err)
+static int x509_creds(struct chan *c, const struct remus_ctx *x, bool server,
+                      struct vmha_err *err)
 {
     int r = gnutls_certificate_allocate_credentials(&c->creds);
     if (r < 0)
         return tls_err(err, r, "TLS");
-    const char *cert = server ? TLS_SERVER_CERT : TLS_CLIENT_CERT;
-    const char *key = server ? TLS_SERVER_KEY : TLS_CLIENT_KEY;
-    if ((r = gnutls_certificate_set_x509_trust_file(c->creds, TLS_CA, GNUTLS_X509_FMT_PEM)) <= 0)
+    const char *pki = x->pki ? x->pki : "/etc/pki";
+    char ca[4200], cert[4200], key[4200];
+    if (snprintf(ca, sizeof(ca), "%s/" TLS_CA, pki) >= (int)sizeof(ca) ||
+        snprintf(cert, sizeof(cert), "%s/%s", pki, server ? TLS_SERVER_CERT : TLS_CLIENT_CERT) >=
+            (int)sizeof(cert) ||
+        snprintf(key, sizeof(key), "%s/%s", pki, server ? TLS_SERVER_KEY : TLS_CLIENT_KEY) >=
+            (int)sizeof(key))
+        return vmha_err_set(err, -ENAMETOOLONG, "path too long in %s", pki);
+    if ((r = gnutls_certificate_set_x509_trust_file(c->creds, ca, GNUTLS_X509_FMT_PEM)) <= 0)
         return vmha_err_set(err, -ENOENT, "replication_tls: cannot load the CA certificate %s: %s",
-                            TLS_CA, r < 0 ? gnutls_strerror(r) : "no certificate in it");
+                            ca, r < 0 ? gnutls_strerror(r) : "no certificate in it");
     if ((r = gnutls_certificate_set_x509_key_file(c->creds, cert, key, GNUTLS_X509_FMT_PEM)) < 0)
         return vmha_err_set(err, -ENOENT, "replication_tls: cannot load %s and %s: %s", cert, key,
                             gnutls_strerror(r));
@@ -102,7 +110,7 @@ static int session_new(struct chan *c, const struct remus_ctx *x, bool server,
     if (x->auth == REMUS_AUTH_X509) {
         if ((r = gnutls_set_default_priority(c->tls)) < 0)
             return tls_err(err, r, "TLS");
-        return x509_creds(c, server, err);
+        return x509_creds(c, x, server, err);
     }
     if ((r = gnutls_priority_set_direct(c->tls, PSK_PRIORITY, NULL)) < 0)
         return tls_err(err, r, "TLS");

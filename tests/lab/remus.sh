@@ -276,9 +276,9 @@ before=$(refused_n)
 # (by the backup's name, which its certificate carries: the client takes the backup, and it
 # is the backup that must refuse the client)
 echo "$NET.1${B#node} $B" >"$WORK/hosts"
-out=$(lab admin unshare -m sh -c "mount --bind '$VMHA_LAB_DIR/pki-workstation' /etc/pki &&
-    mount --bind '$WORK/hosts' /etc/hosts &&
-    '$CLIENT' '$B:7790' ft1 x509 'VMHA-CKPT 2 ft1 0000000000000001 1' '$WORK/body'" 2>&1)
+out=$(lab admin unshare -m sh -c "mount --bind '$WORK/hosts' /etc/hosts &&
+    '$CLIENT' '$B:7790' ft1 'x509:$VMHA_LAB_DIR/pki-workstation' \
+        'VMHA-CKPT 2 ft1 0000000000000001 1' '$WORK/body'" 2>&1)
 diag "the workstation's client: $out"
 ok "6. a certificate of the cluster's CA that names no cluster node is refused" \
     wait_for 10 refused

@@ -2,9 +2,9 @@
  * replicator, authenticates as the primary would (the key file, or "-" for none), sends the
  * header line, and once the backup says GO the bytes of BODY (the body and the trailer, as
  * the test built them); prints each line the backup answers. With a key that is not the
- * cluster's it shows what a stranger gets. "x509" authenticates with the certificates in
- * /etc/pki as replication_tls does.
- *   ckpt_client HOST:PORT GUEST KEYFILE|-|x509 HEADER BODYFILE */
+ * cluster's it shows what a stranger gets. "x509:DIR" authenticates with the certificates
+ * in DIR, laid out as /etc/pki, as replication_tls does.
+ *   ckpt_client HOST:PORT GUEST KEYFILE|-|x509:DIR HEADER BODYFILE */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,14 +32,16 @@ static int line(struct chan *ch, char *buf, size_t size, const struct vmha_deadl
 int main(int argc, char **argv)
 {
     if (argc != 6) {
-        fprintf(stderr, "usage: ckpt_client HOST:PORT GUEST KEYFILE|-|x509 HEADER BODYFILE\n");
+        fprintf(stderr, "usage: ckpt_client HOST:PORT GUEST KEYFILE|-|x509:DIR HEADER BODYFILE\n");
         return 2;
     }
     struct remus_ctx x = {.guest = argv[2], .timeout_ms = 5000};
     struct vmha_err err = {0};
     x.auth = strcmp(argv[3], "-") == 0      ? REMUS_AUTH_NONE
-             : strcmp(argv[3], "x509") == 0 ? REMUS_AUTH_X509
-                                            : REMUS_AUTH_KEY;
+             : strncmp(argv[3], "x509:", 5) == 0 ? REMUS_AUTH_X509
+                                                 : REMUS_AUTH_KEY;
+    if (x.auth == REMUS_AUTH_X509)
+        x.pki = argv[3] + 5;
     if (x.auth == REMUS_AUTH_KEY && chan_load_key(&x, argv[3], &err) < 0) {
         printf("no key: %s\n", err.msg);
         return 1;
