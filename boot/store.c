@@ -82,6 +82,8 @@ int store_kv_set(struct store_kv *kv, const char *key, const char *value)
     return 0;
 }
 
+#define STORE_KV_MAX 512
+
 int store_kv_parse(const char *text, struct store_kv *ret, struct vmha_err *err)
 {
     memset(ret, 0, sizeof(*ret));
@@ -95,6 +97,13 @@ int store_kv_parse(const char *text, struct store_kv *ret, struct vmha_err *err)
             if (!eq || !key_ok(p, (size_t)(eq - p))) {
                 store_kv_clear(ret);
                 return vmha_err_set(err, -EINVAL, "line %d is not key=value", line);
+            }
+            /* vmha's records hold a few dozen keys; finding each among those before it is
+             * quadratic, which a planted record of many thousands would turn into seconds. */
+            if (ret->n == STORE_KV_MAX) {
+                store_kv_clear(ret);
+                return vmha_err_set(err, -E2BIG, "more than %d keys: not a record of vmha's",
+                                    STORE_KV_MAX);
             }
             _cleanup_free_ char *k = strndup(p, (size_t)(eq - p));
             _cleanup_free_ char *v = strndup(eq + 1, len - (size_t)(eq - p) - 1);

@@ -55,6 +55,21 @@ static void kv_roundtrip(void **state)
     assert_non_null(strstr(e.msg, "line 2"));
     assert_int_equal(store_kv_parse("=1\n", &kv, &e), -EINVAL);
     assert_int_equal(kv.n, 0);
+    /* Found by fuzzing: thousands of distinct keys made each parse quadratic (a 256 KiB
+     * record took 2 s). 512 keys are a record; one more is refused. */
+    char *many = malloc(513 * 16);
+    assert_non_null(many);
+    size_t len = 0;
+    for (int i = 0; i < 513; i++)
+        len += (size_t)sprintf(many + len, "k%d=v\n", i);
+    assert_int_equal(store_kv_parse(many, &kv, &e), -E2BIG);
+    assert_non_null(strstr(e.msg, "more than 512 keys"));
+    assert_int_equal(kv.n, 0);
+    many[len - strlen("k512=v\n")] = '\0';
+    assert_int_equal(store_kv_parse(many, &kv, &e), 0);
+    assert_int_equal(kv.n, 512);
+    store_kv_clear(&kv);
+    free(many);
 }
 
 static void names(void **state)
