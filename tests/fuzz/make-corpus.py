@@ -352,6 +352,9 @@ TARGETS = {
     "fuzz_nvram": nvram_seeds,
     "fuzz_nvram_store": nvram_store_seeds,
     "fuzz_store": store_seeds,
+    "fuzz_remus_header": remus_header_seeds,
+    "fuzz_remus_body": remus_body_seeds,
+    "fuzz_stream_merge": stream_merge_seeds,
 }
 
 
