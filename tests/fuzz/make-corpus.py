@@ -355,6 +355,8 @@ TARGETS = {
     "fuzz_remus_header": remus_header_seeds,
     "fuzz_remus_body": remus_body_seeds,
     "fuzz_stream_merge": stream_merge_seeds,
+    "fuzz_libvirt_xml": libvirt_xml_seeds,
+    "fuzz_xl_cfg": xl_cfg_seeds,
 }
 
 
