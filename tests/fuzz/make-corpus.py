@@ -357,6 +357,8 @@ TARGETS = {
     "fuzz_stream_merge": stream_merge_seeds,
     "fuzz_libvirt_xml": libvirt_xml_seeds,
     "fuzz_xl_cfg": xl_cfg_seeds,
+    "fuzz_ocf_params": ocf_params_seeds,
+    "fuzz_agent_server": agent_server_seeds,
 }
 
 
