@@ -23,8 +23,9 @@ struct hv_xl_logger {
     bool debug; /* VMHA_LIBXL_DEBUG=1: everything libxenlight says goes to stderr */
 };
 
-static void log_vmessage(xentoollog_logger *l, xentoollog_level level, int errnoval,
-                         const char *context, const char *fmt, va_list ap)
+__attribute__((format(printf, 5, 0))) static void
+log_vmessage(xentoollog_logger *l, xentoollog_level level, int errnoval, const char *context,
+             const char *fmt, va_list ap)
 {
     struct hv_xl_logger *me = (struct hv_xl_logger *)l;
     if (me->debug && level >= XTL_DETAIL) {

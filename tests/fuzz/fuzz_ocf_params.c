@@ -34,8 +34,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (ocf_expand_template(p.replication_address, nodes[i], &s) == 0)
                 free(s);
         }
-        char dir[4096];
-        ocf_guest_dir(&p, p.name, dir, sizeof(dir));
         ocf_params_clear(&p);
     }
     free(buf);

@@ -2,9 +2,9 @@
  * for a body it accepts, what the backup does next with the bytes: the journal applied
  * (remus_journal_apply walks the sections again and writes the pages and the device state)
  * and the save image built from them (remus_checkpoint_image: the libvirt save header, then
- * QEMU's stream merged with the memory). Only bodies of at most 1 MiB of memory go that far:
- * the memory's size is not yet checked against the guest's (issue 15, finding 4), and a
- * fuzzer would spend its time writing sparse files. */
+ * QEMU's stream merged with the memory). Only bodies of at most 1 MiB of memory go that far
+ * (the receiver takes only the guest's own size; a fuzzer would spend its time writing
+ * sparse files). */
 #include <stdio.h>
 
 #include "fuzz.h"
