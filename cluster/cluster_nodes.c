@@ -160,6 +160,10 @@ int cluster_query_cib(const struct vmha_deadline *dl, xmlNode **ret, struct vmha
     uint64_t left = vmha_deadline_left_ms(dl);
     if (left < 1000)
         return vmha_err_set(err, -ETIMEDOUT, "no time left to read the CIB");
+    /* A file-backed CIB (CIB_file, for tools and tests) is checked against the schema with
+     * libxml, which must have been set up through Pacemaker first, or every CIB is refused
+     * as not conforming. Idempotent. */
+    crm_xml_init();
     cib_t *cib = cib_new();
     if (!cib)
         return vmha_err_set(err, -ENOMEM, "cannot create a CIB connection");

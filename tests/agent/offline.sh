@@ -316,6 +316,24 @@ done
 "$VMHA" --timeout 2 status >/dev/null 2>"$md.err"
 ok "vmha status without a cluster -> 1" eq 1 $?
 ok "  and says why" contains "$md.err" "cannot connect to the CIB"
+# On a file-backed CIB (Pacemaker's own way to read a CIB offline): a replicated guest whose
+# stream is not authenticated is shouted about; one with the cluster's key is not.
+cibadmin --empty >"$md.cib" 2>/dev/null
+ft_rsc() { # ID INSECURE
+    printf '<clone id="%s-clone"><meta_attributes id="%s-m"><nvpair id="%s-m1" name="promotable" value="true"/></meta_attributes><primitive id="%s" class="ocf" provider="vmha" type="guest"><instance_attributes id="%s-ia"><nvpair id="%s-a1" name="config" value="/srv/%s.xml"/><nvpair id="%s-a2" name="name" value="%s"/><nvpair id="%s-a3" name="replicate" value="true"/><nvpair id="%s-a4" name="replication_insecure" value="%s"/></instance_attributes></primitive></clone>' \
+        "$1" "$1" "$1" "$1" "$1" "$1" "$1" "$1" "$1" "$1" "$1" "$2"
+}
+CIB_file="$md.cib" cibadmin -C -o resources -X "$(ft_rsc lab1 true)" 2>/dev/null &&
+    CIB_file="$md.cib" cibadmin -C -o resources -X "$(ft_rsc prod1 false)" 2>/dev/null
+CIB_file="$md.cib" "$VMHA" status >"$md.out" 2>"$md.err"
+ok "vmha status on a file-backed CIB -> 0" eq 0 $?
+ok "  warns of the guest replicated without authentication" \
+    contains "$md.out" "WARNING: lab1 replicates WITHOUT AUTHENTICATION"
+ok "  and of no other" eval '[ "$(grep -c WARNING "$md.out")" = 1 ]'
+CIB_file="$md.cib" "$VMHA" --json status >"$md.out" 2>"$md.err"
+ok "  --json says how each stream is authenticated" \
+    eval 'grep -q "\"guest\":\"lab1\".*\"replication_auth\":\"none\"" "$md.out" &&
+          grep -q "\"guest\":\"prod1\".*\"replication_auth\":\"key\"" "$md.out"'
 "$VMHA" status --watch=0.1 >/dev/null 2>&1
 ok "vmha status --watch=0.1 -> 2" eq 2 $?
 "$VMHA" migrate web1 >/dev/null 2>&1
