@@ -130,12 +130,16 @@ static int session_new(struct chan *c, const struct remus_ctx *x, bool server,
     return r < 0 ? tls_err(err, r, "TLS") : 0;
 }
 
-int chan_client(struct chan *c, const struct remus_ctx *x, const char *host,
+int chan_client(struct chan *c, const struct remus_ctx *x, const char *address,
                 const struct vmha_deadline *dl, struct vmha_err *err)
 {
     if (x->auth == REMUS_AUTH_NONE)
         return 0;
-    int r = session_new(c, x, false, err);
+    char host[256], port[16];
+    int r = remus_split_address(address, host, sizeof(host), port, sizeof(port));
+    if (r < 0)
+        return vmha_err_set(err, r, "replica address %s is not host:port or [v6]:port", address);
+    r = session_new(c, x, false, err);
     if (r < 0)
         return r;
     if (x->auth == REMUS_AUTH_X509) {
@@ -259,6 +263,23 @@ ssize_t chan_read(struct chan *c, void *buf, size_t n, const struct vmha_deadlin
             return 0; /* closed without a TLS goodbye: the trailer decides */
         return got < 0 ? -EPROTO : got;
     }
+}
+
+ssize_t chan_read_line(struct chan *c, char *buf, size_t size, const struct vmha_deadline *dl)
+{
+    /* A byte at a time: what follows the line (a checkpoint's body) is not this call's. */
+    size_t len = 0;
+    while (len + 1 < size) {
+        ssize_t n = chan_read(c, buf + len, 1, dl);
+        if (n <= 0) {
+            buf[len] = '\0';
+            return n < 0 ? n : -EPIPE;
+        }
+        if (buf[len++] == '\n')
+            break;
+    }
+    buf[len] = '\0';
+    return len && buf[len - 1] == '\n' ? (ssize_t)len : -EMSGSIZE;
 }
 
 int chan_write_all(struct chan *c, const void *buf, size_t n, const struct vmha_deadline *dl)

@@ -72,17 +72,11 @@ static int read_header(struct chan *ch, struct remus_epoch_id *id,
                        const struct vmha_deadline *dl, struct vmha_err *err)
 {
     char line[REMUS_HEADER_MAX];
-    size_t len = 0;
-    while (len + 1 < sizeof(line)) {
-        ssize_t n = chan_read(ch, line + len, 1, dl);
-        if (n <= 0)
-            return vmha_err_set(err, n < 0 ? (int)n : -EPIPE, "no checkpoint header: %s",
-                                n < 0 ? strerror((int)-n) : "connection closed");
-        if (line[len++] == '\n')
-            break;
-    }
-    line[len] = '\0';
-    return remus_header_parse(line, id, err);
+    ssize_t n = chan_read_line(ch, line, sizeof(line), dl);
+    if (n == -EPIPE || n == -ETIMEDOUT || n == -ECANCELED)
+        return vmha_err_set(err, (int)n, "no checkpoint header: %s",
+                            n == -EPIPE ? "connection closed" : strerror((int)-n));
+    return remus_header_parse(line, id, err); /* a line cut short is no header either */
 }
 
 /* The body and trailer into part, by dl, at most max bytes: the bytes kept, or -errno. */

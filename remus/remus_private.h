@@ -31,9 +31,9 @@ struct chan {
 };
 
 struct remus_ctx;
-/* The primary's end: authenticates to the backup at host (the name its certificate must
- * carry, with X509) and authenticates it. */
-int chan_client(struct chan *c, const struct remus_ctx *x, const char *host,
+/* The primary's end: authenticates to the backup at address (host:port; with X509 its
+ * certificate must carry the host) and authenticates it. */
+int chan_client(struct chan *c, const struct remus_ctx *x, const char *address,
                 const struct vmha_deadline *dl, struct vmha_err *err);
 /* The backup's end, on a non-blocking socket: chan_server_start sets the session up,
  * chan_server_step advances its handshake whenever the socket is readable: 1 once the peer
@@ -42,6 +42,9 @@ int chan_server_start(struct chan *c, const struct remus_ctx *x, struct vmha_err
 int chan_server_step(struct chan *c, const struct remus_ctx *x, struct vmha_err *err);
 /* Bytes read (0 at EOF), or -errno; waits no longer than dl. */
 ssize_t chan_read(struct chan *c, void *buf, size_t n, const struct vmha_deadline *dl);
+/* One line, newline included, NUL-terminated in buf, by dl: its length; -EPIPE when the peer
+ * closed before a whole line, -EMSGSIZE when it is longer than size - 1, or -errno. */
+ssize_t chan_read_line(struct chan *c, char *buf, size_t size, const struct vmha_deadline *dl);
 int chan_write_all(struct chan *c, const void *buf, size_t n, const struct vmha_deadline *dl);
 int chan_shutdown_wr(struct chan *c);
 void chan_close(struct chan *c);

@@ -40,34 +40,15 @@ struct sender {
     bool qemu_gone;        /* the guest's memory is no longer ram: start again */
 };
 
-/* One line from the backup, by dl, without its newline ("" when the connection closed). */
-static int read_line(struct chan *ch, char *line, size_t size, const struct vmha_deadline *dl)
-{
-    size_t len = 0;
-    while (len + 1 < size) {
-        ssize_t n = chan_read(ch, line + len, size - 1 - len, dl);
-        if (n == -ETIMEDOUT)
-            return -ETIMEDOUT;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        line[len] = '\0';
-        if (strchr(line, '\n'))
-            break;
-    }
-    line[len] = '\0';
-    line[strcspn(line, "\n")] = '\0';
-    return 0;
-}
-
 /* The backup's answer to checkpoint epoch ("ACK <epoch>"), or before it ("GO"), by dl. */
 static int read_answer(struct chan *ch, uint64_t epoch, const char *want,
                        const struct vmha_deadline *dl, struct vmha_err *err)
 {
     char line[400];
-    if (read_line(ch, line, sizeof(line), dl) < 0)
+    if (chan_read_line(ch, line, sizeof(line), dl) == -ETIMEDOUT)
         return vmha_err_set(err, -ETIMEDOUT, "no %s from the replica for checkpoint %" PRIu64
                             " in time", want[0] == 'G' ? "go-ahead" : "acknowledgement", epoch);
+    line[strcspn(line, "\n")] = '\0';
     if (strcmp(line, want) == 0)
         return 0;
     return vmha_err_set(err, -EPROTO, "the replica refused checkpoint %" PRIu64 ": %s", epoch,
@@ -282,9 +263,7 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
         return ch.fd;
     int r = 0;
     vmha_tune_socket(ch.fd, x->timeout_ms);
-    char host[256], port[16];
-    if ((r = remus_split_address(s->addr, host, sizeof(host), port, sizeof(port))) < 0 ||
-        (r = chan_client(&ch, x, host, &dl, err)) < 0)
+    if ((r = chan_client(&ch, x, s->addr, &dl, err)) < 0)
         goto out;
     struct remus_epoch_id id = {.session = x->st.session, .epoch = epoch};
     snprintf(id.guest, sizeof(id.guest), "%s", x->guest);

@@ -221,12 +221,10 @@ int remus_xen_send(struct remus_ctx *x)
             continue;
         }
         struct vmha_deadline dl = vmha_deadline_in(10000);
-        char host[256], port[16];
         struct chan ch = {.fd = remus_connect(addr, &dl, &err)};
         if (ch.fd >= 0) {
             vmha_tune_socket(ch.fd, x->timeout_ms);
-            if (remus_split_address(addr, host, sizeof(host), port, sizeof(port)) < 0 ||
-                chan_client(&ch, x, host, &dl, &err) < 0) {
+            if (chan_client(&ch, x, addr, &dl, &err) < 0) {
                 chan_close(&ch);
                 ch.fd = -1;
             }
@@ -291,16 +289,10 @@ int remus_xen_send(struct remus_ctx *x)
 static int read_hello(struct chan *ch, uint64_t *session, uint64_t *memory_kib)
 {
     char line[64];
-    size_t n = 0;
     struct vmha_deadline dl = vmha_deadline_in(10000);
-    while (n < sizeof(line) - 1) {
-        if (chan_read(ch, line + n, 1, &dl) != 1)
-            return -EPROTO;
-        if (line[n] == '\n')
-            break;
-        n++;
-    }
-    line[n] = '\0';
+    if (chan_read_line(ch, line, sizeof(line), &dl) < 0)
+        return -EPROTO;
+    line[strcspn(line, "\n")] = '\0';
     unsigned long long s, kib;
     char end;
     if (strncmp(line, XEN_HELLO, strlen(XEN_HELLO)) != 0 ||

@@ -14,19 +14,13 @@
 
 volatile sig_atomic_t remus_stop_requested, remus_demote_requested;
 
-static int line(struct chan *ch, char *buf, size_t size, const struct vmha_deadline *dl)
+/* The backup's next line, without its newline (what came of it when the backup closed
+ * before its end); "" when there is none. */
+static const char *line(struct chan *ch, char *buf, size_t size, const struct vmha_deadline *dl)
 {
-    size_t n = 0;
-    while (n + 1 < size) {
-        ssize_t r = chan_read(ch, buf + n, 1, dl);
-        if (r <= 0)
-            break;
-        if (buf[n++] == '\n')
-            break;
-    }
-    buf[n] = '\0';
+    chan_read_line(ch, buf, size, dl);
     buf[strcspn(buf, "\n")] = '\0';
-    return (int)n;
+    return buf;
 }
 
 int main(int argc, char **argv)
@@ -54,9 +48,8 @@ int main(int argc, char **argv)
     }
     struct vmha_deadline dl = vmha_deadline_in(10000);
     struct chan ch = {.fd = remus_connect(argv[1], &dl, &err)};
-    char host[256], port[16], answer[600];
-    if (ch.fd < 0 || remus_split_address(argv[1], host, sizeof(host), port, sizeof(port)) < 0 ||
-        chan_client(&ch, &x, host, &dl, &err) < 0) {
+    char answer[600];
+    if (ch.fd < 0 || chan_client(&ch, &x, argv[1], &dl, &err) < 0) {
         printf("refused: %s\n", err.msg);
         chan_close(&ch);
         free(body);
@@ -64,7 +57,7 @@ int main(int argc, char **argv)
     }
     char hdr[300];
     int n = snprintf(hdr, sizeof(hdr), "%s\n", argv[4]);
-    if (chan_write_all(&ch, hdr, (size_t)n, &dl) < 0 || line(&ch, answer, sizeof(answer), &dl) <= 0) {
+    if (chan_write_all(&ch, hdr, (size_t)n, &dl) < 0 || !line(&ch, answer, sizeof(answer), &dl)[0]) {
         printf("closed before GO\n");
         chan_close(&ch);
         free(body);
@@ -83,7 +76,7 @@ int main(int argc, char **argv)
         return 0;
     }
     chan_shutdown_wr(&ch);
-    printf("%s\n", line(&ch, answer, sizeof(answer), &dl) > 0 ? answer : "closed without an answer");
+    printf("%s\n", line(&ch, answer, sizeof(answer), &dl)[0] ? answer : "closed without an answer");
     chan_close(&ch);
     free(body);
     return 0;
