@@ -367,36 +367,10 @@ int store_read(const char *dir, const char *file, struct store_kv *ret, struct v
 int store_write_at(int dfd, const char *dir, const char *file, const void *data, size_t len,
                    bool exclusive, struct vmha_err *err)
 {
-    _cleanup_free_ char *path = NULL;
-    if (asprintf(&path, "%s/%s", dir, file) < 0)
-        return vmha_err_set(err, -ENOMEM, "out of memory");
     if (!store_name_ok(file))
-        return vmha_err_set(err, -EINVAL, "%s is not a record of the state store", path);
-    char tmp[NAME_MAX + 1];
-    _cleanup_(closep) int fd = vmha_temp_create_at(dfd, file, tmp, sizeof(tmp));
-    if (fd < 0)
-        return vmha_err_set(err, fd, "cannot create a temporary file in %s: %s", dir,
-                            strerror(-fd));
-    int r = vmha_write_all(fd, data, len);
-    if (r == 0 && fsync(fd) < 0)
-        r = -errno;
-    if (r < 0) {
-        unlinkat(dfd, tmp, 0);
-        return vmha_err_set(err, r, "cannot write %s/%s: %s", dir, tmp, strerror(-r));
-    }
-    /* linkat() refuses to replace; renameat() replaces atomically. */
-    if (exclusive ? linkat(dfd, tmp, dfd, file, 0) < 0 : renameat(dfd, tmp, dfd, file) < 0) {
-        r = -errno;
-        unlinkat(dfd, tmp, 0);
-        if (r == -EEXIST)
-            return vmha_err_set(err, r, "%s exists already", path);
-        return vmha_err_set(err, r, "cannot replace %s: %s", path, strerror(-r));
-    }
-    if (exclusive)
-        unlinkat(dfd, tmp, 0);
-    if (fsync(dfd) < 0)
-        return vmha_err_set(err, -errno, "cannot sync %s: %s", dir, strerror(errno));
-    return 0;
+        return vmha_err_set(err, -EINVAL, "%s/%s is not a record of the state store", dir, file);
+    return vmha_write_file_at(dfd, dir, file, data, len,
+                              VMHA_WRITE_SYNC | (exclusive ? VMHA_WRITE_EXCLUSIVE : 0), err);
 }
 
 /* The records as "key=value" lines. */

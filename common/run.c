@@ -168,6 +168,34 @@ int vmha_temp_create_at(int dfd, const char *file, char *name, size_t size)
     return -EEXIST;
 }
 
+int vmha_write_file_at(int dfd, const char *dir, const char *file, const void *data, size_t n,
+                       unsigned flags, struct vmha_err *err)
+{
+    char tmp[NAME_MAX + 1];
+    _cleanup_(closep) int fd = vmha_temp_create_at(dfd, file, tmp, sizeof(tmp));
+    if (fd < 0)
+        return vmha_err_set(err, fd, "cannot create a temporary file beside %s/%s: %s", dir,
+                            file, strerror(-fd));
+    int r = vmha_write_all(fd, data, n);
+    if (r == 0 && (flags & VMHA_WRITE_SYNC) && fsync(fd) < 0)
+        r = -errno;
+    if (r == 0 && close(TAKE_FD(fd)) < 0)
+        r = -errno;
+    /* linkat() refuses to replace; renameat() replaces atomically. */
+    if (r == 0 && ((flags & VMHA_WRITE_EXCLUSIVE) ? linkat(dfd, tmp, dfd, file, 0)
+                                                  : renameat(dfd, tmp, dfd, file)) < 0)
+        r = -errno;
+    if (r < 0 || (flags & VMHA_WRITE_EXCLUSIVE))
+        unlinkat(dfd, tmp, 0);
+    if (r == -EEXIST)
+        return vmha_err_set(err, r, "%s/%s exists already", dir, file);
+    if (r < 0)
+        return vmha_err_set(err, r, "cannot write %s/%s: %s", dir, file, strerror(-r));
+    if ((flags & VMHA_WRITE_SYNC) && fsync(dfd) < 0)
+        return vmha_err_set(err, -errno, "cannot sync %s: %s", dir, strerror(errno));
+    return 0;
+}
+
 int vmha_write_file(const char *path, const void *data, size_t n, bool sync,
                     struct vmha_err *err)
 {
@@ -182,27 +210,7 @@ int vmha_write_file(const char *path, const void *data, size_t n, bool sync,
     _cleanup_(closep) int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return vmha_err_set(err, -errno, "cannot write %s: %s", path, strerror(errno));
-    char tmp[NAME_MAX + 1];
-    _cleanup_(closep) int fd = vmha_temp_create_at(dfd, base, tmp, sizeof(tmp));
-    if (fd < 0)
-        return vmha_err_set(err, fd, "cannot create a temporary file beside %s: %s", path,
-                            strerror(-fd));
-    int r = vmha_write_all(fd, data, n);
-    if (r == 0 && sync && fsync(fd) < 0)
-        r = -errno;
-    if (r == 0 && close(fd) < 0)
-        r = -errno;
-    fd = -1;
-    if (r == 0 && renameat(dfd, tmp, dfd, base) < 0)
-        r = -errno;
-    if (r < 0) {
-        unlinkat(dfd, tmp, 0);
-        return vmha_err_set(err, r, "cannot write %s: %s", path, strerror(-r));
-    }
-    if (sync && fsync(dfd) < 0)
-        return vmha_err_set(err, -errno, "cannot sync the directory of %s: %s", path,
-                            strerror(errno));
-    return 0;
+    return vmha_write_file_at(dfd, dir, base, data, n, sync ? VMHA_WRITE_SYNC : 0, err);
 }
 
 void vmha_tune_socket(int fd, uint64_t timeout_ms)

@@ -77,6 +77,13 @@ int vmha_temp_create_at(int dfd, const char *file, char *name, size_t size);
  * the new one. With sync, the data and the rename are on disk first. */
 int vmha_write_file(const char *path, const void *data, size_t n, bool sync,
                     struct vmha_err *err);
+/* The same for file (a name) in the directory open on dfd, which dir names in messages.
+ * VMHA_WRITE_SYNC: the data and the rename are on disk first; VMHA_WRITE_EXCLUSIVE: -EEXIST
+ * rather than replacing a file that is there. */
+#define VMHA_WRITE_SYNC 1u
+#define VMHA_WRITE_EXCLUSIVE 2u
+int vmha_write_file_at(int dfd, const char *dir, const char *file, const void *data, size_t n,
+                       unsigned flags, struct vmha_err *err);
 
 /* Keepalive and TCP_USER_TIMEOUT on a TCP socket: a peer that vanishes without a word (its
  * host lost power) is noticed within about timeout_ms instead of never. */
