@@ -1,12 +1,9 @@
 /* Boot artifacts and install state (see include/vmha/boot.h). */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <glib.h>
 

@@ -151,6 +151,22 @@ ok "validate-all: artifact_key and no record of the artifacts -> 6" eq 6 $?
 ok "  saying what to check and run" contains "$md.err" \
     "check the kernel and initrd on this host, then run 'vmha boot --record direct'"
 ok "  and nothing was recorded" test ! -e "$md.sd/direct/artifacts"
+# The operator records (on a file-backed CIB that names the guest): signed, and then a start
+# or validate-all takes it.
+cibadmin --empty >"$md.bootcib" 2>/dev/null
+CIB_file="$md.bootcib" cibadmin -C -o resources -X "<primitive id=\"direct\" class=\"ocf\" provider=\"vmha\" type=\"guest\"><instance_attributes id=\"direct-ia\"><nvpair id=\"direct-a1\" name=\"config\" value=\"$md.direct\"/><nvpair id=\"direct-a2\" name=\"state_dir\" value=\"$md.sd\"/><nvpair id=\"direct-a3\" name=\"artifact_key\" value=\"$md.key\"/></instance_attributes></primitive>" 2>/dev/null
+CIB_file="$md.bootcib" "$VMHA" boot --record direct >"$md.out" 2>"$md.err"
+ok "vmha boot --record -> 0" eq 0 $?
+ok "  it measured the kernel and signed the record" \
+    eval 'grep -q "(signed)" "$md.out" && grep -q "^kernel_sha256=$good$" "$md.sd/direct/artifacts" &&
+          grep -q "^hmac_sha256=" "$md.sd/direct/artifacts"'
+v OCF_RESKEY_state_dir="$md.sd" OCF_RESKEY_artifact_key="$md.key"
+ok "validate-all: with the operator's signed record -> 0" eq 0 $?
+printf 'another kernel' >"$md.vmlinuz"
+v OCF_RESKEY_state_dir="$md.sd" OCF_RESKEY_artifact_key="$md.key"
+ok "validate-all: the kernel changed since it was recorded -> 5" eq 5 $?
+printf 'a kernel' >"$md.vmlinuz"
+rm -f "$md.sd/direct/artifacts"
 chmod 0640 "$md.key"
 v OCF_RESKEY_state_dir="$md.sd" OCF_RESKEY_artifact_key="$md.key"
 ok "validate-all: a key file the group can read -> 6" eq 6 $?
