@@ -110,9 +110,9 @@ static int spawn(const struct ocf_params *p, struct ft *f, const char *mode,
             argv[n++] = "--memory";
             argv[n++] = memory;
         }
-        if (f->g.cfg.uuid[0]) {
-            argv[n++] = "--uuid";
-            argv[n++] = f->g.cfg.uuid;
+        if (f->xen) {
+            argv[n++] = "--config";
+            argv[n++] = p->config;
         }
     }
     if (p->replication_insecure) {

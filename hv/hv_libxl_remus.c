@@ -60,32 +60,48 @@ int hv_libxl_remus_send(struct hv_conn *c, const char *name, int fd, uint64_t in
     return hv_libxl_err(c, err, r == 0 ? -EPIPE : -EIO, "replication stopped");
 }
 
-/* The stream's configuration is of the guest this backup replicates. Checked before
- * anything is named after it: prepare_incoming clears NAME--incoming. */
-static int same_guest(const libxl_domain_config *d, const char *name, const char *uuid,
-                      struct vmha_err *err)
+/* The configuration the replica is made with: the guest's own (config_text), never the one
+ * the stream carries, which must be of the same guest (name, and UUID when the config names
+ * one; otherwise the running guest's UUID is taken from it). Checked before anything is
+ * named after it: prepare_incoming clears NAME--incoming. */
+static int own_config(const libxl_domain_config *stream, const char *config_text,
+                      libxl_domain_config *d, struct vmha_err *err)
 {
-    const char *got = d->c_info.name ? d->c_info.name : "";
-    if (strcmp(got, name) != 0)
-        return vmha_err_set(err, -EPERM, "the stream is of guest '%.64s', not of %s", got, name);
+    struct hv_guest_config own = {0};
+    int r = hv_libxl_config_parse(config_text, &own, err);
+    if (r < 0)
+        return r;
+    const char *got = stream->c_info.name ? stream->c_info.name : "";
     libxl_uuid want;
-    if (uuid && uuid[0] &&
-        (libxl_uuid_from_string(&want, uuid) != 0 ||
-         libxl_uuid_compare(&want, (libxl_uuid *)&d->c_info.uuid) != 0))
-        return vmha_err_set(err, -EPERM, "the stream is of another guest named %s (its UUID is "
-                            "not %s)", name, uuid);
+    if (strcmp(got, own.name) != 0)
+        r = vmha_err_set(err, -EPERM, "the stream is of guest '%.64s', not of %s", got,
+                         own.name);
+    else if (own.uuid[0] && (libxl_uuid_from_string(&want, own.uuid) != 0 ||
+                             libxl_uuid_compare(&want, (libxl_uuid *)&stream->c_info.uuid) != 0))
+        r = vmha_err_set(err, -EPERM, "the stream is of another guest named %s (its UUID is "
+                         "not %s)", own.name, own.uuid);
+    hv_guest_config_clear(&own);
+    if (r < 0 || (r = hv_libxl_domain_config(config_text, d, err)) < 0)
+        return r;
+    libxl_uuid_copy(NULL, &d->c_info.uuid, &stream->c_info.uuid);
     return 0;
 }
 
-int hv_libxl_remus_receive(struct hv_conn *c, int fd, const char *name, const char *uuid,
+int hv_libxl_remus_receive(struct hv_conn *c, int fd, const char *config_text,
                            const struct vmha_deadline *dl, char *ret_name, size_t size,
                            struct vmha_err *err)
 {
-    libxl_domain_config d;
+    libxl_domain_config stream, d;
+    libxl_domain_config_init(&stream);
     libxl_domain_config_init(&d);
-    int r = hv_libxl_receive_config(c, fd, &d, dl, err);
+    int r = hv_libxl_receive_config(c, fd, &stream, dl, err);
     if (r == 0)
-        r = same_guest(&d, name, uuid, err);
+        r = own_config(&stream, config_text, &d, err);
+    libxl_domain_config_dispose(&stream);
+    const char *name = d.c_info.name ? d.c_info.name : "";
+    _cleanup_free_ char *guest = strdup(name); /* prepare_incoming renames d */
+    if (r == 0 && !guest)
+        r = vmha_err_set(err, -ENOMEM, "out of memory");
     if (r == 0)
         r = hv_libxl_prepare_incoming(c, &d, err);
     if (r < 0) {
@@ -97,7 +113,7 @@ int hv_libxl_remus_receive(struct hv_conn *c, int fd, const char *name, const ch
     }
     vmha_write_all(fd, "ready\n", 6);
     _cleanup_free_ char *replica = NULL;
-    if (asprintf(&replica, "%s" HV_XL_REPLICA, name) < 0) {
+    if (asprintf(&replica, "%s" HV_XL_REPLICA, guest) < 0) {
         libxl_domain_config_dispose(&d);
         return vmha_err_set(err, -ENOMEM, "out of memory");
     }

@@ -9,8 +9,8 @@
  * cluster's secret in --key FILE (/etc/corosync/authkey); with --tls by libvirt's x509
  * credentials (/etc/pki/CA/cacert.pem, /etc/pki/libvirt/{server,client}cert.pem and private
  * keys); --insecure believes anyone (a lab only). --memory is the guest's memory as
- * configured: a checkpoint of any other size is refused. --uuid UUID: the guest's, as
- * configured: Xen's backup takes no stream of another guest (its name is --guest).
+ * configured: a checkpoint of any other size is refused. --config FILE (Xen's backup): the
+ * guest's xl.cfg, which its replica is made with; it takes no stream of another guest.
  * With --uri libxl (a Xen guest through libxenlight) both sides run Xen's own Remus
  * (xen.c); any other URI is libvirt's, with vmha's checkpoint engine (sender.c, receiver.c).
  *
@@ -123,7 +123,7 @@ int main(int argc, char **argv)
         {"timeout", required_argument, NULL, 't'}, {"foreground", no_argument, NULL, 'f'},
         {"stats", required_argument, NULL, 's'}, {"tls", no_argument, NULL, 'T'},
         {"key", required_argument, NULL, 'k'},   {"insecure", no_argument, NULL, 'I'},
-        {"memory", required_argument, NULL, 'm'}, {"uuid", required_argument, NULL, 'U'},
+        {"memory", required_argument, NULL, 'm'}, {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     struct remus_ctx x = {.interval_ms = 1000, .timeout_ms = 5000};
@@ -142,7 +142,7 @@ int main(int argc, char **argv)
         case 'T': tls = true; break;
         case 'I': insecure = true; break;
         case 'k': key_file = optarg; break;
-        case 'U': x.uuid = optarg; break;
+        case 'c': x.config = optarg; break;
         case 'm':
             if (vmha_parse_uint(optarg, UINT64_MAX, &x.memory) < 0 || x.memory == 0 ||
                 x.memory % REMUS_PAGE) {
@@ -242,6 +242,10 @@ int main(int argc, char **argv)
                      "stream: %s (set replication_key, or replication_insecure=true in a lab)",
                      err.msg);
         rc = remus_fail(&x, &e);
+    } else if (receive && xen && !x.config) {
+        vmha_err_set(&err, -EINVAL, "--config is required: Xen's backup makes its replica with "
+                     "the guest's own xl.cfg");
+        rc = remus_fail(&x, &err);
     } else if (receive && !xen && x.memory == 0) {
         vmha_err_set(&err, -EINVAL, "--memory is required: the backup refuses checkpoints of "
                      "any other size than the guest's");

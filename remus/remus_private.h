@@ -95,7 +95,7 @@ struct remus_ctx {
     enum remus_auth auth;
     unsigned char psk[REMUS_PSK_LEN]; /* auth KEY: this guest's pre-shared key */
     uint64_t memory;                  /* receive: the guest's memory in bytes, as configured */
-    const char *uuid;                 /* receive: the guest's UUID, as configured (or NULL) */
+    const char *config;               /* Xen receive: the guest's xl.cfg, the replica's config */
     const char *pki;                  /* auth X509: where libvirt's TLS files are (/etc/pki) */
     FILE *stats; /* send --stats FILE: one line per committed epoch, for bench/ */
     struct remus_status st;

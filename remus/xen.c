@@ -310,6 +310,20 @@ int remus_xen_receive(struct remus_ctx *x)
     struct vmha_err err = {0};
     if (open_xl(x, &ops, &c, &err) < 0)
         return remus_fail(x, &err);
+    /* The guest's own configuration, read once: the replica is made with it whatever the
+     * stream says, and shared storage may be gone by the time a stream arrives. */
+    _cleanup_free_ char *config = NULL;
+    struct hv_guest_config own = {0};
+    if (vmha_read_file(x->config, 1 << 20, &config, &err) < 0 ||
+        ops->config_parse(config, &own, &err) < 0 ||
+        (strcmp(own.name, x->guest) != 0 &&
+         vmha_err_set(&err, -EINVAL, "%s is the config of guest %s, not of %s", x->config,
+                      own.name, x->guest) < 0)) {
+        hv_guest_config_clear(&own);
+        ops->close(c);
+        return remus_fail(x, &err);
+    }
+    hv_guest_config_clear(&own);
     struct remus_door door;
     if (remus_door_open(x, &door, &err) < 0) {
         ops->close(c);
@@ -342,8 +356,8 @@ int remus_xen_receive(struct remus_ctx *x)
             if ((r = watch_start(&w, x, fd, false, memory_kib * 1024, NULL)) == 0) {
                 bool kept = pthread_create(&k.thread, NULL, keep_run, &k) == 0;
                 struct vmha_deadline dl = vmha_deadline_in(30000);
-                r = hv_libxl_remus_receive(c, xfd, x->guest, x->uuid, &dl, replica,
-                                           sizeof(replica), &err);
+                r = hv_libxl_remus_receive(c, xfd, config, &dl, replica, sizeof(replica),
+                                           &err);
                 atomic_store(&k.done, true);
                 if (kept)
                     pthread_join(k.thread, NULL);

@@ -188,11 +188,12 @@ int hv_libxl_receive(int in, int out, const struct vmha_deadline *dl, struct vmh
 /* Xen's Remus on a connected socket fd. The primary's side returns only when replication
  * ends, with the guest suspended (resume brings it back). The backup's side returns when the
  * stream ends, leaving the last complete checkpoint as the paused domain NAME--replica
- * (its name in ret_name); the ops' replica_promote runs that replica as NAME. It takes only a
- * stream of guest name (and uuid, unless NULL or ""): the stream chooses nothing else. */
+ * (its name in ret_name); the ops' replica_promote runs that replica as NAME. The replica is
+ * made with config_text, the guest's own xl.cfg, never with the configuration the stream
+ * carries, which must be of the same guest (name; UUID when the config names one). */
 int hv_libxl_remus_send(struct hv_conn *c, const char *name, int fd, uint64_t interval_ms,
                         const struct vmha_deadline *dl, struct vmha_err *err);
-int hv_libxl_remus_receive(struct hv_conn *c, int fd, const char *name, const char *uuid,
+int hv_libxl_remus_receive(struct hv_conn *c, int fd, const char *config_text,
                            const struct vmha_deadline *dl, char *ret_name, size_t size,
                            struct vmha_err *err);
 /* Whether the guest is suspended right now (Remus suspends it for each checkpoint; the first

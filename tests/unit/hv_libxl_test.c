@@ -417,8 +417,8 @@ static void remus_discard(void **state)
     hv_libxl_ops.close(c);
 }
 
-/* Xen's backup takes only a stream of the guest it replicates: another guest's name or UUID
- * is refused before anything is named after it (an earlier receiver's NAME--incoming, here
+/* Xen's backup takes only a stream of the guest it replicates (its own xl.cfg's): another
+ * guest's name or UUID is refused before anything is named after it (an earlier receiver's NAME--incoming, here
  * another guest's, stays). */
 static void remus_receive_other_guest(void **state)
 {
@@ -430,6 +430,9 @@ static void remus_receive_other_guest(void **state)
         {"{\"c_info\":{\"name\":\"g1\",\"uuid\":\"00000000-6d4f-4b1e-9a2c-766d6861a001\"}}",
          "its UUID is not"},
     };
+    /* The backup's own xl.cfg, which its replica would be made with. */
+    const char *own = "name = \"g1\"\nuuid = \"5e0b3a7c-6d4f-4b1e-9a2c-766d6861a001\"\n"
+                      "type = \"pvh\"\nkernel = \"/boot/vmlinuz\"\nmemory = 128\n";
     struct hv_conn *c = open_double();
     xl_double_add("db1--incoming", true);
     for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
@@ -439,9 +442,7 @@ static void remus_receive_other_guest(void **state)
         struct vmha_err e = {0};
         struct vmha_deadline dl = vmha_deadline_in(5000);
         char replica[64];
-        assert_int_equal(hv_libxl_remus_receive(c, sp[0], "g1",
-                                                "5e0b3a7c-6d4f-4b1e-9a2c-766d6861a001", &dl,
-                                                replica, sizeof(replica), &e),
+        assert_int_equal(hv_libxl_remus_receive(c, sp[0], own, &dl, replica, sizeof(replica), &e),
                          -EPERM);
         assert_non_null(strstr(e.msg, cases[i].needle));
         char answer[300] = "";
