@@ -253,10 +253,12 @@ int ocf_remus_validate(const struct ocf_params *p, const struct hv_guest_config 
     else if (!libxl && (!cfg->memory || cfg->memory % REMUS_PAGE))
         no = "its XML must give its <memory> in whole pages: the backup refuses checkpoints "
              "of any other size";
-    else if (!libxl && !cfg->shared_memfd)
-        no = "its memory must be a shared memfd, which the replicator reads to send only what "
-             "changed (add <memoryBacking><source type='memfd'/><access mode='shared'/>"
-             "</memoryBacking> to its XML; no NUMA cells)";
+    else if (!libxl && !cfg->shared_file_memory)
+        no = "its memory must be a shared file, which the replicator reads to send only what "
+             "changed and which QEMU's checkpoint then leaves out (add <memoryBacking><source "
+             "type='file'/><access mode='shared'/></memoryBacking> to its XML, no NUMA cells, "
+             "and keep qemu.conf's memory_backing_dir on a tmpfs such as /dev/shm; a memfd is "
+             "copied whole into every checkpoint by QEMU 8.1 and later)";
     if (no) {
         vmha_err_set(why, -EOPNOTSUPP, "guest %s cannot be replicated: %s", cfg->name, no);
         return OCF_ERR_CONFIGURED;

@@ -7,6 +7,9 @@
 
 #include <crm/cib.h>
 #include <crm/common/xml.h>
+#if __has_include(<crm/common/xml_element.h>)
+#include <crm/common/xml_element.h> /* crm_element_value, since Pacemaker 3.0 */
+#endif
 #include <crm/crm.h>
 #include <libxml/tree.h>
 

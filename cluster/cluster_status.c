@@ -1,22 +1,20 @@
-/* Where resources run, computed from the CIB the way crm_mon does (libpe_status). */
+/* Where resources run, as Pacemaker's own status tool publishes it: `crm_mon --output-as=xml`,
+ * whose schema is stable across Pacemaker 2.1 and 3.0 (3.0 made the scheduler's structures
+ * private). crm_mon reads the live CIB, or the file CIB_file names, as vmha does. */
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <crm/cib.h>
-#include <crm/common/xml.h>
-#include <crm/crm.h>
-#include <crm/pengine/status.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
 
 #include "vmha/cleanup.h"
 #include "vmha/cluster.h"
 #include "cluster_private.h"
+
+/* crm_mon's answer for a large cluster is a few hundred KiB. */
+#define CRM_MON_MAX (16u << 20)
 
 void cluster_resource_states_free(struct cluster_rsc_state *s, size_t n)
 {
@@ -36,7 +34,30 @@ struct collect {
     int err;
 };
 
-static void add_primitive(pe_resource_t *rsc, struct collect *c)
+static char *attr(xmlNode *n, const char *name)
+{
+    xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
+    char *s = strdup(v ? (const char *)v : "");
+    xmlFree(v);
+    return s;
+}
+
+static bool attr_true(xmlNode *n, const char *name)
+{
+    xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
+    bool t = v && strcmp((const char *)v, "true") == 0;
+    xmlFree(v);
+    return t;
+}
+
+static bool named(xmlNode *n, const char *name)
+{
+    return n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0;
+}
+
+/* One <resource> (a primitive, or one instance of a clone): its id, agent, role, flags and
+ * the <node name=...> it is active on. */
+static void add_resource(xmlNode *r, struct collect *c)
 {
     struct cluster_rsc_state *m = realloc(c->list, (c->n + 1) * sizeof(*m));
     if (!m) {
@@ -46,198 +67,66 @@ static void add_primitive(pe_resource_t *rsc, struct collect *c)
     c->list = m;
     struct cluster_rsc_state *s = &m[c->n++];
     memset(s, 0, sizeof(*s));
-    const char *cls = crm_element_value(rsc->xml, "class");
-    const char *prov = crm_element_value(rsc->xml, "provider");
-    const char *type = crm_element_value(rsc->xml, "type");
-    s->id = strdup(rsc->id);
-    if (asprintf(&s->agent, "%s:%s%s%s", cls ? cls : "", prov ? prov : "", prov ? ":" : "",
-                 type ? type : "") < 0)
-        s->agent = NULL;
-    snprintf(s->role, sizeof(s->role), "%s", role2text(rsc->role));
-    s->failed = rsc->flags & pe_rsc_failed;
-    s->managed = rsc->flags & pe_rsc_managed;
-    size_t k = g_list_length(rsc->running_on), i = 0;
+    s->id = attr(r, "id");
+    s->agent = attr(r, "resource_agent");
+    char *role = attr(r, "role");
+    snprintf(s->role, sizeof(s->role), "%s", role ? role : "");
+    free(role);
+    s->failed = attr_true(r, "failed");
+    s->managed = attr_true(r, "managed");
+    size_t k = 0;
+    for (xmlNode *n = r->children; n; n = n->next)
+        k += named(n, "node");
     s->nodes = calloc(k + 1, sizeof(*s->nodes));
-    for (GList *l = rsc->running_on; s->nodes && l; l = l->next)
-        s->nodes[i++] = strdup(((pe_node_t *)l->data)->details->uname);
+    size_t i = 0;
+    for (xmlNode *n = r->children; s->nodes && n; n = n->next)
+        if (named(n, "node") && !(s->nodes[i++] = attr(n, "name")))
+            c->err = -ENOMEM;
     if (!s->id || !s->agent || !s->nodes)
         c->err = -ENOMEM;
 }
 
-static void walk(GList *resources, struct collect *c)
+/* Resources, and those inside groups, clones and bundles' replicas, at any depth. */
+static void walk(xmlNode *parent, struct collect *c)
 {
-    for (GList *l = resources; l && !c->err; l = l->next) {
-        pe_resource_t *rsc = l->data;
-        if (rsc->children)
-            walk(rsc->children, c);
-        else
-            add_primitive(rsc, c);
+    for (xmlNode *n = parent->children; n && !c->err; n = n->next) {
+        if (named(n, "resource"))
+            add_resource(n, c);
+        else if (n->type == XML_ELEMENT_NODE)
+            walk(n, c);
     }
 }
 
-
-/* One primitive per line: id, agent, role, failed, managed, then the nodes, tab-separated. */
-static void emit(FILE *out, const struct collect *c)
+/* Parses crm_mon's XML (a local program's output, still bounded and parsed without network
+ * or entity expansion). */
+static int parse(const char *text, size_t len, struct collect *c, struct vmha_err *err)
 {
-    for (size_t i = 0; i < c->n; i++) {
-        const struct cluster_rsc_state *s = &c->list[i];
-        fprintf(out, "%s\t%s\t%s\t%d\t%d", s->id, s->agent, s->role, s->failed, s->managed);
-        for (char **h = s->nodes; h && *h; h++)
-            fprintf(out, "\t%s", *h);
-        fputc('\n', out);
+    xmlDoc *doc = xmlReadMemory(text, (int)len, "crm_mon.xml", NULL,
+                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    if (!doc)
+        return vmha_err_set(err, -EPROTO, "crm_mon's answer is not XML");
+    xmlNode *root = xmlDocGetRootElement(doc);
+    xmlNode *res = NULL;
+    for (xmlNode *n = root ? root->children : NULL; n && !res; n = n->next)
+        if (named(n, "resources"))
+            res = n;
+    if (!root || !named(root, "pacemaker-result") || !res) {
+        xmlFreeDoc(doc);
+        return vmha_err_set(err, -EPROTO, "crm_mon's answer has no <resources>");
     }
+    walk(res, c);
+    xmlFreeDoc(doc);
+    return c->err ? vmha_err_set(err, c->err, "cannot read the cluster's state") : 0;
 }
 
-static int parse_line(char *line, struct cluster_rsc_state *s)
+int cluster_resource_states_parse(const char *xml, size_t len, struct cluster_rsc_state **ret,
+                                  size_t *n, struct vmha_err *err)
 {
-    memset(s, 0, sizeof(*s));
-    char *save = NULL, *f[5];
-    for (int i = 0; i < 5; i++)
-        if (!(f[i] = strtok_r(i ? NULL : line, "\t", &save)))
-            return -EPROTO;
-    size_t cap = 4, k = 0;
-    s->nodes = calloc(cap + 1, sizeof(char *));
-    s->id = strdup(f[0]);
-    s->agent = strdup(f[1]);
-    snprintf(s->role, sizeof(s->role), "%s", f[2]);
-    s->failed = f[3][0] == '1';
-    s->managed = f[4][0] == '1';
-    for (char *h; s->nodes && (h = strtok_r(NULL, "\t", &save));) {
-        if (k == cap) {
-            char **m = realloc(s->nodes, (2 * cap + 1) * sizeof(char *));
-            if (!m)
-                return -ENOMEM;
-            s->nodes = m;
-            cap *= 2;
-        }
-        s->nodes[k++] = strdup(h);
-        s->nodes[k] = NULL;
-    }
-    return s->id && s->agent && s->nodes ? 0 : -ENOMEM;
-}
-
-/* The computation itself, in a child process: libpe_status is the scheduler's library,
- * made for one computation per process, and asserts (abort) on states it does not expect.
- * A child that dies costs this one query, not the caller. */
-static void compute(xmlNode *xml, int fd, int errfd)
-{
-    /* What the library says when it gives up (an assertion) goes to the parent. */
-    dup2(errfd, STDERR_FILENO);
-    char *argv[] = {"vmha", NULL};
-    crm_log_init("vmha", LOG_ERR, FALSE, TRUE, 1, argv, TRUE);
-    pe_working_set_t *ws = pe_new_working_set();
-    if (!ws)
-        _exit(1);
-    ws->input = xml;
-    cluster_status(ws);
     struct collect c = {0};
-    walk(ws->resources, &c);
-    FILE *out = fdopen(fd, "w");
-    if (c.err || !out)
-        _exit(1);
-    emit(out, &c);
-    _exit(fclose(out) == 0 ? 0 : 1);
-}
-
-static int states_once(const struct vmha_deadline *dl, struct cluster_rsc_state **ret, size_t *n,
-                       struct vmha_err *err, bool *crashed)
-{
-    *crashed = false;
-    *ret = NULL;
-    *n = 0;
-    xmlNode *xml = NULL;
-    int rc = cluster_query_cib(dl, &xml, err);
-    if (rc < 0)
-        return rc;
-    int pfd[2], efd[2];
-    if (pipe2(pfd, O_CLOEXEC) < 0) {
-        free_xml(xml);
-        return vmha_err_set(err, -errno, "pipe: %s", strerror(errno));
-    }
-    if (pipe2(efd, O_CLOEXEC | O_NONBLOCK) < 0) {
-        close(pfd[0]);
-        close(pfd[1]);
-        free_xml(xml);
-        return vmha_err_set(err, -errno, "pipe: %s", strerror(errno));
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(pfd[0]);
-        close(efd[0]);
-        compute(xml, pfd[1], efd[1]);
-    }
-    free_xml(xml);
-    close(pfd[1]);
-    close(efd[1]);
-    if (pid < 0) {
-        close(pfd[0]);
-        close(efd[0]);
-        return vmha_err_set(err, -errno, "fork: %s", strerror(errno));
-    }
-    /* Read everything the child says, by the deadline. */
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    bool timed_out = false;
-    for (;;) {
-        struct pollfd p = {.fd = pfd[0], .events = POLLIN};
-        uint64_t left = vmha_deadline_left_ms(dl);
-        if (left == 0 || poll(&p, 1, (int)(left > 1000 ? 1000 : left)) < 0) {
-            if (left == 0 || errno != EINTR) {
-                timed_out = left == 0;
-                break;
-            }
-            continue;
-        }
-        if (cap - len < 4096) {
-            char *m = realloc(text, cap = cap ? 2 * cap : 16384);
-            if (!m)
-                break;
-            text = m;
-        }
-        ssize_t got = read(pfd[0], text + len, cap - len - 1);
-        if (got <= 0 && !(got < 0 && errno == EINTR))
-            break;
-        if (got > 0)
-            len += (size_t)got;
-    }
-    close(pfd[0]);
-    if (timed_out)
-        kill(pid, SIGKILL);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    char said[400] = "";
-    ssize_t e = read(efd[0], said, sizeof(said) - 1);
-    close(efd[0]);
-    said[e > 0 ? e : 0] = '\0';
-    said[strcspn(said, "\n")] = '\0';
-    if (timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || !text) {
-        free(text);
-        if (timed_out)
-            return vmha_err_set(err, -ETIMEDOUT, "computing the cluster's state took too long");
-        *crashed = WIFSIGNALED(status);
-        return vmha_err_set(err, -EIO, "computing the cluster's state failed (%s %d)%s%s",
-                            WIFSIGNALED(status) ? "signal" : "exit status",
-                            WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
-                            said[0] ? ": " : "", said);
-    }
-    text[len] = '\0';
-    struct collect c = {0};
-    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line && !c.err;
-         line = strtok_r(NULL, "\n", &save)) {
-        struct cluster_rsc_state *m = realloc(c.list, (c.n + 1) * sizeof(*m));
-        if (!m) {
-            c.err = -ENOMEM;
-            break;
-        }
-        c.list = m;
-        c.err = parse_line(line, &c.list[c.n++]);
-    }
-    free(text);
-    if (c.err) {
+    int r = parse(xml, len, &c, err);
+    if (r < 0) {
         cluster_resource_states_free(c.list, c.n);
-        return vmha_err_set(err, c.err, "cannot read the cluster's state");
+        return r;
     }
     *ret = c.list;
     *n = c.n;
@@ -247,12 +136,20 @@ static int states_once(const struct vmha_deadline *dl, struct cluster_rsc_state 
 int cluster_resource_states(const struct vmha_deadline *dl, struct cluster_rsc_state **ret,
                             size_t *n, struct vmha_err *err)
 {
-    /* Seen: libpe_status aborting on a CIB caught mid-transition (operations in flight).
-     * A moment later the same question has an answer. */
+    *ret = NULL;
+    *n = 0;
+    char *argv[] = {"crm_mon", "--output-as=xml", "--inactive", NULL};
+    /* Seen with libpe_status (which crm_mon uses): an assertion on a CIB caught mid-transition,
+     * operations in flight. A moment later the same question has an answer. */
     for (int attempt = 1;; attempt++) {
-        bool crashed = false;
-        int r = states_once(dl, ret, n, err, &crashed);
-        if (r == 0 || !crashed || attempt == 3 || !vmha_deadline_sleep(dl, 300))
+        char *text = NULL;
+        int r = vmha_run_output(argv, dl, &text, CRM_MON_MAX, err);
+        if (r == 0) {
+            r = cluster_resource_states_parse(text, strlen(text), ret, n, err);
+            free(text);
+            return r;
+        }
+        if (r == -ETIMEDOUT || attempt == 3 || !vmha_deadline_sleep(dl, 300))
             return r;
     }
 }

@@ -20,65 +20,134 @@
 
 extern char **environ;
 
-int vmha_run(char *const argv[], const struct vmha_deadline *dl, struct vmha_err *err)
+/* Appends what fd has to read to *buf (growing it up to max bytes, -EFBIG beyond) or, when
+ * max is 0, to the fixed first-line buffer line. Returns bytes read, 0 at end, -errno. */
+static ssize_t drain(int fd, char **buf, size_t *len, size_t *cap, size_t max, char *line,
+                     size_t line_size)
 {
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0)
+    char chunk[4096];
+    ssize_t n = read(fd, chunk, sizeof(chunk));
+    if (n <= 0)
+        return n < 0 && errno != EINTR && errno != EAGAIN ? -errno : n < 0 ? 1 : 0;
+    if (!max) {
+        size_t used = strlen(line);
+        size_t take = (size_t)n < line_size - 1 - used ? (size_t)n : line_size - 1 - used;
+        memcpy(line + used, chunk, take);
+        line[used + take] = '\0';
+        return n;
+    }
+    if (*len + (size_t)n > max)
+        return -EFBIG;
+    if (*len + (size_t)n + 1 > *cap) {
+        size_t want = *cap ? *cap : 16384;
+        while (want < *len + (size_t)n + 1)
+            want *= 2;
+        char *m = realloc(*buf, want);
+        if (!m)
+            return -ENOMEM;
+        *buf = m;
+        *cap = want;
+    }
+    memcpy(*buf + *len, chunk, (size_t)n);
+    *len += (size_t)n;
+    (*buf)[*len] = '\0';
+    return n;
+}
+
+int vmha_run_output(char *const argv[], const struct vmha_deadline *dl, char **out,
+                    size_t max_bytes, struct vmha_err *err)
+{
+    int errp[2], outp[2] = {-1, -1};
+    if (out)
+        *out = NULL;
+    if (pipe2(errp, O_CLOEXEC) < 0)
         return vmha_err_set(err, -errno, "cannot run %s: %s", argv[0], strerror(errno));
+    if (out && pipe2(outp, O_CLOEXEC) < 0) {
+        int e = errno;
+        close(errp[0]);
+        close(errp[1]);
+        return vmha_err_set(err, -e, "cannot run %s: %s", argv[0], strerror(e));
+    }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
+    if (out)
+        posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
+    else
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
     pid_t pid;
     int r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
-    close(pipefd[1]);
-    _cleanup_(closep) int rd = pipefd[0];
+    close(errp[1]);
+    if (out)
+        close(outp[1]);
+    _cleanup_(closep) int erd = errp[0];
+    _cleanup_(closep) int ord = outp[0];
     if (r != 0)
         return vmha_err_set(err, -r, "cannot run %s: %s", argv[0], strerror(r));
-    char out[512] = "";
-    size_t len = 0;
-    bool eof = false, exited = false;
-    int status = 0;
-    while (!(exited && eof)) {
+    char said[512] = "", *text = NULL;
+    size_t len = 0, cap = 0;
+    int status = 0, failure = 0;
+    bool exited = false;
+    /* Until the program has exited and closed both pipes (or the deadline, or too much). */
+    while (!exited || erd >= 0 || ord >= 0) {
         if (!exited && waitpid(pid, &status, WNOHANG) == pid)
             exited = true;
         uint64_t left = vmha_deadline_left_ms(dl);
-        if (left == 0) {
+        if (left == 0 || failure) {
             if (!exited) {
                 kill(pid, SIGKILL);
                 waitpid(pid, &status, 0);
             }
+            free(text);
+            if (failure == -EFBIG)
+                return vmha_err_set(err, -EFBIG, "%s printed more than %zu bytes", argv[0],
+                                    max_bytes);
+            if (failure)
+                return vmha_err_set(err, failure, "reading from %s: %s", argv[0],
+                                    strerror(-failure));
             return vmha_err_set(err, -ETIMEDOUT, "%s did not finish in time", argv[0]);
         }
-        if (eof) {
+        if (erd < 0 && ord < 0) {
             vmha_deadline_sleep(dl, 5);
             continue;
         }
-        struct pollfd p = {.fd = rd, .events = POLLIN};
-        if (poll(&p, 1, left > 50 ? 50 : (int)left) > 0) {
-            char buf[256];
-            ssize_t n = read(rd, buf, sizeof(buf));
-            if (n <= 0) {
-                eof = true;
+        struct pollfd p[2] = {{.fd = erd, .events = POLLIN}, {.fd = ord, .events = POLLIN}};
+        if (poll(p, 2, left > 50 ? 50 : (int)left) <= 0)
+            continue;
+        for (int i = 0; i < 2; i++) {
+            if (!p[i].revents)
                 continue;
+            ssize_t n = i == 0 ? drain(erd, NULL, NULL, NULL, 0, said, sizeof(said))
+                               : drain(ord, &text, &len, &cap, max_bytes, NULL, 0);
+            if (n < 0)
+                failure = (int)n;
+            else if (n == 0 && i == 0) {
+                close(erd);
+                erd = -1;
+            } else if (n == 0) {
+                close(ord);
+                ord = -1;
             }
-            size_t take = (size_t)n < sizeof(out) - 1 - len ? (size_t)n : sizeof(out) - 1 - len;
-            memcpy(out + len, buf, take);
-            len += take;
-            out[len] = '\0';
         }
     }
-    char *nl = strchr(out, '\n');
-    if (nl)
-        *nl = '\0';
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        return 0;
+    said[strcspn(said, "\n")] = '\0';
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        if (out)
+            *out = text ? text : strdup("");
+        return out && !*out ? vmha_err_set(err, -ENOMEM, "out of memory") : 0;
+    }
+    free(text);
     if (WIFEXITED(status))
         return vmha_err_set(err, -EIO, "%s exited with %d%s%s", argv[0], WEXITSTATUS(status),
-                            out[0] ? ": " : "", out);
+                            said[0] ? ": " : "", said);
     return vmha_err_set(err, -EIO, "%s was killed by signal %d", argv[0], WTERMSIG(status));
+}
+
+int vmha_run(char *const argv[], const struct vmha_deadline *dl, struct vmha_err *err)
+{
+    return vmha_run_output(argv, dl, NULL, 0, err);
 }
 
 void vmha_program_path(const char *beside, const char *installed, char *out, size_t size)

@@ -4,7 +4,7 @@
  * monitor, by libvirt's passthrough (virDomainQemuMonitorCommand; libvirt marks the guest
  * "custom-monitor"): a migration into a file descriptor vmha hands over, which QEMU
  * finishes by pausing the guest, exactly at the checkpoint. The guest's RAM is a shared
- * memfd and the migration runs with x-ignore-shared, so the stream is the device state
+ * named file (QEMU 8.1 and later skip no other kind) and the migration runs with x-ignore-shared, so the stream is the device state
  * (and the small ROM blocks): the replicator reads the RAM itself through ckpt_memory and
  * sends only what changed. The stream is prefixed with libvirt's save-image header and the
  * guest's XML; remus/image.c puts the RAM back in, so the backup restores with
@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <libvirt/libvirt-qemu.h>
@@ -369,42 +371,63 @@ int hv_libvirt_ckpt_memory(struct hv_conn *c, const char *name, int *fd, int *qe
     int pid = ignore_shared(d, false, err);
     if (pid < 0 || (pid = qemu_pid(d, err)) < 0)
         return pid;
-    /* Its RAM: the one memfd of exactly the guest's memory size among QEMU's descriptors. */
+    /* Its RAM: the one shared file of exactly the guest's memory size among QEMU's open
+     * files. A memfd, or a file QEMU made in a directory and unlinked, is no named file:
+     * QEMU 8.1 and later would copy it whole into every checkpoint. */
     char dir[64];
     snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
     DIR *dp = opendir(dir);
     if (!dp)
         return vmha_err_set(err, -errno, "cannot look into %s: %s", dir, strerror(errno));
-    int found = -1, count = 0;
+    int found = -1, count = 0, memfds = 0;
+    char where[256] = "";
     struct dirent *de;
     while ((de = readdir(dp))) {
         char path[384], target[256];
         snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
         ssize_t n = readlink(path, target, sizeof(target) - 1);
-        if (n <= 0)
+        if (n <= 0 || target[0] != '/')
             continue;
         target[n] = '\0';
-        if (strncmp(target, "/memfd:", 7) != 0)
-            continue;
         int m = open(path, O_RDONLY | O_CLOEXEC);
         struct stat st;
-        if (m >= 0 && fstat(m, &st) == 0 && (uint64_t)st.st_size == info.maxMem * 1024ull) {
-            if (found >= 0)
-                close(found);
-            found = m;
-            count++;
-        } else if (m >= 0) {
-            close(m);
+        if (m < 0 || fstat(m, &st) < 0 || !S_ISREG(st.st_mode) ||
+            (uint64_t)st.st_size != info.maxMem * 1024ull) {
+            if (m >= 0)
+                close(m);
+            continue;
         }
+        if (strncmp(target, "/memfd:", 7) == 0 || st.st_nlink == 0) {
+            memfds++;
+            close(m);
+            continue;
+        }
+        if (found >= 0)
+            close(found);
+        found = m;
+        count++;
+        snprintf(where, sizeof(where), "%s", target);
     }
     closedir(dp);
     if (count != 1) {
         if (found >= 0)
             close(found);
-        return vmha_err_set(err, -EOPNOTSUPP, count ? "guest %s has several memfds of its "
-                            "memory's size: which is its RAM?" : "guest %s's memory is not a "
-                            "shared memfd (<memoryBacking><source type='memfd'/><access "
-                            "mode='shared'/></memoryBacking>)", name);
+        if (count)
+            return vmha_err_set(err, -EOPNOTSUPP, "guest %s has several shared files of its "
+                                "memory's size open: which is its RAM?", name);
+        return vmha_err_set(err, -EOPNOTSUPP, "guest %s's memory is not a shared named file%s "
+                            "(<memoryBacking><source type='file'/><access mode='shared'/>"
+                            "</memoryBacking>, with qemu.conf's memory_backing_dir on a tmpfs)",
+                            name, memfds ? " but a memfd or an unlinked file, which QEMU 8.1 "
+                            "and later copy whole into every checkpoint" : "");
+    }
+    /* Memory in a file on disk would be written back to it, every checkpoint's pages. */
+    struct statfs sf;
+    if (fstatfs(found, &sf) < 0 || (sf.f_type != TMPFS_MAGIC && sf.f_type != HUGETLBFS_MAGIC)) {
+        close(found);
+        return vmha_err_set(err, -EOPNOTSUPP, "guest %s's memory file %s is not on a tmpfs or "
+                            "hugetlbfs: set memory_backing_dir in qemu.conf to one (for "
+                            "example /dev/shm/libvirt-ram)", name, where);
     }
     *fd = found;
     *qemu = pid;

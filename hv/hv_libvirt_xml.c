@@ -127,10 +127,10 @@ int hv_libvirt_config_parse(const char *xml, struct hv_guest_config *ret, struct
     c.writable_disks = rw && strcmp(rw, "0") != 0;
     _cleanup_free_ char *nics = xpath_string(ctx, "string(count(/domain/devices/interface))");
     c.nics = nics && strcmp(nics, "0") != 0;
-    _cleanup_free_ char *memfd = xpath_string(
-        ctx, "string(count(/domain/memoryBacking[source/@type='memfd' and "
+    _cleanup_free_ char *shared = xpath_string(
+        ctx, "string(count(/domain/memoryBacking[source/@type='file' and "
              "access/@mode='shared']) - count(/domain/cpu/numa/cell))");
-    c.shared_memfd = memfd && strcmp(memfd, "1") == 0;
+    c.shared_file_memory = shared && strcmp(shared, "1") == 0;
     _cleanup_free_ char *mem = xpath_string(ctx, "string(/domain/memory)");
     _cleanup_free_ char *unit = xpath_string(ctx, "string(/domain/memory/@unit)");
     if (mem && mem[0] && memory_bytes(mem, unit, &c.memory) < 0) {

@@ -23,8 +23,8 @@ any_node() {
 crm_() { lab on "$(any_node)" crm "$@"; }
 
 # make_guest NAME [extra kernel args]: domain XML on the shared storage, with a NIC on the
-# hosts' vmbr0 and the counter served on $GUEST_IP:7777. MEMFD=1: its memory a shared memfd,
-# as replication wants.
+# hosts' vmbr0 and the counter served on $GUEST_IP:7777. SHARED_MEM=1: its memory a shared
+# file (in the hosts' memory_backing_dir, a tmpfs), as replication wants.
 make_guest() {
     local name=$1 shared=${VMHA_LAB_DIR:-/tmp/vmha-lab}/srv/cluster
     mkdir -p "$shared/boot"
@@ -36,7 +36,7 @@ make_guest() {
         -e "s|<controller type='usb' model='none'/>|<interface type='bridge'><source bridge='vmbr0'/><mac address='52:54:00:99:00:64'/><model type='virtio'/></interface>\n    &|" \
         "$shared/$name.xml.tmp" >"$shared/$name.xml"
     rm -f "$shared/$name.xml.tmp"
-    [ -z "${MEMFD:-}" ] || sed -i "s|<vcpu|<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>\n  &|" \
+    [ -z "${SHARED_MEM:-}" ] || sed -i "s|<vcpu|<memoryBacking><source type='file'/><access mode='shared'/></memoryBacking>\n  &|" \
         "$shared/$name.xml"
 }
 

@@ -1,7 +1,7 @@
 /* The libvirt engine's checkpoint, incrementally: what an epoch carries, how the backup
  * keeps it, and the save image a promotion restores.
  *
- * The guest's memory lives in a shared memfd (validate-all insists), so QEMU's migration
+ * The guest's memory lives in a shared file (validate-all insists), so QEMU's migration
  * with x-ignore-shared writes only the device state and the small ROM blocks; the
  * replicator sends the memory pages that changed since the previous checkpoint itself.
  * The backup keeps the memory as a raw file (ram) and the device state as dev.save (the

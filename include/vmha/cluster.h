@@ -51,9 +51,9 @@ const char *cluster_node_attr(const struct cluster_node *n, const char *name, bo
 /* A primitive's instance attribute (parameter), NULL when unset. */
 const char *cluster_rsc_param(const struct cluster_rsc *r, const char *name);
 
-/* Where the cluster runs each primitive, as crm_mon computes it (libpe_status). */
+/* Where the cluster runs each primitive, as `crm_mon --output-as=xml` publishes it. */
 struct cluster_rsc_state {
-    char *id;      /* clone instances as "web1:0" */
+    char *id;      /* a clone's instances as "web1" (anonymous) or "web1:0" (unique) */
     char *agent;   /* "ocf:vmha:guest" */
     char **nodes;  /* NULL-terminated: where it is active */
     char role[16]; /* Started, Stopped, Promoted, Unpromoted, ... */
@@ -63,6 +63,9 @@ struct cluster_rsc_state {
 int cluster_resource_states(const struct vmha_deadline *dl, struct cluster_rsc_state **ret,
                             size_t *n, struct vmha_err *err);
 void cluster_resource_states_free(struct cluster_rsc_state *s, size_t n);
+/* The same from crm_mon's XML in xml (len bytes): -EPROTO when it is not its answer. */
+int cluster_resource_states_parse(const char *xml, size_t len, struct cluster_rsc_state **ret,
+                                  size_t *n, struct vmha_err *err);
 
 /* Sets (value) or deletes (NULL) a transient attribute of node. */
 int cluster_attr_update(const char *node, const char *name, const char *value,

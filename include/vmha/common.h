@@ -62,6 +62,11 @@ int vmha_read_blob_at(int dfd, const char *file, const char *shown, size_t max_b
  * printed on stderr (or how it ended). */
 int vmha_run(char *const argv[], const struct vmha_deadline *dl, struct vmha_err *err);
 
+/* The same, and what it printed on stdout in *out (NUL-terminated, the caller frees it) when
+ * it exited 0; more than max_bytes is -EFBIG (the program is killed). */
+int vmha_run_output(char *const argv[], const struct vmha_deadline *dl, char **out,
+                    size_t max_bytes, struct vmha_err *err);
+
 /* Writes all n bytes (retrying short writes and EINTR): 0 or -errno. On a socket, a peer
  * that is gone gives -EPIPE, never SIGPIPE. */
 int vmha_write_all(int fd, const void *buf, size_t n);

@@ -36,7 +36,7 @@ struct hv_guest_config {
     char *nvram_template;
     bool writable_disks; /* a disk the guest can write to (not read-only, not a CD-ROM) */
     bool nics;           /* it has a network interface */
-    bool shared_memfd;   /* its RAM is one shared memfd (libvirt; no NUMA cells) */
+    bool shared_file_memory; /* its RAM is one shared file (libvirt; no NUMA cells) */
     uint64_t memory;     /* its memory in bytes (libvirt's <memory>), 0 when not known */
 };
 
@@ -162,7 +162,7 @@ struct hv_ops {
      * the guest paused at the checkpoint. On failure the guest runs. */
     int (*ckpt_take)(struct hv_conn *c, const char *name, int fd, const struct vmha_deadline *dl,
                      struct hv_ckpt_stats *ret, struct vmha_err *err);
-    /* A read-only descriptor of the running guest's RAM (a shared memfd), to map, and the
+    /* A read-only descriptor of the running guest's RAM (a shared file), to map, and the
      * process that runs the guest (the memory is the guest's while it lives); called when
      * replication starts (it also undoes what a checkpoint cut short left set). */
     int (*ckpt_memory)(struct hv_conn *c, const char *name, int *fd, int *pid,

@@ -81,13 +81,20 @@ ok "validate-all: a replicated guest with a writable disk -> 6" eq 6 $?
 ok "  saying why" contains "$md.err" "it has a writable disk"
 env -i PATH="$PATH" OCF_RESKEY_config="$md.disk" "$AGENT" validate-all >/dev/null 2>&1
 ok "  (not replicated, the disk is fine: 0)" eq 0 $?
-# The replicator reads a replicated guest's memory: it must be a shared memfd.
+# The replicator reads a replicated guest's memory: it must be a shared file.
 grep -v '<devices>' "$md.disk" >"$md.nomemfd"
 env -i PATH="$PATH" OCF_RESKEY_config="$md.nomemfd" OCF_RESKEY_replicate=true "$AGENT" \
     validate-all >/dev/null 2>"$md.err"
-ok "validate-all: a replicated guest whose memory is not a shared memfd -> 6" eq 6 $?
-ok "  saying what to add" contains "$md.err" "<source type='memfd'/><access mode='shared'/>"
+ok "validate-all: a replicated guest whose memory is not a shared file -> 6" eq 6 $?
+ok "  saying what to add" contains "$md.err" "<source type='file'/><access mode='shared'/>"
+# A memfd, which QEMU 8.1 and later copies whole into every checkpoint, is refused too.
 sed "s|<os>|<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking><os>|" \
+    "$md.nomemfd" >"$md.realmemfd"
+env -i PATH="$PATH" OCF_RESKEY_config="$md.realmemfd" OCF_RESKEY_replicate=true \
+    OCF_RESKEY_replication_insecure=true "$AGENT" validate-all >/dev/null 2>"$md.err"
+ok "validate-all: a replicated guest whose memory is a memfd -> 6" eq 6 $?
+ok "  saying why" contains "$md.err" "a memfd is copied whole into every checkpoint"
+sed "s|<os>|<memoryBacking><source type='file'/><access mode='shared'/></memoryBacking><os>|" \
     "$md.nomemfd" >"$md.memfd"
 # The stream is authenticated with the cluster's key: a replicated guest needs it here.
 (umask 077 && head -c 64 /dev/urandom >"$md.authkey")

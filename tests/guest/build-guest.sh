@@ -74,13 +74,30 @@ mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true
 
 # Copy the wanted modules plus their dependencies, then let busybox
 # depmod write modules.dep so that modprobe works inside the guest.
-kmods=$tmp/kpkg/lib/modules/$kver
-"$root/bin/busybox" depmod -b "$tmp/kpkg" "$kver"
+# Debian 12's package keeps them under /lib/modules, plain; Debian 13's under
+# /usr/lib/modules, xz-compressed (stored decompressed here), some built in.
+kbase=$tmp/kpkg
+kmods=$kbase/lib/modules/$kver
+if [[ ! -d $kmods ]]; then
+    kbase=$tmp/kbase
+    mkdir -p "$kbase/lib"
+    ln -s "$tmp/kpkg/usr/lib/modules" "$kbase/lib/modules"
+    kmods=$kbase/lib/modules/$kver
+fi
+[[ -d $kmods ]] || { echo "$0: no modules for $kver in $pkg" >&2; exit 1; }
+"$root/bin/busybox" depmod -b "$kbase" "$kver"
 for m in "${modules[@]}"; do
-    line=$(grep -E "^kernel/.*/$m\.ko:" "$kmods/modules.dep") ||
+    if grep -qE "/$m\.ko$" "$kmods/modules.builtin" 2>/dev/null; then
+        continue
+    fi
+    line=$(grep -E "^kernel/.*/$m\.ko(\.xz)?:" "$kmods/modules.dep") ||
         { echo "$0: module $m not in $pkg" >&2; exit 1; }
     for f in ${line/:/}; do
-        install -D -m 644 "$kmods/$f" "$root/lib/modules/$kver/$f"
+        mkdir -p "$(dirname "$root/lib/modules/$kver/${f%.xz}")"
+        case $f in
+        *.xz) "$root/bin/busybox" unxz -c "$kmods/$f" >"$root/lib/modules/$kver/${f%.xz}" ;;
+        *) install -m 644 "$kmods/$f" "$root/lib/modules/$kver/$f" ;;
+        esac
     done
 done
 "$root/bin/busybox" depmod -b "$root" "$kver"

@@ -50,7 +50,7 @@ reset() {
 }
 
 lab_suite_up
-MEMFD=1 make_guest ft1
+SHARED_MEM=1 make_guest ft1
 
 scenario "0. a fault-tolerant guest"
 crm_ configure primitive ft1 ocf:vmha:guest \

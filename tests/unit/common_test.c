@@ -163,6 +163,35 @@ static void run_reports_and_kills(void **state)
     assert_non_null(strstr(e.msg, "did not finish in time"));
 }
 
+static void run_output_is_whole_and_bounded(void **state)
+{
+    struct vmha_err e = {0};
+    struct vmha_deadline dl = vmha_deadline_in(5000);
+    char *out = NULL;
+    /* More than one pipe's worth, with stderr talking at the same time. */
+    char *const big[] = {"sh", "-c", "seq 1 20000; echo noise >&2", NULL};
+    assert_int_equal(vmha_run_output(big, &dl, &out, 1 << 20, &e), 0);
+    assert_int_equal(strlen(out), 108894);
+    assert_non_null(strstr(out, "\n19999\n20000\n"));
+    free(out);
+    out = NULL;
+    char *const quiet[] = {"true", NULL};
+    assert_int_equal(vmha_run_output(quiet, &dl, &out, 16, &e), 0);
+    assert_string_equal(out, "");
+    free(out);
+    out = NULL;
+    /* Too much is refused, and the program does not outlive the refusal. */
+    char *const endless[] = {"yes", NULL};
+    assert_int_equal(vmha_run_output(endless, &dl, &out, 65536, &e), -EFBIG);
+    assert_null(out);
+    assert_non_null(strstr(e.msg, "yes printed more than 65536 bytes"));
+    /* A failure says what it said on stderr, and gives no output. */
+    char *const fail[] = {"sh", "-c", "echo partial; echo 'it broke' >&2; exit 4", NULL};
+    assert_int_equal(vmha_run_output(fail, &dl, &out, 4096, &e), -EIO);
+    assert_null(out);
+    assert_string_equal(e.msg, "sh exited with 4: it broke");
+}
+
 static char tmpdir[64];
 
 static int make_tmpdir(void)
@@ -319,6 +348,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(run_reports_and_kills),
+        cmocka_unit_test(run_output_is_whole_and_bounded),
         cmocka_unit_test(duration_units),      cmocka_unit_test(duration_rejects),
         cmocka_unit_test(uint_bounds),         cmocka_unit_test(bool_spellings),
         cmocka_unit_test(deadline_arithmetic), cmocka_unit_test(deadline_sleep_is_bounded),
