@@ -319,16 +319,27 @@ ok "vmha paths without a cluster -> 1" eq 1 $?
 ok "  and says why" contains "$md.err" "cannot connect to the CIB"
 "$VMHA" --timeout nope paths >/dev/null 2>&1
 ok "vmha --timeout nope -> 2" eq 2 $?
-"$VMHA" nvram show /usr/share/OVMF/OVMF_VARS_4M.ms.fd >"$md.nv" 2>&1
+# The golden store is the project's own copy of Debian 12's (tests/data/ovmf), whatever the
+# host's firmware is; the first line of the output is the file's path.
+vars=$md.vars/OVMF_VARS_4M.ms.fd
+mkdir -p "$md.vars"
+gzip -dc "$(dirname "$0")/../data/ovmf/OVMF_VARS_4M.ms.fd.gz" >"$vars"
+"$VMHA" nvram show "$vars" >"$md.nv" 2>&1
 ok "vmha nvram show FILE -> 0" eq 0 $?
 ok "  shows the deleted BootOrder as none" grep -qx "BootOrder: none" "$md.nv"
+sed 1d "$(dirname "$0")/data/OVMF_VARS_4M.ms.show" >"$md.golden"
+sed 1d "$md.nv" >"$md.nv1"
 ok "  exactly as the golden output (tests/agent/data)" \
-    diff -u "$(dirname "$0")/data/OVMF_VARS_4M.ms.show" "$md.nv"
+    sh -c "diff -u '$md.golden' '$md.nv1' | sed 's/^/# /'; cmp -s '$md.golden' '$md.nv1'"
 ok "  and the boot entries" grep -q "^Boot0001\* UEFI QEMU HARDDISK" "$md.nv"
-"$VMHA" --json nvram show /usr/share/OVMF/OVMF_VARS_4M.ms.fd >"$md.json"
+"$VMHA" --json nvram show "$vars" >"$md.json"
 ok "vmha --json nvram show FILE is JSON with 3 boot entries" python3 -c \
     "import json,sys; d=json.load(open('$md.json')); assert len(d['boot_entries']) == 3, d"
-head -c 50000 /usr/share/OVMF/OVMF_VARS_4M.ms.fd >"$md.cut"
+# The host's own firmware (Debian 12's or 13's) is read too, whatever its facts.
+"$VMHA" nvram show /usr/share/OVMF/OVMF_VARS_4M.ms.fd >"$md.nv" 2>&1
+ok "vmha nvram show on this host's OVMF_VARS_4M.ms.fd -> 0, an authenticated store" \
+    grep -q "^store: authenticated" "$md.nv"
+head -c 50000 "$vars" >"$md.cut"
 "$VMHA" nvram show "$md.cut" >/dev/null 2>"$md.err"
 ok "vmha nvram show on a truncated file -> 1" eq 1 $?
 ok "  saying so" contains "$md.err" "truncated: the firmware volume is 540672 bytes, the file 50000"

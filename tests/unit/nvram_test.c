@@ -1,5 +1,6 @@
-/* Unit tests of the OVMF variable store reader on Debian's real VARS files (golden facts)
- * and on crafted damage: every malformation is refused with its precise reason. */
+/* Unit tests of the OVMF variable store reader on real VARS files (golden facts: the project's
+ * own copies of Debian 12's, tests/data/ovmf, whatever the build host has) and on crafted
+ * damage: every malformation is refused with its precise reason. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,14 +16,14 @@
 #include "nvram_synth.h"
 #include "vmha/nvram.h"
 
-#define MS_VARS "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
-#define EMPTY_VARS "/usr/share/OVMF/OVMF_VARS_4M.fd"
+#define MS_VARS GOLDEN_OVMF "/OVMF_VARS_4M.ms.fd"
+#define EMPTY_VARS GOLDEN_OVMF "/OVMF_VARS_4M.fd"
 
 static uint8_t *load(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        fail_msg("%s: install Debian's ovmf package", path);
+        fail_msg("%s: cannot open the golden file", path);
     uint8_t *b = malloc(1 << 22);
     *len = fread(b, 1, 1 << 22, f);
     fclose(f);
