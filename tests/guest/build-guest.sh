@@ -25,7 +25,7 @@ usage() { echo "usage: $0 OUTDIR" >&2; exit 2; }
 mkdir -p "$1"
 out=$(cd "$1" && pwd)
 self=$(readlink -f "${BASH_SOURCE[0]}")
-stamp=$(sha256sum "$self" | cut -d' ' -f1)
+stamp=$(cat "$self" "$(dirname "$self")/../lib/kmods.sh" | sha256sum | cut -d' ' -f1)
 
 if [[ -f $out/vmlinuz && -f $out/initrd.img && -f $out/.stamp ]] &&
    [[ $(cat "$out/.stamp") == "$stamp" ]]; then
@@ -72,35 +72,10 @@ cp "$busybox" "$root/bin/busybox"
 # Without /dev/console the kernel warns and /init starts without stdio.
 mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true
 
-# Copy the wanted modules plus their dependencies, then let busybox
-# depmod write modules.dep so that modprobe works inside the guest.
-# Debian 12's package keeps them under /lib/modules, plain; Debian 13's under
-# /usr/lib/modules, xz-compressed (stored decompressed here), some built in.
-kbase=$tmp/kpkg
-kmods=$kbase/lib/modules/$kver
-if [[ ! -d $kmods ]]; then
-    kbase=$tmp/kbase
-    mkdir -p "$kbase/lib"
-    ln -s "$tmp/kpkg/usr/lib/modules" "$kbase/lib/modules"
-    kmods=$kbase/lib/modules/$kver
-fi
-[[ -d $kmods ]] || { echo "$0: no modules for $kver in $pkg" >&2; exit 1; }
-"$root/bin/busybox" depmod -b "$kbase" "$kver"
-for m in "${modules[@]}"; do
-    if grep -qE "/$m\.ko$" "$kmods/modules.builtin" 2>/dev/null; then
-        continue
-    fi
-    line=$(grep -E "^kernel/.*/$m\.ko(\.xz)?:" "$kmods/modules.dep") ||
-        { echo "$0: module $m not in $pkg" >&2; exit 1; }
-    for f in ${line/:/}; do
-        mkdir -p "$(dirname "$root/lib/modules/$kver/${f%.xz}")"
-        case $f in
-        *.xz) "$root/bin/busybox" unxz -c "$kmods/$f" >"$root/lib/modules/$kver/${f%.xz}" ;;
-        *) install -m 644 "$kmods/$f" "$root/lib/modules/$kver/$f" ;;
-        esac
-    done
-done
-"$root/bin/busybox" depmod -b "$root" "$kver"
+# The wanted modules plus their dependencies (tests/lib/kmods.sh).
+. "$(dirname "$self")/../lib/kmods.sh"
+copy_modules "$tmp/kpkg" "$kver" "$root" "$root/bin/busybox" "${modules[@]}" ||
+    { echo "$0: cannot take the modules from $pkg" >&2; exit 1; }
 
 # busybox acpid maps the power button (KEY_POWER on the evdev of the
 # ACPI button driver) to event "PWRF" and runs /etc/acpi/PWRF/00000080.

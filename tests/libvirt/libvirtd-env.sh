@@ -94,7 +94,7 @@ cmd_stop() {
         if [[ -n $holder ]]; then
             # Not strictly needed (the mounts die with the namespace) but
             # it proves nothing is left busy.
-            nsenter -t "$holder" -m -- umount -R /run/libvirt /run /etc/libvirt \
+            nsenter -t "$holder" -m -r -- umount -R /run/libvirt /run /etc/libvirt \
                 /var/lib/libvirt /var/log/libvirt /var/cache/libvirt 2>/dev/null ||
                 log "warning: unmount failed; mounts go away with the namespace"
             kill_wait 2 "$holder"
@@ -246,7 +246,7 @@ cmd_exec() {
     our_ns >/dev/null || die "not running in $dir"
     holder=$(cat "$dir/holder.pid")
     alive "$holder" || die "holder of $dir is gone"
-    exec nsenter -t "$holder" -m -- "$@"
+    exec nsenter -t "$holder" -m -r -- "$@"
 }
 
 [[ $# -ge 2 ]] || usage

@@ -1,11 +1,11 @@
 #!/bin/bash
-# Build the boot artifacts of a Xen lab host (Xen 4.17 under QEMU/TCG) from
+# Build the boot artifacts of a Xen lab host (Debian's Xen, 4.17 or 4.20, under QEMU/TCG) from
 # Debian packages, without installing Xen on this machine:
 #   OUTDIR/xen            the hypervisor, gunzipped (an ELF32 multiboot image)
 #   OUTDIR/vmlinuz        Debian's regular amd64 kernel (dom0 support; the
 #                         cloud kernel has none)
 #   OUTDIR/dom0.cpio.gz   dom0's userland as an initramfs: busybox, bash, flock,
-#                         the Xen 4.17 toolstack (xl, libxl-save-helper, xenstored,
+#                         the Xen toolstack (xl, libxl-save-helper, xenstored,
 #                         xen-init-dom0, xenconsoled), dropbear (SSH server), the
 #                         OpenSSH client, the Xen and NIC (e1000, virtio-net) modules,
 #                         Corosync 3 and Pacemaker 2.1 (daemons and C command-line
@@ -36,7 +36,7 @@ here=$(dirname "$self")
 # The cluster stack is this machine's (see below): a new version of it rebuilds the image.
 cluster_pkgs=(corosync pacemaker pacemaker-cli-utils pacemaker-common pacemaker-resource-agents
     resource-agents)
-stamp=$({ sha256sum "$self" "$here/fence_xenlab"
+stamp=$({ sha256sum "$self" "$here/fence_xenlab" "$here/../lib/kmods.sh"
           dpkg-query -W "${cluster_pkgs[@]}" 2>/dev/null; } | sha256sum | cut -d' ' -f1)
 
 if [[ -f $out/xen && -f $out/vmlinuz && -f $out/dom0.cpio.gz && -f $out/dom0.files &&
@@ -59,9 +59,12 @@ pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok in
 pkg_installed busybox-static || apt-get install -y -q busybox-static >/dev/null
 busybox=$(dpkg -L busybox-static | grep -m1 '/bin/busybox$')
 
-# Dom0's toolstack must be the libxenlight the project links against.
-xenver=$(dpkg-query -W -f='${Version}' libxenmisc4.17 2>/dev/null) ||
-    die "libxenmisc4.17 (libxenlight 4.17) is not installed"
+# Dom0's toolstack must be the libxenlight the project links against: Xen 4.17 on
+# Debian 12, 4.20 on Debian 13.
+xv=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 'libxenmisc4.*' 2>/dev/null |
+    sed -n 's/^ii  *libxenmisc//p' | sort -V | tail -1)
+[[ -n $xv ]] || die "libxenmisc (libxenlight) is not installed"
+xenver=$(dpkg-query -W -f='${Version}' "libxenmisc$xv")
 
 resolve_kernel() {
     apt-cache depends linux-image-amd64 2>/dev/null |
@@ -76,7 +79,7 @@ fi
 kver=${kpkg#linux-image-}
 
 debs=(
-    "xen-hypervisor-4.17-amd64=$xenver" "xen-utils-4.17=$xenver"
+    "xen-hypervisor-$xv-amd64=$xenver" "xen-utils-$xv=$xenver"
     "xen-utils-common=$xenver" "xenstore-utils=$xenver"
     dropbear-bin libtomcrypt1 libtommath1 "$kpkg"
 )
@@ -87,7 +90,7 @@ pkg=$tmp/pkg
 for d in "$tmp"/debs/*.deb; do dpkg-deb -x "$d" "$pkg"; done
 
 # --- the hypervisor and the dom0 kernel
-gunzip -c "$pkg/boot/xen-4.17-amd64.gz" >"$tmp/xen"
+gunzip -c "$pkg/boot/xen-$xv-amd64.gz" >"$tmp/xen"
 cp "$pkg/boot/vmlinuz-$kver" "$tmp/vmlinuz"
 
 # --- dom0's root file system (merged /usr like Debian 12, so that ldd's
@@ -105,12 +108,12 @@ ln -s busybox "$root/bin/sh"
 mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true
 
 # The Xen toolstack, at the path libxl expects (it runs libxl-save-helper from
-# /usr/lib/xen-4.17/bin). boot/ (hvmloader) is left out: PVH guests need none.
-mkdir -p "$root/usr/lib/xen-4.17"
-cp -a "$pkg/usr/lib/xen-4.17/bin" "$pkg/usr/lib/xen-4.17/lib" "$root/usr/lib/xen-4.17/"
+# /usr/lib/xen-VERSION/bin). boot/ (hvmloader) is left out: PVH guests need none.
+mkdir -p "$root/usr/lib/xen-$xv"
+cp -a "$pkg/usr/lib/xen-$xv/bin" "$pkg/usr/lib/xen-$xv/lib" "$root/usr/lib/xen-$xv/"
 cp -a "$pkg/etc/xen" "$root/etc/"
-for b in "$root"/usr/lib/xen-4.17/bin/*; do
-    ln -s "../lib/xen-4.17/bin/${b##*/}" "$root/usr/sbin/${b##*/}"
+for b in "$root"/usr/lib/xen-$xv/bin/*; do
+    ln -s "../lib/xen-$xv/bin/${b##*/}" "$root/usr/sbin/${b##*/}"
 done
 cp -a "$pkg"/usr/bin/xenstore* "$root/usr/bin/"
 cp -a "$pkg/usr/sbin/dropbear" "$root/usr/sbin/"
@@ -176,15 +179,9 @@ cp "$(readlink -f /lib/x86_64-linux-gnu/libgcc_s.so.1)" "$root/usr/lib/x86_64-li
 # --- kernel modules: the Xen back ends dom0 needs, and the NIC driver.
 modules=(xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-blkback xen-netback bridge e1000
     virtio_pci virtio_net)
-kmods=$pkg/lib/modules/$kver
-"$root/bin/busybox" depmod -b "$pkg" "$kver"
-for m in "${modules[@]}"; do
-    line=$(grep -E "^kernel/.*/$m\.ko:" "$kmods/modules.dep") || die "module $m not in $kpkg"
-    for f in ${line/:/}; do
-        install -D -m 644 "$kmods/$f" "$root/lib/modules/$kver/$f"
-    done
-done
-"$root/bin/busybox" depmod -b "$root" "$kver"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/kmods.sh"
+copy_modules "$pkg" "$kver" "$root" "$root/bin/busybox" "${modules[@]}" ||
+    die "cannot take dom0's modules from $kpkg"
 
 # --- SSH: dropbear server with a host key made now; root logs in with the
 # lab key. The same key lets one dom0 ssh to another (xl migrate uses ssh).
@@ -284,9 +281,9 @@ for d in /sys/class/net/*; do
     esac
 done
 
-/usr/lib/xen-4.17/bin/xenstored --pid-file /run/xenstored.pid || say "xenstored failed"
-/usr/lib/xen-4.17/bin/xen-init-dom0 || say "xen-init-dom0 failed"
-/usr/lib/xen-4.17/bin/xenconsoled --pid-file=/run/xenconsoled.pid \
+/usr/sbin/xenstored --pid-file /run/xenstored.pid || say "xenstored failed"
+/usr/sbin/xen-init-dom0 || say "xen-init-dom0 failed"
+/usr/sbin/xenconsoled --pid-file=/run/xenconsoled.pid \
     --log=guest --log-dir=/var/log/xen/console || say "xenconsoled failed"
 
 # -W: dropbear's default 24 KiB channel window caps a migration stream at
