@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/utsname.h>
 
 #include <crm/cib.h>
@@ -127,6 +128,18 @@ static int collect_primitives(xmlNode *x, struct cluster_view *v)
     return 0;
 }
 
+/* A node_state's crmd or in_ccm: up unless missing or one of the words (or the 0) for down. */
+static bool state_up(const char *v)
+{
+    static const char *const down[] = {"offline", "false", "no", "off", "0"};
+    if (!v || !v[0])
+        return false;
+    for (size_t i = 0; i < sizeof(down) / sizeof(down[0]); i++)
+        if (strcasecmp(v, down[i]) == 0)
+            return false;
+    return true;
+}
+
 static int parse_cib(xmlNode *cib, struct cluster_view *v)
 {
     const char *q = attr(cib, "have-quorum");
@@ -147,10 +160,9 @@ static int parse_cib(xmlNode *cib, struct cluster_view *v)
         struct cluster_node *cn = node_for(v, attr(s, "uname"));
         if (!cn || collect(child(s, "transient_attributes"), &cn->trans, &cn->n_trans) < 0)
             return -ENOMEM;
-        /* Pacemaker 2.1 writes "online"/"offline" and "true"/"false"; later releases write
-         * timestamps for the online case: anything but the offline words means online. */
-        const char *crmd = attr(s, "crmd"), *ccm = attr(s, "in_ccm");
-        cn->online = crmd && strcmp(crmd, "offline") != 0 && ccm && strcmp(ccm, "false") != 0;
+        /* Pacemaker before 2.1.7 writes "online"/"offline" and "true"/"false"; 2.1.7 and
+         * later (3.0) write the time it joined for the online case and "0" for offline. */
+        cn->online = state_up(attr(s, "crmd")) && state_up(attr(s, "in_ccm"));
     }
     return 0;
 }

@@ -5,7 +5,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -62,11 +64,41 @@ static void refuses_what_is_not_its_answer(void **state)
     cluster_resource_states_free(s, n);
 }
 
+/* Who is online, as node_state says it before Pacemaker 2.1.7 ("online", "true") and since
+ * (the time it joined, "0" when down). */
+static void node_states_of_both_releases(void **state)
+{
+    char path[] = "/tmp/vmha-cib-XXXXXX", cmd[512];
+    assert_true(mkstemp(path) >= 0);
+    snprintf(cmd, sizeof(cmd), "cp %s/data/cib-nodes.xml %s", SRCDIR, path);
+    assert_int_equal(system(cmd), 0);
+    setenv("CIB_file", path, 1);
+    struct cluster_view v = {0};
+    struct vmha_err e = {0};
+    struct vmha_deadline dl = vmha_deadline_in(10000);
+    int r = cluster_read(&dl, &v, &e);
+    unlink(path);
+    if (r < 0)
+        fail_msg("cluster_read: %s", e.msg);
+    const char *online[] = {"old-online", "new-online"};
+    const char *offline[] = {"old-offline", "new-offline", "left-membership", "never-seen"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_non_null(cluster_node_find(&v, online[i]));
+        assert_true(cluster_node_find(&v, online[i])->online);
+    }
+    for (size_t i = 0; i < 4; i++) {
+        assert_non_null(cluster_node_find(&v, offline[i]));
+        assert_false(cluster_node_find(&v, offline[i])->online);
+    }
+    cluster_view_clear(&v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(reads_every_instance),
         cmocka_unit_test(refuses_what_is_not_its_answer),
+        cmocka_unit_test(node_states_of_both_releases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
