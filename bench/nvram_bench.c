@@ -64,7 +64,7 @@ int main(int argc, char **argv)
     double old_ms = 0;
     size_t old_n = 0;
     for (size_t k = 0; k < 3; k++) {
-        size_t n = synth_capacity(sizes[k]), len, n_expect;
+        size_t n = synth_capacity(sizes[k]), len = 0, n_expect = 0;
         struct synth_rec *recs = synth_distinct(n);
         struct nvram_var *expect;
         uint8_t *b = synth_store(recs, n, sizes[k], &len, &expect, &n_expect);

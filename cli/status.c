@@ -159,7 +159,7 @@ static void print_table(const struct cluster_view *v, const struct gstatus *s, s
     printf("%-12s %-9s %-12s %-8s %-4s %-7s %-8s %s\n", "GUEST", "STATE", "HOST", "ROLE", "LAG",
            "NVRAM", "INSTALL", "FLOOR");
     for (size_t i = 0; i < n; i++) {
-        char nv[16] = "-", lag[16] = "-";
+        char nv[24] = "-", lag[24] = "-";
         if (s[i].nvram_gen >= 0)
             snprintf(nv, sizeof(nv), "%ld", s[i].nvram_gen);
         if (s[i].lag_s >= 0)

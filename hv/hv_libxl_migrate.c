@@ -163,7 +163,8 @@ static void ssh_stderr(struct ssh_child *s, char *buf, size_t size)
     while (n > 0 && all[n - 1] == '\n')
         all[--n] = 0;
     char *last = strrchr(all, '\n');
-    snprintf(buf, size, "%s", last ? last + 1 : all);
+    /* The last line, cut to the caller's buffer. */
+    snprintf(buf, size, "%.*s", size ? (int)size - 1 : 0, last ? last + 1 : all);
 }
 
 int hv_libxl_ssh_command(const char *uri, const char *helper, unsigned long long timeout_ms,

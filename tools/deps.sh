@@ -1,5 +1,6 @@
 #!/bin/bash
-# Installs what vmha needs to build, test and run its lab, from Debian 12's packages.
+# Installs what vmha needs to build, test and run its lab, from Debian's packages (Debian 12
+# or 13: the names are the same, except where noted).
 # Idempotent and quick when everything is there already.
 set -euo pipefail
 
@@ -13,7 +14,13 @@ packages=(
     # test guests and the lab
     busybox-static cpio uuid-runtime iproute2 procps psmisc util-linux libxml2-utils
     socat bc python3 openssl openssh-client
+    # the Debian package (tests/lab/package.sh)
+    debhelper dpkg-dev lintian
 )
+# Debian 13 moved systemd's pkg-config file (where unit drop-ins go) into systemd-dev.
+if apt-cache show systemd-dev >/dev/null 2>&1; then
+    packages+=(systemd-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
