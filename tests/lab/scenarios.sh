@@ -169,7 +169,7 @@ took "libvirtd frozen to recovered"
 watch_stop freeze
 ok "7. never two copies" test "$COPIES" -le 1
 ok "7. the monitor failed by itself with an error" sh -c \
-    "'$LABTOOL' on $HOME_ grep -h 'Result of monitor operation for web1' /var/log/pacemaker/pacemaker.log | grep -q 'error'"
+    "'$LABTOOL' on $HOME_ grep -h 'Result of monitor operation for web1' /var/log/pacemaker/pacemaker.log | grep -qi 'error'"
 ok "7.   never by running into its 20 s timeout" sh -c \
     "! '$LABTOOL' on $HOME_ grep -h 'Result of monitor operation for web1' /var/log/pacemaker/pacemaker.log | grep -qi 'timed out'"
 reset
