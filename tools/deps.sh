@@ -15,7 +15,7 @@ packages=(
     busybox-static cpio uuid-runtime iproute2 procps psmisc util-linux libxml2-utils
     socat bc python3 openssl openssh-client
     # the Debian package (tests/lab/package.sh)
-    debhelper dpkg-dev lintian
+    build-essential debhelper dpkg-dev lintian
 )
 # Debian 13 moved systemd's pkg-config file (where unit drop-ins go) into systemd-dev.
 if apt-cache show systemd-dev >/dev/null 2>&1; then
