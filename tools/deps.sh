@@ -14,8 +14,9 @@ packages=(
     # test guests and the lab
     busybox-static cpio uuid-runtime iproute2 procps psmisc util-linux libxml2-utils
     socat bc python3 openssl openssh-client
-    # the Debian package (tests/lab/package.sh)
-    build-essential debhelper dpkg-dev lintian
+    # the Debian package (tests/lab/package.sh), and a Debian system booted with systemd
+    # (tests/lab/shutdown.sh)
+    build-essential debhelper dpkg-dev lintian debootstrap systemd-container
 )
 # Debian 13 moved systemd's pkg-config file (where unit drop-ins go) into systemd-dev.
 if apt-cache show systemd-dev >/dev/null 2>&1; then

@@ -153,7 +153,7 @@ fi
 
 # The first virtio disk, once its driver is loaded.
 disk() {
-    modprobe virtio_pci
+    modprobe virtio_pci 2>/dev/null # built in from Debian 13 on
     modprobe virtio_blk
     for _ in $(seq 50); do [ -b /dev/vda ] && return 0; sleep 0.1; done
     echo "vmha: no virtio disk"
@@ -180,7 +180,7 @@ fi
 
 if ip=$(arg ip); then
     (
-        modprobe virtio_pci
+        modprobe virtio_pci 2>/dev/null
         modprobe virtio_net
         dev=
         for _ in $(seq 50); do

@@ -74,7 +74,7 @@ crm_ resource cleanup web3 >/dev/null 2>&1
 scenario "2. restarts and a failover never run the installer again"
 for i in 1 2 3; do
     before=$(count 'vmha-disk vmha-installed')
-    crm_ resource restart web3 >/dev/null 2>&1
+    lab on "$(any_node)" crm_resource --restart --resource web3 --timeout 120s >/dev/null 2>&1
     ok "2. restart $i boots the installed system" wait_for 90 boots_installed $((before + 1))
 done
 H=$(crm_location web3)

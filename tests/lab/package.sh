@@ -10,17 +10,11 @@ guest_answers() { [ -n "$(tcp_counter)" ]; }
 runs_once_at() { [ "$(crm_location web1)" = "$1" ] && [ "$(running_on web1)" = "$1" ]; }
 
 scenario "1. dpkg-buildpackage -b"
-# A copy of the tree without build directories: dpkg-buildpackage writes beside it.
-mkdir -p "$WORK/src/vmha"
-(cd "$SRC" && git ls-files -co --exclude-standard 2>/dev/null || find . -type f ! -path './build*' ! -path './.git/*') |
-    grep -v '^build' | (cd "$SRC" && tar -cf - -T -) | tar -xf - -C "$WORK/src/vmha"
-# The unit suite runs in the README's test command already: nocheck here.
-(cd "$WORK/src/vmha" && DEB_BUILD_OPTIONS=nocheck dpkg-buildpackage -b -uc -us) \
-    >"$WORK/build.log" 2>&1
-ok "1. dpkg-buildpackage -b builds the package" eq 0 $?
-tail -n 5 "$WORK/build.log" | while read -r l; do diag "  $l"; done
+. "$SRC/tests/lib/deb.sh"
+DEB=$(build_deb "$SRC" "$WORK/deb")
+ok "1. dpkg-buildpackage -b builds the package" test -n "$DEB"
+tail -n 5 "$WORK/deb/build.log" | while read -r l; do diag "  $l"; done
 took "package build"
-DEB=$(ls "$WORK"/src/vmha_*_*.deb 2>/dev/null | head -n 1)
 ok "1. vmha_VERSION_ARCH.deb" test -f "$DEB"
 dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's|^\./|/|' >"$WORK/files"
 for f in /usr/lib/ocf/resource.d/vmha/guest /usr/lib/ocf/resource.d/vmha/node \
@@ -37,7 +31,7 @@ ok "1.   depends on the libraries it links (shlibs): libvirt0, libcrmcommon" \
 ok "1.   and on resource-agents and Pacemaker's tools" \
     sh -c "grep -q 'resource-agents' '$WORK/depends' && grep -q 'pacemaker-cli-utils' '$WORK/depends'"
 ok "1.   recommends the hypervisor" sh -c "dpkg-deb -f '$DEB' Recommends | grep -q libvirt-daemon-system"
-lintian --allow-root "$WORK"/src/vmha_*.changes >"$WORK/lintian" 2>&1
+lintian --allow-root "$WORK"/deb/src/vmha_*.changes >"$WORK/lintian" 2>&1
 grep -E '^[EW]: ' "$WORK/lintian" | while read -r l; do diag "  $l"; done
 ok "1. lintian: no error, no warning" sh -c "! grep -qE '^[EW]: ' '$WORK/lintian'"
 
@@ -47,11 +41,11 @@ lab down >/dev/null 2>&1
 VMHA_LAB_DEB=$DEB lab up 2 >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; bail "lab up failed"; }
 for h in node1 node2; do
     ok "2. $h: vmha is installed (dpkg)" \
-        sh -c "lab on $h dpkg-query -W -f='\${Status}' vmha | grep -q 'install ok installed'"
+        sh -c "$LABTOOL on $h dpkg-query -W -f='\${Status}' vmha | grep -q 'install ok installed'"
 done
 ok "2. the agent the cluster runs is the package's" \
-    sh -c "lab on node1 dpkg -S /usr/lib/ocf/resource.d/vmha/guest | grep -q '^vmha:'"
-ok "2. crm lists ocf:vmha:guest" sh -c "lab on node1 crm ra info ocf:vmha:guest | grep -q 'config'"
+    sh -c "$LABTOOL on node1 dpkg -S /usr/lib/ocf/resource.d/vmha/guest | grep -q '^vmha:'"
+ok "2. crm lists ocf:vmha:guest" sh -c "$LABTOOL on node1 crm ra info ocf:vmha:guest | grep -q 'config'"
 make_guest web1
 crm_ configure primitive web1 ocf:vmha:guest \
     params config=/srv/cluster/web1.xml name=web1 migrate_target='qemu+tcp://%n/system' \
