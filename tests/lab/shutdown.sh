@@ -15,9 +15,17 @@ command -v systemd-nspawn >/dev/null || bail "systemd-nspawn is missing (tools/d
 release=$(. /etc/os-release && echo "$VERSION_CODENAME")
 SYS=${VMHA_NSPAWN_DIR:-/var/tmp/vmha-nspawn-$release}
 WORK=$(mktemp -d /tmp/vmha-shutdown.XXXXXX)
-NSPAWN_PID= LEADER=
+NSPAWN_PID= LEADER= BOOTS=0
+stop_containers() { # every systemd-nspawn on $SYS, and what runs in it
+    local p
+    [ -n "$LEADER" ] && kill -KILL "$LEADER" 2>/dev/null
+    for p in $(pgrep -f "systemd-nspawn -D $SYS "); do
+        pkill -KILL -P "$p" 2>/dev/null
+        kill -KILL "$p" 2>/dev/null
+    done
+}
 cleanup() {
-    [ -n "$NSPAWN_PID" ] && kill -KILL "$LEADER" "$NSPAWN_PID" 2>/dev/null
+    stop_containers
     wait 2>/dev/null
     rm -rf "$WORK"
 }
@@ -95,20 +103,30 @@ GUEST_DIR=$SYS/srv/guest SERIAL_LOG=/srv/guest/g1.serial \
     "$SRC/tests/guest/make-guest-xml.sh" g1 "$SYS/srv/guest/g1.xml"
 sed -i "s|$SYS||g" "$SYS/srv/guest/g1.xml"
 
-in_sys() { nsenter -t "$LEADER" -a -- env -C / "$@"; }
+in_sys() { nsenter -t "$LEADER" -m -u -i -n -p -r -- env -C / "$@"; }
 boot() { # boots the system afresh (no CIB, no guest defined); sets LEADER (its PID 1)
+    stop_containers # one a killed run left would hold the directory
+    sleep 1
     rm -f "$SYS"/var/lib/pacemaker/cib/cib* "$SYS"/etc/libvirt/qemu/*.xml
     : >"$WORK/boot.log"
+    BOOTS=$((BOOTS + 1)) # a fresh name: a killed container's name stays taken in /run
     SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 setsid systemd-nspawn -D "$SYS" -b --private-network \
-        --register=no --keep-unit -M vmha-shutdown --console=passive >"$WORK/boot.log" 2>&1 &
+        --register=no --keep-unit -M "vmha-shutdown-$$-$BOOTS" --console=passive >"$WORK/boot.log" 2>&1 &
     NSPAWN_PID=$!
     LEADER=
     for _ in $(seq 100); do
-        LEADER=$(pgrep -P "$NSPAWN_PID" | head -n 1)
+        LEADER=$(init_under "$NSPAWN_PID")
         [ -n "$LEADER" ] && break
         sleep 0.1
     done
     [ -n "$LEADER" ] && wait_for 90 booted
+}
+init_under() { # PID: the systemd that runs as the container's PID 1, a descendant of PID
+    local c
+    for c in $(pgrep -P "$1"); do
+        [ "$(cat "/proc/$c/comm" 2>/dev/null)" = systemd ] && { echo "$c"; return; }
+        init_under "$c"
+    done
 }
 booted() { in_sys systemctl is-system-running 2>/dev/null | grep -qE '^(running|degraded)$'; }
 guest_runs() {
@@ -132,7 +150,7 @@ poweroff_order() { # FILE [SECONDS]: a system not off by then is killed (and it 
     in_sys systemctl poweroff
     wait_for "${2:-120}" exited "$NSPAWN_PID" ||
         { echo "(still shutting down after ${2:-120} s: killed)" >>"$1.late"
-          kill -KILL "$LEADER" "$NSPAWN_PID"; }
+          stop_containers; }
     wait "$NSPAWN_PID" 2>/dev/null
     NSPAWN_PID=
     journalctl -D "$SYS/var/log/journal" --no-pager -o short-precise -b -0 --since "@$since" \
