@@ -190,8 +190,9 @@ xenlab__fence_listen() {
         </dev/null >>"$XENLAB_DIR/fence.log" 2>&1 &
     echo $! >"$XENLAB_DIR/fence.pid"
     disown $! 2>/dev/null || true
+    # Alive is enough here: until socat has exec'd, its command line is still the shell's.
     until [[ -n $(ss -Htln "( sport = :$port )") ]]; do
-        if ! xenlab__fence_pid >/dev/null || ((SECONDS - t0 >= 10)); then
+        if ! kill -0 "$(cat "$XENLAB_DIR/fence.pid")" 2>/dev/null || ((SECONDS - t0 >= 10)); then
             xenlab__err "no fence listener on $port: $(cat "$XENLAB_DIR/fence.log")"
             return 1
         fi
