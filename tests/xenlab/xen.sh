@@ -25,6 +25,12 @@ took() { diag "$1: $(( ($(now_ms) - T0) / 1000 )) s since the suite started"; }
 # --- the lab: vmha installed into both dom0s ---
 meson install -C "$BUILD" --destdir "$WORK/payload" --no-rebuild --quiet >/dev/null ||
     bail "cannot install the build into a payload"
+# Debian 12 puts systemd units under /lib (the package's drop-in): dom0 is merged-/usr, where
+# lib is a link to usr/lib, and a real lib/ in the payload would replace that link.
+if [ -d "$WORK/payload/lib" ] && [ ! -L "$WORK/payload/lib" ]; then
+    mkdir -p "$WORK/payload/usr/lib" && cp -a "$WORK/payload/lib/." "$WORK/payload/usr/lib/" &&
+        rm -rf "$WORK/payload/lib" || bail "cannot merge the payload's /lib into /usr/lib"
+fi
 AGENT=$(cd "$WORK/payload" && find . -path '*/resource.d/vmha/guest' | head -n 1)
 AGENT=${AGENT#.}
 [ -n "$AGENT" ] || bail "no agent in the installed payload"
