@@ -40,6 +40,16 @@ make_guest() {
         "$shared/$name.xml"
 }
 
+# configure_guest NAME: NAME (make_guest's XML) as ocf:vmha:guest under Pacemaker, allowed to
+# live-migrate, with the timeouts the lab's emulated guests need.
+configure_guest() {
+    crm_ configure primitive "$1" ocf:vmha:guest \
+        params config="/srv/cluster/$1.xml" name="$1" migrate_target='qemu+tcp://%n/system' \
+        op start timeout=90s op stop timeout=90s op monitor interval=5s timeout=20s \
+        op migrate_to timeout=120s op migrate_from timeout=60s \
+        meta allow-migrate=true >/dev/null 2>&1
+}
+
 # The guest's counter over TCP from the workstation, or nothing if unreachable within 1 s.
 tcp_counter() {
     lab admin timeout 0.3 busybox nc "$GUEST_IP" 7777 2>/dev/null </dev/null | grep -o "[0-9]*$"

@@ -47,11 +47,7 @@ ok "2. the agent the cluster runs is the package's" \
     sh -c "$LABTOOL on node1 dpkg -S /usr/lib/ocf/resource.d/vmha/guest | grep -q '^vmha:'"
 ok "2. crm lists ocf:vmha:guest" sh -c "$LABTOOL on node1 crm ra info ocf:vmha:guest | grep -q 'config'"
 make_guest web1
-crm_ configure primitive web1 ocf:vmha:guest \
-    params config=/srv/cluster/web1.xml name=web1 migrate_target='qemu+tcp://%n/system' \
-    op start timeout=90s op stop timeout=90s op monitor interval=5s timeout=20s \
-    op migrate_to timeout=120s op migrate_from timeout=60s \
-    meta allow-migrate=true >/dev/null 2>&1
+configure_guest web1
 ok "2. the guest starts and answers" wait_for 90 guest_answers
 took "configure to answering"
 FROM=$(crm_location web1)

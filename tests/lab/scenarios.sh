@@ -59,11 +59,7 @@ make_guest web1
 
 # 1. Pacemaker starts the guest; monitor runs; crm_mon shows it.
 scenario "1. start under Pacemaker"
-crm_ configure primitive web1 ocf:vmha:guest \
-    params config=/srv/cluster/web1.xml name=web1 migrate_target='qemu+tcp://%n/system' \
-    op start timeout=90s op stop timeout=90s op monitor interval=5s timeout=20s \
-    op migrate_to timeout=120s op migrate_from timeout=60s \
-    meta allow-migrate=true >/dev/null 2>&1
+configure_guest web1
 ok "1. the guest starts and answers on the network" wait_for 90 guest_answers
 took "start to answering"
 HOME_=$(crm_location web1)
