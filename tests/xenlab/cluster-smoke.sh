@@ -92,7 +92,9 @@ else
 fi
 
 # The fencer of the node that fences must know the device, wherever it runs.
-registered() { on "$1" 'stonith_admin --list-registered' | grep -qx ' *fence-xenlab'; }
+registered() { # XML: its text form changed in Pacemaker 3.0
+    on "$1" 'stonith_admin --list-registered --output-as=xml' | grep -qE '[>"]fence-xenlab[<"]'
+}
 fence_ready() { [[ -n $(where fence-xenlab) ]] && registered xen1 && registered xen2; }
 check "fence-xenlab is started ($(where fence-xenlab)) and registered in both fencers" \
     fence_ready

@@ -505,7 +505,9 @@ xenlab_cluster_up() {
     # always the one that runs the device); the hosts are asked in parallel.
     pids=()
     for ((n = 1; n <= total; n++)); do
-        cond="stonith_admin --list-registered 2>/dev/null | grep -q '^ *fence-xenlab\$'"
+        # XML: the text form changed in Pacemaker 3.0, the XML one names the device in both
+        cond="stonith_admin --list-registered --output-as=xml 2>/dev/null |
+            grep -qE '[>\"]fence-xenlab[<\"]'"
         ((n > 1)) || cond="crm_resource --locate --resource fence-xenlab 2>/dev/null |
             grep -q 'is running on' && $cond"
         xenlab__dom0_until "$n" "$XENLAB_CLUSTER_TIMEOUT" "$cond" &
