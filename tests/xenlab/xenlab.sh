@@ -425,7 +425,11 @@ EOF
 # quorate, and no-quorum-policy=ignore says that Pacemaker goes on alone too (fencing
 # keeps that safe). validate-with as `cibadmin --empty` of Pacemaker 2.1.5 writes it.
 xenlab__cluster_cib() {
-    local hosts=$1 nqp=''
+    local hosts=$1 nqp='' nodes='' h
+    # The nodes as a running cluster knows them: Pacemaker 3.0's fencer decides once, from
+    # the CIB it starts with, where a device may run, and does not register one on a node
+    # missing from <nodes> (it stays unregistered after the node joins).
+    for h in $hosts; do nodes+="<node id=\"${h#xen}\" uname=\"$h\"/>"; done
     [[ $hosts == *" "*" "* ]] ||
         nqp='<nvpair id="opt-no-quorum-policy" name="no-quorum-policy" value="ignore"/>'
     cat <<EOF
@@ -438,7 +442,7 @@ xenlab__cluster_cib() {
         $nqp
       </cluster_property_set>
     </crm_config>
-    <nodes/>
+    <nodes>$nodes</nodes>
     <resources>
       <primitive id="fence-xenlab" class="stonith" type="fence_xenlab">
         <instance_attributes id="fence-xenlab-ia">
