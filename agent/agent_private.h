@@ -117,22 +117,21 @@ int ocf_paths_check(const struct ocf_params *p, const struct hv_guest_config *cf
 void ocf_paths_probe(const struct ocf_params *p, const struct hv_guest_config *cfg,
                      const struct vmha_deadline *dl);
 /* The guest runs here now: raise its floor, publish its verdicts on every node. */
-void ocf_paths_landed(const struct ocf_params *p, const struct hv_ops *ops, struct hv_conn *conn,
+void ocf_paths_landed(const struct ocf_params *p, struct hv *hv,
                       const struct hv_guest_config *cfg, const struct vmha_deadline *dl);
 
 /* UEFI NVRAM (ocf_nvram.c); all no-ops without state_dir or NVRAM. restore runs between
  * define and start; a non-fatal problem (an older generation used) lands in warning. */
-int ocf_nvram_restore(const struct ocf_params *p, const struct hv_ops *ops, struct hv_conn *conn,
+int ocf_nvram_restore(const struct ocf_params *p, struct hv *hv,
                       const char *name, struct vmha_err *why, char *warning,
                       size_t warning_size);
-void ocf_nvram_capture(const struct ocf_params *p, const struct hv_ops *ops, struct hv_conn *conn,
+void ocf_nvram_capture(const struct ocf_params *p, struct hv *hv,
                        const char *name, const char *reason, const struct vmha_deadline *dl);
 /* Captures at a monitor if the file changed since the last capture. */
-void ocf_nvram_watch(const struct ocf_params *p, const struct hv_ops *ops, struct hv_conn *conn,
+void ocf_nvram_watch(const struct ocf_params *p, struct hv *hv,
                      const char *name, const struct vmha_deadline *dl);
 /* On the target after a live migration, once QEMU wrote the flash back. */
-void ocf_nvram_capture_arrived(const struct ocf_params *p, const struct hv_ops *ops,
-                               struct hv_conn *conn, const char *name,
+void ocf_nvram_capture_arrived(const struct ocf_params *p, struct hv *hv, const char *name,
                                const struct vmha_deadline *dl);
 
 /* Install boots and boot artifacts (ocf_install.c). */
@@ -143,22 +142,21 @@ int ocf_boot_check(const struct ocf_params *p, const struct hv_guest_config *cfg
                    struct vmha_err *why);
 /* After define, before a normal start: runs the install boot instead if the install is not
  * done. *started tells whether it did. */
-int ocf_install_start(const struct ocf_params *p, const struct hv_ops *ops, struct hv_conn *conn,
+int ocf_install_start(const struct ocf_params *p, struct hv *hv,
                       const char *name, const char *config_text, bool *started,
                       struct vmha_err *why);
 /* At a monitor that finds the guest off: if its installer powered it off here, record the
  * install as done and boot the persistent config. Returns true when it handled the guest
  * (then *rc is the monitor's answer). */
-bool ocf_install_finished(const struct ocf_params *p, const struct hv_ops *ops,
-                          struct hv_conn *conn, const char *name, const char *config_text,
+bool ocf_install_finished(const struct ocf_params *p, struct hv *hv, const char *name, const char *config_text,
                           const struct vmha_deadline *dl, int *rc, struct vmha_err *why);
 /* migrate_from: an install boot that moved here is watched from here. */
 void ocf_install_arrived(const struct ocf_params *p, const char *name);
 
 /* A guest as the actions see it (ocf_actions.c), shared with ocf_remus.c. */
 struct guest {
-    const struct hv_ops *ops;
-    struct hv_conn *conn;
+    const struct hv_backend *backend;
+    struct hv *hv; /* NULL until connected */
     char *config_text; /* NULL when config could not be read */
     struct hv_guest_config cfg;
     const char *name;

@@ -78,7 +78,7 @@ static void meta_data(void)
 
 static int validate(const struct node_params *p, struct vmha_err *why)
 {
-    const struct hv_ops *ops;
+    const struct hv_backend *b;
     if (!p->state_dir[0])
         return vmha_err_set(why, -EINVAL, "the required parameter state_dir is not set");
     if (p->state_dir[0] != '/')
@@ -86,7 +86,7 @@ static int validate(const struct node_params *p, struct vmha_err *why)
     int r = store_check_state_dir(p->state_dir, why);
     if (r < 0)
         return r;
-    return hv_backend_for_uri(p->hypervisor, &ops, why);
+    return hv_backend_for_uri(p->hypervisor, &b, why);
 }
 
 static char *join_machines(char **list)
@@ -237,16 +237,16 @@ static int refresh(const struct node_params *p, const struct vmha_deadline *dl,
         return vmha_err_set(why, e.code, "%s", e.msg);
     const struct cluster_node *n = cluster_node_find(&v, me);
 
-    const struct hv_ops *ops;
-    struct hv_conn *conn = NULL;
+    const struct hv_backend *b;
+    struct hv *hv = NULL;
     struct hv_caps caps = {0};
-    if (hv_backend_for_uri(p->hypervisor, &ops, why) < 0)
+    if (hv_backend_for_uri(p->hypervisor, &b, why) < 0)
         return why->code;
     ocf_step("asking the hypervisor at %s for its level", p->hypervisor);
-    int r = ops->open(p->hypervisor, dl, &conn, &e);
+    int r = hv_open(p->hypervisor, dl, &hv, &e);
     if (r == 0) {
-        r = ops->capabilities(conn, &caps, &e);
-        ops->close(conn);
+        r = hv_capabilities(hv, &caps, &e);
+        hv_close(hv);
     }
     if (r < 0)
         return vmha_err_set(why, r, "cannot reach the hypervisor at %s: %s", p->hypervisor,
@@ -255,7 +255,7 @@ static int refresh(const struct node_params *p, const struct vmha_deadline *dl,
     char runs[96];
     r = mig_level_from_caps(&caps, &detected, &e);
     mig_level_format(&detected, runs, sizeof(runs));
-    snprintf(runs + strlen(runs), sizeof(runs) - strlen(runs), ", %s %u.%u.%u", ops->name,
+    snprintf(runs + strlen(runs), sizeof(runs) - strlen(runs), ", %s %u.%u.%u", hv_backend_name(b),
              (unsigned)(caps.mgmt_version / 1000000), (unsigned)(caps.mgmt_version / 1000 % 1000),
              (unsigned)(caps.mgmt_version % 1000));
     _cleanup_free_ char *machines = r == 0 ? join_machines(caps.machine_types) : NULL;

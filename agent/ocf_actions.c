@@ -16,8 +16,7 @@
 
 void ocf_guest_clear(struct guest *g)
 {
-    if (g->conn)
-        g->ops->close(g->conn);
+    hv_close(g->hv);
     free(g->config_text);
     hv_guest_config_clear(&g->cfg);
 }
@@ -60,7 +59,7 @@ int ocf_guest_load(const struct ocf_params *p, struct guest *g, bool strict,
                       struct vmha_err *why)
 {
     struct vmha_err e = {0};
-    int r = hv_backend_for_uri(p->hypervisor, &g->ops, &e);
+    int r = hv_backend_for_uri(p->hypervisor, &g->backend, &e);
     if (r < 0)
         return fail(why, OCF_ERR_INSTALLED, e.msg);
     r = vmha_read_file(p->config, CONFIG_MAX_BYTES, &g->config_text, &e);
@@ -80,7 +79,7 @@ int ocf_guest_load(const struct ocf_params *p, struct guest *g, bool strict,
         vmha_err_set(why, r, "config: %s", e.msg);
         return ocf_rc_for_config_error(r);
     }
-    r = g->ops->config_parse(g->config_text, &g->cfg, &e);
+    r = hv_config_parse(g->backend, g->config_text, &g->cfg, &e);
     if (r < 0) {
         vmha_err_set(why, r, "config: %s", e.msg);
         return OCF_ERR_CONFIGURED;
@@ -107,16 +106,21 @@ int ocf_guest_connect(const struct ocf_params *p, struct guest *g,
 {
     struct vmha_err e = {0};
     ocf_step("connecting to the hypervisor at %s", p->hypervisor);
-    int r = g->ops->open(p->hypervisor, dl, &g->conn, &e);
-    bool libvirt = strcmp(g->ops->name, "libvirt") == 0;
+    int r = hv_open(p->hypervisor, dl, &g->hv, &e);
+    const char *daemon = hv_backend_daemon(g->backend);
+    char hint[64] = "";
     if (r == -ETIMEDOUT) {
-        vmha_err_set(why, r, "the hypervisor at %s does not answer%s: %s", p->hypervisor,
-                     libvirt ? " (is libvirtd hung?)" : "", e.msg);
+        if (daemon)
+            snprintf(hint, sizeof(hint), " (is %s hung?)", daemon);
+        vmha_err_set(why, r, "the hypervisor at %s does not answer%s: %s", p->hypervisor, hint,
+                     e.msg);
         return OCF_ERR_GENERIC;
     }
     if (r < 0) {
-        vmha_err_set(why, r, "cannot reach the hypervisor at %s%s: %s", p->hypervisor,
-                     libvirt ? " (is libvirtd running?)" : "", e.msg);
+        if (daemon)
+            snprintf(hint, sizeof(hint), " (is %s running?)", daemon);
+        vmha_err_set(why, r, "cannot reach the hypervisor at %s%s: %s", p->hypervisor, hint,
+                     e.msg);
         return OCF_ERR_GENERIC;
     }
     return OCF_SUCCESS;
@@ -128,7 +132,7 @@ int ocf_guest_state(struct guest *g, enum hv_state *ret, struct vmha_err *why)
     struct hv_guest_info info;
     struct vmha_err e = {0};
     ocf_step("reading the state of guest %s", g->name);
-    int r = g->ops->lookup(g->conn, g->name, &info, &e);
+    int r = hv_lookup(g->hv, g->name, &info, &e);
     if (r == -ENOENT) {
         *ret = HV_STATE_ABSENT;
         return OCF_SUCCESS;
@@ -200,17 +204,13 @@ static int act_validate(const struct ocf_params *p, const struct vmha_deadline *
         rc = ocf_remus_validate(p, &g.cfg, why);
     if (rc != OCF_SUCCESS)
         return rc;
-    if (strcmp(g.ops->name, "libxl") == 0) {
+    {
         /* Found now rather than halfway through the first migration. */
         _cleanup_free_ char *dest = NULL;
         struct vmha_err e = {0};
-        if (ocf_migration_dest_uri(p, "node", &dest, &e) < 0)
+        if (ocf_migration_dest_uri(p, "node", &dest, &e) < 0 ||
+            hv_migrate_target_check(g.backend, dest, &e) < 0)
             return fail(why, OCF_ERR_CONFIGURED, e.msg);
-        if (strncmp(dest, "ssh://", 6) != 0) {
-            vmha_err_set(why, -EINVAL, "migrate_target=%s: hypervisor=libxl migrates over ssh "
-                         "(ssh://[user@]%%n[:port])", p->migrate_target);
-            return OCF_ERR_CONFIGURED;
-        }
     }
     /* libxenlight keeps no UEFI variables (Xen 4.17): say so rather than lose them. */
     if (g.cfg.loader && g.cfg.virt_type && strcmp(g.cfg.virt_type, "xen") == 0 &&
@@ -235,7 +235,7 @@ static int act_monitor(const struct ocf_params *p, const struct vmha_deadline *d
     if (rc != OCF_SUCCESS)
         return rc;
     if (s == HV_STATE_SHUTOFF && p->interval_ms > 0 &&
-        ocf_install_finished(p, g.ops, g.conn, g.name, g.config_text, dl, &rc, why))
+        ocf_install_finished(p, g.hv, g.name, g.config_text, dl, &rc, why))
         return rc;
     rc = ocf_rc_for_state(s);
     if (rc == OCF_ERR_GENERIC)
@@ -243,7 +243,7 @@ static int act_monitor(const struct ocf_params *p, const struct vmha_deadline *d
     if (p->interval_ms == 0 && g.cfg.name)
         ocf_paths_probe(p, &g.cfg, dl);
     if (rc == OCF_SUCCESS && s == HV_STATE_RUNNING)
-        ocf_nvram_watch(p, g.ops, g.conn, g.name, dl);
+        ocf_nvram_watch(p, g.hv, g.name, dl);
     return rc;
 }
 
@@ -254,21 +254,21 @@ int ocf_guest_start(const struct ocf_params *p, struct guest *g, enum hv_state s
     int r = 0;
     if (s == HV_STATE_PAUSED) {
         ocf_step("resuming guest %s", g->name);
-        r = g->ops->resume(g->conn, g->name, &e);
+        r = hv_resume(g->hv, g->name, &e);
     } else {
         if (s == HV_STATE_CRASHED) {
             ocf_step("clearing crashed guest %s", g->name);
-            g->ops->destroy(g->conn, g->name, &e);
+            hv_destroy(g->hv, g->name, &e);
         }
         ocf_step("defining guest %s", g->name);
-        r = g->ops->define(g->conn, g->config_text, &e);
+        r = hv_define(g->hv, g->config_text, &e);
         if (r == -EINVAL) {
             vmha_err_set(why, r, "%s", e.msg);
             return OCF_ERR_CONFIGURED;
         }
         char warning[1200];
         if (r == 0) {
-            int rc = ocf_nvram_restore(p, g->ops, g->conn, g->name, why, warning,
+            int rc = ocf_nvram_restore(p, g->hv, g->name, why, warning,
                                        sizeof(warning));
             if (rc != OCF_SUCCESS)
                 return rc;
@@ -276,13 +276,13 @@ int ocf_guest_start(const struct ocf_params *p, struct guest *g, enum hv_state s
             if (warning[0])
                 fprintf(stderr, "ocf-exit-reason:%s\n", warning);
             bool installing = false;
-            rc = ocf_install_start(p, g->ops, g->conn, g->name, g->config_text, &installing,
+            rc = ocf_install_start(p, g->hv, g->name, g->config_text, &installing,
                                    why);
             if (rc != OCF_SUCCESS)
                 return rc;
             if (!installing) {
                 ocf_step("starting guest %s", g->name);
-                r = g->ops->start(g->conn, g->name, NULL, &e);
+                r = hv_start(g->hv, g->name, NULL, &e);
             }
         }
     }
@@ -332,7 +332,7 @@ static int act_start(const struct ocf_params *p, const struct vmha_deadline *dl,
     rc = ocf_guest_start(p, &g, s, dl, why);
     if (rc == OCF_SUCCESS) {
         cluster_log(LOG_NOTICE, "guest %s runs", g.name);
-        ocf_paths_landed(p, g.ops, g.conn, &g.cfg, dl);
+        ocf_paths_landed(p, g.hv, &g.cfg, dl);
     }
     return rc;
 }
@@ -362,7 +362,7 @@ int ocf_guest_stop(const struct ocf_params *p, struct guest *g, enum hv_state s,
         ocf_step("asking guest %s to shut down", g->name);
         cluster_log(LOG_INFO, "asking guest %s to shut down (up to %llu ms)", g->name,
                     (unsigned long long)vmha_deadline_left_ms(&soft));
-        if (g->ops->shutdown(g->conn, g->name, p->shutdown_mode, &e) < 0)
+        if (hv_shutdown(g->hv, g->name, p->shutdown_mode, &e) < 0)
             cluster_log(LOG_WARNING, "graceful shutdown refused: %s", e.msg);
         else if ((rc = ocf_guest_wait(g, is_off, &soft, &now, why)) != OCF_SUCCESS &&
                  vmha_deadline_passed(&soft) == false)
@@ -373,7 +373,7 @@ int ocf_guest_stop(const struct ocf_params *p, struct guest *g, enum hv_state s,
     cluster_log(LOG_WARNING, "destroying guest %s (%s)", g->name,
                 p->force_stop ? "force_stop is set" : "it did not shut down in time");
     ocf_step("destroying guest %s", g->name);
-    if (g->ops->destroy(g->conn, g->name, &e) < 0) {
+    if (hv_destroy(g->hv, g->name, &e) < 0) {
         vmha_err_set(why, e.code, "cannot destroy guest %s: %s", g->name, e.msg);
         return OCF_ERR_GENERIC;
     }
@@ -399,11 +399,11 @@ static int act_stop(const struct ocf_params *p, const struct vmha_deadline *dl,
         return rc;
     }
     if (s != HV_STATE_ABSENT) {
-        ocf_nvram_capture(p, g.ops, g.conn, g.name, "stop", dl);
+        ocf_nvram_capture(p, g.hv, g.name, "stop", dl);
         /* A definition left behind could be started by hand next to the real guest. */
         struct vmha_err e = {0};
         ocf_step("removing the definition of guest %s", g.name);
-        if (g.ops->undefine(g.conn, g.name, &e) < 0 && e.code != -ENOENT)
+        if (hv_undefine(g.hv, g.name, &e) < 0 && e.code != -ENOENT)
             cluster_log(LOG_WARNING, "guest %s stopped, but %s", g.name, e.msg);
     }
     cluster_log(LOG_NOTICE, "guest %s is stopped", g.name);
@@ -484,11 +484,11 @@ int ocf_guest_migrate(const struct ocf_params *p, struct guest *g, const char *t
                                    .max_downtime_ms = p->migration_downtime,
                                    .progress = on_progress, .opaque = &w, .poll_ms = 1000,
                                    .deadline = w.cancel_at};
-    ocf_nvram_capture(p, g->ops, g->conn, g->name, "migrate", dl);
+    ocf_nvram_capture(p, g->hv, g->name, "migrate", dl);
     cluster_log(LOG_NOTICE, "migrating guest %s to %s (%s)", g->name, target, dest);
     ocf_step("migrating guest %s to %s", g->name, dest);
     struct vmha_err e = {0};
-    if (g->ops->migrate(g->conn, g->name, &mp, &e) < 0) {
+    if (hv_migrate(g->hv, g->name, &mp, &e) < 0) {
         enum hv_state after = HV_STATE_INVALID;
         ocf_guest_state(g, &after, &(struct vmha_err){0});
         vmha_err_set(why, e.code, "live migration of %s to %s failed, the guest is %s here: %s",
@@ -513,10 +513,10 @@ static int act_migrate_from(const struct ocf_params *p, const struct vmha_deadli
     struct vmha_deadline arrival = vmha_deadline_min(*dl, vmha_deadline_in(10000));
     rc = ocf_guest_wait(&g, is_running, &arrival, &s, why);
     if (rc == OCF_SUCCESS && is_running(s)) {
-        ocf_nvram_capture_arrived(p, g.ops, g.conn, g.name, dl);
+        ocf_nvram_capture_arrived(p, g.hv, g.name, dl);
         ocf_install_arrived(p, g.name);
         if (g.cfg.name)
-            ocf_paths_landed(p, g.ops, g.conn, &g.cfg, dl);
+            ocf_paths_landed(p, g.hv, &g.cfg, dl);
         else if (p->state_dir[0])
             cluster_log(LOG_ERR, "guest %s arrived, but its config is unreadable: its "
                         "migration floor is not recorded", g.name);

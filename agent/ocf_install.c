@@ -102,7 +102,7 @@ int ocf_boot_check(const struct ocf_params *p, const struct hv_guest_config *cfg
     return rc;
 }
 
-int ocf_install_start(const struct ocf_params *p, const struct hv_ops *ops, struct hv_conn *conn,
+int ocf_install_start(const struct ocf_params *p, struct hv *hv,
                       const char *name, const char *config_text, bool *started,
                       struct vmha_err *why)
 {
@@ -124,7 +124,7 @@ int ocf_install_start(const struct ocf_params *p, const struct hv_ops *ops, stru
         return OCF_SUCCESS;
     /* The one-off configuration, with the UUID the persistent definition got. */
     struct hv_guest_info info;
-    if (ops->lookup(conn, name, &info, &e) < 0) {
+    if (hv_lookup(hv, name, &info, &e) < 0) {
         vmha_err_set(why, e.code, "%s", e.msg);
         return OCF_ERR_GENERIC;
     }
@@ -135,7 +135,7 @@ int ocf_install_start(const struct ocf_params *p, const struct hv_ops *ops, stru
             return OCF_ERR_INSTALLED;
         }
         struct hv_guest_config ic = {0};
-        int r = ops->config_parse(install_text, &ic, &e);
+        int r = hv_config_parse(hv_backend_of(hv), install_text, &ic, &e);
         bool same = r == 0 && strcmp(ic.name, name) == 0;
         hv_guest_config_clear(&ic);
         if (!same) {
@@ -149,8 +149,8 @@ int ocf_install_start(const struct ocf_params *p, const struct hv_ops *ops, stru
         .initrd = p->install_initrd[0] ? p->install_initrd : NULL,
         .cmdline = p->install_cmdline[0] ? p->install_cmdline : NULL,
         .media = p->install_media[0] ? p->install_media : NULL};
-    if (HV_CALL(ops, oneoff_config, &e, install_text ? install_text : config_text, &o,
-                info.uuid, &oneoff) < 0) {
+    if (hv_oneoff_config(hv_backend_of(hv), install_text ? install_text : config_text, &o,
+                         info.uuid, &oneoff, &e) < 0) {
         vmha_err_set(why, e.code, "install configuration of guest %s: %s", name, e.msg);
         return OCF_ERR_CONFIGURED;
     }
@@ -167,7 +167,7 @@ int ocf_install_start(const struct ocf_params *p, const struct hv_ops *ops, stru
                 "defined; it boots once the installer powers the guest off)", name,
                 rec.attempts);
     ocf_step("starting the install boot of guest %s", name);
-    if (ops->start(conn, name, oneoff, &e) < 0) {
+    if (hv_start(hv, name, oneoff, &e) < 0) {
         vmha_err_set(why, e.code, "install boot of guest %s: %s", name, e.msg);
         return OCF_ERR_GENERIC;
     }
@@ -195,15 +195,14 @@ void ocf_install_arrived(const struct ocf_params *p, const char *name)
                     e.msg);
 }
 
-bool ocf_install_finished(const struct ocf_params *p, const struct hv_ops *ops,
-                          struct hv_conn *conn, const char *name, const char *config_text,
+bool ocf_install_finished(const struct ocf_params *p, struct hv *hv, const char *name, const char *config_text,
                           const struct vmha_deadline *dl, int *rc, struct vmha_err *why)
 {
     if (!ocf_install_configured(p))
         return false;
     struct hv_guest_info info;
     struct vmha_err e = {0};
-    if (ops->lookup(conn, name, &info, &e) < 0 || !info.powered_off)
+    if (hv_lookup(hv, name, &info, &e) < 0 || !info.powered_off)
         return false;
     _cleanup_free_ char *gdir = NULL;
     struct install_record rec;
@@ -230,13 +229,13 @@ bool ocf_install_finished(const struct ocf_params *p, const struct hv_ops *ops,
         return true;
     }
     ocf_step("starting guest %s after its install", name);
-    if (ops->define(conn, config_text, &e) < 0 || ops->start(conn, name, NULL, &e) < 0) {
+    if (hv_define(hv, config_text, &e) < 0 || hv_start(hv, name, NULL, &e) < 0) {
         vmha_err_set(why, e.code, "guest %s installed, but it does not start: %s", name, e.msg);
         *rc = OCF_ERR_GENERIC;
         return true;
     }
     for (;;) {
-        if (ops->lookup(conn, name, &info, &e) == 0 && info.state == HV_STATE_RUNNING) {
+        if (hv_lookup(hv, name, &info, &e) == 0 && info.state == HV_STATE_RUNNING) {
             *rc = OCF_SUCCESS;
             return true;
         }

@@ -18,14 +18,13 @@
 #define NVRAM_FILE_MAX (64u << 20)
 
 /* The guest's local VARS file, or NULL when it has none (not UEFI) or the store is off. */
-static char *local_path(const struct ocf_params *p, const struct hv_ops *ops,
-                        struct hv_conn *conn, const char *name)
+static char *local_path(const struct ocf_params *p, struct hv *hv, const char *name)
 {
     char *path = NULL;
-    if (!p->state_dir[0] || !ops->nvram_path)
+    if (!p->state_dir[0] || !hv_can(hv, HV_FEAT_NVRAM))
         return NULL;
     struct vmha_err e = {0};
-    if (ops->nvram_path(conn, name, &path, &e) < 0) {
+    if (hv_nvram_path(hv, name, &path, &e) < 0) {
         if (e.code != -ENOENT)
             cluster_log(LOG_WARNING, "cannot find the NVRAM of guest %s: %s", name, e.msg);
         return NULL;
@@ -33,11 +32,11 @@ static char *local_path(const struct ocf_params *p, const struct hv_ops *ops,
     return path;
 }
 
-int ocf_nvram_restore(const struct ocf_params *p, const struct hv_ops *ops, struct hv_conn *conn,
+int ocf_nvram_restore(const struct ocf_params *p, struct hv *hv,
                       const char *name, struct vmha_err *why, char *warning, size_t warning_size)
 {
     warning[0] = '\0';
-    _cleanup_free_ char *path = local_path(p, ops, conn, name);
+    _cleanup_free_ char *path = local_path(p, hv, name);
     if (!path)
         return OCF_SUCCESS;
     const char *me = cluster_local_node(p->on_node);
@@ -140,10 +139,10 @@ static int read_settled(const char *path, uint8_t **buf, size_t *len, struct vmh
     return err->code ? err->code : vmha_err_set(err, -EAGAIN, "%s kept changing", path);
 }
 
-void ocf_nvram_capture(const struct ocf_params *p, const struct hv_ops *ops, struct hv_conn *conn,
+void ocf_nvram_capture(const struct ocf_params *p, struct hv *hv,
                        const char *name, const char *reason, const struct vmha_deadline *dl)
 {
-    _cleanup_free_ char *path = local_path(p, ops, conn, name);
+    _cleanup_free_ char *path = local_path(p, hv, name);
     if (!path)
         return;
     _cleanup_free_ char *gdir = NULL;
@@ -170,10 +169,10 @@ void ocf_nvram_capture(const struct ocf_params *p, const struct hv_ops *ops, str
                     reason);
 }
 
-void ocf_nvram_watch(const struct ocf_params *p, const struct hv_ops *ops, struct hv_conn *conn,
+void ocf_nvram_watch(const struct ocf_params *p, struct hv *hv,
                      const char *name, const struct vmha_deadline *dl)
 {
-    _cleanup_free_ char *path = local_path(p, ops, conn, name);
+    _cleanup_free_ char *path = local_path(p, hv, name);
     if (!path)
         return;
     /* What the file looked like at the last capture, kept in the run directory. */
@@ -188,17 +187,16 @@ void ocf_nvram_watch(const struct ocf_params *p, const struct hv_ops *ops, struc
              st.st_mtim.tv_nsec, (long long)st.st_size);
     if (vmha_read_file(seen_path, sizeof(now), &seen, NULL) == 0 && strcmp(seen, now) == 0)
         return;
-    ocf_nvram_capture(p, ops, conn, name, "periodic", dl);
+    ocf_nvram_capture(p, hv, name, "periodic", dl);
     mkdir(p->rundir, 0700);
     /* Replaced, never written through whatever is at that name. */
     vmha_write_file(seen_path, now, strlen(now), false, NULL);
 }
 
-void ocf_nvram_capture_arrived(const struct ocf_params *p, const struct hv_ops *ops,
-                               struct hv_conn *conn, const char *name,
+void ocf_nvram_capture_arrived(const struct ocf_params *p, struct hv *hv, const char *name,
                                const struct vmha_deadline *dl)
 {
-    _cleanup_free_ char *path = local_path(p, ops, conn, name);
+    _cleanup_free_ char *path = local_path(p, hv, name);
     if (!path)
         return;
     /* QEMU writes the migrated flash back to this host's file shortly after the migration
@@ -207,7 +205,7 @@ void ocf_nvram_capture_arrived(const struct ocf_params *p, const struct hv_ops *
     char template_digest[65] = "";
     struct hv_guest_config live = {0};
     struct vmha_err e = {0};
-    if (ops->current_config && ops->current_config(conn, name, &live, &e) == 0 &&
+    if (hv_current_config(hv, name, &live, &e) == 0 &&
         live.nvram_template) {
         _cleanup_free_ uint8_t *t = NULL;
         size_t tl;

@@ -443,24 +443,11 @@ int ocf_migration_dest_uri(const struct ocf_params *p, const char *node, char **
 {
     if (p->migrate_target[0])
         return ocf_expand_template(p->migrate_target, node, ret);
-    if (strncmp(p->hypervisor, "libxl", 5) == 0) {
-        /* libxenlight has no daemon to talk to: the source runs the receiver over ssh. */
-        if (strcmp(p->migration_transport, "ssh") != 0)
-            return vmha_err_set(err, -EINVAL, "hypervisor=%s migrates over ssh only, not "
-                                "migration_transport=%s", p->hypervisor, p->migration_transport);
-        return ocf_expand_template("ssh://%n", node, ret);
-    }
-    /* driver[+transport]://[user@host][/path][?query] -> driver+transport://%n/path */
-    const char *sep = strstr(p->hypervisor, "://");
-    if (!sep)
-        return vmha_err_set(err, -EINVAL,
-                            "cannot derive a migration URI from hypervisor=%s: set "
-                            "migrate_target",
-                            p->hypervisor);
-    size_t drv = strcspn(p->hypervisor, "+:");
-    const char *path = strchr(sep + 3, '/');
+    const struct hv_backend *b;
     char tmpl[1024];
-    snprintf(tmpl, sizeof(tmpl), "%.*s+%s://%%n%s", (int)drv, p->hypervisor,
-             p->migration_transport, path ? path : "/system");
+    int r = hv_backend_for_uri(p->hypervisor, &b, err);
+    if (r < 0 || (r = hv_migrate_target_template(b, p->hypervisor, p->migration_transport, tmpl,
+                                                 sizeof(tmpl), err)) < 0)
+        return r;
     return ocf_expand_template(tmpl, node, ret);
 }

@@ -99,7 +99,7 @@ void ocf_paths_probe(const struct ocf_params *p, const struct hv_guest_config *c
                     e.msg);
 }
 
-void ocf_paths_landed(const struct ocf_params *p, const struct hv_ops *ops, struct hv_conn *conn,
+void ocf_paths_landed(const struct ocf_params *p, struct hv *hv,
                       const struct hv_guest_config *cfg, const struct vmha_deadline *dl)
 {
     if (!policy_on(p))
@@ -121,7 +121,7 @@ void ocf_paths_landed(const struct ocf_params *p, const struct hv_ops *ops, stru
         goto failed;
     }
     struct hv_guest_config live = {0};
-    if (ops->current_config && ops->current_config(conn, cfg->name, &live, &e) < 0)
+    if (hv_current_config(hv, cfg->name, &live, &e) < 0)
         cluster_log(LOG_WARNING, "cannot read the machine type guest %s runs with: %s",
                     cfg->name, e.msg);
     int r = mig_record_register(p->state_dir, cfg->name, &needs, dl, &e);

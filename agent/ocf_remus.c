@@ -32,7 +32,7 @@ struct ft {
     enum hv_state state;
     const char *me;
     char dir[PATH_MAX];
-    bool xen; /* Xen's Remus engine (hypervisor=libxl) */
+    bool native; /* the hypervisor's own Remus (Xen's, through libxenlight) */
 };
 
 static void ft_clear(struct ft *f)
@@ -57,7 +57,7 @@ static int ft_open(const struct ocf_params *p, struct ft *f, bool strict,
         return rc;
     f->me = cluster_local_node(p->on_node);
     remus_dir(p->rundir, f->g.name, f->dir, sizeof(f->dir));
-    f->xen = strcmp(f->g.ops->name, "libxl") == 0;
+    f->native = hv_backend_can(f->g.backend, HV_FEAT_NATIVE_REMUS);
     return OCF_SUCCESS;
 }
 
@@ -110,7 +110,7 @@ static int spawn(const struct ocf_params *p, struct ft *f, const char *mode,
             argv[n++] = "--memory";
             argv[n++] = memory;
         }
-        if (f->xen) {
+        if (f->native) {
             argv[n++] = "--config";
             argv[n++] = p->config;
         }
@@ -179,16 +179,16 @@ static void wipe_replica(struct ft *f)
     if (d)
         closedir(d);
     struct vmha_err e = {0};
-    if (f->xen && f->g.ops->replica_discard(f->g.conn, f->g.name, &e) < 0)
+    if (f->native && hv_replica_discard(f->g.hv, f->g.name, &e) < 0)
         cluster_log(LOG_WARNING, "%s", e.msg);
 }
 
-/* What this node could resume: the libvirt engine's checkpoint file, or what Xen's receiver
- * says its replica holds (path is then ""). */
-static int replica_of(struct ft *f, uint64_t *session, uint64_t *epoch, char *path, size_t size)
+/* What this node could resume: vmha's engine's checkpoint files, or what the hypervisor's own
+ * Remus receiver says its replica holds. */
+static int replica_of(struct ft *f, uint64_t *session, uint64_t *epoch)
 {
-    if (!f->xen)
-        return remus_checkpoint(f->dir, session, epoch, path, size);
+    if (!f->native)
+        return remus_checkpoint(f->dir, session, epoch);
     struct remus_status st = {0};
     struct vmha_err e = {0};
     if (remus_status_read(f->dir, &st, &e) < 0 || strcmp(st.role, "backup") != 0 ||
@@ -196,17 +196,16 @@ static int replica_of(struct ft *f, uint64_t *session, uint64_t *epoch, char *pa
         return -ENOENT;
     *session = st.session;
     *epoch = st.epoch;
-    path[0] = '\0';
     return 0;
 }
 
 /* Whether this node's checkpoint may be promoted: it exists and no stale mark covers it.
  * reason says why not. */
-static bool checkpoint_usable(struct ft *f, char *path, size_t size, uint64_t *epoch,
+static bool checkpoint_usable(struct ft *f, uint64_t *epoch,
                               const struct vmha_deadline *dl, char *reason, size_t rsize)
 {
     uint64_t session = 0;
-    if (replica_of(f, &session, epoch, path, size) < 0) {
+    if (replica_of(f, &session, epoch) < 0) {
         snprintf(reason, rsize, "this node holds no checkpoint of %s", f->g.name);
         return false;
     }
@@ -232,33 +231,18 @@ int ocf_remus_validate(const struct ocf_params *p, const struct hv_guest_config 
                        struct vmha_err *why)
 {
     const char *no = NULL;
-    bool libxl = strcmp(p->hypervisor, "libxl") == 0 || strncmp(p->hypervisor, "libxl:", 6) == 0;
-    if (!libxl && strcmp(hv_family_of(cfg), "qemu") != 0)
-        no = "checkpoint replication runs on QEMU guests through libvirt and on Xen guests "
-             "through libxenlight (hypervisor=libxl) only";
-    else if (libxl && cfg->nics)
-        no = "it has a network interface: Xen's Remus must hold its output until each "
-             "checkpoint is replicated, and Debian's libxenlight is built without that "
-             "network buffering (remove the vif or turn replicate off)";
-    else if (libxl && p->replication_tls)
-        no = "replication_tls is for libvirt guests: Xen's Remus runs libxenlight's own "
-             "stream (keep it on a private replication network)";
-    else if (cfg->writable_disks)
+    const struct hv_backend *b;
+    struct vmha_err e = {0};
+    if (cfg->writable_disks)
         no = "it has a writable disk: its backup cannot yet keep the disk in step with the "
              "memory checkpoint (make the disks read-only or turn replicate off)";
     else if (cfg->loader)
         no = "it boots UEFI firmware, whose NVRAM is not carried with its checkpoints yet";
     else if (ocf_install_configured(p))
         no = "it has an install configuration: install it unreplicated first";
-    else if (!libxl && (!cfg->memory || cfg->memory % REMUS_PAGE))
-        no = "its XML must give its <memory> in whole pages: the backup refuses checkpoints "
-             "of any other size";
-    else if (!libxl && !cfg->shared_file_memory)
-        no = "its memory must be a shared file, which the replicator reads to send only what "
-             "changed and which QEMU's checkpoint then leaves out (add <memoryBacking><source "
-             "type='file'/><access mode='shared'/></memoryBacking> to its XML, no NUMA cells, "
-             "and keep qemu.conf's memory_backing_dir on a tmpfs such as /dev/shm; a memfd is "
-             "copied whole into every checkpoint by QEMU 8.1 and later)";
+    else if (hv_backend_for_uri(p->hypervisor, &b, &e) < 0 ||
+             hv_replication_check(b, cfg, p->replication_tls, &e) < 0)
+        no = e.msg; /* what the backend's engine needs of the guest */
     if (no) {
         vmha_err_set(why, -EOPNOTSUPP, "guest %s cannot be replicated: %s", cfg->name, no);
         return OCF_ERR_CONFIGURED;
@@ -269,7 +253,6 @@ int ocf_remus_validate(const struct ocf_params *p, const struct hv_guest_config 
     const char *key = p->replication_key[0] ? p->replication_key : REMUS_KEY_DEFAULT;
     uint8_t *secret = NULL;
     size_t len = 0;
-    struct vmha_err e = {0};
     if (vmha_secret_read("replication_key", key, &secret, &len, &e) < 0) {
         vmha_err_set(why, e.code, "guest %s cannot be replicated: its stream must be "
                      "authenticated, and %s (set replication_key to a file every node holds)",
@@ -290,7 +273,7 @@ static int become_backup(const struct ocf_params *p, struct ft *f, const struct 
     wipe_replica(f);
     set_attr(f->me, REMUS_ATTR_STALE, f->g.name, NULL, dl);
     int rc = spawn(p, f, "receive", dl, why);
-    if (rc == OCF_SUCCESS && f->g.config_text && !f->xen) {
+    if (rc == OCF_SUCCESS && f->g.config_text && !f->native) {
         /* For vmha failover --no-cluster: shared storage may be gone with the cluster. */
         char path[PATH_MAX + 32];
         struct vmha_err e = {0};
@@ -334,7 +317,7 @@ int ocf_remus_stop(const struct ocf_params *p, const struct vmha_deadline *dl,
         if ((rc = ocf_guest_stop(p, &f.g, f.state, dl, why)) != OCF_SUCCESS)
             return rc;
         struct vmha_err e = {0};
-        if (f.g.ops->undefine(f.g.conn, f.g.name, &e) < 0 && e.code != -ENOENT)
+        if (hv_undefine(f.g.hv, f.g.name, &e) < 0 && e.code != -ENOENT)
             cluster_log(LOG_WARNING, "guest %s stopped, but %s", f.g.name, e.msg);
     }
     reap(&f, "receive", SIGTERM, dl);
@@ -360,10 +343,9 @@ int ocf_remus_monitor(const struct ocf_params *p, const struct vmha_deadline *dl
         if (!receiver)
             return OCF_NOT_RUNNING;
         if (p->interval_ms > 0) {
-            char path[PATH_MAX + 32], reason[600];
+            char reason[600];
             uint64_t epoch = 0;
-            bool usable = checkpoint_usable(&f, path, sizeof(path), &epoch, dl, reason,
-                                            sizeof(reason));
+            bool usable = checkpoint_usable(&f, &epoch, dl, reason, sizeof(reason));
             set_score(p, f.me, usable ? "50" : "5", dl);
         }
         return OCF_SUCCESS;
@@ -430,7 +412,7 @@ int ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl
         if (!remus_running(f.dir, "send", NULL) &&
             (rc = spawn(p, &f, "send", dl, why)) != OCF_SUCCESS)
             return rc;
-        if (f.state == HV_STATE_PAUSED && f.g.ops->resume(f.g.conn, f.g.name, &e) < 0) {
+        if (f.state == HV_STATE_PAUSED && hv_resume(f.g.hv, f.g.name, &e) < 0) {
             vmha_err_set(why, e.code, "cannot resume guest %s: %s", f.g.name, e.msg);
             return OCF_ERR_GENERIC;
         }
@@ -439,16 +421,16 @@ int ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl
     }
     /* The replica stops taking checkpoints: what it holds now is what resumes. Xen's ends
      * its stream on SIGUSR1 and makes the last complete checkpoint a paused domain. */
-    struct vmha_deadline quick = vmha_deadline_min(*dl, vmha_deadline_in(f.xen ? 60000 : 10000));
-    reap(&f, "receive", f.xen ? SIGUSR1 : SIGTERM, &quick);
-    char path[PATH_MAX + 32], reason[600];
+    struct vmha_deadline quick = vmha_deadline_min(*dl, vmha_deadline_in(f.native ? 60000 : 10000));
+    reap(&f, "receive", f.native ? SIGUSR1 : SIGTERM, &quick);
+    char reason[600];
     uint64_t epoch = 0;
     uint64_t t0 = vmha_now_ms();
-    bool usable = checkpoint_usable(&f, path, sizeof(path), &epoch, dl, reason, sizeof(reason));
-    if (usable && f.xen) {
+    bool usable = checkpoint_usable(&f, &epoch, dl, reason, sizeof(reason));
+    if (usable && f.native) {
         ocf_step("running guest %s from its replica (checkpoint %llu)", f.g.name,
                  (unsigned long long)epoch);
-        if (f.g.ops->replica_promote(f.g.conn, f.g.name, &e) < 0) {
+        if (hv_replica_promote(f.g.hv, f.g.name, &e) < 0) {
             snprintf(reason, sizeof(reason), "its replica cannot run: %s", e.msg);
             usable = false;
         } else {
@@ -462,19 +444,23 @@ int ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl
         }
     } else if (usable) {
         ocf_step("restoring guest %s from checkpoint %llu", f.g.name, (unsigned long long)epoch);
-        if (remus_checkpoint_image(f.dir, path, sizeof(path), &e) < 0 ||
-            f.g.ops->ckpt_restore(f.g.conn, path, f.g.config_text, &e) < 0) {
+        char dev[PATH_MAX + 32], ram[PATH_MAX + 32];
+        int lock = remus_checkpoint_files(f.dir, dev, sizeof(dev), ram, sizeof(ram), &e);
+        int r = lock < 0 ? lock : hv_ckpt_restore(f.g.hv, dev, ram, f.g.config_text, &e);
+        if (lock >= 0)
+            close(lock);
+        if (r < 0) {
             vmha_err_set(why, e.code, "cannot resume guest %s from checkpoint %llu: %s",
                          f.g.name, (unsigned long long)epoch, e.msg);
             return OCF_ERR_GENERIC;
         }
         /* Output held before the guest takes a step: its first checkpoint covers it. */
         if ((rc = spawn(p, &f, "send", dl, why)) != OCF_SUCCESS) {
-            f.g.ops->destroy(f.g.conn, f.g.name, &e);
+            hv_destroy(f.g.hv, f.g.name, &e);
             return rc;
         }
         ocf_step("resuming guest %s", f.g.name);
-        if (f.g.ops->resume(f.g.conn, f.g.name, &e) < 0) {
+        if (hv_resume(f.g.hv, f.g.name, &e) < 0) {
             vmha_err_set(why, e.code, "guest %s restored but cannot be resumed: %s", f.g.name,
                          e.msg);
             return OCF_ERR_GENERIC;
@@ -552,7 +538,7 @@ int ocf_remus_demote(const struct ocf_params *p, const struct vmha_deadline *dl,
         shutdown = true;
     }
     char to[256] = "";
-    if (!shutdown && f.xen) {
+    if (!shutdown && f.native) {
         /* Who is promoted (the pre-demote notification said), else the backup it streams to. */
         snprintf(flag, sizeof(flag), "%s/demote-to", f.dir);
         FILE *fl = fopen(flag, "re");
@@ -593,9 +579,9 @@ int ocf_remus_demote(const struct ocf_params *p, const struct vmha_deadline *dl,
         ocf_guest_state(&f.g, &now, why);
         if (is_active(now) && (rc = ocf_guest_stop(p, &f.g, now, dl, why)) != OCF_SUCCESS)
             return rc;
-    } else if (!f.xen) { /* a Xen guest left by its live migration */
+    } else if (!f.native) { /* a Xen guest left by its live migration */
         ocf_step("removing guest %s here after its hand-over", f.g.name);
-        if (f.g.ops->destroy(f.g.conn, f.g.name, &e) < 0 && e.code != -ENOENT) {
+        if (hv_destroy(f.g.hv, f.g.name, &e) < 0 && e.code != -ENOENT) {
             vmha_err_set(why, e.code, "guest %s was handed over but cannot be removed here: %s",
                          f.g.name, e.msg);
             return OCF_ERR_GENERIC;
@@ -603,7 +589,7 @@ int ocf_remus_demote(const struct ocf_params *p, const struct vmha_deadline *dl,
         cluster_log(LOG_NOTICE, "guest %s handed over at checkpoint %llu", f.g.name,
                     (unsigned long long)st.epoch);
     }
-    if (f.g.ops->undefine(f.g.conn, f.g.name, &e) < 0 && e.code != -ENOENT)
+    if (hv_undefine(f.g.hv, f.g.name, &e) < 0 && e.code != -ENOENT)
         cluster_log(LOG_WARNING, "cannot remove the definition of %s: %s", f.g.name, e.msg);
     set_attr(f.me, REMUS_ATTR_LAG, f.g.name, NULL, dl);
     return become_backup(p, &f, dl, why);

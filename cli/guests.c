@@ -15,15 +15,15 @@ int cli_guest_config(const struct cli_guest *g, struct hv_guest_config *ret, str
 {
     const char *config = cluster_rsc_param(g->rsc, "config");
     const char *uri = cluster_rsc_param(g->rsc, "hypervisor");
-    const struct hv_ops *ops;
+    const struct hv_backend *b;
     _cleanup_free_ char *text = NULL;
     int r;
     if (!config || !config[0])
         return vmha_err_set(err, -EINVAL, "guest %s has no config parameter", g->name);
-    if ((r = hv_backend_for_uri(uri ? uri : "qemu:///system", &ops, err)) < 0 ||
+    if ((r = hv_backend_for_uri(uri ? uri : "qemu:///system", &b, err)) < 0 ||
         (r = vmha_read_file(config, 4u << 20, &text, err)) < 0)
         return r;
-    return ops->config_parse(text, ret, err);
+    return hv_config_parse(b, text, ret, err);
 }
 
 void cli_guest_load(const struct cluster_rsc *rsc, struct cli_guest *g)
@@ -42,19 +42,19 @@ void cli_guest_load(const struct cluster_rsc *rsc, struct cli_guest *g)
     /* The name becomes state_dir/<name>: the store refuses one that could lead elsewhere. */
     if (!store_name_ok(g->name))
         snprintf(g->problem, sizeof(g->problem), "the guest name cannot be used: %s", NAME_RULE);
-    const struct hv_ops *ops;
+    const struct hv_backend *b;
     _cleanup_free_ char *text = NULL;
     struct vmha_err e = {0};
     if (g->problem[0])
         return;
-    if (!config || hv_backend_for_uri(uri ? uri : "qemu:///system", &ops, &e) < 0 ||
+    if (!config || hv_backend_for_uri(uri ? uri : "qemu:///system", &b, &e) < 0 ||
         vmha_read_file(config, 4u << 20, &text, &e) < 0) {
         snprintf(g->problem, sizeof(g->problem), "config unreadable here: %s",
                  config ? e.msg : "no config parameter");
         return;
     }
     struct hv_guest_config cfg = {0};
-    if (ops->config_parse(text, &cfg, &e) < 0) {
+    if (hv_config_parse(b, text, &cfg, &e) < 0) {
         snprintf(g->problem, sizeof(g->problem), "config: %s", e.msg);
         return;
     }

@@ -109,8 +109,7 @@ static int move(const struct cli_guest *g, const char *target, const char *from,
                         (char *)target, NULL};
     if (run_tool(mv, o, "ask Pacemaker to move the guest") < 0)
         return VMHA_EXIT_FAILED;
-    struct hv_conn *conn = NULL;
-    const struct hv_ops *ops = NULL;
+    struct hv *hv = NULL;
     struct vmha_err e = {0};
     struct vmha_deadline until = vmha_deadline_in(wait_ms);
     if (from[0]) {
@@ -119,9 +118,8 @@ static int move(const struct cli_guest *g, const char *target, const char *from,
         if (node_uri(g, from, uri, sizeof(uri)) < 0) {
             printf("(no progress: the URI of %s's hypervisor is longer than %zu bytes)\n", from,
                    sizeof(uri) - 1);
-        } else if (hv_backend_for_uri(uri, &ops, &e) < 0 || ops->open(uri, &odl, &conn, &e) < 0) {
+        } else if (hv_open(uri, &odl, &hv, &e) < 0) {
             printf("(no progress: cannot reach %s's hypervisor at %s: %s)\n", from, uri, e.msg);
-            conn = NULL;
         }
     }
     char now[256] = "";
@@ -130,7 +128,7 @@ static int move(const struct cli_guest *g, const char *target, const char *from,
     int rc = VMHA_EXIT_FAILED;
     for (;;) {
         struct hv_progress p;
-        if (conn && ops->job_progress && ops->job_progress(conn, g->name, &p, &e) == 0 &&
+        if (hv && hv_can(hv, HV_FEAT_JOB_PROGRESS) && hv_job_progress(hv, g->name, &p, &e) == 0 &&
             (tty || vmha_now_ms() - last_line >= 2000)) {
             show_progress(&p, tty);
             shown = true;
@@ -148,8 +146,7 @@ static int move(const struct cli_guest *g, const char *target, const char *from,
         if (!vmha_deadline_sleep(&until, 500))
             break;
     }
-    if (conn)
-        ops->close(conn);
+    hv_close(hv);
     if (shown && tty)
         printf("\n");
     if (rc == VMHA_EXIT_OK)
@@ -267,21 +264,32 @@ static int migrate_direct(const char *guest, const char *host, const char *uri,
     if (cluster_manages("migrate", guest, o))
         return VMHA_EXIT_FAILED;
     _cleanup_free_ char *dest = NULL;
+    const struct hv_backend *b;
+    char tmpl[1024];
+    const char *n = NULL;
+    if (!target_uri && (hv_backend_for_uri(uri, &b, &e) < 0 ||
+                        hv_migrate_target_template(b, uri, "ssh", tmpl, sizeof(tmpl), &e) < 0)) {
+        fprintf(stderr, "vmha migrate: %s (give the target's URI with --target-uri)\n", e.msg);
+        return VMHA_EXIT_USAGE;
+    }
+    if (!target_uri && !(n = strstr(tmpl, "%n"))) {
+        fprintf(stderr, "vmha migrate: give the target's URI with --target-uri\n");
+        return VMHA_EXIT_USAGE;
+    }
     if (target_uri ? !(dest = strdup(target_uri))
-                   : asprintf(&dest, "qemu+ssh://%s/system", host) < 0) {
+                   : asprintf(&dest, "%.*s%s%s", (int)(n - tmpl), tmpl, host, n + 2) < 0) {
         fprintf(stderr, "vmha migrate: out of memory\n");
         return VMHA_EXIT_FAILED;
     }
-    const struct hv_ops *ops;
-    struct hv_conn *conn = NULL;
+    struct hv *hv = NULL;
     struct vmha_deadline until = vmha_deadline_in(wait_ms);
-    if (hv_backend_for_uri(uri, &ops, &e) < 0 || ops->open(uri, &until, &conn, &e) < 0) {
+    if (hv_open(uri, &until, &hv, &e) < 0) {
         fprintf(stderr, "vmha migrate: cannot reach the hypervisor at %s: %s\n", uri, e.msg);
         return VMHA_EXIT_FAILED;
     }
     struct hv_guest_info info;
     int rc = VMHA_EXIT_FAILED;
-    if (ops->lookup(conn, guest, &info, &e) < 0 || info.state != HV_STATE_RUNNING) {
+    if (hv_lookup(hv, guest, &info, &e) < 0 || info.state != HV_STATE_RUNNING) {
         fprintf(stderr, "vmha migrate: guest %s does not run at %s%s%s\n", guest, uri,
                 e.msg[0] ? ": " : "", e.msg);
     } else {
@@ -291,7 +299,7 @@ static int migrate_direct(const char *guest, const char *host, const char *uri,
                                        .poll_ms = tty ? 500 : 2000};
         printf("migrating %s to %s (%s), without the cluster\n", guest, host, dest);
         fflush(stdout);
-        if (ops->migrate(conn, guest, &mp, &e) < 0) {
+        if (hv_migrate(hv, guest, &mp, &e) < 0) {
             fprintf(stderr, "%svmha migrate: %s (the guest keeps running at %s)\n",
                     tty ? "\n" : "", e.msg, uri);
         } else {
@@ -299,7 +307,7 @@ static int migrate_direct(const char *guest, const char *host, const char *uri,
             rc = VMHA_EXIT_OK;
         }
     }
-    ops->close(conn);
+    hv_close(hv);
     return rc;
 }
 
@@ -532,10 +540,10 @@ static int failover_direct(const char *guest, const char *uri, bool yes, const s
         fprintf(stderr, "vmha failover: '%s' is not a guest name\n", guest);
         return VMHA_EXIT_USAGE;
     }
-    char dir[4200], path[4300];
+    char dir[4200];
     remus_dir(VMHA_RUNDIR, guest, dir, sizeof(dir));
     uint64_t session = 0, epoch = 0;
-    if (remus_checkpoint(dir, &session, &epoch, path, sizeof(path)) < 0) {
+    if (remus_checkpoint(dir, &session, &epoch) < 0) {
         fprintf(stderr, "vmha failover: this host holds no checkpoint of %s (in %s)\n", guest,
                 dir);
         return VMHA_EXIT_FAILED;
@@ -556,14 +564,14 @@ static int failover_direct(const char *guest, const char *uri, bool yes, const s
         for (int i = 0; i < 100 && remus_running(dir, "receive", NULL); i++)
             usleep(50 * 1000);
     }
-    const struct hv_ops *ops;
-    struct hv_conn *conn = NULL;
+    struct hv *hv = NULL;
     struct vmha_deadline until = vmha_deadline_in(o->timeout_ms);
-    if (hv_backend_for_uri(uri, &ops, &e) < 0 || ops->open(uri, &until, &conn, &e) < 0) {
+    if (hv_open(uri, &until, &hv, &e) < 0) {
         fprintf(stderr, "vmha failover: cannot reach the hypervisor at %s: %s\n", uri, e.msg);
         return VMHA_EXIT_FAILED;
     }
-    int rc = VMHA_EXIT_FAILED;
+    int rc = VMHA_EXIT_FAILED, lock = -1;
+    char dev[4300], ram[4300];
     /* The guest's configuration as its backup's agent copied it when the backup started:
      * shared storage may be gone with the cluster. */
     char cpath[4300];
@@ -572,16 +580,17 @@ static int failover_direct(const char *guest, const char *uri, bool yes, const s
     if (vmha_read_file(cpath, 1 << 20, &config, &e) < 0)
         fprintf(stderr, "vmha failover: the guest's configuration is not beside its checkpoint "
                 "(%s): a checkpoint is restored only with it\n", e.msg);
-    else if (remus_checkpoint_image(dir, path, sizeof(path), &e) < 0 ||
-        HV_CALL(ops, ckpt_restore, &e, conn, path, config) < 0 ||
-        ops->resume(conn, guest, &e) < 0)
+    else if ((lock = remus_checkpoint_files(dir, dev, sizeof(dev), ram, sizeof(ram), &e)) < 0 ||
+             hv_ckpt_restore(hv, dev, ram, config, &e) < 0 || hv_resume(hv, guest, &e) < 0)
         fprintf(stderr, "vmha failover: %s\n", e.msg);
     else {
         printf("%s runs here from checkpoint %llu, unprotected (no cluster)\n", guest,
                (unsigned long long)epoch);
         rc = VMHA_EXIT_OK;
     }
-    ops->close(conn);
+    if (lock >= 0)
+        close(lock);
+    hv_close(hv);
     return rc;
 }
 

@@ -529,9 +529,31 @@ static int lv_capabilities(struct hv_conn *c, struct hv_caps *ret, struct vmha_e
     return 0;
 }
 
-const struct hv_ops hv_libvirt_ops = {
+/* driver[+transport]://[user@host][/path][?query] -> driver+transport://%n/path */
+static int lv_migrate_target_template(const char *uri, const char *transport, char *ret,
+                                      size_t size, struct vmha_err *err)
+{
+    const char *sep = strstr(uri, "://");
+    if (!sep)
+        return vmha_err_set(err, -EINVAL,
+                            "cannot derive a migration URI from hypervisor=%s: set "
+                            "migrate_target",
+                            uri);
+    size_t drv = strcspn(uri, "+:");
+    const char *path = strchr(sep + 3, '/');
+    int n = snprintf(ret, size, "%.*s+%s://%%n%s", (int)drv, uri, transport,
+                     path ? path : "/system");
+    if (n < 0 || (size_t)n >= size)
+        return vmha_err_set(err, -ENAMETOOLONG, "hypervisor=%s is too long", uri);
+    return 0;
+}
+
+const struct hv_backend hv_libvirt_backend = {
     .name = "libvirt",
+    .daemon = "libvirtd",
     .config_parse = hv_libvirt_config_parse,
+    .migrate_target_template = lv_migrate_target_template,
+    .replication_check = hv_libvirt_replication_check,
     .open = lv_open,
     .close = lv_close,
     .capabilities = lv_capabilities,
@@ -552,4 +574,5 @@ const struct hv_ops hv_libvirt_ops = {
     .ckpt_take = hv_libvirt_ckpt_take,
     .ckpt_memory = hv_libvirt_ckpt_memory,
     .ckpt_restore = hv_libvirt_ckpt_restore,
+    .ckpt_image = hv_libvirt_ckpt_image,
 };

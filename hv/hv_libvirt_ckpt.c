@@ -434,23 +434,52 @@ int hv_libvirt_ckpt_memory(struct hv_conn *c, const char *name, int *fd, int *qe
     return 0;
 }
 
-int hv_libvirt_ckpt_restore(struct hv_conn *c, const char *path, const char *config_text,
-                            struct vmha_err *err)
+int hv_libvirt_replication_check(const struct hv_guest_config *cfg, bool tls,
+                                 struct vmha_err *err)
+{
+    (void)tls; /* the replicator's own stream: TLS or the cluster's key, either works */
+    if (strcmp(hv_family_of(cfg), "qemu") != 0)
+        return vmha_err_set(err, -EOPNOTSUPP, "checkpoint replication runs on QEMU guests "
+                            "through libvirt and on Xen guests through libxenlight "
+                            "(hypervisor=libxl) only");
+    if (!cfg->memory || cfg->memory % HV_LIBVIRT_PAGE)
+        return vmha_err_set(err, -EOPNOTSUPP, "its XML must give its <memory> in whole pages: "
+                            "the backup refuses checkpoints of any other size");
+    if (!cfg->shared_file_memory)
+        return vmha_err_set(err, -EOPNOTSUPP, "its memory must be a shared file, which the "
+                            "replicator reads to send only what changed and which QEMU's "
+                            "checkpoint then leaves out (add <memoryBacking><source "
+                            "type='file'/><access mode='shared'/></memoryBacking> to its XML, "
+                            "no NUMA cells, and keep qemu.conf's memory_backing_dir on a tmpfs "
+                            "such as /dev/shm; a memfd is copied whole into every checkpoint "
+                            "by QEMU 8.1 and later)");
+    return 0;
+}
+
+int hv_libvirt_ckpt_restore(struct hv_conn *c, const char *dev_path, const char *ram_path,
+                            const char *config_text, struct vmha_err *err)
 {
     /* The checkpoint's bytes came over the network: its XML chooses nothing. libvirt
      * refuses a config that does not describe the machine the checkpoint was taken of. */
     if (!config_text)
         return vmha_err_set(err, -EINVAL, "a checkpoint is restored only with the guest's "
                             "own configuration");
-    _cleanup_free_ char *image_xml = virDomainSaveImageGetXMLDesc(c->conn, path, 0);
-    if (!image_xml)
-        return hv_libvirt_err(err, -EIO, "cannot read the checkpoint's header");
-    _cleanup_free_ char *dxml = NULL;
-    int r = hv_libvirt_restore_config(config_text, image_xml, &dxml, err);
+    /* The image libvirt restores from, beside the device state; gone once restored (it is
+     * as big as the guest's memory). */
+    char path[4200];
+    if (snprintf(path, sizeof(path), "%s.image", dev_path) >= (int)sizeof(path))
+        return vmha_err_set(err, -ENAMETOOLONG, "path too long: %s", dev_path);
+    int r = hv_libvirt_ckpt_image_file(dev_path, ram_path, path, err);
     if (r < 0)
         return r;
-    if (virDomainRestoreFlags(c->conn, path, dxml, VIR_DOMAIN_SAVE_PAUSED) < 0)
-        return hv_libvirt_err(err, -EIO, "cannot restore the guest from its checkpoint with its "
-                              "configuration");
-    return 0;
+    _cleanup_free_ char *image_xml = virDomainSaveImageGetXMLDesc(c->conn, path, 0);
+    _cleanup_free_ char *dxml = NULL;
+    if (!image_xml)
+        r = hv_libvirt_err(err, -EIO, "cannot read the checkpoint's header");
+    else if ((r = hv_libvirt_restore_config(config_text, image_xml, &dxml, err)) == 0 &&
+             virDomainRestoreFlags(c->conn, path, dxml, VIR_DOMAIN_SAVE_PAUSED) < 0)
+        r = hv_libvirt_err(err, -EIO, "cannot restore the guest from its checkpoint with its "
+                           "configuration");
+    unlink(path);
+    return r;
 }

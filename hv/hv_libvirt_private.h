@@ -2,10 +2,14 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include <libvirt/libvirt.h>
 
-#include "vmha/hv.h"
+#include "hv_backend.h"
+
+/* The page QEMU's RAM and the replicator's memory file are kept in. */
+#define HV_LIBVIRT_PAGE 4096
 
 struct hv_conn {
     virConnectPtr conn;
@@ -24,8 +28,18 @@ int hv_libvirt_ckpt_take(struct hv_conn *c, const char *name, int fd,
                          struct vmha_err *err);
 int hv_libvirt_ckpt_memory(struct hv_conn *c, const char *name, int *fd, int *pid,
                            struct vmha_err *err);
-int hv_libvirt_ckpt_restore(struct hv_conn *c, const char *path, const char *config_text,
-                            struct vmha_err *err);
+int hv_libvirt_ckpt_restore(struct hv_conn *c, const char *dev_path, const char *ram_path,
+                            const char *config_text, struct vmha_err *err);
+int hv_libvirt_replication_check(const struct hv_guest_config *cfg, bool tls,
+                                 struct vmha_err *err);
+/* The save image a restore reads (hv_libvirt_image.c): the device state ckpt_take wrote
+ * (dev: libvirt's save header, the XML, QEMU's stream without the shared RAM) with the RAM
+ * (ram_size bytes) merged back in, as a restore without x-ignore-shared reads it; and the
+ * same from the two files into path. */
+int hv_libvirt_ckpt_image(const unsigned char *dev, size_t dev_len, const unsigned char *ram,
+                          size_t ram_size, FILE *out, struct vmha_err *err);
+int hv_libvirt_ckpt_image_file(const char *dev_path, const char *ram_path, const char *path,
+                               struct vmha_err *err);
 /* The XML a checkpoint is restored with: the guest's own config_text, never the XML the
  * checkpoint carries (image_xml), which must name the same guest; its UUID goes into the
  * config when the config names none (libvirt checks that the two describe one machine). */

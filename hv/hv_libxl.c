@@ -435,9 +435,46 @@ static int xl_destroy(struct hv_conn *c, const char *name, struct vmha_err *err)
     return hv_xl_destroy(c->ctx, domid) != 0 ? hv_libxl_err(c, err, -EIO, "cannot destroy") : 0;
 }
 
-const struct hv_ops hv_libxl_ops = {
+/* libxenlight has no daemon to talk to: the source runs the receiver over ssh. */
+static int xl_migrate_target_template(const char *uri, const char *transport, char *ret,
+                                      size_t size, struct vmha_err *err)
+{
+    if (strcmp(transport, "ssh") != 0)
+        return vmha_err_set(err, -EINVAL, "hypervisor=%s migrates over ssh only, not "
+                            "migration_transport=%s", uri, transport);
+    snprintf(ret, size, "ssh://%%n");
+    return 0;
+}
+
+static int xl_migrate_target_check(const char *target, struct vmha_err *err)
+{
+    if (strncmp(target, "ssh://", 6) != 0)
+        return vmha_err_set(err, -EINVAL, "migration target %s: hypervisor=libxl migrates "
+                            "over ssh (migrate_target=ssh://[user@]%%n[:port])", target);
+    return 0;
+}
+
+static int xl_replication_check(const struct hv_guest_config *cfg, bool tls,
+                                struct vmha_err *err)
+{
+    if (cfg->nics)
+        return vmha_err_set(err, -EOPNOTSUPP, "it has a network interface: Xen's Remus must "
+                            "hold its output until each checkpoint is replicated, and Debian's "
+                            "libxenlight is built without that network buffering (remove the "
+                            "vif or turn replicate off)");
+    if (tls)
+        return vmha_err_set(err, -EOPNOTSUPP, "replication_tls is for libvirt guests: Xen's "
+                            "Remus runs libxenlight's own stream (keep it on a private "
+                            "replication network)");
+    return 0;
+}
+
+const struct hv_backend hv_libxl_backend = {
     .name = "libxl",
     .config_parse = hv_libxl_config_parse,
+    .migrate_target_template = xl_migrate_target_template,
+    .migrate_target_check = xl_migrate_target_check,
+    .replication_check = xl_replication_check,
     .open = xl_open,
     .close = xl_close,
     .capabilities = xl_capabilities,
@@ -450,6 +487,9 @@ const struct hv_ops hv_libxl_ops = {
     .shutdown = xl_shutdown,
     .destroy = xl_destroy,
     .migrate = hv_libxl_migrate,
+    .remus_send = hv_libxl_remus_send,
+    .remus_receive = hv_libxl_remus_receive,
+    .remus_suspended = hv_libxl_remus_suspended,
     .replica_promote = hv_libxl_remus_promote,
     .replica_discard = hv_libxl_remus_discard,
 };

@@ -468,7 +468,7 @@ int hv_libxl_receive(int in, int out, const struct vmha_deadline *dl, struct vmh
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     struct hv_conn *c = NULL;
-    int r = hv_libxl_ops.open("libxl", dl, &c, err);
+    int r = hv_libxl_backend.open("libxl", dl, &c, err);
     if (r < 0)
         return r;
     libxl_domain_config d;
@@ -500,6 +500,6 @@ int hv_libxl_receive(int in, int out, const struct vmha_deadline *dl, struct vmh
         say(out, msg);
     }
     libxl_domain_config_dispose(&d);
-    hv_libxl_ops.close(c);
+    hv_libxl_backend.close(c);
     return r;
 }

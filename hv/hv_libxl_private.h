@@ -4,7 +4,7 @@
 #include <stdbool.h>
 
 #include "hv_libxl_compat.h"
-#include "vmha/hv.h"
+#include "hv_backend.h"
 
 struct hv_xl_logger;
 
@@ -66,5 +66,16 @@ int hv_libxl_ssh_command(const char *uri, const char *helper, unsigned long long
                          struct hv_libxl_ssh_cmd *ret, struct vmha_err *err);
 
 /* The backup's replica (hv_libxl_remus.c): run it as NAME; remove it. */
+/* Xen's Remus (hv.h's hv_remus_*, hv_replica_*). */
+int hv_libxl_remus_send(struct hv_conn *c, const char *name, int fd, uint64_t interval_ms,
+                        const struct vmha_deadline *dl, struct vmha_err *err);
+int hv_libxl_remus_receive(struct hv_conn *c, int fd, const char *config_text,
+                           const struct vmha_deadline *dl, char *ret_name, size_t size,
+                           struct vmha_err *err);
+int hv_libxl_remus_suspended(struct hv_conn *c, const char *name, uint32_t *domid);
 int hv_libxl_remus_promote(struct hv_conn *c, const char *name, struct vmha_err *err);
 int hv_libxl_remus_discard(struct hv_conn *c, const char *name, struct vmha_err *err);
+
+/* The target side of a live migration (vmha-libxl-helper): speaks the migration protocol on
+ * in/out (ssh's stdin and stdout) and leaves the guest running here, or nothing at all. */
+int hv_libxl_receive(int in, int out, const struct vmha_deadline *dl, struct vmha_err *err);

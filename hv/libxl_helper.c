@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vmha/hv.h"
+#include "hv_libxl_private.h"
 
 static int usage(const char *me)
 {

@@ -9,10 +9,11 @@
  * cluster's secret in --key FILE (/etc/corosync/authkey); with --tls by libvirt's x509
  * credentials (/etc/pki/CA/cacert.pem, /etc/pki/libvirt/{server,client}cert.pem and private
  * keys); --insecure believes anyone (a lab only). --memory is the guest's memory as
- * configured: a checkpoint of any other size is refused. --config FILE (Xen's backup): the
- * guest's xl.cfg, which its replica is made with; it takes no stream of another guest.
- * With --uri libxl (a Xen guest through libxenlight) both sides run Xen's own Remus
- * (xen.c); any other URI is libvirt's, with vmha's checkpoint engine (sender.c, receiver.c).
+ * configured: a checkpoint of any other size is refused. --config FILE (a native Remus
+ * backup): the guest's own configuration, which its replica is made with; it takes no
+ * stream of another guest. Where the --uri's backend has its own Remus (Xen's, through
+ * libxenlight) both sides run that (native.c); otherwise vmha's checkpoint engine
+ * (sender.c, receiver.c).
  *
  * It returns once it is ready (or has failed, saying why on stderr) and goes on in the
  * background, holding a lock on D/<mode>.pid while it lives. SIGTERM stops it; SIGUSR1
@@ -35,6 +36,7 @@
 #include "remus_private.h"
 #include "vmha/cleanup.h"
 #include "vmha/cluster.h"
+#include "vmha/hv.h"
 
 volatile sig_atomic_t remus_stop_requested, remus_demote_requested;
 
@@ -231,7 +233,11 @@ int main(int argc, char **argv)
     sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     snprintf(x.st.role, sizeof(x.st.role), "%s", send ? "primary" : "backup");
-    bool xen = x.uri && (strcmp(x.uri, "libxl") == 0 || strncmp(x.uri, "libxl:", 6) == 0);
+    /* The engine: the hypervisor's own Remus where its backend has one, else vmha's. */
+    const struct hv_backend *b = NULL;
+    struct vmha_err be = {0};
+    bool native = x.uri && hv_backend_for_uri(x.uri, &b, &be) == 0 &&
+                  hv_backend_can(b, HV_FEAT_NATIVE_REMUS);
     x.auth = insecure ? REMUS_AUTH_NONE : tls ? REMUS_AUTH_X509 : REMUS_AUTH_KEY;
     snprintf(x.st.auth, sizeof(x.st.auth), "%s", remus_auth_name(x.auth));
     int rc;
@@ -242,25 +248,22 @@ int main(int argc, char **argv)
                      "stream: %s (set replication_key, or replication_insecure=true in a lab)",
                      err.msg);
         rc = remus_fail(&x, &e);
-    } else if (receive && xen && !x.config) {
-        vmha_err_set(&err, -EINVAL, "--config is required: Xen's backup makes its replica with "
-                     "the guest's own xl.cfg");
+    } else if (x.uri && !b) {
+        rc = remus_fail(&x, &be);
+    } else if (receive && native && !x.config) {
+        vmha_err_set(&err, -EINVAL, "--config is required: the backup makes its replica with "
+                     "the guest's own configuration");
         rc = remus_fail(&x, &err);
-    } else if (receive && !xen && x.memory == 0) {
+    } else if (receive && !native && x.memory == 0) {
         vmha_err_set(&err, -EINVAL, "--memory is required: the backup refuses checkpoints of "
                      "any other size than the guest's");
         rc = remus_fail(&x, &err);
-    } else if (xen && tls) {
-        vmha_err_set(&err, -EOPNOTSUPP, "--tls is for libvirt guests: Xen's Remus runs "
-                     "libxenlight's own stream");
+    } else if (native && tls) {
+        vmha_err_set(&err, -EOPNOTSUPP, "--tls is for vmha's own replication: the hypervisor's "
+                     "Remus runs its own stream");
         rc = remus_fail(&x, &err);
-    } else if (xen) {
-#ifdef VMHA_HAVE_LIBXL
-        rc = send ? remus_xen_send(&x) : remus_xen_receive(&x);
-#else
-        vmha_err_set(&err, -EOPNOTSUPP, "this build of vmha has no libxl backend");
-        rc = remus_fail(&x, &err);
-#endif
+    } else if (native) {
+        rc = send ? remus_native_send(&x) : remus_native_receive(&x);
     } else {
         rc = send ? remus_send(&x) : remus_receive(&x);
     }

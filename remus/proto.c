@@ -186,8 +186,7 @@ bool remus_running(const char *dir, const char *mode, int *pid)
     return true;
 }
 
-int remus_checkpoint(const char *dir, uint64_t *session, uint64_t *epoch, char *path,
-                     size_t size)
+int remus_checkpoint(const char *dir, uint64_t *session, uint64_t *epoch)
 {
     _cleanup_(store_kv_clear) struct store_kv kv = {0};
     struct vmha_err e = {0};
@@ -199,7 +198,6 @@ int remus_checkpoint(const char *dir, uint64_t *session, uint64_t *epoch, char *
     *epoch = get_u64(&kv, "epoch");
     /* The committed epoch is the journal until it is applied, then dev.save and ram. */
     char jrnl[4096], dev[4096];
-    snprintf(path, size, "%s/ckpt.save", dir);
     snprintf(jrnl, sizeof(jrnl), "%s/ckpt.jrnl", dir);
     snprintf(dev, sizeof(dev), "%s/dev.save", dir);
     return access(jrnl, R_OK) == 0 || access(dev, R_OK) == 0 ? 0 : -ENOENT;

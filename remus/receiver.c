@@ -53,8 +53,7 @@ static int check_body(struct remus_ctx *x, const char *part, const struct remus_
                             "memory, but guest %s has %" PRIu64, id->epoch, b.ram_size, x->guest,
                             x->memory);
     uint64_t session = 0, epoch = 0;
-    char path[4200];
-    bool held = remus_checkpoint(x->dir, &session, &epoch, path, sizeof(path)) == 0;
+    bool held = remus_checkpoint(x->dir, &session, &epoch) == 0;
     bool same = held && session == id->session;
     if (same && id->epoch <= epoch)
         return vmha_err_set(err, -ESTALE, "checkpoint %" PRIu64 " of session %016" PRIx64

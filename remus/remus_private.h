@@ -138,8 +138,8 @@ int remus_mark_stale(struct remus_ctx *x, const char *peer, uint64_t epoch,
 void remus_renew_mark(struct remus_ctx *x, const char *peer);
 
 /* Xen's Remus through libxenlight (xen.c, in builds with the libxl backend). */
-int remus_xen_send(struct remus_ctx *x);
-int remus_xen_receive(struct remus_ctx *x);
+int remus_native_send(struct remus_ctx *x);
+int remus_native_receive(struct remus_ctx *x);
 
 /* Writes the status file (a failure to is logged, not fatal). */
 void remus_publish(struct remus_ctx *x);

@@ -26,8 +26,7 @@
 
 struct sender {
     struct remus_ctx *x;
-    const struct hv_ops *ops;
-    struct hv_conn *conn;
+    struct hv *hv;
     bool held;       /* output is being held */
     char peer[256];  /* node name of the backup */
     char addr[300];  /* its replication address:port */
@@ -104,7 +103,7 @@ static int take(struct sender *s, const struct vmha_deadline *dl, struct collect
         close(sp[1]);
         return vmha_err_set(err, -EAGAIN, "cannot start the checkpoint's collector");
     }
-    int r = s->ops->ckpt_take(s->conn, s->x->guest, sp[1], dl, st, err);
+    int r = hv_ckpt_take(s->hv, s->x->guest, sp[1], dl, st, err);
     close(sp[1]); /* QEMU closes its copy when its migration is cleaned up: EOF */
     pthread_join(t, NULL);
     close(sp[0]);
@@ -118,9 +117,7 @@ static int take(struct sender *s, const struct vmha_deadline *dl, struct collect
 static int track_open(struct sender *s, struct vmha_err *err)
 {
     int fd = -1, pid = 0;
-    int r = s->ops->ckpt_memory ? s->ops->ckpt_memory(s->conn, s->x->guest, &fd, &pid, err)
-                                : vmha_err_set(err, -EOPNOTSUPP, "this hypervisor's guests "
-                                               "cannot be replicated");
+    int r = hv_ckpt_memory(s->hv, s->x->guest, &fd, &pid, err);
     if (r < 0)
         return r;
     /* The mapping keeps the memory alive after its QEMU is gone; a guest started again has
@@ -342,7 +339,7 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
     x->st.ckpt_ms = vmha_now_ms() - t0;
     x->st.epochs++;
     struct vmha_err e = {0};
-    if ((r = s->ops->ckpt_release(s->conn, x->guest, false, &e)) < 0) {
+    if ((r = hv_ckpt_release(s->hv, x->guest, false, &e)) < 0) {
         vmha_err_set(err, r, "checkpoint %" PRIu64 " committed, but its output cannot be "
                      "released: %s", epoch, e.msg);
         goto resume;
@@ -350,7 +347,7 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
     if (final)
         return 0;
     us[4] = now_us();
-    if ((r = s->ops->resume(s->conn, x->guest, &e)) < 0)
+    if ((r = hv_resume(s->hv, x->guest, &e)) < 0)
         return vmha_err_set(err, r, "cannot resume the guest after checkpoint %" PRIu64 ": %s",
                             epoch, e.msg);
     us[5] = now_us();
@@ -371,7 +368,7 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
     return 0;
 resume:;
     struct vmha_err e2 = {0};
-    if (s->ops->resume(s->conn, x->guest, &e2) < 0)
+    if (hv_resume(s->hv, x->guest, &e2) < 0)
         cluster_log(LOG_ERR, "cannot resume guest %s after a failed checkpoint: %s", x->guest,
                     e2.msg);
 out:
@@ -505,7 +502,7 @@ static void unprotect(struct sender *s, const char *why)
                 return;
         }
         struct vmha_err e = {0};
-        if (s->ops->ckpt_release(s->conn, x->guest, true, &e) < 0) {
+        if (hv_ckpt_release(s->hv, x->guest, true, &e) < 0) {
             cluster_log(LOG_ERR, "guest %s: cannot release its held output: %s", x->guest,
                         e.msg);
             return;
@@ -523,7 +520,7 @@ static int hold(struct sender *s, struct vmha_err *err)
 {
     if (s->held)
         return 0;
-    int r = s->ops->ckpt_hold(s->conn, s->x->guest, err);
+    int r = hv_ckpt_hold(s->hv, s->x->guest, err);
     if (r == 0)
         s->held = true;
     return r;
@@ -545,10 +542,10 @@ int remus_send(struct remus_ctx *x)
     struct sender s = {.x = x, .qemu = -1};
     struct vmha_err err = {0};
     struct vmha_deadline dl = vmha_deadline_in(30000);
-    if (hv_backend_for_uri(x->uri, &s.ops, &err) < 0 || s.ops->open(x->uri, &dl, &s.conn, &err) < 0)
+    if (hv_open(x->uri, &dl, &s.hv, &err) < 0)
         return remus_fail(x, &err);
     if (track_open(&s, &err) < 0) {
-        s.ops->close(s.conn);
+        hv_close(s.hv);
         return remus_fail(x, &err);
     }
     if (getrandom(&x->st.session, sizeof(x->st.session), 0) != sizeof(x->st.session))
@@ -622,7 +619,7 @@ int remus_send(struct remus_ctx *x)
     }
     if (remus_stop_requested && s.held && !remus_demote_requested)
         unprotect(&s, "replication stopped");
-    s.ops->close(s.conn);
+    hv_close(s.hv);
     if (s.ram)
         munmap((void *)s.ram, s.ram_size);
     free(s.shadow);

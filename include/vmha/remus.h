@@ -94,9 +94,8 @@ void remus_dir(const char *rundir, const char *guest, char *buf, size_t size);
  * a lock on <mode>.pid. *pid is set when it runs. */
 bool remus_running(const char *dir, const char *mode, int *pid);
 /* The committed checkpoint the backup holds, by its identity in dir/ckpt.meta; -ENOENT
- * when there is none. path is set to where remus_checkpoint_image puts its save image. */
-int remus_checkpoint(const char *dir, uint64_t *session, uint64_t *epoch, char *path,
-                     size_t size);
+ * when there is none. */
+int remus_checkpoint(const char *dir, uint64_t *session, uint64_t *epoch);
 
 #define REMUS_PAGE 4096
 /* The most device state one checkpoint carries (QEMU's stream without the shared RAM: the
@@ -123,13 +122,11 @@ int remus_body_parse(const unsigned char *b, size_t n, struct remus_body *ret,
 /* Applies a committed epoch (dir/ckpt.jrnl) to dir/ram and dir/dev.save; 0 when there
  * is none. Safe to repeat after an interruption. */
 int remus_journal_apply(const char *dir, struct vmha_err *err);
-/* QEMU's stream of the device state (taken with x-ignore-shared) with the guest's RAM
- * (ram_size bytes) merged back in, as a restore without x-ignore-shared reads it. */
-int remus_stream_merge(const unsigned char *s, size_t n, const unsigned char *ram,
-                       size_t ram_size, FILE *out, struct vmha_err *err);
-/* Builds the save image of the committed checkpoint (dir/ckpt.save, path set to it) from
- * dir/dev.save and dir/ram, after applying a pending journal. */
-int remus_checkpoint_image(const char *dir, char *path, size_t size, struct vmha_err *err);
+/* The committed checkpoint's two files, dir/dev.save and dir/ram (paths set), after applying a
+ * pending journal: returns a lock that keeps them as they are until it is closed (for
+ * hv_ckpt_restore), or -errno. */
+int remus_checkpoint_files(const char *dir, char *dev, size_t dev_size, char *ram,
+                           size_t ram_size, struct vmha_err *err);
 
 /* CLOCK_REALTIME in ms: what the cluster's nodes agree on (commit times, lags). */
 uint64_t remus_realtime_ms(void);

@@ -1,5 +1,5 @@
 /* Fuzzes the libvirt backend's XML handling (hv/hv_libvirt_xml.c), all of it pure: the guest's
- * domain XML as config_parse reads it (hv_libvirt_ops.config_parse), the one-off install
+ * domain XML as config_parse reads it (hv_config_parse), the one-off install
  * configuration laid over it, and the machine types read from a capabilities XML. The one-off
  * configuration of a domain XML that parses is what an install boot defines: it must parse
  * too (anything else aborts, as a finding). */
@@ -27,7 +27,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *text = fuzz_text(data, size);
     struct hv_guest_config c;
     struct vmha_err err = {0};
-    bool parsed = hv_libvirt_ops.config_parse(text, &c, &err) == 0;
+    static const struct hv_backend *b;
+    if (!b && hv_backend_for_uri("qemu:///system", &b, &err) < 0)
+        fail("no libvirt backend");
+    bool parsed = hv_config_parse(b, text, &c, &err) == 0;
     if (parsed)
         hv_guest_config_clear(&c);
 
@@ -36,9 +39,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const struct hv_boot_override none = {0};
     const struct hv_boot_override *o = size % 2 ? &all : &none;
     char *oneoff = NULL;
-    if (hv_libvirt_ops.oneoff_config(text, o, "c7a5fdbd-cdaf-9455-926a-d65c16db1809", &oneoff,
-                                     &err) == 0) {
-        if (parsed && hv_libvirt_ops.config_parse(oneoff, &c, &err) < 0)
+    if (hv_oneoff_config(b, text, o, "c7a5fdbd-cdaf-9455-926a-d65c16db1809", &oneoff,
+                         &err) == 0) {
+        if (parsed && hv_config_parse(b, oneoff, &c, &err) < 0)
             fail("the one-off configuration of a domain XML does not parse");
         if (parsed)
             hv_guest_config_clear(&c);

@@ -1,13 +1,16 @@
 /* Fuzzes a checkpoint's body (remus/image.c) as a backup handles one: remus_body_parse, and
  * for a body it accepts, what the backup does next with the bytes: the journal applied
  * (remus_journal_apply walks the sections again and writes the pages and the device state)
- * and the save image built from them (remus_checkpoint_image: the libvirt save header, then
- * QEMU's stream merged with the memory). Only bodies of at most 1 MiB of memory go that far
+ * and the image a promotion restores built from them (remus_checkpoint_files, then the libvirt
+ * backend's hv_ckpt_image: the save header, then QEMU's stream merged with the memory). Only bodies of at most 1 MiB of memory go that far
  * (the receiver takes only the guest's own size; a fuzzer would spend its time writing
  * sparse files). */
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "fuzz.h"
+#include "vmha/hv.h"
 #include "vmha/remus.h"
 
 #define APPLY_RAM_MAX (1u << 20)
@@ -28,7 +31,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_write(dir, "ckpt.jrnl", data, size);
     if (remus_journal_apply(dir, &err) < 0)
         return 0;
-    char path[4300];
-    remus_checkpoint_image(dir, path, sizeof(path), &err);
+    char dev[4300], ram[4300];
+    int lock = remus_checkpoint_files(dir, dev, sizeof(dev), ram, sizeof(ram), &err);
+    if (lock < 0)
+        return 0;
+    static FILE *out;
+    static const struct hv_backend *be;
+    if (!out && !(out = fopen("/dev/null", "we")))
+        abort();
+    if (!be && hv_backend_for_uri("qemu:///system", &be, &err) < 0)
+        abort();
+    uint8_t *d = NULL, *r = NULL;
+    size_t dn = 0, rn = 0;
+    if (vmha_read_blob(dev, 64u << 20, &d, &dn, &err) == 0 &&
+        vmha_read_blob(ram, APPLY_RAM_MAX, &r, &rn, &err) == 0)
+        hv_ckpt_image(be, d, dn, r, rn, out, &err);
+    clearerr(out);
+    free(d);
+    free(r);
+    close(lock);
     return 0;
 }

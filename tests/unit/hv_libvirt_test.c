@@ -237,26 +237,59 @@ static void states(void **state)
     assert_string_equal(hv_state_to_string(HV_STATE_PAUSED), "paused");
 }
 
+static void save_header(void **state)
+{
+    unsigned char *h = NULL;
+    size_t len = 0;
+    assert_int_equal(hv_libvirt_save_header("<domain/>", &h, &len), 0);
+    /* libvirt's layout: 16-byte magic, five uint32, 14 unused: 92 bytes, then the XML. */
+    assert_int_equal(len, 92 + 4096);
+    assert_memory_equal(h, "LibvirtQemudSave", 16);
+    uint32_t v[5];
+    memcpy(v, h + 16, sizeof(v));
+    assert_int_equal(v[0], 2);    /* version */
+    assert_int_equal(v[1], 4096); /* data_len: the XML with room after it */
+    assert_int_equal(v[2], 1);    /* was_running */
+    assert_int_equal(v[3], 0);    /* raw */
+    assert_int_equal(v[4], 0);    /* no cookie */
+    assert_string_equal((const char *)h + 92, "<domain/>");
+    free(h);
+}
+
 static void backend_selection(void **state)
 {
-    const struct hv_ops *ops = NULL;
+    const struct hv_backend *b = NULL;
     struct vmha_err e = {0};
-    assert_int_equal(hv_backend_for_uri("qemu:///system", &ops, &e), 0);
-    assert_ptr_equal(ops, &hv_libvirt_ops);
-    ops = NULL;
-#ifdef VMHA_HAVE_LIBXL
-    assert_int_equal(hv_backend_for_uri("libxl", &ops, &e), 0);
-    assert_ptr_equal(ops, &hv_libxl_ops);
-#else
-    assert_int_equal(hv_backend_for_uri("libxl", &ops, &e), -EOPNOTSUPP);
-    assert_null(ops);
-    assert_non_null(strstr(e.msg, "libxl backend"));
-#endif
-    /* Slots no backend implements yet say so instead of succeeding. */
-    const struct hv_ops bare = {.name = "bare"};
-    assert_int_equal(HV_CALL(&bare, ckpt_restore, &e, NULL, "/x", "<domain/>"), -EOPNOTSUPP);
-    assert_non_null(strstr(e.msg, "bare backend does not support ckpt_restore"));
-    assert_non_null(hv_libvirt_ops.ckpt_take);
+    assert_int_equal(hv_backend_for_uri("qemu:///system", &b, &e), 0);
+    assert_string_equal(hv_backend_name(b), "libvirt");
+    /* What each backend can do follows from what it implements. */
+    assert_true(hv_backend_can(b, HV_FEAT_CKPT));
+    assert_true(hv_backend_can(b, HV_FEAT_NVRAM));
+    assert_true(hv_backend_can(b, HV_FEAT_INSTALL_BOOT));
+    assert_false(hv_backend_can(b, HV_FEAT_NATIVE_REMUS));
+    char tmpl[256];
+    assert_int_equal(hv_migrate_target_template(b, "qemu:///system", "ssh", tmpl, sizeof(tmpl),
+                                                &e), 0);
+    assert_string_equal(tmpl, "qemu+ssh://%n/system");
+    assert_int_equal(hv_migrate_target_template(b, "test", "ssh", tmpl, sizeof(tmpl), &e),
+                     -EINVAL);
+    b = NULL;
+    int r = hv_backend_for_uri("libxl", &b, &e);
+    if (r == 0) { /* a build with the libxl backend */
+        assert_string_equal(hv_backend_name(b), "libxl");
+        assert_true(hv_backend_can(b, HV_FEAT_NATIVE_REMUS));
+        assert_false(hv_backend_can(b, HV_FEAT_NVRAM));
+        /* Operations a backend lacks say so instead of succeeding. */
+        assert_int_equal(hv_oneoff_config(b, "name='a'\n", &(struct hv_boot_override){0},
+                                          "", &(char *){NULL}, &e), -EOPNOTSUPP);
+        assert_non_null(strstr(e.msg, "libxl backend does not support install boots"));
+        assert_int_equal(hv_migrate_target_check(b, "qemu+tls://n/system", &e), -EINVAL);
+        assert_int_equal(hv_migrate_target_check(b, "ssh://n", &e), 0);
+    } else {
+        assert_int_equal(r, -EOPNOTSUPP);
+        assert_null(b);
+        assert_non_null(strstr(e.msg, "libxl backend"));
+    }
 }
 
 static void overlay_golden(const char *base, const struct hv_boot_override *o,
@@ -305,7 +338,7 @@ int main(void)
         cmocka_unit_test(writable_disks),     cmocka_unit_test(parse_rejects), cmocka_unit_test(parse_memory_units),
         cmocka_unit_test(restore_config),
         cmocka_unit_test(machines),          cmocka_unit_test(states),
-        cmocka_unit_test(backend_selection), cmocka_unit_test(install_overlay),
+        cmocka_unit_test(backend_selection), cmocka_unit_test(save_header), cmocka_unit_test(install_overlay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -258,99 +258,96 @@ static int double_teardown(void **state)
     return 0;
 }
 
-static struct hv_conn *open_double(void)
+static struct hv *open_double(void)
 {
-    struct hv_conn *c = NULL;
+    struct hv *c = NULL;
     struct vmha_err e = {0};
-    assert_int_equal(hv_libxl_ops.open("libxl", &(struct vmha_deadline){0}, &c, &e), 0);
+    assert_int_equal(hv_open("libxl", &(struct vmha_deadline){0}, &c, &e), 0);
     return c;
 }
 
 static void lifecycle(void **state)
 {
-    struct hv_conn *c = open_double();
+    struct hv *c = open_double();
     struct vmha_err e = {0};
     struct hv_guest_info gi;
-    const struct hv_ops *o = &hv_libxl_ops;
-    assert_int_equal(o->lookup(c, "web1", &gi, &e), -ENOENT);
-    assert_int_equal(o->start(c, "web1", NULL, &e), -ENOENT); /* not defined */
-    assert_int_equal(o->define(c, pvh_cfg, &e), 0);
-    assert_int_equal(o->lookup(c, "web1", &gi, &e), 0);
+    assert_int_equal(hv_lookup(c, "web1", &gi, &e), -ENOENT);
+    assert_int_equal(hv_start(c, "web1", NULL, &e), -ENOENT); /* not defined */
+    assert_int_equal(hv_define(c, pvh_cfg, &e), 0);
+    assert_int_equal(hv_lookup(c, "web1", &gi, &e), 0);
     assert_int_equal(gi.state, HV_STATE_SHUTOFF);
     assert_true(gi.persistent);
-    assert_int_equal(o->start(c, "web1", NULL, &e), 0);
-    assert_int_equal(o->lookup(c, "web1", &gi, &e), 0);
+    assert_int_equal(hv_start(c, "web1", NULL, &e), 0);
+    assert_int_equal(hv_lookup(c, "web1", &gi, &e), 0);
     assert_int_equal(gi.state, HV_STATE_RUNNING);
-    assert_int_equal(o->lookup(c, "5e0b3a7c-6d4f-4b1e-9a2c-766d6861a001", &gi, &e), 0);
+    assert_int_equal(hv_lookup(c, "5e0b3a7c-6d4f-4b1e-9a2c-766d6861a001", &gi, &e), 0);
     assert_string_equal(gi.name, "web1");
     /* A second start must not make a second domain. */
-    assert_int_equal(o->start(c, "web1", NULL, &e), -EEXIST);
+    assert_int_equal(hv_start(c, "web1", NULL, &e), -EEXIST);
     assert_int_equal(xl_double.creates, 1);
     struct hv_guest_config live;
-    assert_int_equal(o->current_config(c, "web1", &live, &e), 0);
+    assert_int_equal(hv_current_config(c, "web1", &live, &e), 0);
     assert_string_equal(live.machine, "pvh");
     assert_string_equal(live.kernel, "/srv/vm/vmlinuz");
     hv_guest_config_clear(&live);
-    assert_int_equal(o->shutdown(c, "web1", NULL, &e), 0);
-    assert_int_equal(o->lookup(c, "web1", &gi, &e), 0);
+    assert_int_equal(hv_shutdown(c, "web1", NULL, &e), 0);
+    assert_int_equal(hv_lookup(c, "web1", &gi, &e), 0);
     assert_int_equal(gi.state, HV_STATE_SHUTOFF);
     assert_true(gi.powered_off);
     /* The shell a powered-off guest leaves is cleared by the next start. */
-    assert_int_equal(o->start(c, "web1", NULL, &e), 0);
+    assert_int_equal(hv_start(c, "web1", NULL, &e), 0);
     assert_int_equal(xl_double.destroys, 1);
-    assert_int_equal(o->shutdown(c, "web1", NULL, &e), 0);
+    assert_int_equal(hv_shutdown(c, "web1", NULL, &e), 0);
     /* Stopping leaves no trace: the powered-off shell goes with the definition. */
-    assert_int_equal(o->undefine(c, "web1", &e), 0);
+    assert_int_equal(hv_undefine(c, "web1", &e), 0);
     assert_int_equal(xl_double.destroys, 2);
-    assert_int_equal(o->lookup(c, "web1", &gi, &e), -ENOENT);
-    assert_int_equal(o->destroy(c, "web1", &e), -ENOENT);
-    o->close(c);
+    assert_int_equal(hv_lookup(c, "web1", &gi, &e), -ENOENT);
+    assert_int_equal(hv_destroy(c, "web1", &e), -ENOENT);
+    hv_close(c);
 }
 
 static void shutdown_modes(void **state)
 {
-    struct hv_conn *c = open_double();
+    struct hv *c = open_double();
     struct vmha_err e = {0};
-    const struct hv_ops *o = &hv_libxl_ops;
-    assert_int_equal(o->define(c, pvh_cfg, &e), 0);
-    assert_int_equal(o->start(c, "web1", NULL, &e), 0);
+    assert_int_equal(hv_define(c, pvh_cfg, &e), 0);
+    assert_int_equal(hv_start(c, "web1", NULL, &e), 0);
     xl_double.dom[0].no_pv_drivers = true;
-    assert_int_equal(o->shutdown(c, "web1", NULL, &e), 0); /* falls back to the button */
+    assert_int_equal(hv_shutdown(c, "web1", NULL, &e), 0); /* falls back to the button */
     assert_int_equal(xl_double.dom[0].power_buttons, 1);
-    assert_int_equal(o->shutdown(c, "web1", "", &e), 0); /* the parameter's default */
+    assert_int_equal(hv_shutdown(c, "web1", "", &e), 0); /* the parameter's default */
     assert_int_equal(xl_double.dom[0].power_buttons, 2);
-    assert_int_equal(o->shutdown(c, "web1", "paravirt", &e), -EIO);
-    assert_int_equal(o->shutdown(c, "web1", "acpi", &e), 0);
+    assert_int_equal(hv_shutdown(c, "web1", "paravirt", &e), -EIO);
+    assert_int_equal(hv_shutdown(c, "web1", "acpi", &e), 0);
     assert_int_equal(xl_double.dom[0].power_buttons, 3);
-    assert_int_equal(o->shutdown(c, "web1", "agent", &e), -EINVAL);
-    assert_int_equal(o->shutdown(c, "nope", NULL, &e), -ENOENT);
-    o->close(c);
+    assert_int_equal(hv_shutdown(c, "web1", "agent", &e), -EINVAL);
+    assert_int_equal(hv_shutdown(c, "nope", NULL, &e), -ENOENT);
+    hv_close(c);
 }
 
 static void failures_carry_libxl_words(void **state)
 {
-    struct hv_conn *c = open_double();
+    struct hv *c = open_double();
     struct vmha_err e = {0};
-    const struct hv_ops *o = &hv_libxl_ops;
-    assert_int_equal(o->define(c, pvh_cfg, &e), 0);
+    assert_int_equal(hv_define(c, pvh_cfg, &e), 0);
     xl_double.fail_create = true;
-    assert_int_equal(o->start(c, "web1", NULL, &e), -EIO);
+    assert_int_equal(hv_start(c, "web1", NULL, &e), -EIO);
     assert_non_null(strstr(e.msg, "kernel image too large"));
-    assert_int_equal(o->define(c, "name='bad'\n", &e), -EINVAL);
-    assert_int_equal(o->start(c, "web1", "oneoff", &e), -EOPNOTSUPP);
-    o->close(c);
+    assert_int_equal(hv_define(c, "name='bad'\n", &e), -EINVAL);
+    assert_int_equal(hv_start(c, "web1", "oneoff", &e), -EOPNOTSUPP);
+    hv_close(c);
     xl_double.no_xenstore = true;
-    assert_int_equal(hv_libxl_ops.open("libxl", &(struct vmha_deadline){0}, &c, &e), -EIO);
+    assert_int_equal(hv_open("libxl", &(struct vmha_deadline){0}, &c, &e), -EIO);
     assert_non_null(strstr(e.msg, "xenstore"));
-    assert_int_equal(hv_libxl_ops.open("libxl://x", &(struct vmha_deadline){0}, &c, &e), -EINVAL);
+    assert_int_equal(hv_open("libxl://x", &(struct vmha_deadline){0}, &c, &e), -EINVAL);
 }
 
 static void capabilities(void **state)
 {
-    struct hv_conn *c = open_double();
+    struct hv *c = open_double();
     struct hv_caps caps;
     struct vmha_err e = {0};
-    assert_int_equal(hv_libxl_ops.capabilities(c, &caps, &e), 0);
+    assert_int_equal(hv_capabilities(c, &caps, &e), 0);
     assert_string_equal(caps.family, "xen");
     assert_int_equal(caps.hv_version, 4017005);
     assert_string_equal(caps.machine_types[0], "pv");
@@ -365,56 +362,56 @@ static void capabilities(void **state)
     assert_string_equal(text, "xen 4.17.5");
     hv_caps_clear(&caps);
     xl_double.cap_hvm = false; /* no hardware virtualisation: PV only */
-    assert_int_equal(hv_libxl_ops.capabilities(c, &caps, &e), 0);
+    assert_int_equal(hv_capabilities(c, &caps, &e), 0);
     assert_string_equal(caps.machine_types[0], "pv");
     assert_null(caps.machine_types[1]);
     hv_caps_clear(&caps);
-    hv_libxl_ops.close(c);
+    hv_close(c);
 }
 
 static void remus_promote(void **state)
 {
-    struct hv_conn *c = open_double();
+    struct hv *c = open_double();
     struct vmha_err e = {0};
     struct hv_guest_info gi;
-    assert_int_equal(hv_libxl_remus_promote(c, "g1", &e), -ENOENT);
+    assert_int_equal(hv_replica_promote(c, "g1", &e), -ENOENT);
     assert_non_null(strstr(e.msg, "no replica of g1"));
     struct xl_double_dom *replica = xl_double_add("g1--replica", true);
     struct xl_double_dom *other = xl_double_add("g1", false);
     /* Never two copies: a running g1 keeps the replica paused. */
-    assert_int_equal(hv_libxl_remus_promote(c, "g1", &e), -EEXIST);
+    assert_int_equal(hv_replica_promote(c, "g1", &e), -EEXIST);
     assert_true(replica->info.paused);
     other->used = false;
     /* The replica shares the guest's UUID, but a lookup by UUID is not fooled by it. */
     replica->info.uuid = (libxl_uuid){{0}};
     libxl_uuid_from_string(&replica->info.uuid, "5e0b3a7c-6d4f-4b1e-9a2c-766d6861a001");
-    assert_int_equal(hv_libxl_ops.lookup(c, "5e0b3a7c-6d4f-4b1e-9a2c-766d6861a001", &gi, &e),
+    assert_int_equal(hv_lookup(c, "5e0b3a7c-6d4f-4b1e-9a2c-766d6861a001", &gi, &e),
                      -ENOENT);
-    assert_int_equal(hv_libxl_remus_promote(c, "g1", &e), 0);
-    assert_int_equal(hv_libxl_ops.lookup(c, "5e0b3a7c-6d4f-4b1e-9a2c-766d6861a001", &gi, &e), 0);
+    assert_int_equal(hv_replica_promote(c, "g1", &e), 0);
+    assert_int_equal(hv_lookup(c, "5e0b3a7c-6d4f-4b1e-9a2c-766d6861a001", &gi, &e), 0);
     assert_string_equal(gi.name, "g1");
-    assert_int_equal(hv_libxl_ops.lookup(c, "g1", &gi, &e), 0);
+    assert_int_equal(hv_lookup(c, "g1", &gi, &e), 0);
     assert_int_equal(gi.state, HV_STATE_RUNNING);
-    assert_int_equal(hv_libxl_ops.lookup(c, "g1--replica", &gi, &e), -ENOENT);
-    hv_libxl_ops.close(c);
+    assert_int_equal(hv_lookup(c, "g1--replica", &gi, &e), -ENOENT);
+    hv_close(c);
 }
 
 static void remus_discard(void **state)
 {
-    struct hv_conn *c = open_double();
+    struct hv *c = open_double();
     struct vmha_err e = {0};
     struct hv_guest_info gi;
     /* Nothing to discard is no error; the guest itself is never touched. */
-    assert_int_equal(hv_libxl_ops.replica_discard(c, "g1", &e), 0);
+    assert_int_equal(hv_replica_discard(c, "g1", &e), 0);
     assert_int_equal(xl_double.destroys, 0);
     xl_double_add("g1", false);
     xl_double_add("g1--replica", true);
-    assert_int_equal(hv_libxl_ops.replica_discard(c, "g1", &e), 0);
+    assert_int_equal(hv_replica_discard(c, "g1", &e), 0);
     assert_int_equal(xl_double.destroys, 1);
-    assert_int_equal(hv_libxl_ops.lookup(c, "g1--replica", &gi, &e), -ENOENT);
-    assert_int_equal(hv_libxl_ops.lookup(c, "g1", &gi, &e), 0);
-    assert_int_equal(hv_libxl_ops.replica_promote(c, "g1", &e), -ENOENT);
-    hv_libxl_ops.close(c);
+    assert_int_equal(hv_lookup(c, "g1--replica", &gi, &e), -ENOENT);
+    assert_int_equal(hv_lookup(c, "g1", &gi, &e), 0);
+    assert_int_equal(hv_replica_promote(c, "g1", &e), -ENOENT);
+    hv_close(c);
 }
 
 /* Xen's backup takes only a stream of the guest it replicates (its own xl.cfg's): another
@@ -433,7 +430,7 @@ static void remus_receive_other_guest(void **state)
     /* The backup's own xl.cfg, which its replica would be made with. */
     const char *own = "name = \"g1\"\nuuid = \"5e0b3a7c-6d4f-4b1e-9a2c-766d6861a001\"\n"
                       "type = \"pvh\"\nkernel = \"/boot/vmlinuz\"\nmemory = 128\n";
-    struct hv_conn *c = open_double();
+    struct hv *c = open_double();
     xl_double_add("db1--incoming", true);
     for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
         int sp[2];
@@ -442,7 +439,7 @@ static void remus_receive_other_guest(void **state)
         struct vmha_err e = {0};
         struct vmha_deadline dl = vmha_deadline_in(5000);
         char replica[64];
-        assert_int_equal(hv_libxl_remus_receive(c, sp[0], own, &dl, replica, sizeof(replica), &e),
+        assert_int_equal(hv_remus_receive(c, sp[0], own, &dl, replica, sizeof(replica), &e),
                          -EPERM);
         assert_non_null(strstr(e.msg, cases[i].needle));
         char answer[300] = "";
@@ -453,22 +450,22 @@ static void remus_receive_other_guest(void **state)
     }
     assert_int_equal(xl_double.destroys, 0);
     assert_int_equal(xl_double.creates, 0);
-    hv_libxl_ops.close(c);
+    hv_close(c);
 }
 
 static void resume_after_suspend(void **state)
 {
-    struct hv_conn *c = open_double();
+    struct hv *c = open_double();
     struct vmha_err e = {0};
     struct xl_double_dom *d = xl_double_add("g1", true);
-    assert_int_equal(hv_libxl_ops.resume(c, "g1", &e), 0); /* paused: unpaused */
+    assert_int_equal(hv_resume(c, "g1", &e), 0); /* paused: unpaused */
     assert_false(d->info.paused);
     d->info.shutdown = true; /* suspended by a failed migration: resumed cooperatively */
     d->info.shutdown_reason = LIBXL_SHUTDOWN_REASON_SUSPEND;
-    assert_int_equal(hv_libxl_ops.resume(c, "g1", &e), 0);
+    assert_int_equal(hv_resume(c, "g1", &e), 0);
     assert_int_equal(xl_double.resumes, 1);
     assert_false(d->info.shutdown);
-    hv_libxl_ops.close(c);
+    hv_close(c);
 }
 
 int main(void)

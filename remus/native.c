@@ -1,6 +1,7 @@
-/* The replicator's Xen engine (hypervisor=libxl): libxenlight's own Remus, run under the
- * cluster's rules. libxenlight does all of a replication inside one call on each side
- * (hv_libxl_remus_send / hv_libxl_remus_receive); vmha owns the socket around it:
+/* The replicator's engine for a hypervisor's own Remus (HV_FEAT_NATIVE_REMUS: Xen's, through
+ * libxenlight), run under the cluster's rules. The hypervisor does all of a replication
+ * inside one call on each side (hv_remus_send / hv_remus_receive); vmha owns the socket
+ * around it:
  *
  *   send     connects to the backup the cluster advertises (REMUS_ATTR_REPLICA), proves it
  *            is the cluster's primary (chan.c), says "vmha-remus SESSION", and replicates
@@ -48,7 +49,7 @@ struct watch {
     int fd;
     bool sender;
     uint64_t floor; /* bytes of the initial copy (the guest's memory): no epoch before */
-    struct hv_conn *xl; /* the primary's: to see the guest suspended (NULL on the backup) */
+    struct hv *xl; /* the primary's: to see the guest suspended (NULL on the backup) */
     uint32_t domid; /* the guest's, once the watcher found it */
     bool live_copy_over;
     atomic_bool done;
@@ -73,7 +74,7 @@ static void *watch_run(void *arg)
             break;
         }
         if (w->xl && !w->live_copy_over) {
-            w->live_copy_over = hv_libxl_remus_suspended(w->xl, x->guest, &w->domid) == 1;
+            w->live_copy_over = hv_remus_suspended(w->xl, x->guest, &w->domid) == 1;
         }
         struct tcp_info ti;
         socklen_t len = sizeof(ti);
@@ -109,7 +110,7 @@ static void *watch_run(void *arg)
 }
 
 static int watch_start(struct watch *w, struct remus_ctx *x, int fd, bool sender,
-                       uint64_t floor, struct hv_conn *xl)
+                       uint64_t floor, struct hv *xl)
 {
     *w = (struct watch){.x = x, .fd = fd, .sender = sender, .floor = floor, .xl = xl,
                         .domid = UINT32_MAX};
@@ -161,18 +162,16 @@ static void set_state(struct remus_ctx *x, const char *state, const char *error)
     remus_publish(x);
 }
 
-static int open_xl(struct remus_ctx *x, const struct hv_ops **ops, struct hv_conn **c,
-                   struct vmha_err *err)
+static int open_hv(struct remus_ctx *x, struct hv **h, struct vmha_err *err)
 {
     struct vmha_deadline dl = vmha_deadline_in(30000);
-    int r = hv_backend_for_uri(x->uri, ops, err);
-    return r < 0 ? r : (*ops)->open(x->uri, &dl, c, err);
+    return hv_open(x->uri, &dl, h, err);
 }
 
 /* After a stream ended: the backup's replica is stale before the guest takes one more step.
  * Without the cluster's word the guest stays suspended (a promoted replica could otherwise
  * undo what it does next); on a stop request the agent deals with it. */
-static bool unprotect(struct remus_ctx *x, const struct hv_ops *ops, struct hv_conn *c,
+static bool unprotect(struct remus_ctx *x, struct hv *c,
                       const char *peer)
 {
     for (;;) {
@@ -187,29 +186,28 @@ static bool unprotect(struct remus_ctx *x, const struct hv_ops *ops, struct hv_c
         nap(1000);
     }
     struct vmha_err e = {0};
-    if (ops->resume(c, x->guest, &e) < 0 && e.code != -ENOENT) {
+    if (hv_resume(c, x->guest, &e) < 0 && e.code != -ENOENT) {
         cluster_log(LOG_ERR, "guest %s: cannot resume it after replication: %s", x->guest, e.msg);
         return false;
     }
     return true;
 }
 
-int remus_xen_send(struct remus_ctx *x)
+int remus_native_send(struct remus_ctx *x)
 {
-    const struct hv_ops *ops;
-    struct hv_conn *c = NULL;
+    struct hv *c = NULL;
     struct vmha_err err = {0};
-    if (open_xl(x, &ops, &c, &err) < 0)
+    if (open_hv(x, &c, &err) < 0)
         return remus_fail(x, &err);
     struct hv_guest_info gi = {0};
-    if (ops->lookup(c, x->guest, &gi, &err) < 0) {
-        ops->close(c);
+    if (hv_lookup(c, x->guest, &gi, &err) < 0) {
+        hv_close(c);
         return remus_fail(x, &err);
     }
     /* The watcher's own libxenlight context (it polls while the main one streams). */
-    struct hv_conn *watch_xl = NULL;
-    if (open_xl(x, &ops, &watch_xl, &err) < 0) {
-        ops->close(c);
+    struct hv *watch_xl = NULL;
+    if (open_hv(x, &watch_xl, &err) < 0) {
+        hv_close(c);
         return remus_fail(x, &err);
     }
     set_state(x, "syncing", ""); /* ready: the agent's start returns */
@@ -247,7 +245,7 @@ int remus_xen_send(struct remus_ctx *x)
          * child of the process, attrd_updater's too. The backup's replica of an earlier
          * session stays stale by its session either way. */
         remus_renew_mark(x, peer);
-        if (ops->lookup(c, x->guest, &gi, &err) < 0)
+        if (hv_lookup(c, x->guest, &gi, &err) < 0)
             gi.memory_kib = 0;
         char hello[96];
         int n = snprintf(hello, sizeof(hello), XEN_HELLO "%016llx %llu\n",
@@ -264,7 +262,7 @@ int remus_xen_send(struct remus_ctx *x)
             if ((r = watch_start(&w, x, fd, true, gi.memory_kib * 1024, watch_xl)) == 0) {
                 dl = vmha_deadline_in(30000);
                 /* Returns only when the replication ends, with the guest suspended. */
-                r = hv_libxl_remus_send(c, x->guest, xfd, x->interval_ms, &dl, &err);
+                r = hv_remus_send(c, x->guest, xfd, x->interval_ms, &dl, &err);
                 watch_stop(&w);
             } else {
                 vmha_err_set(&err, r, "cannot watch the stream: %s", strerror(-r));
@@ -275,13 +273,13 @@ int remus_xen_send(struct remus_ctx *x)
         x->st.failures += !signalled();
         cluster_log(signalled() ? LOG_NOTICE : LOG_WARNING, "guest %s: replication to %s "
                     "ended: %s", x->guest, peer, signalled() ? "asked to stop" : err.msg);
-        if (!unprotect(x, ops, c, peer))
+        if (!unprotect(x, c, peer))
             break;
         set_state(x, "degraded", signalled() ? "replication stopped" : err.msg);
         nap(1000);
     }
-    ops->close(watch_xl);
-    ops->close(c);
+    hv_close(watch_xl);
+    hv_close(c);
     return 0;
 }
 
@@ -303,30 +301,29 @@ static int read_hello(struct chan *ch, uint64_t *session, uint64_t *memory_kib)
     return 0;
 }
 
-int remus_xen_receive(struct remus_ctx *x)
+int remus_native_receive(struct remus_ctx *x)
 {
-    const struct hv_ops *ops;
-    struct hv_conn *c = NULL;
+    struct hv *c = NULL;
     struct vmha_err err = {0};
-    if (open_xl(x, &ops, &c, &err) < 0)
+    if (open_hv(x, &c, &err) < 0)
         return remus_fail(x, &err);
     /* The guest's own configuration, read once: the replica is made with it whatever the
      * stream says, and shared storage may be gone by the time a stream arrives. */
     _cleanup_free_ char *config = NULL;
     struct hv_guest_config own = {0};
     if (vmha_read_file(x->config, 1 << 20, &config, &err) < 0 ||
-        ops->config_parse(config, &own, &err) < 0 ||
+        hv_config_parse(hv_backend_of(c), config, &own, &err) < 0 ||
         (strcmp(own.name, x->guest) != 0 &&
          vmha_err_set(&err, -EINVAL, "%s is the config of guest %s, not of %s", x->config,
                       own.name, x->guest) < 0)) {
         hv_guest_config_clear(&own);
-        ops->close(c);
+        hv_close(c);
         return remus_fail(x, &err);
     }
     hv_guest_config_clear(&own);
     struct remus_door door;
     if (remus_door_open(x, &door, &err) < 0) {
-        ops->close(c);
+        hv_close(c);
         return remus_fail(x, &err);
     }
     set_state(x, "listening", "");
@@ -356,7 +353,7 @@ int remus_xen_receive(struct remus_ctx *x)
             if ((r = watch_start(&w, x, fd, false, memory_kib * 1024, NULL)) == 0) {
                 bool kept = pthread_create(&k.thread, NULL, keep_run, &k) == 0;
                 struct vmha_deadline dl = vmha_deadline_in(30000);
-                r = hv_libxl_remus_receive(c, xfd, config, &dl, replica, sizeof(replica),
+                r = hv_remus_receive(c, xfd, config, &dl, replica, sizeof(replica),
                                            &err);
                 atomic_store(&k.done, true);
                 if (kept)
@@ -385,13 +382,13 @@ int remus_xen_receive(struct remus_ctx *x)
     remus_advertise(x, false);
     if (remus_stop_requested) {
         struct vmha_err e = {0};
-        if (ops->replica_discard(c, x->guest, &e) < 0)
+        if (hv_replica_discard(c, x->guest, &e) < 0)
             cluster_log(LOG_WARNING, "replica of %s: %s", x->guest, e.msg);
         x->st.epoch = 0;
         set_state(x, "listening", "stopped");
     }
     cluster_log(LOG_NOTICE, "replica of %s stops (%s)", x->guest,
                 remus_stop_requested ? "discarded" : "kept for a promotion");
-    ops->close(c);
+    hv_close(c);
     return 0;
 }
