@@ -44,22 +44,22 @@ struct ocf_params {
     char *name;
     char *hypervisor;
     char *migration_transport;
-    char *migrate_target; /* libvirt URI template of the target, %n = node name */
-    char *migrateuri;     /* data-plane URI template, "" = hypervisor default */
-    uint64_t migration_speed;    /* MiB/s, 0 = unlimited */
-    uint64_t migration_downtime; /* ms, 0 = hypervisor default */
+    char *migrate_target;         /* libvirt URI template of the target, %n = node name */
+    char *migrateuri;             /* data-plane URI template, "" = hypervisor default */
+    uint64_t migration_speed;     /* MiB/s, 0 = unlimited */
+    uint64_t migration_downtime;  /* ms, 0 = hypervisor default */
     uint64_t shutdown_timeout_ms; /* 0 = as long as the stop timeout allows */
     char *shutdown_mode;
     bool force_stop;
-    char *state_dir; /* "" = no state store, no migration policy */
+    char *state_dir;       /* "" = no state store, no migration policy */
     bool migration_policy; /* with state_dir */
     unsigned migration_window;
     unsigned nvram_keep;
     char *install_config; /* one-off XML file, or the shorthand below ("" = none) */
     char *install_kernel, *install_initrd, *install_cmdline, *install_media;
     char *kernel_sha256, *initrd_sha256; /* pinned artifact digests, "" = recorded */
-    char *artifact_key; /* file with the cluster key for the digests' HMAC */
-    char *rundir; /* VMHA_RUNDIR: per-node scratch state */
+    char *artifact_key;                  /* file with the cluster key for the digests' HMAC */
+    char *rundir;                        /* VMHA_RUNDIR: per-node scratch state */
     bool replicate; /* fault-tolerant: a promotable clone with checkpoint replication */
     uint64_t checkpoint_interval_ms, checkpoint_timeout_ms;
     char *replication_address; /* template, %n = node */
@@ -72,7 +72,7 @@ struct ocf_params {
     uint64_t interval_ms;
     char *migrate_target_node;
     char *migrate_source_node;
-    char *on_node; /* the node Pacemaker runs us on, NULL by hand */
+    char *on_node;  /* the node Pacemaker runs us on, NULL by hand */
     char *instance; /* OCF_RESOURCE_INSTANCE without a clone suffix, NULL by hand */
     char *notify_type, *notify_operation, *notify_promote_uname; /* notify only */
     bool run_by_cluster;
@@ -111,25 +111,24 @@ const struct ocf_action *ocf_action_find(const char *name);
 
 /* The migration policy (ocf_paths.c); all no-ops without state_dir. check: 0 when the guest
  * may run on node, -EPERM with the policy's reason, another error when it cannot tell. */
-int ocf_paths_check(const struct ocf_params *p, const struct hv_guest_config *cfg,
-                    const char *node, const struct vmha_deadline *dl, struct vmha_err *why);
+int ocf_paths_check(const struct ocf_params *p, const struct hv_guest_config *cfg, const char *node,
+                    const struct vmha_deadline *dl, struct vmha_err *why);
 /* A probe: registers the guest in the store and publishes this node's verdict. */
 void ocf_paths_probe(const struct ocf_params *p, const struct hv_guest_config *cfg,
                      const struct vmha_deadline *dl);
 /* The guest runs here now: raise its floor, publish its verdicts on every node. */
-void ocf_paths_landed(const struct ocf_params *p, struct hv *hv,
-                      const struct hv_guest_config *cfg, const struct vmha_deadline *dl);
+void ocf_paths_landed(const struct ocf_params *p, struct hv *hv, const struct hv_guest_config *cfg,
+                      const struct vmha_deadline *dl);
 
 /* UEFI NVRAM (ocf_nvram.c); all no-ops without state_dir or NVRAM. restore runs between
  * define and start; a non-fatal problem (an older generation used) lands in warning. */
-int ocf_nvram_restore(const struct ocf_params *p, struct hv *hv,
-                      const char *name, struct vmha_err *why, char *warning,
-                      size_t warning_size);
-void ocf_nvram_capture(const struct ocf_params *p, struct hv *hv,
-                       const char *name, const char *reason, const struct vmha_deadline *dl);
+int ocf_nvram_restore(const struct ocf_params *p, struct hv *hv, const char *name,
+                      struct vmha_err *why, char *warning, size_t warning_size);
+void ocf_nvram_capture(const struct ocf_params *p, struct hv *hv, const char *name,
+                       const char *reason, const struct vmha_deadline *dl);
 /* Captures at a monitor if the file changed since the last capture. */
-void ocf_nvram_watch(const struct ocf_params *p, struct hv *hv,
-                     const char *name, const struct vmha_deadline *dl);
+void ocf_nvram_watch(const struct ocf_params *p, struct hv *hv, const char *name,
+                     const struct vmha_deadline *dl);
 /* On the target after a live migration, once QEMU wrote the flash back. */
 void ocf_nvram_capture_arrived(const struct ocf_params *p, struct hv *hv, const char *name,
                                const struct vmha_deadline *dl);
@@ -142,21 +141,21 @@ int ocf_boot_check(const struct ocf_params *p, const struct hv_guest_config *cfg
                    struct vmha_err *why);
 /* After define, before a normal start: runs the install boot instead if the install is not
  * done. *started tells whether it did. */
-int ocf_install_start(const struct ocf_params *p, struct hv *hv,
-                      const char *name, const char *config_text, bool *started,
-                      struct vmha_err *why);
+int ocf_install_start(const struct ocf_params *p, struct hv *hv, const char *name,
+                      const char *config_text, bool *started, struct vmha_err *why);
 /* At a monitor that finds the guest off: if its installer powered it off here, record the
  * install as done and boot the persistent config. Returns true when it handled the guest
  * (then *rc is the monitor's answer). */
-bool ocf_install_finished(const struct ocf_params *p, struct hv *hv, const char *name, const char *config_text,
-                          const struct vmha_deadline *dl, int *rc, struct vmha_err *why);
+bool ocf_install_finished(const struct ocf_params *p, struct hv *hv, const char *name,
+                          const char *config_text, const struct vmha_deadline *dl, int *rc,
+                          struct vmha_err *why);
 /* migrate_from: an install boot that moved here is watched from here. */
 void ocf_install_arrived(const struct ocf_params *p, const char *name);
 
 /* A guest as the actions see it (ocf_actions.c), shared with ocf_remus.c. */
 struct guest {
     const struct hv_backend *backend;
-    struct hv *hv; /* NULL until connected */
+    struct hv *hv;     /* NULL until connected */
     char *config_text; /* NULL when config could not be read */
     struct hv_guest_config cfg;
     const char *name;

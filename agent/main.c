@@ -23,9 +23,9 @@ static void usage(FILE *out)
 /* The environment with only the parameters that find the guest and say how it runs. */
 static char **locating_env(void)
 {
-    static const char *const keep[] = {"OCF_RESKEY_CRM_meta_", "OCF_RESKEY_config=",
-                                       "OCF_RESKEY_name=", "OCF_RESKEY_hypervisor=",
-                                       "OCF_RESKEY_replicate="};
+    static const char *const keep[] = {"OCF_RESKEY_CRM_meta_",
+                                       "OCF_RESKEY_config=", "OCF_RESKEY_name=",
+                                       "OCF_RESKEY_hypervisor=", "OCF_RESKEY_replicate="};
     size_t n = 0;
     while (environ[n])
         n++;
@@ -49,8 +49,8 @@ static int run(const struct ocf_action *a)
         /* A stop or a probe must still answer for the guest: a stop that fails gets the node
          * fenced, over a typo. With only what finds the guest, they do; anything else fails. */
         struct vmha_err again = {0};
-        char **env = strcmp(a->name, "stop") == 0 || strcmp(a->name, "monitor") == 0
-                         ? locating_env() : NULL;
+        char **env =
+            strcmp(a->name, "stop") == 0 || strcmp(a->name, "monitor") == 0 ? locating_env() : NULL;
         int r = env ? ocf_params_parse(env, &p, &again) : -EINVAL;
         free(env);
         if (r < 0) {

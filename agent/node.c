@@ -21,7 +21,6 @@
 #include "vmha/cluster.h"
 #include "vmha/migrate.h"
 
-
 struct node_params {
     const char *hypervisor, *state_dir, *instance, *on_node, *rundir;
     uint64_t timeout_ms;
@@ -36,7 +35,8 @@ static const char *env_or(const char *name, const char *def)
 
 static void meta_data(void)
 {
-    printf("%s", "<?xml version=\"1.0\"?>\n"
+    printf("%s",
+           "<?xml version=\"1.0\"?>\n"
            "<!DOCTYPE resource-agent SYSTEM \"ra-api-1.dtd\">\n"
            "<resource-agent name=\"node\" version=\"" VMHA_VERSION "\">\n"
            "<version>1.1</version>\n"
@@ -128,15 +128,14 @@ static void signature(const char *path, char *buf, size_t size)
         snprintf(buf, size, "-");
     else
         snprintf(buf, size, "%llu %llu %lld %lld.%09ld", (unsigned long long)st.st_dev,
-                 (unsigned long long)st.st_ino, (long long)st.st_size,
-                 (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+                 (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+                 st.st_mtim.tv_nsec);
 }
 
 /* Whether this node's kernel and initrd of the guest match the recorded digests. Hashing
  * a kernel costs tens of milliseconds: only when a file or the record changed. */
-static int publish_boot(const struct node_params *p, const struct cluster_node *n,
-                        const char *me, const char *guest, const struct vmha_deadline *dl,
-                        struct vmha_err *err)
+static int publish_boot(const struct node_params *p, const struct cluster_node *n, const char *me,
+                        const char *guest, const struct vmha_deadline *dl, struct vmha_err *err)
 {
     char attr[300], verdict[600], sig[600] = "";
     _cleanup_free_ char *gdir = NULL, *rec_path = NULL, *cache = NULL;
@@ -249,8 +248,7 @@ static int refresh(const struct node_params *p, const struct vmha_deadline *dl,
         hv_close(hv);
     }
     if (r < 0)
-        return vmha_err_set(why, r, "cannot reach the hypervisor at %s: %s", p->hypervisor,
-                            e.msg);
+        return vmha_err_set(why, r, "cannot reach the hypervisor at %s: %s", p->hypervisor, e.msg);
     struct mig_level detected, level;
     char runs[96];
     r = mig_level_from_caps(&caps, &detected, &e);
@@ -272,16 +270,17 @@ static int refresh(const struct node_params *p, const struct vmha_deadline *dl,
         return vmha_err_set(why, -EINVAL, "node attribute %s of %s: %s", MIG_ATTR_PIN_LEVEL, me,
                             e.msg);
     if (pin && strcmp(level.family, detected.family) != 0)
-        return vmha_err_set(why, -EINVAL, "node attribute %s=%s of %s names another hypervisor "
-                            "than the %s it runs", MIG_ATTR_PIN_LEVEL, pin, me,
-                            detected.family);
+        return vmha_err_set(why, -EINVAL,
+                            "node attribute %s=%s of %s names another hypervisor "
+                            "than the %s it runs",
+                            MIG_ATTR_PIN_LEVEL, pin, me, detected.family);
     char lv[48], dv[48];
     mig_level_format(&level, lv, sizeof(lv));
     mig_level_format(&detected, dv, sizeof(dv));
     if (pin && mig_level_cmp(&level, &detected) > 0)
         cluster_log(LOG_WARNING, "%s is pinned to %s, above the %s it runs", me, lv, dv);
-    struct mig_host host = {.name = me, .level = level,
-                            .machines = pin_machines ? pin_machines : machines};
+    struct mig_host host = {
+        .name = me, .level = level, .machines = pin_machines ? pin_machines : machines};
     ocf_step("publishing this node's level");
     if (publish(n, me, MIG_ATTR_LEVEL, lv, dl, why) < 0 ||
         publish(n, me, MIG_ATTR_DETECTED, runs, dl, why) < 0 ||

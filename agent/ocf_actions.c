@@ -55,8 +55,7 @@ static int check_name(const char *name, const char *source, struct vmha_err *why
 
 /* Reads and checks config. With strict false, an unreadable config is tolerated when the
  * name parameter still identifies the guest (a probe must find a running guest). */
-int ocf_guest_load(const struct ocf_params *p, struct guest *g, bool strict,
-                      struct vmha_err *why)
+int ocf_guest_load(const struct ocf_params *p, struct guest *g, bool strict, struct vmha_err *why)
 {
     struct vmha_err e = {0};
     int r = hv_backend_for_uri(p->hypervisor, &g->backend, &e);
@@ -101,8 +100,8 @@ int ocf_guest_load(const struct ocf_params *p, struct guest *g, bool strict,
     return OCF_SUCCESS;
 }
 
-int ocf_guest_connect(const struct ocf_params *p, struct guest *g,
-                         const struct vmha_deadline *dl, struct vmha_err *why)
+int ocf_guest_connect(const struct ocf_params *p, struct guest *g, const struct vmha_deadline *dl,
+                      struct vmha_err *why)
 {
     struct vmha_err e = {0};
     ocf_step("connecting to the hypervisor at %s", p->hypervisor);
@@ -119,8 +118,7 @@ int ocf_guest_connect(const struct ocf_params *p, struct guest *g,
     if (r < 0) {
         if (daemon)
             snprintf(hint, sizeof(hint), " (is %s running?)", daemon);
-        vmha_err_set(why, r, "cannot reach the hypervisor at %s%s: %s", p->hypervisor, hint,
-                     e.msg);
+        vmha_err_set(why, r, "cannot reach the hypervisor at %s%s: %s", p->hypervisor, hint, e.msg);
         return OCF_ERR_GENERIC;
     }
     return OCF_SUCCESS;
@@ -148,7 +146,7 @@ int ocf_guest_state(struct guest *g, enum hv_state *ret, struct vmha_err *why)
 /* What every action that touches the guest starts with: its config, a connection, and where
  * the guest is now. */
 int ocf_guest_open(const struct ocf_params *p, struct guest *g, bool strict,
-                      const struct vmha_deadline *dl, enum hv_state *state, struct vmha_err *why)
+                   const struct vmha_deadline *dl, enum hv_state *state, struct vmha_err *why)
 {
     int rc = ocf_guest_load(p, g, strict, why);
     if (rc == OCF_SUCCESS)
@@ -159,8 +157,8 @@ int ocf_guest_open(const struct ocf_params *p, struct guest *g, bool strict,
 }
 
 /* Polls until the guest's state satisfies want, or dl passes. */
-static int ocf_guest_wait(struct guest *g, bool (*want)(enum hv_state), const struct vmha_deadline *dl,
-                      enum hv_state *last, struct vmha_err *why)
+static int ocf_guest_wait(struct guest *g, bool (*want)(enum hv_state),
+                          const struct vmha_deadline *dl, enum hv_state *last, struct vmha_err *why)
 {
     for (;;) {
         int rc = ocf_guest_state(g, last, why);
@@ -213,9 +211,9 @@ static int act_validate(const struct ocf_params *p, const struct vmha_deadline *
             return fail(why, OCF_ERR_CONFIGURED, e.msg);
     }
     /* libxenlight keeps no UEFI variables (Xen 4.17): say so rather than lose them. */
-    if (g.cfg.loader && g.cfg.virt_type && strcmp(g.cfg.virt_type, "xen") == 0 &&
-        p->state_dir[0]) {
-        vmha_err_set(why, -EOPNOTSUPP, "guest %s boots UEFI firmware on Xen, whose "
+    if (g.cfg.loader && g.cfg.virt_type && strcmp(g.cfg.virt_type, "xen") == 0 && p->state_dir[0]) {
+        vmha_err_set(why, -EOPNOTSUPP,
+                     "guest %s boots UEFI firmware on Xen, whose "
                      "libxenlight keeps no UEFI variables: its boot order and boot entries "
                      "cannot be kept in the state store and are lost at every start",
                      g.cfg.name);
@@ -248,7 +246,7 @@ static int act_monitor(const struct ocf_params *p, const struct vmha_deadline *d
 }
 
 int ocf_guest_start(const struct ocf_params *p, struct guest *g, enum hv_state s,
-                      const struct vmha_deadline *dl, struct vmha_err *why)
+                    const struct vmha_deadline *dl, struct vmha_err *why)
 {
     struct vmha_err e = {0};
     int r = 0;
@@ -268,16 +266,14 @@ int ocf_guest_start(const struct ocf_params *p, struct guest *g, enum hv_state s
         }
         char warning[1200];
         if (r == 0) {
-            int rc = ocf_nvram_restore(p, g->hv, g->name, why, warning,
-                                       sizeof(warning));
+            int rc = ocf_nvram_restore(p, g->hv, g->name, why, warning, sizeof(warning));
             if (rc != OCF_SUCCESS)
                 return rc;
             /* Pacemaker keeps the exit reason of the operation: say it even on success. */
             if (warning[0])
                 fprintf(stderr, "ocf-exit-reason:%s\n", warning);
             bool installing = false;
-            rc = ocf_install_start(p, g->hv, g->name, g->config_text, &installing,
-                                   why);
+            rc = ocf_install_start(p, g->hv, g->name, g->config_text, &installing, why);
             if (rc != OCF_SUCCESS)
                 return rc;
             if (!installing) {
@@ -352,7 +348,7 @@ static struct vmha_deadline shutdown_deadline(const struct ocf_params *p,
 }
 
 int ocf_guest_stop(const struct ocf_params *p, struct guest *g, enum hv_state s,
-                        const struct vmha_deadline *dl, struct vmha_err *why)
+                   const struct vmha_deadline *dl, struct vmha_err *why)
 {
     struct vmha_err e = {0};
     enum hv_state now = s;
@@ -463,8 +459,9 @@ int ocf_guest_migrate(const struct ocf_params *p, struct guest *g, const char *t
 {
     if (p->state_dir[0] && p->migration_policy) {
         if (!g->cfg.name)
-            return fail(why, OCF_ERR_GENERIC, "the migration policy cannot be checked without "
-                                              "the guest's config: not migrating");
+            return fail(why, OCF_ERR_GENERIC,
+                        "the migration policy cannot be checked without "
+                        "the guest's config: not migrating");
         if (ocf_paths_check(p, &g->cfg, target, dl, why) < 0)
             return OCF_ERR_GENERIC; /* the guest keeps running here */
     }
@@ -477,12 +474,16 @@ int ocf_guest_migrate(const struct ocf_params *p, struct guest *g, const char *t
     uint64_t reserve = vmha_deadline_left_ms(dl) / 10;
     struct migrate_watch w = {.name = g->name,
                               .target = target,
-                              .cancel_at = vmha_deadline_before(dl, reserve < 2000 ? 2000 : reserve)};
+                              .cancel_at =
+                                  vmha_deadline_before(dl, reserve < 2000 ? 2000 : reserve)};
     /* Each progress poll is a query to QEMU's main loop: once a second is plenty. */
-    struct hv_migrate_params mp = {.dest_uri = dest, .data_uri = data,
+    struct hv_migrate_params mp = {.dest_uri = dest,
+                                   .data_uri = data,
                                    .bandwidth_mib = p->migration_speed,
                                    .max_downtime_ms = p->migration_downtime,
-                                   .progress = on_progress, .opaque = &w, .poll_ms = 1000,
+                                   .progress = on_progress,
+                                   .opaque = &w,
+                                   .poll_ms = 1000,
                                    .deadline = w.cancel_at};
     ocf_nvram_capture(p, g->hv, g->name, "migrate", dl);
     cluster_log(LOG_NOTICE, "migrating guest %s to %s (%s)", g->name, target, dest);
@@ -518,8 +519,10 @@ static int act_migrate_from(const struct ocf_params *p, const struct vmha_deadli
         if (g.cfg.name)
             ocf_paths_landed(p, g.hv, &g.cfg, dl);
         else if (p->state_dir[0])
-            cluster_log(LOG_ERR, "guest %s arrived, but its config is unreadable: its "
-                        "migration floor is not recorded", g.name);
+            cluster_log(LOG_ERR,
+                        "guest %s arrived, but its config is unreadable: its "
+                        "migration floor is not recorded",
+                        g.name);
         return OCF_SUCCESS;
     }
     vmha_err_set(why, -ENOENT, "guest %s did not arrive: it is %s here", g.name,
@@ -538,8 +541,10 @@ static int act_reload_agent(const struct ocf_params *p, const struct vmha_deadli
  * and demote are not implemented (3), which is how tools such as ocf-tester ask. */
 static int not_promotable(const struct ocf_params *p, const char *action, struct vmha_err *why)
 {
-    vmha_err_set(why, -EOPNOTSUPP, "%s: guest is not replicated (set replicate=true and make "
-                 "the resource a promotable clone)", action);
+    vmha_err_set(why, -EOPNOTSUPP,
+                 "%s: guest is not replicated (set replicate=true and make "
+                 "the resource a promotable clone)",
+                 action);
     return OCF_ERR_UNIMPLEMENTED;
 }
 

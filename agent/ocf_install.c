@@ -71,8 +71,8 @@ int ocf_boot_check(const struct ocf_params *p, const struct hv_guest_config *cfg
 {
     if (!p->state_dir[0] && !p->kernel_sha256[0] && !p->initrd_sha256[0])
         return OCF_SUCCESS;
-    struct boot_artifacts a = {.kernel = cfg->kernel, .initrd = cfg->initrd,
-                               .cmdline = cfg->cmdline};
+    struct boot_artifacts a = {
+        .kernel = cfg->kernel, .initrd = cfg->initrd, .cmdline = cfg->cmdline};
     if (!p->state_dir[0]) {
         /* Pinned digests alone: nothing is recorded, everything is checked. */
         struct vmha_err e = {0};
@@ -85,8 +85,7 @@ int ocf_boot_check(const struct ocf_params *p, const struct hv_guest_config *cfg
         }
         return OCF_SUCCESS;
     }
-    int rc = check(p, cfg->name, "artifacts", &a, p->kernel_sha256, p->initrd_sha256, record,
-                   why);
+    int rc = check(p, cfg->name, "artifacts", &a, p->kernel_sha256, p->initrd_sha256, record, why);
     /* The installer's files matter only until the install is done. */
     _cleanup_free_ char *gdir = NULL;
     struct install_record rec = {0};
@@ -102,9 +101,8 @@ int ocf_boot_check(const struct ocf_params *p, const struct hv_guest_config *cfg
     return rc;
 }
 
-int ocf_install_start(const struct ocf_params *p, struct hv *hv,
-                      const char *name, const char *config_text, bool *started,
-                      struct vmha_err *why)
+int ocf_install_start(const struct ocf_params *p, struct hv *hv, const char *name,
+                      const char *config_text, bool *started, struct vmha_err *why)
 {
     *started = false;
     if (!ocf_install_configured(p))
@@ -144,11 +142,10 @@ int ocf_install_start(const struct ocf_params *p, struct hv *hv,
             return OCF_ERR_CONFIGURED;
         }
     }
-    struct hv_boot_override o = {
-        .kernel = p->install_kernel[0] ? p->install_kernel : NULL,
-        .initrd = p->install_initrd[0] ? p->install_initrd : NULL,
-        .cmdline = p->install_cmdline[0] ? p->install_cmdline : NULL,
-        .media = p->install_media[0] ? p->install_media : NULL};
+    struct hv_boot_override o = {.kernel = p->install_kernel[0] ? p->install_kernel : NULL,
+                                 .initrd = p->install_initrd[0] ? p->install_initrd : NULL,
+                                 .cmdline = p->install_cmdline[0] ? p->install_cmdline : NULL,
+                                 .media = p->install_media[0] ? p->install_media : NULL};
     if (hv_oneoff_config(hv_backend_of(hv), install_text ? install_text : config_text, &o,
                          info.uuid, &oneoff, &e) < 0) {
         vmha_err_set(why, e.code, "install configuration of guest %s: %s", name, e.msg);
@@ -163,9 +160,10 @@ int ocf_install_start(const struct ocf_params *p, struct hv *hv,
         vmha_err_set(why, e.code, "cannot record the install of guest %s: %s", name, e.msg);
         return OCF_ERR_GENERIC;
     }
-    cluster_log(LOG_NOTICE, "guest %s: install boot %u (the persistent configuration is "
-                "defined; it boots once the installer powers the guest off)", name,
-                rec.attempts);
+    cluster_log(LOG_NOTICE,
+                "guest %s: install boot %u (the persistent configuration is "
+                "defined; it boots once the installer powers the guest off)",
+                name, rec.attempts);
     ocf_step("starting the install boot of guest %s", name);
     if (hv_start(hv, name, oneoff, &e) < 0) {
         vmha_err_set(why, e.code, "install boot of guest %s: %s", name, e.msg);
@@ -191,12 +189,12 @@ void ocf_install_arrived(const struct ocf_params *p, const char *name)
     /* The installer runs here now: this host's monitor will see it finish. */
     snprintf(rec.host, sizeof(rec.host), "%s", cluster_local_node(p->on_node));
     if (install_write(gdir, &rec, &e) < 0)
-        cluster_log(LOG_WARNING, "guest %s: cannot record where its install runs: %s", name,
-                    e.msg);
+        cluster_log(LOG_WARNING, "guest %s: cannot record where its install runs: %s", name, e.msg);
 }
 
-bool ocf_install_finished(const struct ocf_params *p, struct hv *hv, const char *name, const char *config_text,
-                          const struct vmha_deadline *dl, int *rc, struct vmha_err *why)
+bool ocf_install_finished(const struct ocf_params *p, struct hv *hv, const char *name,
+                          const char *config_text, const struct vmha_deadline *dl, int *rc,
+                          struct vmha_err *why)
 {
     if (!ocf_install_configured(p))
         return false;
@@ -213,18 +211,24 @@ bool ocf_install_finished(const struct ocf_params *p, struct hv *hv, const char 
     rec.state = INSTALL_DONE;
     rec.changed = (long long)time(NULL);
     if (install_write(gdir, &rec, &e) < 0) {
-        vmha_err_set(why, e.code, "guest %s finished installing, but that cannot be recorded: "
-                     "%s", name, e.msg);
+        vmha_err_set(why, e.code,
+                     "guest %s finished installing, but that cannot be recorded: "
+                     "%s",
+                     name, e.msg);
         *rc = OCF_ERR_GENERIC;
         return true;
     }
-    cluster_log(LOG_NOTICE, "guest %s: the installer powered it off after %u install boot(s): "
-                "install done, booting the persistent configuration", name, rec.attempts);
+    cluster_log(LOG_NOTICE,
+                "guest %s: the installer powered it off after %u install boot(s): "
+                "install done, booting the persistent configuration",
+                name, rec.attempts);
     /* A live migration during the install persisted the install configuration here:
      * define the real one again before booting it. */
     if (!config_text) {
-        vmha_err_set(why, -ENOENT, "guest %s installed, but its config cannot be read to "
-                     "boot it", name);
+        vmha_err_set(why, -ENOENT,
+                     "guest %s installed, but its config cannot be read to "
+                     "boot it",
+                     name);
         *rc = OCF_ERR_GENERIC;
         return true;
     }

@@ -5,7 +5,7 @@
 #include "agent_private.h"
 
 static const char *const type_names[] = {
-    [OCF_PT_STRING] = "string", [OCF_PT_BOOLEAN] = "boolean", [OCF_PT_INTEGER] = "integer",
+    [OCF_PT_STRING] = "string",  [OCF_PT_BOOLEAN] = "boolean", [OCF_PT_INTEGER] = "integer",
     [OCF_PT_SECOND] = "integer", [OCF_PT_SELECT] = "string",
 };
 
@@ -13,11 +13,20 @@ static void put_escaped(FILE *out, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
-        case '<': fputs("&lt;", out); break;
-        case '>': fputs("&gt;", out); break;
-        case '&': fputs("&amp;", out); break;
-        case '"': fputs("&quot;", out); break;
-        default: fputc(*s, out);
+        case '<':
+            fputs("&lt;", out);
+            break;
+        case '>':
+            fputs("&gt;", out);
+            break;
+        case '&':
+            fputs("&amp;", out);
+            break;
+        case '"':
+            fputs("&quot;", out);
+            break;
+        default:
+            fputc(*s, out);
         }
     }
 }
@@ -50,7 +59,7 @@ int ocf_metadata_print(FILE *out)
            * tools (ocf-tester) accept what Pacemaker 2.1, crm shell and pcs read. */
           "<!DOCTYPE resource-agent SYSTEM \"ra-api-1.dtd\" [\n"
           "<!ATTLIST parameter reloadable (1|0) \"0\">\n"
-                    "<!ATTLIST action name CDATA #REQUIRED>\n"
+          "<!ATTLIST action name CDATA #REQUIRED>\n"
           "]>\n"
           "<resource-agent name=\"guest\" version=\"" VMHA_VERSION "\">\n"
           "<version>1.1</version>\n\n"

@@ -32,8 +32,8 @@ static char *local_path(const struct ocf_params *p, struct hv *hv, const char *n
     return path;
 }
 
-int ocf_nvram_restore(const struct ocf_params *p, struct hv *hv,
-                      const char *name, struct vmha_err *why, char *warning, size_t warning_size)
+int ocf_nvram_restore(const struct ocf_params *p, struct hv *hv, const char *name,
+                      struct vmha_err *why, char *warning, size_t warning_size)
 {
     warning[0] = '\0';
     _cleanup_free_ char *path = local_path(p, hv, name);
@@ -56,13 +56,20 @@ int ocf_nvram_restore(const struct ocf_params *p, struct hv *hv,
     if (r == -ENOENT && !note[0]) {
         /* Nothing stored yet: first boot. A file already here is not this guest's history. */
         if (have_local) {
-            if (nvgen_keep_forensic(gdir, local, local_len, me, "present before the first "
-                                    "capture", &e) < 0 || unlink(path) < 0)
-                return vmha_err_set(why, -EIO, "cannot set aside the NVRAM file %s found "
-                                    "before the guest's first boot: %s", path, e.msg),
+            if (nvgen_keep_forensic(gdir, local, local_len, me,
+                                    "present before the first "
+                                    "capture",
+                                    &e) < 0 ||
+                unlink(path) < 0)
+                return vmha_err_set(why, -EIO,
+                                    "cannot set aside the NVRAM file %s found "
+                                    "before the guest's first boot: %s",
+                                    path, e.msg),
                        OCF_ERR_GENERIC;
-            cluster_log(LOG_WARNING, "guest %s: %s existed before its first boot: kept for "
-                        "forensics, the firmware template is used", name, path);
+            cluster_log(LOG_WARNING,
+                        "guest %s: %s existed before its first boot: kept for "
+                        "forensics, the firmware template is used",
+                        name, path);
         }
         return OCF_SUCCESS;
     }
@@ -74,14 +81,16 @@ int ocf_nvram_restore(const struct ocf_params *p, struct hv *hv,
     if (nvgen_booted(gdir, &booted, &e) < 0)
         cluster_log(LOG_WARNING, "guest %s: %s", name, e.msg);
     if (g.num < booted) {
-        vmha_err_set(why, -ESTALE, "refusing to start guest %s: its newest intact NVRAM "
+        vmha_err_set(why, -ESTALE,
+                     "refusing to start guest %s: its newest intact NVRAM "
                      "generation is %lu, but it already booted with generation %lu (%s); "
-                     "import a good copy with vmha nvram import", name, g.num, booted, note);
+                     "import a good copy with vmha nvram import",
+                     name, g.num, booted, note);
         return OCF_ERR_GENERIC;
     }
     if (note[0]) {
-        snprintf(warning, warning_size, "guest %s boots with NVRAM generation %lu: %s", name,
-                 g.num, note);
+        snprintf(warning, warning_size, "guest %s boots with NVRAM generation %lu: %s", name, g.num,
+                 note);
         cluster_log(LOG_ERR, "%s", warning);
     }
     char digest[65] = "";
@@ -89,13 +98,16 @@ int ocf_nvram_restore(const struct ocf_params *p, struct hv *hv,
         nvram_digest(local, local_len, digest);
     if (!have_local || strcmp(digest, g.digest) != 0) {
         if (have_local) {
-            if (nvgen_keep_forensic(gdir, local, local_len, me, "stale or foreign local file "
-                                    "replaced at start", &e) < 0)
-                cluster_log(LOG_WARNING, "guest %s: cannot keep the replaced NVRAM file: %s",
-                            name, e.msg);
-            cluster_log(LOG_WARNING, "guest %s: %s differs from NVRAM generation %lu: "
-                        "replaced (the old file is kept in the store for forensics)", name,
-                        path, g.num);
+            if (nvgen_keep_forensic(gdir, local, local_len, me,
+                                    "stale or foreign local file "
+                                    "replaced at start",
+                                    &e) < 0)
+                cluster_log(LOG_WARNING, "guest %s: cannot keep the replaced NVRAM file: %s", name,
+                            e.msg);
+            cluster_log(LOG_WARNING,
+                        "guest %s: %s differs from NVRAM generation %lu: "
+                        "replaced (the old file is kept in the store for forensics)",
+                        name, path, g.num);
         }
         if (nvram_write_file(path, gen_buf, gen_len, &e) < 0) {
             vmha_err_set(why, e.code, "cannot restore the NVRAM of guest %s: %s", name, e.msg);
@@ -104,8 +116,8 @@ int ocf_nvram_restore(const struct ocf_params *p, struct hv *hv,
     }
     if (nvgen_set_booted(gdir, g.num, me, &e) < 0)
         cluster_log(LOG_WARNING, "guest %s: %s", name, e.msg);
-    cluster_log(LOG_INFO, "guest %s boots with NVRAM generation %lu (captured on %s at %s)",
-                name, g.num, g.host, g.reason);
+    cluster_log(LOG_INFO, "guest %s boots with NVRAM generation %lu (captured on %s at %s)", name,
+                g.num, g.host, g.reason);
     return OCF_SUCCESS;
 }
 
@@ -139,8 +151,8 @@ static int read_settled(const char *path, uint8_t **buf, size_t *len, struct vmh
     return err->code ? err->code : vmha_err_set(err, -EAGAIN, "%s kept changing", path);
 }
 
-void ocf_nvram_capture(const struct ocf_params *p, struct hv *hv,
-                       const char *name, const char *reason, const struct vmha_deadline *dl)
+void ocf_nvram_capture(const struct ocf_params *p, struct hv *hv, const char *name,
+                       const char *reason, const struct vmha_deadline *dl)
 {
     _cleanup_free_ char *path = local_path(p, hv, name);
     if (!path)
@@ -160,8 +172,8 @@ void ocf_nvram_capture(const struct ocf_params *p, struct hv *hv,
     }
     struct nvram_gen g;
     bool stored;
-    int r = nvgen_store(gdir, buf, len, cluster_local_node(p->on_node), reason, p->nvram_keep,
-                        dl, &g, &stored, &e);
+    int r = nvgen_store(gdir, buf, len, cluster_local_node(p->on_node), reason, p->nvram_keep, dl,
+                        &g, &stored, &e);
     if (r < 0)
         cluster_log(LOG_WARNING, "guest %s: NVRAM not captured (%s): %s", name, reason, e.msg);
     else if (stored)
@@ -169,8 +181,8 @@ void ocf_nvram_capture(const struct ocf_params *p, struct hv *hv,
                     reason);
 }
 
-void ocf_nvram_watch(const struct ocf_params *p, struct hv *hv,
-                     const char *name, const struct vmha_deadline *dl)
+void ocf_nvram_watch(const struct ocf_params *p, struct hv *hv, const char *name,
+                     const struct vmha_deadline *dl)
 {
     _cleanup_free_ char *path = local_path(p, hv, name);
     if (!path)
@@ -183,8 +195,8 @@ void ocf_nvram_watch(const struct ocf_params *p, struct hv *hv,
     struct stat st;
     if (stat(path, &st) < 0)
         return;
-    snprintf(now, sizeof(now), "%lld.%09ld %lld", (long long)st.st_mtim.tv_sec,
-             st.st_mtim.tv_nsec, (long long)st.st_size);
+    snprintf(now, sizeof(now), "%lld.%09ld %lld", (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+             (long long)st.st_size);
     if (vmha_read_file(seen_path, sizeof(now), &seen, NULL) == 0 && strcmp(seen, now) == 0)
         return;
     ocf_nvram_capture(p, hv, name, "periodic", dl);
@@ -205,8 +217,7 @@ void ocf_nvram_capture_arrived(const struct ocf_params *p, struct hv *hv, const 
     char template_digest[65] = "";
     struct hv_guest_config live = {0};
     struct vmha_err e = {0};
-    if (hv_current_config(hv, name, &live, &e) == 0 &&
-        live.nvram_template) {
+    if (hv_current_config(hv, name, &live, &e) == 0 && live.nvram_template) {
         _cleanup_free_ uint8_t *t = NULL;
         size_t tl;
         if (vmha_read_blob(live.nvram_template, NVRAM_FILE_MAX, &t, &tl, &e) == 0)
@@ -238,10 +249,12 @@ void ocf_nvram_capture_arrived(const struct ocf_params *p, struct hv *hv, const 
         if (r < 0)
             break;
         if (stored)
-            cluster_log(LOG_NOTICE, "guest %s: NVRAM generation %lu captured after migration",
-                        name, g.num);
+            cluster_log(LOG_NOTICE, "guest %s: NVRAM generation %lu captured after migration", name,
+                        g.num);
         return;
     } while (vmha_deadline_sleep(&until, 200));
-    cluster_log(LOG_WARNING, "guest %s: NVRAM not captured after migration (%s); the next "
-                "monitor captures it", name, e.msg[0] ? e.msg : "the file was not written back");
+    cluster_log(LOG_WARNING,
+                "guest %s: NVRAM not captured after migration (%s); the next "
+                "monitor captures it",
+                name, e.msg[0] ? e.msg : "the file was not written back");
 }

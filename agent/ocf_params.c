@@ -7,90 +7,140 @@
 #include "vmha/cleanup.h"
 
 static const char *const transports[] = {"ssh", "tcp", "tls", NULL};
-static const char *const shutdown_modes[] = {"default", "acpi", "agent", "initctl", "signal",
-                                             "paravirt", NULL};
+static const char *const shutdown_modes[] = {"default", "acpi",     "agent", "initctl",
+                                             "signal",  "paravirt", NULL};
 
 const struct ocf_param_desc ocf_param_table[] = {
-    {.name = "config", .type = OCF_PT_STRING, .required = true, .unique = true,
+    {.name = "config",
+     .type = OCF_PT_STRING,
+     .required = true,
+     .unique = true,
      .shortdesc = "Guest definition (libvirt domain XML, or xl.cfg)",
      .longdesc = "Absolute path to the guest's libvirt domain XML (an xl.cfg file with "
                  "hypervisor=libxl), on storage that every node "
                  "sees. The agent defines the guest from it on the node that starts it, and "
                  "removes the definition again when the guest stops there, so the guest is "
                  "defined only where it runs."},
-    {.name = "name", .type = OCF_PT_STRING, .def = "", .unique = true, .shortdesc = "Guest name",
+    {.name = "name",
+     .type = OCF_PT_STRING,
+     .def = "",
+     .unique = true,
+     .shortdesc = "Guest name",
      .longdesc = "The guest's name as the hypervisor knows it. Defaults to the name in config. "
                  "Set it: with it the agent finds a running guest even when config cannot be "
                  "read (shared storage lost), and never reports such a guest as stopped."},
-    {.name = "hypervisor", .type = OCF_PT_STRING, .def = "qemu:///system",
+    {.name = "hypervisor",
+     .type = OCF_PT_STRING,
+     .def = "qemu:///system",
      .shortdesc = "Hypervisor URI",
      .longdesc = "The local hypervisor connection, as a libvirt URI (qemu:///system, "
                  "xen:///system, ...), or libxl for Xen through libxenlight directly (then "
                  "config is an xl.cfg file)."},
-    {.name = "migration_transport", .type = OCF_PT_SELECT, .def = "ssh", .reloadable = true,
-     .options = transports, .shortdesc = "Migration transport (ssh, tls, tcp)",
+    {.name = "migration_transport",
+     .type = OCF_PT_SELECT,
+     .def = "ssh",
+     .reloadable = true,
+     .options = transports,
+     .shortdesc = "Migration transport (ssh, tls, tcp)",
      .longdesc = "How the source's libvirtd reaches the target's for a live migration when "
                  "migrate_target is not set, one of: ssh (root's SSH keys between nodes), tls "
                  "(libvirt's TLS certificates) or tcp (unencrypted: only on a private "
                  "migration network with SASL authentication)."},
-    {.name = "migrate_target", .type = OCF_PT_STRING, .def = "", .reloadable = true,
+    {.name = "migrate_target",
+     .type = OCF_PT_STRING,
+     .def = "",
+     .reloadable = true,
      .shortdesc = "Migration target URI",
      .longdesc = "libvirt URI of the target node's hypervisor for live migration; %n is "
                  "replaced by the target node's name (e.g. qemu+tls://%n-mig.example.com/system "
                  "to use a migration network). Default: built from hypervisor and "
                  "migration_transport, e.g. qemu+ssh://%n/system. With hypervisor=libxl: "
                  "ssh://[user@]host[:port] (default ssh://%n), where vmha's receiver runs."},
-    {.name = "migrateuri", .type = OCF_PT_STRING, .def = "", .reloadable = true,
+    {.name = "migrateuri",
+     .type = OCF_PT_STRING,
+     .def = "",
+     .reloadable = true,
      .shortdesc = "Migration data URI",
      .longdesc = "Where the guest's memory is sent during live migration, e.g. "
                  "tcp://%n-mig:49152 for a dedicated network; %n is replaced by the target "
                  "node's name. Default: the hypervisor's choice."},
-    {.name = "migration_speed", .type = OCF_PT_INTEGER, .def = "0", .reloadable = true,
+    {.name = "migration_speed",
+     .type = OCF_PT_INTEGER,
+     .def = "0",
+     .reloadable = true,
      .shortdesc = "Migration bandwidth limit (MiB/s)",
      .longdesc = "Bandwidth limit for live migration in MiB/s; 0 means no limit."},
-    {.name = "migration_downtime", .type = OCF_PT_INTEGER, .def = "0", .reloadable = true,
+    {.name = "migration_downtime",
+     .type = OCF_PT_INTEGER,
+     .def = "0",
+     .reloadable = true,
      .shortdesc = "Maximum migration downtime (ms)",
      .longdesc = "The longest pause the guest may see when a live migration switches over, in "
                  "milliseconds; 0 keeps the hypervisor's default."},
-    {.name = "shutdown_timeout", .type = OCF_PT_SECOND, .def = "0", .reloadable = true,
+    {.name = "shutdown_timeout",
+     .type = OCF_PT_SECOND,
+     .def = "0",
+     .reloadable = true,
      .shortdesc = "Graceful shutdown time (s)",
      .longdesc = "How long stop waits for the guest to power off by itself before destroying "
-                 "it, in seconds (90s, 2min and 500ms are understood too). 0 means as long as the stop operation's timeout allows while leaving time "
+                 "it, in seconds (90s, 2min and 500ms are understood too). 0 means as long as the "
+                 "stop operation's timeout allows while leaving time "
                  "to destroy the guest, so stop never runs into its timeout."},
-    {.name = "shutdown_mode", .type = OCF_PT_SELECT, .def = "default", .reloadable = true,
-     .options = shutdown_modes, .shortdesc = "Shutdown method",
+    {.name = "shutdown_mode",
+     .type = OCF_PT_SELECT,
+     .def = "default",
+     .reloadable = true,
+     .options = shutdown_modes,
+     .shortdesc = "Shutdown method",
      .longdesc = "How the guest is asked to power off, one of: default (the hypervisor's "
                  "choice), acpi (power button event), agent (guest agent), initctl, signal, "
                  "paravirt."},
-    {.name = "force_stop", .type = OCF_PT_BOOLEAN, .def = "false", .reloadable = true,
+    {.name = "force_stop",
+     .type = OCF_PT_BOOLEAN,
+     .def = "false",
+     .reloadable = true,
      .shortdesc = "Destroy on stop",
      .longdesc = "Destroy the guest immediately on stop instead of asking it to shut down. "
                  "Only for guests that may lose their in-memory state at any time."},
-    {.name = "state_dir", .type = OCF_PT_STRING, .def = "", .shortdesc = "State store",
+    {.name = "state_dir",
+     .type = OCF_PT_STRING,
+     .def = "",
+     .shortdesc = "State store",
      .longdesc = "A directory on storage every node sees (e.g. /srv/cluster/vmha) where the "
                  "guest's state lives in state_dir/<guest>/: the highest hypervisor level it "
                  "has run on and its machine type (its migration floor). Setting it turns on "
                  "the migration policy: the guest then only starts or lands on hosts whose "
                  "level (published by the ocf:vmha:node clone) is within migration_window of "
                  "its floor and that have its machine type. Empty: no policy."},
-    {.name = "migration_policy", .type = OCF_PT_BOOLEAN, .def = "true", .reloadable = true,
+    {.name = "migration_policy",
+     .type = OCF_PT_BOOLEAN,
+     .def = "true",
+     .reloadable = true,
      .shortdesc = "Enforce migration paths",
      .longdesc = "With state_dir, check every start and live migration against the migration "
                  "policy (levels published by the ocf:vmha:node clone, migration_window, "
                  "machine types). false keeps the state store for NVRAM only."},
-    {.name = "migration_window", .type = OCF_PT_INTEGER, .def = "1", .reloadable = true,
+    {.name = "migration_window",
+     .type = OCF_PT_INTEGER,
+     .def = "1",
+     .reloadable = true,
      .shortdesc = "Releases a guest may move up",
      .longdesc = "How many releases above its floor a guest may move: QEMU major releases "
                  "(1: from 7.x up to 8.x) or Xen minor releases (1: from 4.17 to 4.18). "
                  "Within one stable branch (same major.minor) a guest moves both ways; it never "
                  "moves below its floor. Needs state_dir."},
-    {.name = "nvram_keep", .type = OCF_PT_INTEGER, .def = "10", .reloadable = true,
+    {.name = "nvram_keep",
+     .type = OCF_PT_INTEGER,
+     .def = "10",
+     .reloadable = true,
      .shortdesc = "NVRAM generations kept",
      .longdesc = "How many captured generations of a UEFI guest's NVRAM (boot order, boot "
                  "entries, Secure Boot keys) the state store keeps. The NVRAM is restored "
                  "from the newest before every start and captured after a clean stop, "
                  "around live migrations and at monitors when it changed. Needs state_dir."},
-    {.name = "install_config", .type = OCF_PT_STRING, .def = "",
+    {.name = "install_config",
+     .type = OCF_PT_STRING,
+     .def = "",
      .shortdesc = "Install configuration (one-off XML)",
      .longdesc = "A complete libvirt domain XML for the guest's install boot (same name as "
                  "config). The persistent config is defined first; the install boot runs "
@@ -99,26 +149,42 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "that runs the install again. Needs state_dir, where the install state lives. "
                  "Or use the install_kernel/install_initrd/install_cmdline/install_media "
                  "shorthand."},
-    {.name = "install_kernel", .type = OCF_PT_STRING, .def = "",
+    {.name = "install_kernel",
+     .type = OCF_PT_STRING,
+     .def = "",
      .shortdesc = "Install kernel",
      .longdesc = "Kernel of the install boot (direct kernel boot), laid over config."},
-    {.name = "install_initrd", .type = OCF_PT_STRING, .def = "",
-     .shortdesc = "Install initrd", .longdesc = "Initrd of the install boot, laid over config."},
-    {.name = "install_cmdline", .type = OCF_PT_STRING, .def = "",
+    {.name = "install_initrd",
+     .type = OCF_PT_STRING,
+     .def = "",
+     .shortdesc = "Install initrd",
+     .longdesc = "Initrd of the install boot, laid over config."},
+    {.name = "install_cmdline",
+     .type = OCF_PT_STRING,
+     .def = "",
      .shortdesc = "Install kernel command line",
      .longdesc = "Kernel command line of the install boot, e.g. the preseed or kickstart "
                  "location."},
-    {.name = "install_media", .type = OCF_PT_STRING, .def = "",
+    {.name = "install_media",
+     .type = OCF_PT_STRING,
+     .def = "",
      .shortdesc = "Install medium (ISO)",
      .longdesc = "An ISO image attached as a CD-ROM and booted first during the install."},
-    {.name = "kernel_sha256", .type = OCF_PT_STRING, .def = "",
+    {.name = "kernel_sha256",
+     .type = OCF_PT_STRING,
+     .def = "",
      .shortdesc = "Expected kernel digest",
      .longdesc = "SHA-256 the guest's directly booted kernel must have on every host. "
                  "Without it, the digest recorded in state_dir when the guest is first "
                  "defined is used. A host whose file differs is refused (5)."},
-    {.name = "initrd_sha256", .type = OCF_PT_STRING, .def = "",
-     .shortdesc = "Expected initrd digest", .longdesc = "As kernel_sha256, for the initrd."},
-    {.name = "artifact_key", .type = OCF_PT_STRING, .def = "",
+    {.name = "initrd_sha256",
+     .type = OCF_PT_STRING,
+     .def = "",
+     .shortdesc = "Expected initrd digest",
+     .longdesc = "As kernel_sha256, for the initrd."},
+    {.name = "artifact_key",
+     .type = OCF_PT_STRING,
+     .def = "",
      .shortdesc = "Cluster key for boot digests",
      .longdesc = "A file (root only, the same on every node) with a secret key: recorded boot "
                  "artifact digests are then signed with HMAC-SHA256 and a record that does not "
@@ -126,7 +192,9 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "its digest together. A start never records under a key: run vmha boot "
                  "--record GUEST after checking the files. The key file must be root's, mode "
                  "0600, at least 16 bytes."},
-    {.name = "replicate", .type = OCF_PT_BOOLEAN, .def = "false",
+    {.name = "replicate",
+     .type = OCF_PT_BOOLEAN,
+     .def = "false",
      .shortdesc = "Fault tolerance (checkpoint replication)",
      .longdesc = "Run the guest fault-tolerant: configure the resource as a promotable clone "
                  "(clone-max=2 promoted-max=1 notify=true). The promoted instance runs the "
@@ -136,24 +204,33 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "the old primary) resumes the guest from the last checkpoint, so nothing a "
                  "client saw is undone. Guests with writable disks and UEFI guests are refused "
                  "for now."},
-    {.name = "checkpoint_interval", .type = OCF_PT_INTEGER, .def = "500", .reloadable = false,
+    {.name = "checkpoint_interval",
+     .type = OCF_PT_INTEGER,
+     .def = "500",
+     .reloadable = false,
      .shortdesc = "Checkpoint interval (ms)",
      .longdesc = "How long the guest runs between two checkpoints, in milliseconds. Each "
                  "checkpoint pauses the guest while it finds and sends the memory that changed; "
                  "the guest's network output waits for the next checkpoint, so replies are "
                  "delayed by up to about this much plus one checkpoint's time."},
-    {.name = "checkpoint_timeout", .type = OCF_PT_INTEGER, .def = "5000",
+    {.name = "checkpoint_timeout",
+     .type = OCF_PT_INTEGER,
+     .def = "5000",
      .shortdesc = "Checkpoint timeout (ms)",
      .longdesc = "How long one checkpoint may take, acknowledgement included, before the "
                  "backup counts as lost; the guest then runs unprotected (monitor reports it "
                  "degraded) once the backup's replica is marked stale in the cluster."},
-    {.name = "replication_address", .type = OCF_PT_STRING, .def = "%n",
+    {.name = "replication_address",
+     .type = OCF_PT_STRING,
+     .def = "%n",
      .shortdesc = "Replication address",
      .longdesc = "The address the backup listens on for checkpoints, which carry the whole "
                  "memory of the guest: a private replication network. %n is replaced by the "
                  "node's name (e.g. %n-repl). Default: the node's name, i.e. the cluster "
                  "network."},
-    {.name = "replication_key", .type = OCF_PT_STRING, .def = "",
+    {.name = "replication_key",
+     .type = OCF_PT_STRING,
+     .def = "",
      .shortdesc = "Cluster key for the replication stream",
      .longdesc = "A file with a secret every node holds (root only, mode 600, 16 bytes or "
                  "more): both ends of the replication stream prove they know it before a byte "
@@ -161,7 +238,9 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "it for this guest (TLS with a pre-shared key). Default: Corosync's own "
                  "/etc/corosync/authkey, which every node of the cluster already has. A "
                  "backup without it refuses to start."},
-    {.name = "replication_tls", .type = OCF_PT_BOOLEAN, .def = "false",
+    {.name = "replication_tls",
+     .type = OCF_PT_BOOLEAN,
+     .def = "false",
      .shortdesc = "Authenticate by x509 certificates",
      .longdesc = "Authenticate the replication stream with the x509 credentials libvirt's TLS "
                  "transport uses on every node instead of replication_key: "
@@ -169,13 +248,17 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "with their keys in /etc/pki/libvirt/private/. Both sides must present a "
                  "certificate of the CA; the backup's must carry its replication_address name "
                  "and the primary's the name of a node of the cluster."},
-    {.name = "replication_insecure", .type = OCF_PT_BOOLEAN, .def = "false",
+    {.name = "replication_insecure",
+     .type = OCF_PT_BOOLEAN,
+     .def = "false",
      .shortdesc = "No authentication (labs only)",
      .longdesc = "Send checkpoints in the clear and believe anyone who reaches the backup's "
                  "port. Whoever can connect then decides what a promotion runs, as root: "
                  "only for a test lab on a network nobody else reaches. Logged as a warning "
                  "and shown by vmha status."},
-    {.name = "replication_port", .type = OCF_PT_INTEGER, .def = "7790",
+    {.name = "replication_port",
+     .type = OCF_PT_INTEGER,
+     .def = "7790",
      .shortdesc = "Replication port",
      .longdesc = "TCP port the backup listens on; every replicated guest needs its own."},
 };
@@ -214,15 +297,13 @@ static int check_value(const struct ocf_param_desc *d, const char *v, struct vmh
         return 0;
     case OCF_PT_BOOLEAN:
         if (vmha_parse_bool(v, &b) < 0)
-            return vmha_err_set(err, -EINVAL, "%s=%s is not a boolean (true or false)",
-                                d->name, v);
+            return vmha_err_set(err, -EINVAL, "%s=%s is not a boolean (true or false)", d->name, v);
         return 0;
     case OCF_PT_SELECT:
         for (const char *const *o = d->options; *o; o++)
             if (strcmp(*o, v) == 0)
                 return 0;
-        return vmha_err_set(err, -EINVAL, "%s=%s is not one of the values it accepts", d->name,
-                            v);
+        return vmha_err_set(err, -EINVAL, "%s=%s is not one of the values it accepts", d->name, v);
     case OCF_PT_STRING:
         return 0;
     }
@@ -327,7 +408,8 @@ static int parse_all(char *const *env, struct ocf_params *p, struct vmha_err *er
     vmha_parse_bool(value_of(env, "replication_insecure"), &b);
     p->replication_insecure = b;
     if (p->replication_tls && p->replication_insecure)
-        return vmha_err_set(err, -EINVAL, "replication_tls and replication_insecure contradict "
+        return vmha_err_set(err, -EINVAL,
+                            "replication_tls and replication_insecure contradict "
                             "each other: set one");
     if (p->replication_key[0] && p->replication_key[0] != '/')
         return vmha_err_set(err, -EINVAL, "replication_key=%s is not an absolute path",
@@ -340,7 +422,8 @@ static int parse_all(char *const *env, struct ocf_params *p, struct vmha_err *er
                             (unsigned long long)n);
     p->replication_port = (unsigned)n;
     if (p->checkpoint_interval_ms < 20 || p->checkpoint_timeout_ms < 500)
-        return vmha_err_set(err, -EINVAL, "checkpoint_interval must be at least 20 ms and "
+        return vmha_err_set(err, -EINVAL,
+                            "checkpoint_interval must be at least 20 ms and "
                             "checkpoint_timeout at least 500 ms");
     const char *rundir = env_get(env, "VMHA_RUNDIR");
     if (!(p->rundir = strdup(rundir && *rundir ? rundir : VMHA_RUNDIR)))
@@ -350,17 +433,18 @@ static int parse_all(char *const *env, struct ocf_params *p, struct vmha_err *er
     bool install = p->install_config[0] || p->install_kernel[0] || p->install_initrd[0] ||
                    p->install_cmdline[0] || p->install_media[0];
     if (install && !p->state_dir[0])
-        return vmha_err_set(err, -EINVAL, "an install configuration needs state_dir: the "
+        return vmha_err_set(err, -EINVAL,
+                            "an install configuration needs state_dir: the "
                             "install state must survive a failover");
     if (p->install_config[0] && (p->install_kernel[0] || p->install_initrd[0] ||
                                  p->install_cmdline[0] || p->install_media[0]))
-        return vmha_err_set(err, -EINVAL, "install_config and the install_kernel/initrd/"
+        return vmha_err_set(err, -EINVAL,
+                            "install_config and the install_kernel/initrd/"
                             "cmdline/media shorthand exclude each other");
     static const char hex[] = "0123456789abcdef";
     const char *digests[2] = {p->kernel_sha256, p->initrd_sha256};
     for (int i = 0; i < 2; i++)
-        if (digests[i][0] && (strlen(digests[i]) != 64 ||
-                              strspn(digests[i], hex) != 64))
+        if (digests[i][0] && (strlen(digests[i]) != 64 || strspn(digests[i], hex) != 64))
             return vmha_err_set(err, -EINVAL, "%s=%s is not a SHA-256 in lower-case hex",
                                 i ? "initrd_sha256" : "kernel_sha256", digests[i]);
     if (p->config[0] != '/')

@@ -9,7 +9,6 @@
 #include "vmha/cluster.h"
 #include "vmha/migrate.h"
 
-
 /* What the guest's config and parameters ask for now. */
 static void needs_of(const struct ocf_params *p, const struct hv_guest_config *cfg,
                      struct mig_record *ret)
@@ -43,8 +42,8 @@ static bool policy_on(const struct ocf_params *p)
     return p->state_dir[0] && p->migration_policy;
 }
 
-int ocf_paths_check(const struct ocf_params *p, const struct hv_guest_config *cfg,
-                    const char *node, const struct vmha_deadline *dl, struct vmha_err *why)
+int ocf_paths_check(const struct ocf_params *p, const struct hv_guest_config *cfg, const char *node,
+                    const struct vmha_deadline *dl, struct vmha_err *why)
 {
     if (!policy_on(p))
         return 0;
@@ -95,12 +94,11 @@ void ocf_paths_probe(const struct ocf_params *p, const struct hv_guest_config *c
     _cleanup_(cluster_view_clear) struct cluster_view v = {0};
     if (current_need(p, cfg, &rec, &need, &e) < 0 || cluster_read(dl, &v, &e) < 0 ||
         mig_publish(&v, cluster_local_node(p->on_node), cfg->name, &need, dl, &e) < 0)
-        cluster_log(LOG_WARNING, "migration policy: cannot publish this node's verdict: %s",
-                    e.msg);
+        cluster_log(LOG_WARNING, "migration policy: cannot publish this node's verdict: %s", e.msg);
 }
 
-void ocf_paths_landed(const struct ocf_params *p, struct hv *hv,
-                      const struct hv_guest_config *cfg, const struct vmha_deadline *dl)
+void ocf_paths_landed(const struct ocf_params *p, struct hv *hv, const struct hv_guest_config *cfg,
+                      const struct vmha_deadline *dl)
 {
     if (!policy_on(p))
         return;
@@ -122,8 +120,8 @@ void ocf_paths_landed(const struct ocf_params *p, struct hv *hv,
     }
     struct hv_guest_config live = {0};
     if (hv_current_config(hv, cfg->name, &live, &e) < 0)
-        cluster_log(LOG_WARNING, "cannot read the machine type guest %s runs with: %s",
-                    cfg->name, e.msg);
+        cluster_log(LOG_WARNING, "cannot read the machine type guest %s runs with: %s", cfg->name,
+                    e.msg);
     int r = mig_record_register(p->state_dir, cfg->name, &needs, dl, &e);
     if (r == 0)
         r = mig_record_raise(p->state_dir, cfg->name, &h.level, live.machine, me, dl, &rec, &e);
@@ -146,6 +144,6 @@ void ocf_paths_landed(const struct ocf_params *p, struct hv *hv,
 failed:
     /* The guest runs: failing the action now would only restart it. The node clones
      * correct the verdicts at their next monitor. */
-    cluster_log(LOG_ERR, "guest %s runs, but its migration floor is not recorded: %s",
-                cfg->name, e.msg);
+    cluster_log(LOG_ERR, "guest %s runs, but its migration floor is not recorded: %s", cfg->name,
+                e.msg);
 }

@@ -99,9 +99,9 @@ static int spawn(const struct ocf_params *p, struct ft *f, const char *mode,
     snprintf(listen, sizeof(listen), strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr,
              p->replication_port);
     snprintf(memory, sizeof(memory), "%llu", (unsigned long long)f->g.cfg.memory);
-    char *argv[24] = {exe, (char *)mode, "--guest", (char *)f->g.name, "--dir", f->dir,
-                      "--node", (char *)f->me, "--timeout", timeout,
-                      "--uri", p->hypervisor, "--interval", interval};
+    char *argv[24] = {exe,     (char *)mode,  "--guest",     (char *)f->g.name, "--dir",
+                      f->dir,  "--node",      (char *)f->me, "--timeout",       timeout,
+                      "--uri", p->hypervisor, "--interval",  interval};
     size_t n = 14;
     if (strcmp(mode, "receive") == 0) {
         argv[n++] = "--listen";
@@ -159,10 +159,10 @@ static void reap(struct ft *f, const char *mode, int sig, const struct vmha_dead
  * the sender's: a monitor without it would report the guest unprotected). */
 static void wipe_replica(struct ft *f)
 {
-    static const char *const files[] = {"ckpt.save", "ckpt.save.part", "ckpt.part",
-                                        "ckpt.meta", "ckpt.jrnl", "ckpt.lock", "dev.save",
-                                        "ram", "demote-shutdown", "demote-to",
-                                        REMUS_CONFIG_COPY, "status"};
+    static const char *const files[] = {
+        "ckpt.save",       "ckpt.save.part", "ckpt.part",       "ckpt.meta",
+        "ckpt.jrnl",       "ckpt.lock",      "dev.save",        "ram",
+        "demote-shutdown", "demote-to",      REMUS_CONFIG_COPY, "status"};
     size_t n = sizeof(files) / sizeof(files[0]) - remus_running(f->dir, "send", NULL);
     for (size_t i = 0; i < n; i++) {
         char path[PATH_MAX + 32];
@@ -191,8 +191,7 @@ static int replica_of(struct ft *f, uint64_t *session, uint64_t *epoch)
         return remus_checkpoint(f->dir, session, epoch);
     struct remus_status st = {0};
     struct vmha_err e = {0};
-    if (remus_status_read(f->dir, &st, &e) < 0 || strcmp(st.role, "backup") != 0 ||
-        st.epoch == 0)
+    if (remus_status_read(f->dir, &st, &e) < 0 || strcmp(st.role, "backup") != 0 || st.epoch == 0)
         return -ENOENT;
     *session = st.session;
     *epoch = st.epoch;
@@ -201,8 +200,8 @@ static int replica_of(struct ft *f, uint64_t *session, uint64_t *epoch)
 
 /* Whether this node's checkpoint may be promoted: it exists and no stale mark covers it.
  * reason says why not. */
-static bool checkpoint_usable(struct ft *f, uint64_t *epoch,
-                              const struct vmha_deadline *dl, char *reason, size_t rsize)
+static bool checkpoint_usable(struct ft *f, uint64_t *epoch, const struct vmha_deadline *dl,
+                              char *reason, size_t rsize)
 {
     uint64_t session = 0;
     if (replica_of(f, &session, epoch) < 0) {
@@ -221,8 +220,10 @@ static bool checkpoint_usable(struct ft *f, uint64_t *epoch,
     const char *mark = n ? cluster_node_attr(n, attr, true) : NULL;
     bool stale = remus_stale_covers(mark, session, *epoch);
     if (stale)
-        snprintf(reason, rsize, "checkpoint %llu is stale (the primary let output out after "
-                 "it: %s)", (unsigned long long)*epoch, mark);
+        snprintf(reason, rsize,
+                 "checkpoint %llu is stale (the primary let output out after "
+                 "it: %s)",
+                 (unsigned long long)*epoch, mark);
     cluster_view_clear(&v);
     return !stale;
 }
@@ -254,7 +255,8 @@ int ocf_remus_validate(const struct ocf_params *p, const struct hv_guest_config 
     uint8_t *secret = NULL;
     size_t len = 0;
     if (vmha_secret_read("replication_key", key, &secret, &len, &e) < 0) {
-        vmha_err_set(why, e.code, "guest %s cannot be replicated: its stream must be "
+        vmha_err_set(why, e.code,
+                     "guest %s cannot be replicated: its stream must be "
                      "authenticated, and %s (set replication_key to a file every node holds)",
                      cfg->name, e.msg);
         return e.code == -ENOENT ? OCF_ERR_INSTALLED : OCF_ERR_CONFIGURED;
@@ -297,15 +299,16 @@ int ocf_remus_start(const struct ocf_params *p, const struct vmha_deadline *dl,
         return rc;
     if (is_active(f.state)) {
         /* A start makes a backup; a guest running here is a primary Pacemaker does not know. */
-        vmha_err_set(why, -EEXIST, "guest %s already runs on %s outside the cluster's "
-                     "control: stop it there or clean up the resource", f.g.name, f.me);
+        vmha_err_set(why, -EEXIST,
+                     "guest %s already runs on %s outside the cluster's "
+                     "control: stop it there or clean up the resource",
+                     f.g.name, f.me);
         return OCF_ERR_GENERIC;
     }
     return become_backup(p, &f, dl, why);
 }
 
-int ocf_remus_stop(const struct ocf_params *p, const struct vmha_deadline *dl,
-                   struct vmha_err *why)
+int ocf_remus_stop(const struct ocf_params *p, const struct vmha_deadline *dl, struct vmha_err *why)
 {
     _cleanup_(ft_clear) struct ft f = {0};
     int rc = ft_open(p, &f, false, dl, why);
@@ -363,8 +366,7 @@ int ocf_remus_monitor(const struct ocf_params *p, const struct vmha_deadline *dl
     if (!sender && p->interval_ms > 0) {
         /* The guest runs, its replication does not: start it again rather than fail a
          * guest that is fine. */
-        cluster_log(LOG_WARNING, "replication of guest %s is not running: restarting it",
-                    f.g.name);
+        cluster_log(LOG_WARNING, "replication of guest %s is not running: restarting it", f.g.name);
         if ((rc = spawn(p, &f, "send", dl, why)) != OCF_SUCCESS)
             return OCF_FAILED_PROMOTED;
     }
@@ -434,8 +436,10 @@ int ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl
             snprintf(reason, sizeof(reason), "its replica cannot run: %s", e.msg);
             usable = false;
         } else {
-            cluster_log(LOG_NOTICE, "guest %s runs on %s from its replica (checkpoint %llu) "
-                        "after %llu ms", f.g.name, f.me, (unsigned long long)epoch,
+            cluster_log(LOG_NOTICE,
+                        "guest %s runs on %s from its replica (checkpoint %llu) "
+                        "after %llu ms",
+                        f.g.name, f.me, (unsigned long long)epoch,
                         (unsigned long long)(vmha_now_ms() - t0));
             /* Nothing of its output is held (see validate): replication starts afresh, and
              * the monitor restarts it should this fail. */
@@ -450,8 +454,8 @@ int ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl
         if (lock >= 0)
             close(lock);
         if (r < 0) {
-            vmha_err_set(why, e.code, "cannot resume guest %s from checkpoint %llu: %s",
-                         f.g.name, (unsigned long long)epoch, e.msg);
+            vmha_err_set(why, e.code, "cannot resume guest %s from checkpoint %llu: %s", f.g.name,
+                         (unsigned long long)epoch, e.msg);
             return OCF_ERR_GENERIC;
         }
         /* Output held before the guest takes a step: its first checkpoint covers it. */
@@ -471,10 +475,11 @@ int ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl
         uint64_t now = remus_realtime_ms(), age = 0;
         if (remus_status_read(f.dir, &rs, &e) == 0 && rs.committed_ms && now > rs.committed_ms)
             age = now - rs.committed_ms;
-        cluster_log(LOG_NOTICE, "guest %s resumed on %s from checkpoint %llu in %llu ms "
-                    "(checkpoint taken %llu ms before)", f.g.name, f.me,
-                    (unsigned long long)epoch, (unsigned long long)(vmha_now_ms() - t0),
-                    (unsigned long long)age);
+        cluster_log(LOG_NOTICE,
+                    "guest %s resumed on %s from checkpoint %llu in %llu ms "
+                    "(checkpoint taken %llu ms before)",
+                    f.g.name, f.me, (unsigned long long)epoch,
+                    (unsigned long long)(vmha_now_ms() - t0), (unsigned long long)age);
     }
     if (!usable) {
         cluster_log(LOG_WARNING, "booting guest %s on %s: %s", f.g.name, f.me, reason);
@@ -503,8 +508,10 @@ static int xen_hand_over(const struct ocf_params *p, struct ft *f, const char *t
     ocf_guest_state(&f->g, &now, &e);
     int rc = OCF_ERR_GENERIC;
     if (now != HV_STATE_RUNNING)
-        vmha_err_set(why, -EIO, "guest %s is %s after its replication stopped (were its "
-                     "replicas marked stale?): it stays here", f->g.name, hv_state_to_string(now));
+        vmha_err_set(why, -EIO,
+                     "guest %s is %s after its replication stopped (were its "
+                     "replicas marked stale?): it stays here",
+                     f->g.name, hv_state_to_string(now));
     else
         rc = ocf_guest_migrate(p, &f->g, to, dl, why);
     if (rc != OCF_SUCCESS) {
@@ -565,16 +572,17 @@ int ocf_remus_demote(const struct ocf_params *p, const struct vmha_deadline *dl,
         if (strcmp(st.state, "demoted") != 0 && strcmp(st.state, "failed") != 0) {
             /* The guest still runs here with its output held: replicate on, fail. */
             spawn(p, &f, "send", dl, &e);
-            vmha_err_set(why, -EIO, "the final checkpoint of guest %s failed (%s): it keeps "
-                         "running here", f.g.name, st.error[0] ? st.error : "no answer");
+            vmha_err_set(why, -EIO,
+                         "the final checkpoint of guest %s failed (%s): it keeps "
+                         "running here",
+                         f.g.name, st.error[0] ? st.error : "no answer");
             return OCF_ERR_GENERIC;
         }
         shutdown = strcmp(st.state, "failed") == 0; /* no replica to hand over to */
     }
     if (shutdown) {
         reap(&f, "send", SIGTERM, dl);
-        cluster_log(LOG_NOTICE, "shutting guest %s down: no other node takes it over",
-                    f.g.name);
+        cluster_log(LOG_NOTICE, "shutting guest %s down: no other node takes it over", f.g.name);
         enum hv_state now = f.state;
         ocf_guest_state(&f.g, &now, why);
         if (is_active(now) && (rc = ocf_guest_stop(p, &f.g, now, dl, why)) != OCF_SUCCESS)

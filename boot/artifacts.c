@@ -194,17 +194,20 @@ static int compare(const struct store_kv *rec, const struct store_kv *now, struc
         const char *rd = store_kv_get(rec, items[i].digest);
         const char *nd = store_kv_get(now, items[i].digest);
         if (strcmp(or_none(rp), or_none(np)) != 0)
-            return vmha_err_set(err, -EBADMSG, "the guest now boots %s %s, but %s %s was "
-                                "recorded", items[i].what, or_none(np), items[i].what,
-                                or_none(rp));
+            return vmha_err_set(err, -EBADMSG,
+                                "the guest now boots %s %s, but %s %s was "
+                                "recorded",
+                                items[i].what, or_none(np), items[i].what, or_none(rp));
         if (strcmp(or_none(rd), or_none(nd)) != 0)
-            return vmha_err_set(err, -EBADMSG, "%s %s has sha256 %s on this host, the "
-                                "recorded digest is %s", items[i].what, or_none(np),
-                                or_none(nd), or_none(rd));
+            return vmha_err_set(err, -EBADMSG,
+                                "%s %s has sha256 %s on this host, the "
+                                "recorded digest is %s",
+                                items[i].what, or_none(np), or_none(nd), or_none(rd));
     }
     if (strcmp(or_none(store_kv_get(rec, "cmdline_sha256")),
                or_none(store_kv_get(now, "cmdline_sha256"))) != 0)
-        return vmha_err_set(err, -EBADMSG, "the kernel command line differs from the "
+        return vmha_err_set(err, -EBADMSG,
+                            "the kernel command line differs from the "
                             "recorded one");
     return 0;
 }
@@ -289,8 +292,7 @@ int install_read(const char *gdir, struct install_record *ret, struct vmha_err *
     else if (s && strcmp(s, "done") == 0)
         ret->state = INSTALL_DONE;
     else if (!s || strcmp(s, "not-started") != 0)
-        return vmha_err_set(err, -EINVAL, "%s/install: unknown state '%s'", gdir,
-                            s ? s : "");
+        return vmha_err_set(err, -EINVAL, "%s/install: unknown state '%s'", gdir, s ? s : "");
     snprintf(ret->host, sizeof(ret->host), "%s", store_kv_get(&kv, "host") ?: "");
     uint64_t v;
     const char *a = store_kv_get(&kv, "attempts"), *t = store_kv_get(&kv, "changed");
@@ -337,8 +339,10 @@ int boot_artifacts_verify_files(const char *gdir, const char *name, bool *record
         if ((r = boot_file_sha256(path, d, &e)) < 0)
             return vmha_err_set(err, -EBADMSG, "%s %s: %s", what[i], path, e.msg);
         if (strcmp(d, want) != 0)
-            return vmha_err_set(err, -EBADMSG, "%s %s has sha256 %s on this host, the "
-                                "recorded digest is %s", what[i], path, d, want);
+            return vmha_err_set(err, -EBADMSG,
+                                "%s %s has sha256 %s on this host, the "
+                                "recorded digest is %s",
+                                what[i], path, d, want);
     }
     return 0;
 }

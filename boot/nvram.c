@@ -92,15 +92,19 @@ static int check_fv(const uint8_t *b, size_t len, struct nvram *nv, size_t *hlen
                     struct vmha_err *err)
 {
     if (len < FV_HEADER_MIN)
-        return vmha_err_set(err, -EINVAL, "truncated: %zu bytes, less than a firmware volume "
-                            "header", len);
+        return vmha_err_set(err, -EINVAL,
+                            "truncated: %zu bytes, less than a firmware volume "
+                            "header",
+                            len);
     if (le32(b + 40) != FV_SIGNATURE)
         return vmha_err_set(err, -EINVAL, "no firmware volume signature (_FVH) at offset 40");
     char g[37];
     guid_text(b + 16, g);
     if (strcmp(g, NV_DATA_FV_GUID) != 0)
-        return vmha_err_set(err, -EINVAL, "firmware volume %s is not a variable store "
-                            "(expected %s)", g, NV_DATA_FV_GUID);
+        return vmha_err_set(err, -EINVAL,
+                            "firmware volume %s is not a variable store "
+                            "(expected %s)",
+                            g, NV_DATA_FV_GUID);
     nv->fv_length = le64(b + 32);
     *hlen = le16(b + 48);
     if (*hlen < FV_HEADER_MIN || *hlen % 2 || *hlen > len)
@@ -109,11 +113,15 @@ static int check_fv(const uint8_t *b, size_t len, struct nvram *nv, size_t *hlen
     for (size_t i = 0; i < *hlen; i += 2)
         sum = (uint16_t)(sum + le16(b + i));
     if (sum != 0)
-        return vmha_err_set(err, -EINVAL, "firmware volume header checksum is wrong (the "
-                            "header sums to 0x%04x, not 0)", sum);
+        return vmha_err_set(err, -EINVAL,
+                            "firmware volume header checksum is wrong (the "
+                            "header sums to 0x%04x, not 0)",
+                            sum);
     if (nv->fv_length > len)
-        return vmha_err_set(err, -EINVAL, "truncated: the firmware volume is %llu bytes, the "
-                            "file %zu", (unsigned long long)nv->fv_length, len);
+        return vmha_err_set(err, -EINVAL,
+                            "truncated: the firmware volume is %llu bytes, the "
+                            "file %zu",
+                            (unsigned long long)nv->fv_length, len);
     if (le16(b + 52) != 0)
         return vmha_err_set(err, -EINVAL, "firmware volume extension headers are not supported");
     /* The block map: (count, size) pairs up to a (0, 0) terminator inside the header. */
@@ -128,9 +136,10 @@ static int check_fv(const uint8_t *b, size_t len, struct nvram *nv, size_t *hlen
         covered += (uint64_t)count * size;
     }
     if (covered != nv->fv_length)
-        return vmha_err_set(err, -EINVAL, "firmware volume block map covers %llu bytes, the "
-                            "volume is %llu", (unsigned long long)covered,
-                            (unsigned long long)nv->fv_length);
+        return vmha_err_set(err, -EINVAL,
+                            "firmware volume block map covers %llu bytes, the "
+                            "volume is %llu",
+                            (unsigned long long)covered, (unsigned long long)nv->fv_length);
     return 0;
 }
 
@@ -144,16 +153,19 @@ static int check_store(const uint8_t *b, size_t hlen, struct nvram *nv, struct v
     if (strcmp(g, AUTH_VAR_GUID) == 0)
         nv->authenticated = true;
     else if (strcmp(g, VAR_GUID) != 0)
-        return vmha_err_set(err, -EINVAL, "variable store GUID %s is neither the authenticated "
-                            "nor the plain variable GUID", g);
+        return vmha_err_set(err, -EINVAL,
+                            "variable store GUID %s is neither the authenticated "
+                            "nor the plain variable GUID",
+                            g);
     nv->store_offset = hlen;
     nv->store_size = le32(s + 16);
     if (nv->store_size < STORE_HEADER_SIZE || hlen + nv->store_size > nv->fv_length)
-        return vmha_err_set(err, -EINVAL, "variable store size %zu does not fit the %llu-byte "
-                            "volume", nv->store_size, (unsigned long long)nv->fv_length);
+        return vmha_err_set(err, -EINVAL,
+                            "variable store size %zu does not fit the %llu-byte "
+                            "volume",
+                            nv->store_size, (unsigned long long)nv->fv_length);
     if (s[20] != STORE_FORMATTED)
-        return vmha_err_set(err, -EINVAL, "variable store is not formatted (format 0x%02x)",
-                            s[20]);
+        return vmha_err_set(err, -EINVAL, "variable store is not formatted (format 0x%02x)", s[20]);
     if (s[21] != STORE_HEALTHY)
         return vmha_err_set(err, -EINVAL, "variable store is not healthy (state 0x%02x)", s[21]);
     return 0;
@@ -254,17 +266,22 @@ static int parse_records(const uint8_t *b, struct nvram *nv, struct vmha_err *er
         uint32_t name_size = le32(b + p + name_at), data_size = le32(b + p + name_at + 4);
         guid_text(b + p + hdr - 16, v.guid);
         if ((uint64_t)p + hdr + name_size + data_size > end)
-            return vmha_err_set(err, -EINVAL, "variable at offset 0x%zx (name %u bytes, data %u "
-                                "bytes) runs past the end of the store", p, name_size,
-                                data_size);
+            return vmha_err_set(err, -EINVAL,
+                                "variable at offset 0x%zx (name %u bytes, data %u "
+                                "bytes) runs past the end of the store",
+                                p, name_size, data_size);
         if (!state_known(v.state))
-            return vmha_err_set(err, -EINVAL, "variable at offset 0x%zx has unknown state "
-                                "0x%02x", p, v.state);
+            return vmha_err_set(err, -EINVAL,
+                                "variable at offset 0x%zx has unknown state "
+                                "0x%02x",
+                                p, v.state);
         if (v.state != NVRAM_VAR_HEADER_VALID_ONLY) {
             if (name_size < 4 || name_size % 2 ||
                 !ucs2_text(b + p + hdr, name_size, v.name, sizeof(v.name), NULL))
-                return vmha_err_set(err, -EINVAL, "variable at offset 0x%zx has no valid name "
-                                    "(%u bytes)", p, name_size);
+                return vmha_err_set(err, -EINVAL,
+                                    "variable at offset 0x%zx has no valid name "
+                                    "(%u bytes)",
+                                    p, name_size);
             v.data = b + p + hdr + name_size;
             v.data_size = data_size;
             if (add_var(nv, &v) < 0)
@@ -504,7 +521,7 @@ int nvram_device_path_text(const uint8_t *d, size_t len, char *buf, size_t size,
         if (type == 0x7f) {
             if (sub == 0xff)
                 return 0; /* end of the entire path */
-            put(&o, ",");  /* end of one instance */
+            put(&o, ","); /* end of one instance */
             first = true;
         } else {
             if (!first)
@@ -529,8 +546,10 @@ int nvram_load_option_parse(const uint8_t *d, size_t len, struct nvram_load_opti
         return vmha_err_set(err, -EINVAL, "load option description is not terminated");
     size_t path_at = 6 + desc_len;
     if (path_at + path_len > len)
-        return vmha_err_set(err, -EINVAL, "load option device path (%zu bytes) runs past its "
-                            "end", path_len);
+        return vmha_err_set(err, -EINVAL,
+                            "load option device path (%zu bytes) runs past its "
+                            "end",
+                            path_len);
     struct vmha_err e = {0};
     if (nvram_device_path_text(d + path_at, path_len, ret->path, sizeof(ret->path), &e) < 0)
         return vmha_err_set(err, -EINVAL, "load option %s: %s", ret->description, e.msg);

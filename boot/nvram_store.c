@@ -145,8 +145,10 @@ int nvgen_read(const char *gdir, const struct nvram_gen *g, uint8_t **buf, size_
     char digest[65];
     nvram_digest(data, size, digest);
     if (strcmp(digest, g->digest) != 0)
-        return vmha_err_set(err, -EBADMSG, "generation %lu is damaged: its digest is %.12s..., "
-                            "its record says %.12s...", g->num, digest, g->digest);
+        return vmha_err_set(err, -EBADMSG,
+                            "generation %lu is damaged: its digest is %.12s..., "
+                            "its record says %.12s...",
+                            g->num, digest, g->digest);
     struct nvram nv;
     if ((r = nvram_parse(data, size, &nv, &e)) < 0)
         return vmha_err_set(err, r, "generation %lu is not a valid variable store: %s", g->num,
@@ -176,8 +178,9 @@ int nvgen_newest_valid(const char *gdir, uint8_t **buf, size_t *len, struct nvra
         size_t used = strlen(note);
         snprintf(note + used, note_size - used, "%s%s", used ? "; " : "", e.msg);
     }
-    return vmha_err_set(err, -ENOENT, n ? "no intact NVRAM generation: %s"
-                                        : "no NVRAM generation stored yet%s", note);
+    return vmha_err_set(err, -ENOENT,
+                        n ? "no intact NVRAM generation: %s" : "no NVRAM generation stored yet%s",
+                        note);
 }
 
 int nvgen_store(const char *gdir, const uint8_t *buf, size_t len, const char *host,
@@ -204,8 +207,8 @@ int nvgen_store(const char *gdir, const uint8_t *buf, size_t len, const char *ho
     if ((r = store_dir_open(dir, false, &dfd, err)) < 0 ||
         (r = nvgen_list(gdir, &gens, &n, err)) < 0)
         goto out;
-    struct nvram_gen g = {.num = n ? gens[n - 1].num + 1 : 1, .size = len,
-                          .time = (long long)time(NULL)};
+    struct nvram_gen g = {
+        .num = n ? gens[n - 1].num + 1 : 1, .size = len, .time = (long long)time(NULL)};
     nvram_digest(buf, len, g.digest);
     if (n && strcmp(gens[n - 1].digest, g.digest) == 0) {
         *ret = gens[n - 1];
@@ -213,7 +216,8 @@ int nvgen_store(const char *gdir, const uint8_t *buf, size_t len, const char *ho
     }
     for (size_t i = 0; i + 1 < n; i++)
         if (strcmp(gens[i].digest, g.digest) == 0) {
-            r = vmha_err_set(err, -ESTALE, "not stored: the file equals generation %lu, older "
+            r = vmha_err_set(err, -ESTALE,
+                             "not stored: the file equals generation %lu, older "
                              "than the newest (%lu): storing it would roll the NVRAM back",
                              gens[i].num, gens[n - 1].num);
             goto out;
@@ -302,8 +306,7 @@ int nvgen_booted(const char *gdir, unsigned long *num, struct vmha_err *err)
     return 0;
 }
 
-int nvgen_set_booted(const char *gdir, unsigned long num, const char *host,
-                     struct vmha_err *err)
+int nvgen_set_booted(const char *gdir, unsigned long num, const char *host, struct vmha_err *err)
 {
     _cleanup_free_ char *dir = sub_dir(gdir, "nvram", err);
     if (!dir)

@@ -403,8 +403,7 @@ int store_write(const char *dir, const char *file, const struct store_kv *kv, bo
     return store_write_at(dfd, dir, file, text, len, exclusive, err);
 }
 
-int store_lock(const char *dir, const struct vmha_deadline *dl, int *fd_ret,
-               struct vmha_err *err)
+int store_lock(const char *dir, const struct vmha_deadline *dl, int *fd_ret, struct vmha_err *err)
 {
     _cleanup_(closep) int dfd = -1;
     int r = store_dir_open(dir, true, &dfd, err);

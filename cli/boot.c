@@ -250,8 +250,9 @@ int cmd_boot(int argc, char **argv, const struct cli_opts *o)
     for (size_t i = 0; i < v.n; i++) {
         const char *verdict = cluster_node_attr(&v.nodes[i], attr, true);
         printf("%-12.12s %s\n", v.nodes[i].name,
-               verdict ? verdict : v.nodes[i].online ? "(not published: is ocf:vmha:node running?)"
-                                                     : "(offline)");
+               verdict             ? verdict
+               : v.nodes[i].online ? "(not published: is ocf:vmha:node running?)"
+                                   : "(offline)");
     }
     printf("\nthis host: %s\n", here_r < 0 ? here.msg : "ok");
     return VMHA_EXIT_OK;

@@ -67,8 +67,8 @@ int cmd_check(int argc, char **argv, const struct cli_opts *o)
         if (r == -ENOENT && !note[0])
             snprintf(nvram.text, sizeof(nvram.text), "none kept yet");
         else if (r < 0)
-            nvram = (struct verdict){false, ""}, snprintf(nvram.text, sizeof(nvram.text), "%s",
-                                                          e.msg);
+            nvram = (struct verdict){false, ""},
+            snprintf(nvram.text, sizeof(nvram.text), "%s", e.msg);
         else
             snprintf(nvram.text, sizeof(nvram.text), "generation %lu%s", gen.num,
                      note[0] ? " (newer damaged)" : "");
@@ -124,8 +124,8 @@ int cmd_check(int argc, char **argv, const struct cli_opts *o)
     for (size_t i = 0; i < v.n; i++) {
         bool can = v.nodes[i].online && config.ok && nvram.ok && paths[i].ok && boots[i].ok;
         printf("%-12.12s %-5s %-10s %s\n", v.nodes[i].name, can ? "yes" : "NO",
-               paths[i].ok ? (policy ? "ok" : "-") : "refused", boots[i].ok ? (boot ? "ok" : "-")
-                                                                          : "MISMATCH");
+               paths[i].ok ? (policy ? "ok" : "-") : "refused",
+               boots[i].ok ? (boot ? "ok" : "-") : "MISMATCH");
     }
     bool header = false;
     for (size_t i = 0; i < v.n; i++) {

@@ -11,7 +11,6 @@
 
 struct cli_opts;
 
-
 /* A guest the cluster manages, with what its parameters and config say. */
 struct cli_guest {
     const struct cluster_rsc *rsc;

@@ -9,11 +9,11 @@
 #include <unistd.h>
 
 #include "cli_private.h"
+#include "vmha/boot.h"
 #include "vmha/cleanup.h"
 #include "vmha/hv.h"
 #include "vmha/migrate.h"
 #include "vmha/remus.h"
-#include "vmha/boot.h"
 
 /* Where the guest runs now, by the cluster's computation; "" when stopped. */
 static int location(const struct cli_guest *g, const struct vmha_deadline *dl, char *host,
@@ -73,13 +73,13 @@ static void show_progress(const struct hv_progress *p, bool tty)
         bar[i] = i < pct * 30 / 100 ? '#' : '.';
     bar[30] = '\0';
     char line[160];
-    snprintf(line, sizeof(line), "[%s] %3u%% %llu/%llu MiB, %llu MiB left, dirty %llu pages/s, "
+    snprintf(line, sizeof(line),
+             "[%s] %3u%% %llu/%llu MiB, %llu MiB left, dirty %llu pages/s, "
              "downtime ~%llu ms",
              bar, pct, (unsigned long long)(p->data_processed >> 20),
              (unsigned long long)(p->data_total >> 20),
              (unsigned long long)(p->data_remaining >> 20),
-             (unsigned long long)p->dirty_pages_per_s,
-             (unsigned long long)p->expected_downtime_ms);
+             (unsigned long long)p->dirty_pages_per_s, (unsigned long long)p->expected_downtime_ms);
     if (tty)
         printf("\r%-79.79s", line);
     else
@@ -105,8 +105,8 @@ static int move(const struct cli_guest *g, const char *target, const char *from,
     bool tty = isatty(STDOUT_FILENO);
     printf("moving %s from %s to %s\n", g->name, from[0] ? from : "(stopped)", target);
     /* Pacemaker 2.1 has no public C API to move a resource: crm_resource is the door. */
-    char *const mv[] = {"crm_resource", "--move", "--resource", (char *)id, "--node",
-                        (char *)target, NULL};
+    char *const mv[] = {"crm_resource", "--move",       "--resource", (char *)id,
+                        "--node",       (char *)target, NULL};
     if (run_tool(mv, o, "ask Pacemaker to move the guest") < 0)
         return VMHA_EXIT_FAILED;
     struct hv *hv = NULL;
@@ -249,16 +249,18 @@ static bool cluster_manages(const char *cmd, const char *guest, const struct cli
     struct cli_guest g;
     if (cluster_read(&dl, &v, &e) < 0 || cli_guest_find(&v, guest, &g) < 0)
         return false;
-    fprintf(stderr, "vmha %s: Pacemaker runs and manages %s (resource %s): refusing "
-                    "--no-cluster; use vmha %s without it\n", cmd, guest, g.rsc->id, cmd);
+    fprintf(stderr,
+            "vmha %s: Pacemaker runs and manages %s (resource %s): refusing "
+            "--no-cluster; use vmha %s without it\n",
+            cmd, guest, g.rsc->id, cmd);
     return true;
 }
 
 /* --no-cluster: the hypervisor operation itself, for when the cluster is down. Refuses when
  * Pacemaker runs here and manages the guest: then only Pacemaker may move it. */
 static int migrate_direct(const char *guest, const char *host, const char *uri,
-                          const char *target_uri, const char *data_uri,
-                          const struct cli_opts *o, uint64_t wait_ms)
+                          const char *target_uri, const char *data_uri, const struct cli_opts *o,
+                          uint64_t wait_ms)
 {
     struct vmha_err e = {0};
     if (cluster_manages("migrate", guest, o))
@@ -294,14 +296,16 @@ static int migrate_direct(const char *guest, const char *host, const char *uri,
                 e.msg[0] ? ": " : "", e.msg);
     } else {
         bool tty = isatty(STDOUT_FILENO);
-        struct hv_migrate_params mp = {.dest_uri = dest, .data_uri = data_uri,
-                                       .progress = direct_progress, .opaque = &tty,
+        struct hv_migrate_params mp = {.dest_uri = dest,
+                                       .data_uri = data_uri,
+                                       .progress = direct_progress,
+                                       .opaque = &tty,
                                        .poll_ms = tty ? 500 : 2000};
         printf("migrating %s to %s (%s), without the cluster\n", guest, host, dest);
         fflush(stdout);
         if (hv_migrate(hv, guest, &mp, &e) < 0) {
-            fprintf(stderr, "%svmha migrate: %s (the guest keeps running at %s)\n",
-                    tty ? "\n" : "", e.msg, uri);
+            fprintf(stderr, "%svmha migrate: %s (the guest keeps running at %s)\n", tty ? "\n" : "",
+                    e.msg, uri);
         } else {
             printf("%s%s runs on %s\n", tty ? "\n" : "", guest, host);
             rc = VMHA_EXIT_OK;
@@ -359,8 +363,10 @@ int cmd_migrate(int argc, char **argv, const struct cli_opts *o)
     const char *rep = cluster_rsc_param(g.rsc, "replicate");
     bool replicated = false;
     if (rep && vmha_parse_bool(rep, &replicated) == 0 && replicated) {
-        fprintf(stderr, "vmha migrate: %s is replicated: it moves by a switchover to its "
-                "backup, 'vmha failover %s --planned' (nothing was changed)\n", g.name, g.name);
+        fprintf(stderr,
+                "vmha migrate: %s is replicated: it moves by a switchover to its "
+                "backup, 'vmha failover %s --planned' (nothing was changed)\n",
+                g.name, g.name);
         return VMHA_EXIT_FAILED;
     }
     const struct cluster_node *n = cluster_node_find(&v, argv[2]);
@@ -378,8 +384,9 @@ int cmd_migrate(int argc, char **argv, const struct cli_opts *o)
     }
     char why[512];
     if (!allowed(&v, &g, argv[2], why, sizeof(why))) {
-        fprintf(stderr, "vmha migrate: refused by the migration policy: %s\n"
-                        "(nothing was changed; 'vmha paths %s' shows where it may go)\n",
+        fprintf(stderr,
+                "vmha migrate: refused by the migration policy: %s\n"
+                "(nothing was changed; 'vmha paths %s' shows where it may go)\n",
                 why, g.name);
         return VMHA_EXIT_FAILED;
     }
@@ -440,8 +447,7 @@ static int wait_promoted(const struct cli_guest *g, const char *target, bool wan
     for (;;) {
         if (roles(g, p, b, sizeof(p), &e) == 0) {
             char line[600];
-            snprintf(line, sizeof(line), "  primary %s, backup %s", p[0] ? p : "-",
-                     b[0] ? b : "-");
+            snprintf(line, sizeof(line), "  primary %s, backup %s", p[0] ? p : "-", b[0] ? b : "-");
             if (strcmp(line, last) != 0) {
                 printf("%s (%.1f s)\n", line, (double)(vmha_now_ms() - t0) / 1000);
                 fflush(stdout);
@@ -480,34 +486,37 @@ static int failover_replicated(const struct cluster_view *v, const struct cli_gu
     bool p_online = pn && pn->online;
     if (planned) {
         if (!b[0] || !p_online) {
-            fprintf(stderr, "vmha failover: %s has %s: a planned switchover needs both "
-                    "running (nothing was changed)\n", g->name,
-                    !b[0] ? "no backup" : "its primary host offline");
+            fprintf(stderr,
+                    "vmha failover: %s has %s: a planned switchover needs both "
+                    "running (nothing was changed)\n",
+                    g->name, !b[0] ? "no backup" : "its primary host offline");
             return VMHA_EXIT_FAILED;
         }
         printf("%s runs on %s, its replica on %s. A planned switchover takes a final "
                "checkpoint on %s and resumes the guest from it on %s: it pauses for about "
-               "a second and loses nothing.\n", g->name, p, b, p, b);
+               "a second and loses nothing.\n",
+               g->name, p, b, p, b);
         if (!confirm("failover", yes))
             return VMHA_EXIT_FAILED;
         /* No public C API moves a role: crm_resource is the door. */
         char *const mv[] = {"crm_resource", "--move", "--resource", (char *)g->rsc->id,
-                            "--node", b, "--promoted", NULL};
+                            "--node",       b,        "--promoted", NULL};
         if (run_tool(mv, o, "ask Pacemaker to switch over") < 0)
             return VMHA_EXIT_FAILED;
         int rc = wait_promoted(g, b, true, wait_ms);
         if (rc == VMHA_EXIT_OK)
             printf("%s runs on %s, protected by its replica on %s\n", g->name, b, p);
-        char *const clear[] = {"crm_resource", "--clear", "--resource", (char *)g->rsc->id,
-                               NULL};
+        char *const clear[] = {"crm_resource", "--clear", "--resource", (char *)g->rsc->id, NULL};
         if (!keep && run_tool(clear, o, "clear the move constraint") == 0)
             printf("move constraint cleared\n");
         return rc;
     }
     if (p_online) {
-        fprintf(stderr, "vmha failover: %s runs on %s, which is online: promoting its backup "
+        fprintf(stderr,
+                "vmha failover: %s runs on %s, which is online: promoting its backup "
                 "now would run it twice. Use --planned for a switchover, or fence %s first "
-                "(nothing was changed)\n", g->name, p, p);
+                "(nothing was changed)\n",
+                g->name, p, p);
         return VMHA_EXIT_FAILED;
     }
     if (!b[0]) {
@@ -517,7 +526,8 @@ static int failover_replicated(const struct cluster_view *v, const struct cli_gu
     }
     printf("%s's primary host %s is offline and not known to be fenced; its backup on %s "
            "holds the last checkpoint. Confirm ONLY if %s is powered off: Pacemaker then "
-           "treats it as fenced and promotes %s.\n", g->name, p, b, p, b);
+           "treats it as fenced and promotes %s.\n",
+           g->name, p, b, p, b);
     if (!confirm("failover", yes))
         return VMHA_EXIT_FAILED;
     /* Manual fencing confirmation is the cluster's own way to say "that host is down". */
@@ -544,8 +554,7 @@ static int failover_direct(const char *guest, const char *uri, bool yes, const s
     remus_dir(VMHA_RUNDIR, guest, dir, sizeof(dir));
     uint64_t session = 0, epoch = 0;
     if (remus_checkpoint(dir, &session, &epoch) < 0) {
-        fprintf(stderr, "vmha failover: this host holds no checkpoint of %s (in %s)\n", guest,
-                dir);
+        fprintf(stderr, "vmha failover: this host holds no checkpoint of %s (in %s)\n", guest, dir);
         return VMHA_EXIT_FAILED;
     }
     struct remus_status st = {0};
@@ -553,9 +562,11 @@ static int failover_direct(const char *guest, const char *uri, bool yes, const s
     uint64_t now = remus_realtime_ms();
     printf("This host holds checkpoint %llu of %s, taken %llu s ago. Without the cluster nobody "
            "checks that its primary is down or that the checkpoint is not stale: resume it "
-           "ONLY if the primary's host is powered off.\n", (unsigned long long)epoch, guest,
+           "ONLY if the primary's host is powered off.\n",
+           (unsigned long long)epoch, guest,
            (unsigned long long)(st.committed_ms && now > st.committed_ms
-                                    ? (now - st.committed_ms) / 1000 : 0));
+                                    ? (now - st.committed_ms) / 1000
+                                    : 0));
     if (!confirm("failover", yes))
         return VMHA_EXIT_FAILED;
     int pid = 0;
@@ -578,8 +589,10 @@ static int failover_direct(const char *guest, const char *uri, bool yes, const s
     _cleanup_free_ char *config = NULL;
     snprintf(cpath, sizeof(cpath), "%s/" REMUS_CONFIG_COPY, dir);
     if (vmha_read_file(cpath, 1 << 20, &config, &e) < 0)
-        fprintf(stderr, "vmha failover: the guest's configuration is not beside its checkpoint "
-                "(%s): a checkpoint is restored only with it\n", e.msg);
+        fprintf(stderr,
+                "vmha failover: the guest's configuration is not beside its checkpoint "
+                "(%s): a checkpoint is restored only with it\n",
+                e.msg);
     else if ((lock = remus_checkpoint_files(dir, dev, sizeof(dev), ram, sizeof(ram), &e)) < 0 ||
              hv_ckpt_restore(hv, dev, ram, config, &e) < 0 || hv_resume(hv, guest, &e) < 0)
         fprintf(stderr, "vmha failover: %s\n", e.msg);
@@ -659,8 +672,10 @@ int cmd_failover(int argc, char **argv, const struct cli_opts *o)
             allowed(&v, &g, v.nodes[i].name, why, sizeof(why)))
             target = v.nodes[i].name;
     if (!target) {
-        fprintf(stderr, "vmha failover: no other host may run %s ('vmha paths %s' says why): "
-                        "nothing was changed\n", g.name, g.name);
+        fprintf(stderr,
+                "vmha failover: no other host may run %s ('vmha paths %s' says why): "
+                "nothing was changed\n",
+                g.name, g.name);
         return VMHA_EXIT_FAILED;
     }
     printf("%s runs on %s; it will move to %s (a live migration if the resource allows it).\n",

@@ -11,7 +11,6 @@
 #include "vmha/cleanup.h"
 #include "vmha/nvram.h"
 
-
 static void usage(FILE *out)
 {
     fputs("usage: vmha [--json] nvram show GUEST|FILE [--generation N]\n"
@@ -38,8 +37,7 @@ static int guest_dir(const char *arg, const struct cli_opts *o, char **gdir, cha
     if (cli_open_guest("nvram", arg, o, &v, &g) < 0)
         return -1;
     if (!g.state_dir) {
-        fprintf(stderr, "vmha nvram: guest %s has no state_dir: its NVRAM is not kept\n",
-                g.name);
+        fprintf(stderr, "vmha nvram: guest %s has no state_dir: its NVRAM is not kept\n", g.name);
         return -1;
     }
     struct vmha_err e = {0};
@@ -157,8 +155,8 @@ static void show(const struct nvram *nv, const char *title, bool json)
             printf("%s  (malformed: %s)\n", v->name, e.msg);
             continue;
         }
-        printf("%s%c %s\n    %s\n", v->name,
-               lo.attributes & NVRAM_LOAD_OPTION_ACTIVE ? '*' : ' ', lo.description, lo.path);
+        printf("%s%c %s\n    %s\n", v->name, lo.attributes & NVRAM_LOAD_OPTION_ACTIVE ? '*' : ' ',
+               lo.description, lo.path);
     }
     printf("\n%-20s %-36s %-11s %s\n", "VARIABLE", "GUID", "ATTRIBUTES", "SIZE");
     for (size_t i = 0; i < nv->n; i++) {
@@ -247,8 +245,8 @@ static int cmd_show(int argc, char **argv, const struct cli_opts *o)
             return VMHA_EXIT_FAILED;
         char t[32];
         when(g.time, t, sizeof(t));
-        snprintf(title, sizeof(title), "%s: NVRAM generation %lu, captured on %s (%s) at %s",
-                 name, g.num, g.host, g.reason, t);
+        snprintf(title, sizeof(title), "%s: NVRAM generation %lu, captured on %s (%s) at %s", name,
+                 g.num, g.host, g.reason, t);
     }
     struct nvram nv;
     if (nvram_parse(buf, len, &nv, &e) < 0) {
@@ -377,7 +375,9 @@ int cmd_nvram(int argc, char **argv, const struct cli_opts *o)
     static const struct {
         const char *name;
         int (*run)(int, char **, const struct cli_opts *);
-    } sub[] = {{"show", cmd_show}, {"history", cmd_history}, {"export", cmd_export},
+    } sub[] = {{"show", cmd_show},
+               {"history", cmd_history},
+               {"export", cmd_export},
                {"import", cmd_import}};
     for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]); i++)
         if (strcmp(argv[1], sub[i].name) == 0)

@@ -11,7 +11,6 @@
 #include "vmha/hv.h"
 #include "vmha/migrate.h"
 
-
 #define GUEST_AGENT CLI_GUEST_AGENT
 
 struct row {
@@ -151,8 +150,8 @@ static void print_table(const struct cluster_view *v, struct row *rows, size_t n
         snprintf(level, sizeof(level), "%s%s", lv ? lv : "(not published)",
                  pin && lv ? " pinned" : "");
         const char *runs = cluster_node_attr(nd, MIG_ATTR_DETECTED, true);
-        printf("%-12.12s %-20.20s %-8s %.37s\n", nd->name, level,
-               nd->online ? "online" : "offline", runs ? runs : "-");
+        printf("%-12.12s %-20.20s %-8s %.37s\n", nd->name, level, nd->online ? "online" : "offline",
+               runs ? runs : "-");
     }
     if (n == 0) {
         printf("\nno %s resources\n", GUEST_AGENT);
@@ -167,8 +166,12 @@ static void print_table(const struct cluster_view *v, struct row *rows, size_t n
         char fl[48];
         mig_level_format(&r->rec.floor, fl, sizeof(fl));
         printf("%-12.12s %-12.12s %-15.15s", r->g.name,
-               r->problem[0] ? "-" : fl[0] ? fl + strcspn(fl, " ") + 1 : "(never ran)",
-               r->problem[0] ? "-" : r->rec.machine[0] ? r->rec.machine : "-");
+               r->problem[0] ? "-"
+               : fl[0]       ? fl + strcspn(fl, " ") + 1
+                             : "(never ran)",
+               r->problem[0]       ? "-"
+               : r->rec.machine[0] ? r->rec.machine
+                                   : "-");
         for (size_t i = 0; i < v->n; i++) {
             bool ok = false;
             char why[400];
@@ -190,8 +193,7 @@ static void print_table(const struct cluster_view *v, struct row *rows, size_t n
             char why[400];
             verdict(r, &v->nodes[i], &ok, why, sizeof(why));
             const char *pub = published(r, &v->nodes[i]);
-            bool stale = v->nodes[i].online &&
-                         (!pub || ok != (strcmp(pub, MIG_VERDICT_OK) == 0));
+            bool stale = v->nodes[i].online && (!pub || ok != (strcmp(pub, MIG_VERDICT_OK) == 0));
             if (ok && !stale)
                 continue;
             if (!header)
@@ -201,8 +203,9 @@ static void print_table(const struct cluster_view *v, struct row *rows, size_t n
                 printf("  not on %s: %s\n", v->nodes[i].name, why);
             if (stale)
                 printf("  %s publishes %s%s%s (its ocf:vmha:node clone updates it at its next "
-                       "monitor)\n", v->nodes[i].name, pub ? "\"" : "no verdict",
-                       pub ? pub : "", pub ? "\"" : "");
+                       "monitor)\n",
+                       v->nodes[i].name, pub ? "\"" : "no verdict", pub ? pub : "",
+                       pub ? "\"" : "");
         }
     }
 }

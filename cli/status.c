@@ -17,10 +17,10 @@ struct gstatus {
     const struct cluster_rsc_state *st[8]; /* the primitive, or a clone's instances */
     size_t n_st;
     char state[16], hosts[128], role[16];
-    bool replicated;          /* replicate=true: a promotable clone */
-    const char *auth;         /* how its replication stream is authenticated: key, x509, none */
+    bool replicated;  /* replicate=true: a promotable clone */
+    const char *auth; /* how its replication stream is authenticated: key, x509, none */
     char primary[64], backup[64];
-    long lag_s;               /* the primary's vmha-lag-<guest>, -1 when unknown */
+    long lag_s;                   /* the primary's vmha-lag-<guest>, -1 when unknown */
     long nvram_gen, nvram_booted; /* -1: none */
     char install[16], floor[32];
 };
@@ -61,15 +61,20 @@ static void fill(const struct cluster_view *v, struct gstatus *s)
         primary |= p;
         backup |= u;
         if (st->nodes && st->nodes[0])
-            snprintf(p ? s->primary : u ? s->backup : s->primary, sizeof(s->primary), "%s",
-                     st->nodes[0]);
+            snprintf(p   ? s->primary
+                     : u ? s->backup
+                         : s->primary,
+                     sizeof(s->primary), "%s", st->nodes[0]);
         for (char **h = st->nodes; h && *h; h++) {
             size_t used = strlen(s->hosts);
             snprintf(s->hosts + used, sizeof(s->hosts) - used, "%s%s", used ? "," : "", *h);
         }
     }
     snprintf(s->state, sizeof(s->state), "%s",
-             failed ? "FAILED" : unmanaged ? "unmanaged" : s->hosts[0] ? "running" : "stopped");
+             failed        ? "FAILED"
+             : unmanaged   ? "unmanaged"
+             : s->hosts[0] ? "running"
+                           : "stopped");
     if (s->replicated && primary) {
         char attr[300];
         snprintf(attr, sizeof(attr), "vmha-lag-%s", s->g.name);
@@ -82,7 +87,10 @@ static void fill(const struct cluster_view *v, struct gstatus *s)
             snprintf(s->state, sizeof(s->state), "exposed");
     }
     snprintf(s->role, sizeof(s->role), "%s",
-             primary && backup ? "prim+back" : primary ? "primary" : backup ? "backup" : "-");
+             primary && backup ? "prim+back"
+             : primary         ? "primary"
+             : backup          ? "backup"
+                               : "-");
     if (!s->hosts[0])
         snprintf(s->hosts, sizeof(s->hosts), "-");
     if (!s->g.state_dir)
@@ -164,17 +172,17 @@ static void print_table(const struct cluster_view *v, const struct gstatus *s, s
             snprintf(nv, sizeof(nv), "%ld", s[i].nvram_gen);
         if (s[i].lag_s >= 0)
             snprintf(lag, sizeof(lag), "%lds", s[i].lag_s);
-        const char *floor = strcmp(s[i].floor, "-") ? s[i].floor + strcspn(s[i].floor, " ") + 1
-                                                   : "-";
+        const char *floor =
+            strcmp(s[i].floor, "-") ? s[i].floor + strcspn(s[i].floor, " ") + 1 : "-";
         if (s[i].replicated && (s[i].primary[0] || s[i].backup[0])) {
             /* One line per instance: where the guest runs, and where its replica is. */
             if (s[i].primary[0])
-                printf("%-12.12s %-9s %-12.12s %-8s %-4s %-7s %-8s %s\n", s[i].g.name,
-                       s[i].state, s[i].primary, "primary", lag, nv, s[i].install, floor);
+                printf("%-12.12s %-9s %-12.12s %-8s %-4s %-7s %-8s %s\n", s[i].g.name, s[i].state,
+                       s[i].primary, "primary", lag, nv, s[i].install, floor);
             if (s[i].backup[0])
                 printf("%-12.12s %-9s %-12.12s %-8s %-4s %-7s %-8s %s\n", s[i].g.name,
-                       s[i].primary[0] ? "replica" : s[i].state, s[i].backup, "backup", "-",
-                       "-", "-", "-");
+                       s[i].primary[0] ? "replica" : s[i].state, s[i].backup, "backup", "-", "-",
+                       "-", "-");
             continue;
         }
         printf("%-12.12s %-9s %-12.12s %-8s %-4s %-7s %-8s %s\n", s[i].g.name, s[i].state,
@@ -186,7 +194,8 @@ static void print_table(const struct cluster_view *v, const struct gstatus *s, s
         if (s[i].auth && strcmp(s[i].auth, "none") == 0)
             printf("\nWARNING: %s replicates WITHOUT AUTHENTICATION (replication_insecure=true): "
                    "whoever reaches its\nbackup's replication port decides what a promotion "
-                   "runs. For a lab only.\n", s[i].g.name);
+                   "runs. For a lab only.\n",
+                   s[i].g.name);
     printf("\n%-12s %-8s %s\n", "HOST", "STATE", "LEVEL");
     for (size_t i = 0; i < v->n; i++) {
         const char *lv = cluster_node_attr(&v->nodes[i], MIG_ATTR_LEVEL, true);
@@ -203,8 +212,7 @@ static int status_once(int argc, char **argv, const struct cli_opts *o)
     struct cluster_rsc_state *states = NULL;
     size_t n_states = 0;
     struct vmha_err e = {0};
-    if (cluster_read(&dl, &v, &e) < 0 ||
-        cluster_resource_states(&dl, &states, &n_states, &e) < 0) {
+    if (cluster_read(&dl, &v, &e) < 0 || cluster_resource_states(&dl, &states, &n_states, &e) < 0) {
         fprintf(stderr, "vmha status: %s (is the cluster running on this host?)\n", e.msg);
         return VMHA_EXIT_FAILED;
     }
@@ -269,8 +277,7 @@ int cmd_status(int argc, char **argv, const struct cli_opts *o)
             watch_ms = 2000;
             if (argv[i][7] == '=' &&
                 (vmha_parse_duration_ms(argv[i] + 8, 1000, &watch_ms) < 0 || watch_ms < 200)) {
-                fprintf(stderr, "vmha status: %s: give at least 0.2 s, e.g. --watch=5\n",
-                        argv[i]);
+                fprintf(stderr, "vmha status: %s: give at least 0.2 s, e.g. --watch=5\n", argv[i]);
                 return VMHA_EXIT_USAGE;
             }
             continue;

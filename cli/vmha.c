@@ -12,10 +12,8 @@ static const struct {
 } commands[] = {
     {"status", "[GUEST...]", "where every guest runs, its role, NVRAM and install state",
      cmd_status},
-    {"paths", "[GUEST...]", "where guests may run under the migration policy, and why",
-     cmd_paths},
-    {"migrate", "GUEST HOST", "move a guest after checking the policy, with progress",
-     cmd_migrate},
+    {"paths", "[GUEST...]", "where guests may run under the migration policy, and why", cmd_paths},
+    {"migrate", "GUEST HOST", "move a guest after checking the policy, with progress", cmd_migrate},
     {"failover", "GUEST", "move a guest to the best other host (asks first)", cmd_failover},
     {"check", "GUEST", "on every host, whether the guest could start there", cmd_check},
     {"nvram", "SUB GUEST", "UEFI variables: show, history, export, import", cmd_nvram},
@@ -54,8 +52,10 @@ int main(int argc, char **argv)
 {
     struct cli_opts o = {.timeout_ms = 10000};
     static const struct option longopts[] = {
-        {"json", no_argument, NULL, 'j'},   {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},   {"version", no_argument, NULL, 'V'},
+        {"json", no_argument, NULL, 'j'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     int c;

@@ -29,7 +29,7 @@ void cluster_log(int priority, const char *fmt, ...)
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     if (!use_pacemaker) {
-        static const char *const names[] = {"emerg", "alert", "crit",   "error",
+        static const char *const names[] = {"emerg",   "alert",  "crit", "error",
                                             "warning", "notice", "info", "debug"};
         if (priority <= LOG_INFO || getenv("VMHA_DEBUG"))
             fprintf(stderr, "%s: %s: %s\n", log_entity, names[priority & 7], line);

@@ -14,9 +14,9 @@
 #include <crm/crm.h>
 #include <libxml/tree.h>
 
+#include "cluster_private.h"
 #include "vmha/cleanup.h"
 #include "vmha/cluster.h"
-#include "cluster_private.h"
 
 static void attrs_clear(struct cluster_attr *a, size_t n)
 {
@@ -147,7 +147,8 @@ static int parse_cib(xmlNode *cib, struct cluster_view *v)
     if (collect_primitives(child(child(cib, "configuration"), "resources"), v) < 0)
         return -ENOMEM;
     for (xmlNode *n = child(child(child(cib, "configuration"), "nodes"), "node"); n; n = n->next) {
-        if (n->type != XML_ELEMENT_NODE || strcmp((const char *)n->name, "node") || !attr(n, "uname"))
+        if (n->type != XML_ELEMENT_NODE || strcmp((const char *)n->name, "node") ||
+            !attr(n, "uname"))
             continue;
         struct cluster_node *cn = node_for(v, attr(n, "uname"));
         if (!cn || collect(n, &cn->perm, &cn->n_perm) < 0)
@@ -245,8 +246,8 @@ int cluster_attr_update(const char *node, const char *name, const char *value,
 {
     /* Pacemaker 2.1 has no public C API for attrd (only crm/common/ipc_attrd_internal.h):
      * attrd_updater is the supported door, as ocf:pacemaker:ping uses it. */
-    char *const set[] = {"attrd_updater", "-N", (char *)node, "-n", (char *)name,
-                         "-U", (char *)value, NULL};
+    char *const set[] = {"attrd_updater", "-N", (char *)node,  "-n",
+                         (char *)name,    "-U", (char *)value, NULL};
     char *const del[] = {"attrd_updater", "-N", (char *)node, "-n", (char *)name, "-D", NULL};
     return vmha_run(value ? set : del, dl, err);
 }

@@ -9,9 +9,9 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
+#include "cluster_private.h"
 #include "vmha/cleanup.h"
 #include "vmha/cluster.h"
-#include "cluster_private.h"
 
 /* crm_mon's answer for a large cluster is a few hundred KiB. */
 #define CRM_MON_MAX (16u << 20)

@@ -30,8 +30,8 @@ static const struct {
     const char *suffix;
     uint64_t ms;
 } duration_units[] = {
-    {"ms", 1},   {"msec", 1},  {"s", 1000},        {"sec", 1000},      {"m", 60000},
-    {"min", 60000}, {"h", 3600000}, {"hr", 3600000},
+    {"ms", 1},    {"msec", 1},    {"s", 1000},    {"sec", 1000},
+    {"m", 60000}, {"min", 60000}, {"h", 3600000}, {"hr", 3600000},
 };
 
 int vmha_parse_duration_ms(const char *s, uint64_t default_unit_ms, uint64_t *ret)

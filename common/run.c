@@ -243,8 +243,8 @@ int vmha_write_file_at(int dfd, const char *dir, const char *file, const void *d
     char tmp[NAME_MAX + 1];
     _cleanup_(closep) int fd = vmha_temp_create_at(dfd, file, tmp, sizeof(tmp));
     if (fd < 0)
-        return vmha_err_set(err, fd, "cannot create a temporary file beside %s/%s: %s", dir,
-                            file, strerror(-fd));
+        return vmha_err_set(err, fd, "cannot create a temporary file beside %s/%s: %s", dir, file,
+                            strerror(-fd));
     int r = vmha_write_all(fd, data, n);
     if (r == 0 && (flags & VMHA_WRITE_SYNC) && fsync(fd) < 0)
         r = -errno;
@@ -265,8 +265,7 @@ int vmha_write_file_at(int dfd, const char *dir, const char *file, const void *d
     return 0;
 }
 
-int vmha_write_file(const char *path, const void *data, size_t n, bool sync,
-                    struct vmha_err *err)
+int vmha_write_file(const char *path, const void *data, size_t n, bool sync, struct vmha_err *err)
 {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;

@@ -6,9 +6,12 @@
 #include "hv_backend.h"
 
 static const char *const state_names[] = {
-    [HV_STATE_ABSENT] = "absent",     [HV_STATE_SHUTOFF] = "shut off",
-    [HV_STATE_RUNNING] = "running",   [HV_STATE_PAUSED] = "paused",
-    [HV_STATE_SHUTDOWN] = "shutting down", [HV_STATE_CRASHED] = "crashed",
+    [HV_STATE_ABSENT] = "absent",
+    [HV_STATE_SHUTOFF] = "shut off",
+    [HV_STATE_RUNNING] = "running",
+    [HV_STATE_PAUSED] = "paused",
+    [HV_STATE_SHUTDOWN] = "shutting down",
+    [HV_STATE_CRASHED] = "crashed",
     [HV_STATE_PMSUSPENDED] = "suspended by the guest",
 };
 
@@ -135,8 +138,7 @@ struct hv {
     struct hv_conn *c;
 };
 
-int hv_open(const char *uri, const struct vmha_deadline *dl, struct hv **ret,
-            struct vmha_err *err)
+int hv_open(const char *uri, const struct vmha_deadline *dl, struct hv **ret, struct vmha_err *err)
 {
     const struct hv_backend *b;
     int r = hv_backend_for_uri(uri, &b, err);
@@ -195,8 +197,7 @@ int hv_current_config(struct hv *h, const char *name, struct hv_guest_config *re
     return CALL(h, current_config, "reading a guest's configuration", name, ret, err);
 }
 
-int hv_job_progress(struct hv *h, const char *name, struct hv_progress *ret,
-                    struct vmha_err *err)
+int hv_job_progress(struct hv *h, const char *name, struct hv_progress *ret, struct vmha_err *err)
 {
     return CALL(h, job_progress, "reading a migration's progress", name, ret, err);
 }
@@ -283,9 +284,8 @@ int hv_remus_send(struct hv *h, const char *name, int fd, uint64_t interval_ms,
     return CALL(h, remus_send, "its own Remus", name, fd, interval_ms, dl, err);
 }
 
-int hv_remus_receive(struct hv *h, int fd, const char *config_text,
-                     const struct vmha_deadline *dl, char *ret_name, size_t size,
-                     struct vmha_err *err)
+int hv_remus_receive(struct hv *h, int fd, const char *config_text, const struct vmha_deadline *dl,
+                     char *ret_name, size_t size, struct vmha_err *err)
 {
     return CALL(h, remus_receive, "its own Remus", fd, config_text, dl, ret_name, size, err);
 }

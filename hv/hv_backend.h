@@ -12,8 +12,8 @@ struct hv_backend {
     const char *daemon; /* for hints: "libvirtd", NULL when there is none */
     /* Every backend. */
     int (*config_parse)(const char *text, struct hv_guest_config *ret, struct vmha_err *err);
-    int (*migrate_target_template)(const char *uri, const char *transport, char *ret,
-                                   size_t size, struct vmha_err *err);
+    int (*migrate_target_template)(const char *uri, const char *transport, char *ret, size_t size,
+                                   struct vmha_err *err);
     int (*migrate_target_check)(const char *target, struct vmha_err *err);
     int (*replication_check)(const struct hv_guest_config *cfg, bool tls, struct vmha_err *err);
     int (*open)(const char *uri, const struct vmha_deadline *dl, struct hv_conn **ret,

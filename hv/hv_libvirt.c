@@ -256,9 +256,9 @@ static int lv_define(struct hv_conn *c, const char *xml, struct vmha_err *err)
         virDomainDefineXMLFlags(c->conn, xml, VIR_DOMAIN_DEFINE_VALIDATE);
     if (!d) {
         virErrorPtr e = virGetLastError();
-        bool bad = e && (e->code == VIR_ERR_XML_ERROR || e->code == VIR_ERR_XML_DETAIL ||
-                         e->code == VIR_ERR_CONFIG_UNSUPPORTED ||
-                         e->code == VIR_ERR_XML_INVALID_SCHEMA);
+        bool bad =
+            e && (e->code == VIR_ERR_XML_ERROR || e->code == VIR_ERR_XML_DETAIL ||
+                  e->code == VIR_ERR_CONFIG_UNSUPPORTED || e->code == VIR_ERR_XML_INVALID_SCHEMA);
         return hv_libvirt_err(err, bad ? -EINVAL : -EIO, "libvirt refused the guest definition");
     }
     return 0;
@@ -277,12 +277,13 @@ static int lv_undefine(struct hv_conn *c, const char *name, struct vmha_err *err
     return 0;
 }
 
-static int lv_start(struct hv_conn *c, const char *name, const char *oneoff,
-                    struct vmha_err *err)
+static int lv_start(struct hv_conn *c, const char *name, const char *oneoff, struct vmha_err *err)
 {
     if (oneoff) {
         _cleanup_(virDomainFreep) virDomainPtr d = virDomainCreateXML(c->conn, oneoff, 0);
-        return d ? 0 : hv_libvirt_err(err, -EIO, "cannot start the guest with its one-off configuration");
+        return d ? 0
+                 : hv_libvirt_err(err, -EIO,
+                                  "cannot start the guest with its one-off configuration");
     }
     _cleanup_(virDomainFreep) virDomainPtr d = NULL;
     int r = hv_libvirt_domain(c, name, &d, err);
@@ -311,8 +312,7 @@ static const struct {
     {"paravirt", VIR_DOMAIN_SHUTDOWN_PARAVIRT},
 };
 
-static int lv_shutdown(struct hv_conn *c, const char *name, const char *mode,
-                       struct vmha_err *err)
+static int lv_shutdown(struct hv_conn *c, const char *name, const char *mode, struct vmha_err *err)
 {
     unsigned int flags = 0;
     for (size_t i = 0; mode && *mode && i < sizeof(shutdown_modes) / sizeof(*shutdown_modes); i++)
@@ -324,8 +324,9 @@ static int lv_shutdown(struct hv_conn *c, const char *name, const char *mode,
     int r = hv_libvirt_domain(c, name, &d, err);
     if (r < 0)
         return r;
-    return virDomainShutdownFlags(d, flags) < 0 ? hv_libvirt_err(err, -EIO, "cannot shut the guest down")
-                                                : 0;
+    return virDomainShutdownFlags(d, flags) < 0
+               ? hv_libvirt_err(err, -EIO, "cannot shut the guest down")
+               : 0;
 }
 
 static int lv_destroy(struct hv_conn *c, const char *name, struct vmha_err *err)
@@ -541,8 +542,8 @@ static int lv_migrate_target_template(const char *uri, const char *transport, ch
                             uri);
     size_t drv = strcspn(uri, "+:");
     const char *path = strchr(sep + 3, '/');
-    int n = snprintf(ret, size, "%.*s+%s://%%n%s", (int)drv, uri, transport,
-                     path ? path : "/system");
+    int n =
+        snprintf(ret, size, "%.*s+%s://%%n%s", (int)drv, uri, transport, path ? path : "/system");
     if (n < 0 || (size_t)n >= size)
         return vmha_err_set(err, -ENAMETOOLONG, "hypervisor=%s is too long", uri);
     return 0;

@@ -4,21 +4,21 @@
  * monitor, by libvirt's passthrough (virDomainQemuMonitorCommand; libvirt marks the guest
  * "custom-monitor"): a migration into a file descriptor vmha hands over, which QEMU
  * finishes by pausing the guest, exactly at the checkpoint. The guest's RAM is a shared
- * named file (QEMU 8.1 and later skip no other kind) and the migration runs with x-ignore-shared, so the stream is the device state
- * (and the small ROM blocks): the replicator reads the RAM itself through ckpt_memory and
- * sends only what changed. The stream is prefixed with libvirt's save-image header and the
- * guest's XML; remus/image.c puts the RAM back in, so the backup restores with
- * virDomainRestoreFlags: after failover the guest is an ordinary libvirt guest again. Output is held by QEMU's filter-buffer on each NIC's backend, in the
- * guest-to-network direction, flushed only once a checkpoint is safe on the backup.
- * docs/remus-design.md explains the choice. */
+ * named file (QEMU 8.1 and later skip no other kind) and the migration runs with x-ignore-shared,
+ * so the stream is the device state (and the small ROM blocks): the replicator reads the RAM itself
+ * through ckpt_memory and sends only what changed. The stream is prefixed with libvirt's save-image
+ * header and the guest's XML; remus/image.c puts the RAM back in, so the backup restores with
+ * virDomainRestoreFlags: after failover the guest is an ordinary libvirt guest again. Output is
+ * held by QEMU's filter-buffer on each NIC's backend, in the guest-to-network direction, flushed
+ * only once a checkpoint is safe on the backup. docs/remus-design.md explains the choice. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -207,8 +207,9 @@ static int each_nic(struct hv_conn *c, const char *name, enum nic_op op, bool to
         nic_command(op, nics[i], cmd, sizeof(cmd));
         struct vmha_err e = {0};
         r = qmp(d, cmd, NULL, &e);
-        if (r < 0 && tolerant && (strstr(e.msg, "not found") || strstr(e.msg, "uplicate") ||
-                                  strstr(e.msg, "already exists")))
+        if (r < 0 && tolerant &&
+            (strstr(e.msg, "not found") || strstr(e.msg, "uplicate") ||
+             strstr(e.msg, "already exists")))
             r = 0;
         else if (r < 0)
             vmha_err_set(err, r, "network interface %s of %s: %s", nics[i], name, e.msg);
@@ -237,7 +238,8 @@ static int ignore_shared(virDomainPtr d, bool on, struct vmha_err *err)
     char cmd[200];
     snprintf(cmd, sizeof(cmd),
              "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
-             "[{\"capability\":\"x-ignore-shared\",\"state\":%s}]}}", on ? "true" : "false");
+             "[{\"capability\":\"x-ignore-shared\",\"state\":%s}]}}",
+             on ? "true" : "false");
     return qmp(d, cmd, NULL, err);
 }
 
@@ -323,8 +325,10 @@ static int wait_migration(virDomainPtr d, size_t hdr_len, uint64_t t0,
         }
         if (vmha_deadline_passed(dl)) {
             qmp(d, "{\"execute\":\"migrate_cancel\"}", NULL, &(struct vmha_err){0});
-            return vmha_err_set(err, -ETIMEDOUT, "the checkpoint did not complete in time "
-                                "(status %s): cancelled", status[0] ? status : "unknown");
+            return vmha_err_set(err, -ETIMEDOUT,
+                                "the checkpoint did not complete in time "
+                                "(status %s): cancelled",
+                                status[0] ? status : "unknown");
         }
         usleep((useconds_t)sleep_us);
         if (vmha_now_ms() - t0 > 200 && sleep_us < 5000)
@@ -350,7 +354,8 @@ static int qemu_pid(virDomainPtr d, struct vmha_err *err)
     if (f)
         fclose(f);
     if (pid <= 0)
-        return vmha_err_set(err, -ESRCH, "the guest's QEMU does not run on this host (vCPU "
+        return vmha_err_set(err, -ESRCH,
+                            "the guest's QEMU does not run on this host (vCPU "
                             "thread %llu not found): replication runs where the guest runs",
                             (unsigned long long)tid);
     return pid;
@@ -413,40 +418,49 @@ int hv_libvirt_ckpt_memory(struct hv_conn *c, const char *name, int *fd, int *qe
         if (found >= 0)
             close(found);
         if (count)
-            return vmha_err_set(err, -EOPNOTSUPP, "guest %s has several shared files of its "
-                                "memory's size open: which is its RAM?", name);
-        return vmha_err_set(err, -EOPNOTSUPP, "guest %s's memory is not a shared named file%s "
+            return vmha_err_set(err, -EOPNOTSUPP,
+                                "guest %s has several shared files of its "
+                                "memory's size open: which is its RAM?",
+                                name);
+        return vmha_err_set(err, -EOPNOTSUPP,
+                            "guest %s's memory is not a shared named file%s "
                             "(<memoryBacking><source type='file'/><access mode='shared'/>"
                             "</memoryBacking>, with qemu.conf's memory_backing_dir on a tmpfs)",
-                            name, memfds ? " but a memfd or an unlinked file, which QEMU 8.1 "
-                            "and later copy whole into every checkpoint" : "");
+                            name,
+                            memfds ? " but a memfd or an unlinked file, which QEMU 8.1 "
+                                     "and later copy whole into every checkpoint"
+                                   : "");
     }
     /* Memory in a file on disk would be written back to it, every checkpoint's pages. */
     struct statfs sf;
     if (fstatfs(found, &sf) < 0 || (sf.f_type != TMPFS_MAGIC && sf.f_type != HUGETLBFS_MAGIC)) {
         close(found);
-        return vmha_err_set(err, -EOPNOTSUPP, "guest %s's memory file %s is not on a tmpfs or "
+        return vmha_err_set(err, -EOPNOTSUPP,
+                            "guest %s's memory file %s is not on a tmpfs or "
                             "hugetlbfs: set memory_backing_dir in qemu.conf to one (for "
-                            "example /dev/shm/libvirt-ram)", name, where);
+                            "example /dev/shm/libvirt-ram)",
+                            name, where);
     }
     *fd = found;
     *qemu = pid;
     return 0;
 }
 
-int hv_libvirt_replication_check(const struct hv_guest_config *cfg, bool tls,
-                                 struct vmha_err *err)
+int hv_libvirt_replication_check(const struct hv_guest_config *cfg, bool tls, struct vmha_err *err)
 {
     (void)tls; /* the replicator's own stream: TLS or the cluster's key, either works */
     if (strcmp(hv_family_of(cfg), "qemu") != 0)
-        return vmha_err_set(err, -EOPNOTSUPP, "checkpoint replication runs on QEMU guests "
+        return vmha_err_set(err, -EOPNOTSUPP,
+                            "checkpoint replication runs on QEMU guests "
                             "through libvirt and on Xen guests through libxenlight "
                             "(hypervisor=libxl) only");
     if (!cfg->memory || cfg->memory % HV_LIBVIRT_PAGE)
-        return vmha_err_set(err, -EOPNOTSUPP, "its XML must give its <memory> in whole pages: "
+        return vmha_err_set(err, -EOPNOTSUPP,
+                            "its XML must give its <memory> in whole pages: "
                             "the backup refuses checkpoints of any other size");
     if (!cfg->shared_file_memory)
-        return vmha_err_set(err, -EOPNOTSUPP, "its memory must be a shared file, which the "
+        return vmha_err_set(err, -EOPNOTSUPP,
+                            "its memory must be a shared file, which the "
                             "replicator reads to send only what changed and which QEMU's "
                             "checkpoint then leaves out (add <memoryBacking><source "
                             "type='file'/><access mode='shared'/></memoryBacking> to its XML, "
@@ -462,7 +476,8 @@ int hv_libvirt_ckpt_restore(struct hv_conn *c, const char *dev_path, const char 
     /* The checkpoint's bytes came over the network: its XML chooses nothing. libvirt
      * refuses a config that does not describe the machine the checkpoint was taken of. */
     if (!config_text)
-        return vmha_err_set(err, -EINVAL, "a checkpoint is restored only with the guest's "
+        return vmha_err_set(err, -EINVAL,
+                            "a checkpoint is restored only with the guest's "
                             "own configuration");
     /* The image libvirt restores from, beside the device state; gone once restored (it is
      * as big as the guest's memory). */
@@ -478,7 +493,8 @@ int hv_libvirt_ckpt_restore(struct hv_conn *c, const char *dev_path, const char 
         r = hv_libvirt_err(err, -EIO, "cannot read the checkpoint's header");
     else if ((r = hv_libvirt_restore_config(config_text, image_xml, &dxml, err)) == 0 &&
              virDomainRestoreFlags(c->conn, path, dxml, VIR_DOMAIN_SAVE_PAUSED) < 0)
-        r = hv_libvirt_err(err, -EIO, "cannot restore the guest from its checkpoint with its "
+        r = hv_libvirt_err(err, -EIO,
+                           "cannot restore the guest from its checkpoint with its "
                            "configuration");
     unlink(path);
     return r;

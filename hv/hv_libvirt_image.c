@@ -18,7 +18,6 @@
 #include "hv_libvirt_private.h"
 #include "vmha/cleanup.h"
 
-
 /* libvirt's save header: 16 bytes of magic, the version, then the XML area's length. */
 #define SAVE_HEADER_LEN 92
 #define SAVE_DATA_LEN_AT 20
@@ -121,7 +120,8 @@ static int stream_merge(const unsigned char *s, size_t n, const unsigned char *r
                     if (!cn) /* cut short: only whole entries are written out */
                         break;
                     if (kept == 64)
-                        return vmha_err_set(err, -EPROTO, "the device state lists more "
+                        return vmha_err_set(err, -EPROTO,
+                                            "the device state lists more "
                                             "migration capabilities than QEMU has");
                     if (!(cl == 15 && memcmp(cn, "x-ignore-shared", 15) == 0))
                         keep[kept++] = cap;
@@ -143,8 +143,10 @@ static int stream_merge(const unsigned char *s, size_t n, const unsigned char *r
             } else if (nl == strlen(bits) && memcmp(name, bits, nl) == 0) {
                 copy = 4;
             } else {
-                return vmha_err_set(err, -EPROTO, "the device state has a configuration part "
-                                    "this vmha does not know (%.*s)", (int)nl, name);
+                return vmha_err_set(err, -EPROTO,
+                                    "the device state has a configuration part "
+                                    "this vmha does not know (%.*s)",
+                                    (int)nl, name);
             }
             const unsigned char *body = take(&c, copy);
             put_be(out, QEMU_VM_SUBSECTION, 1);
@@ -185,7 +187,8 @@ static int stream_merge(const unsigned char *s, size_t n, const unsigned char *r
         put_be(out, length, 8);
         if (length == ram_size) {
             if (ram_id)
-                return vmha_err_set(err, -EPROTO, "two memory blocks of the guest's size: "
+                return vmha_err_set(err, -EPROTO,
+                                    "two memory blocks of the guest's size: "
                                     "which one is its RAM?");
             ram_id = bid;
             ram_id_len = bl;
@@ -195,8 +198,10 @@ static int stream_merge(const unsigned char *s, size_t n, const unsigned char *r
     if (c.bad || total)
         return vmha_err_set(err, -EPROTO, "the device state's list of memory blocks is cut short");
     if (!ram_id)
-        return vmha_err_set(err, -EPROTO, "no memory block of the guest's size (%zu bytes) in "
-                            "its device state", ram_size);
+        return vmha_err_set(err, -EPROTO,
+                            "no memory block of the guest's size (%zu bytes) in "
+                            "its device state",
+                            ram_size);
     /* The RAM block's pages; zero pages stay out (a restored guest's memory starts zeroed). */
     bool first = true;
     for (size_t off = 0; off < ram_size; off += HV_LIBVIRT_PAGE) {
@@ -219,7 +224,6 @@ static int stream_merge(const unsigned char *s, size_t n, const unsigned char *r
     return 0;
 }
 
-
 int hv_libvirt_ckpt_image(const unsigned char *dev, size_t dev_len, const unsigned char *ram,
                           size_t ram_size, FILE *out, struct vmha_err *err)
 {
@@ -228,7 +232,8 @@ int hv_libvirt_ckpt_image(const unsigned char *dev, size_t dev_len, const unsign
         memcpy(&data_len, dev + SAVE_DATA_LEN_AT, sizeof(data_len));
     size_t head = SAVE_HEADER_LEN + (size_t)data_len;
     if (dev_len < SAVE_HEADER_LEN || memcmp(dev, "LibvirtQemudSave", 16) != 0 || head > dev_len)
-        return vmha_err_set(err, -EPROTO, "the checkpoint's device state is not a libvirt save "
+        return vmha_err_set(err, -EPROTO,
+                            "the checkpoint's device state is not a libvirt save "
                             "image");
     put(out, dev, head);
     return stream_merge(dev + head, dev_len - head, ram, ram_size, out, err);
@@ -260,8 +265,7 @@ int hv_libvirt_ckpt_image_file(const char *dev_path, const char *ram_path, const
     if (r < 0)
         return vmha_err_set(err, r, "no checkpoint here (%s: %s)", dev_path, strerror(-r));
     if ((r = map_file(ram_path, &ram, &ram_size)) < 0) {
-        vmha_err_set(err, r, "the checkpoint's memory is missing (%s: %s)", ram_path,
-                     strerror(-r));
+        vmha_err_set(err, r, "the checkpoint's memory is missing (%s: %s)", ram_path, strerror(-r));
         goto out;
     }
     FILE *f = fopen(path, "we");

@@ -30,8 +30,7 @@ int hv_libvirt_ckpt_memory(struct hv_conn *c, const char *name, int *fd, int *pi
                            struct vmha_err *err);
 int hv_libvirt_ckpt_restore(struct hv_conn *c, const char *dev_path, const char *ram_path,
                             const char *config_text, struct vmha_err *err);
-int hv_libvirt_replication_check(const struct hv_guest_config *cfg, bool tls,
-                                 struct vmha_err *err);
+int hv_libvirt_replication_check(const struct hv_guest_config *cfg, bool tls, struct vmha_err *err);
 /* The save image a restore reads (hv_libvirt_image.c): the device state ckpt_take wrote
  * (dev: libvirt's save header, the XML, QEMU's stream without the shared RAM) with the RAM
  * (ram_size bytes) merged back in, as a restore without x-ignore-shared reads it; and the
@@ -54,11 +53,10 @@ enum hv_state hv_libvirt_state(int vir_state, bool active);
 /* Parses a libvirt domain XML (pure). */
 int hv_libvirt_config_parse(const char *xml, struct hv_guest_config *ret, struct vmha_err *err);
 
-/* Collects the machine types of hvm guests for arch (NULL: the host's) from a capabilities XML, NULL-terminated,
- * aliases and canonical names alike, without duplicates. */
+/* Collects the machine types of hvm guests for arch (NULL: the host's) from a capabilities XML,
+ * NULL-terminated, aliases and canonical names alike, without duplicates. */
 int hv_libvirt_machines_from_caps(const char *xml, const char *arch, char ***ret,
                                   struct vmha_err *err);
-
 
 int hv_libvirt_oneoff_config(const char *config_text, const struct hv_boot_override *o,
                              const char *uuid, char **ret, struct vmha_err *err);

@@ -53,11 +53,21 @@ static int memory_bytes(const char *value, const char *unit, uint64_t *ret)
     static const struct {
         const char *name;
         uint64_t scale;
-    } units[] = {{"", 1024},          {"b", 1},          {"bytes", 1},
-                 {"KB", 1000},        {"k", 1024},       {"KiB", 1024},
-                 {"MB", 1000000},     {"M", 1u << 20},   {"MiB", 1u << 20},
-                 {"GB", 1000000000},  {"G", 1u << 30},   {"GiB", 1u << 30},
-                 {"TB", 1000000000000ull}, {"T", 1ull << 40}, {"TiB", 1ull << 40}};
+    } units[] = {{"", 1024},
+                 {"b", 1},
+                 {"bytes", 1},
+                 {"KB", 1000},
+                 {"k", 1024},
+                 {"KiB", 1024},
+                 {"MB", 1000000},
+                 {"M", 1u << 20},
+                 {"MiB", 1u << 20},
+                 {"GB", 1000000000},
+                 {"G", 1u << 30},
+                 {"GiB", 1u << 30},
+                 {"TB", 1000000000000ull},
+                 {"T", 1ull << 40},
+                 {"TiB", 1ull << 40}};
     uint64_t n = 0;
     if (vmha_parse_uint(value, UINT64_MAX, &n) < 0)
         return -EINVAL;
@@ -121,22 +131,22 @@ int hv_libvirt_config_parse(const char *xml, struct hv_guest_config *ret, struct
     c.loader = xpath_string(ctx, "string(/domain/os/loader)");
     c.nvram = xpath_string(ctx, "string(/domain/os/nvram)");
     c.nvram_template = xpath_string(ctx, "string(/domain/os/nvram/@template)");
-    _cleanup_free_ char *rw = xpath_string(
-        ctx, "string(count(/domain/devices/disk[not(readonly) and "
-             "(not(@device) or @device='disk' or @device='lun')]))");
+    _cleanup_free_ char *rw =
+        xpath_string(ctx, "string(count(/domain/devices/disk[not(readonly) and "
+                          "(not(@device) or @device='disk' or @device='lun')]))");
     c.writable_disks = rw && strcmp(rw, "0") != 0;
     _cleanup_free_ char *nics = xpath_string(ctx, "string(count(/domain/devices/interface))");
     c.nics = nics && strcmp(nics, "0") != 0;
-    _cleanup_free_ char *shared = xpath_string(
-        ctx, "string(count(/domain/memoryBacking[source/@type='file' and "
-             "access/@mode='shared']) - count(/domain/cpu/numa/cell))");
+    _cleanup_free_ char *shared =
+        xpath_string(ctx, "string(count(/domain/memoryBacking[source/@type='file' and "
+                          "access/@mode='shared']) - count(/domain/cpu/numa/cell))");
     c.shared_file_memory = shared && strcmp(shared, "1") == 0;
     _cleanup_free_ char *mem = xpath_string(ctx, "string(/domain/memory)");
     _cleanup_free_ char *unit = xpath_string(ctx, "string(/domain/memory/@unit)");
     if (mem && mem[0] && memory_bytes(mem, unit, &c.memory) < 0) {
         hv_guest_config_clear(&c);
-        return vmha_err_set(err, -EINVAL, "the domain XML's <memory> '%s %s' is not a size",
-                            mem, unit ? unit : "");
+        return vmha_err_set(err, -EINVAL, "the domain XML's <memory> '%s %s' is not a size", mem,
+                            unit ? unit : "");
     }
     *ret = c;
     return 0;
@@ -170,8 +180,8 @@ int hv_libvirt_machines_from_caps(const char *xml, const char *arch, char ***ret
     if (!arch)
         arch = host_arch ? host_arch : "x86_64";
     char expr[256];
-    snprintf(expr, sizeof(expr),
-             "/capabilities/guest[os_type='hvm']/arch[@name='%s']//machine", arch);
+    snprintf(expr, sizeof(expr), "/capabilities/guest[os_type='hvm']/arch[@name='%s']//machine",
+             arch);
     _cleanup_(xmlXPathFreeObjectp) xmlXPathObjectPtr obj =
         ctx ? xmlXPathEvalExpression((const xmlChar *)expr, ctx) : NULL;
     if (!obj)

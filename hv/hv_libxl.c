@@ -23,9 +23,10 @@ struct hv_xl_logger {
     bool debug; /* VMHA_LIBXL_DEBUG=1: everything libxenlight says goes to stderr */
 };
 
-__attribute__((format(printf, 5, 0))) static void
-log_vmessage(xentoollog_logger *l, xentoollog_level level, int errnoval, const char *context,
-             const char *fmt, va_list ap)
+__attribute__((format(printf, 5, 0))) static void log_vmessage(xentoollog_logger *l,
+                                                               xentoollog_level level, int errnoval,
+                                                               const char *context, const char *fmt,
+                                                               va_list ap)
 {
     struct hv_xl_logger *me = (struct hv_xl_logger *)l;
     if (me->debug && level >= XTL_DETAIL) {
@@ -112,8 +113,9 @@ static int xl_open(const char *uri, const struct vmha_deadline *dl, struct hv_co
     const char *dir = getenv("VMHA_LIBXL_DEFDIR"); /* tests only */
     snprintf(c->defdir, sizeof(c->defdir), "%s", dir && dir[0] ? dir : HV_LIBXL_DEFDIR);
     if (libxl_ctx_alloc(&c->ctx, LIBXL_VERSION, 0, &l->vtable) != 0) {
-        int r = hv_libxl_err(c, err, -EIO, "cannot open libxenlight (is this a Xen dom0 with "
-                                           "xenstored running?)");
+        int r = hv_libxl_err(c, err, -EIO,
+                             "cannot open libxenlight (is this a Xen dom0 with "
+                             "xenstored running?)");
         free(c);
         free(l);
         return r;
@@ -142,9 +144,8 @@ static int xl_capabilities(struct hv_conn *c, struct hv_caps *ret, struct vmha_e
         libxl_physinfo_dispose(&pi);
         return hv_libxl_err(c, err, -EIO, "cannot read the host's Xen capabilities");
     }
-    struct hv_caps caps = {.hv_version = hv_libxl_version(v->xen_version_major,
-                                                          v->xen_version_minor,
-                                                          v->xen_version_extra)};
+    struct hv_caps caps = {.hv_version = hv_libxl_version(
+                               v->xen_version_major, v->xen_version_minor, v->xen_version_extra)};
     caps.mgmt_version = caps.hv_version; /* libxenlight ships with its hypervisor */
     snprintf(caps.family, sizeof(caps.family), "xen");
     gethostname(caps.hostname, sizeof(caps.hostname) - 1);
@@ -347,8 +348,7 @@ static int clear_shell(struct hv_conn *c, const char *name, struct vmha_err *err
     return 0;
 }
 
-static int xl_start(struct hv_conn *c, const char *name, const char *oneoff,
-                    struct vmha_err *err)
+static int xl_start(struct hv_conn *c, const char *name, const char *oneoff, struct vmha_err *err)
 {
     if (oneoff)
         return vmha_err_set(err, -EOPNOTSUPP,
@@ -396,12 +396,10 @@ static int xl_resume(struct hv_conn *c, const char *name, struct vmha_err *err)
         return libxl_domain_resume(c->ctx, domid, 1, NULL) != 0
                    ? hv_libxl_err(c, err, -EIO, "cannot resume the suspended guest")
                    : 0;
-    return hv_xl_unpause(c->ctx, domid) != 0 ? hv_libxl_err(c, err, -EIO, "cannot unpause")
-                                             : 0;
+    return hv_xl_unpause(c->ctx, domid) != 0 ? hv_libxl_err(c, err, -EIO, "cannot unpause") : 0;
 }
 
-static int xl_shutdown(struct hv_conn *c, const char *name, const char *mode,
-                       struct vmha_err *err)
+static int xl_shutdown(struct hv_conn *c, const char *name, const char *mode, struct vmha_err *err)
 {
     uint32_t domid;
     int r = hv_libxl_domid(c, name, &domid, err);
@@ -440,8 +438,10 @@ static int xl_migrate_target_template(const char *uri, const char *transport, ch
                                       size_t size, struct vmha_err *err)
 {
     if (strcmp(transport, "ssh") != 0)
-        return vmha_err_set(err, -EINVAL, "hypervisor=%s migrates over ssh only, not "
-                            "migration_transport=%s", uri, transport);
+        return vmha_err_set(err, -EINVAL,
+                            "hypervisor=%s migrates over ssh only, not "
+                            "migration_transport=%s",
+                            uri, transport);
     snprintf(ret, size, "ssh://%%n");
     return 0;
 }
@@ -449,21 +449,24 @@ static int xl_migrate_target_template(const char *uri, const char *transport, ch
 static int xl_migrate_target_check(const char *target, struct vmha_err *err)
 {
     if (strncmp(target, "ssh://", 6) != 0)
-        return vmha_err_set(err, -EINVAL, "migration target %s: hypervisor=libxl migrates "
-                            "over ssh (migrate_target=ssh://[user@]%%n[:port])", target);
+        return vmha_err_set(err, -EINVAL,
+                            "migration target %s: hypervisor=libxl migrates "
+                            "over ssh (migrate_target=ssh://[user@]%%n[:port])",
+                            target);
     return 0;
 }
 
-static int xl_replication_check(const struct hv_guest_config *cfg, bool tls,
-                                struct vmha_err *err)
+static int xl_replication_check(const struct hv_guest_config *cfg, bool tls, struct vmha_err *err)
 {
     if (cfg->nics)
-        return vmha_err_set(err, -EOPNOTSUPP, "it has a network interface: Xen's Remus must "
+        return vmha_err_set(err, -EOPNOTSUPP,
+                            "it has a network interface: Xen's Remus must "
                             "hold its output until each checkpoint is replicated, and Debian's "
                             "libxenlight is built without that network buffering (remove the "
                             "vif or turn replicate off)");
     if (tls)
-        return vmha_err_set(err, -EOPNOTSUPP, "replication_tls is for libvirt guests: Xen's "
+        return vmha_err_set(err, -EOPNOTSUPP,
+                            "replication_tls is for libvirt guests: Xen's "
                             "Remus runs libxenlight's own stream (keep it on a private "
                             "replication network)");
     return 0;

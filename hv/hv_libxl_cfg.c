@@ -11,9 +11,9 @@
 #include "vmha/cleanup.h"
 
 static const char *const known_keys[] = {
-    "name",  "uuid",   "type",    "builder", "memory", "maxmem", "vcpus",       "maxvcpus",
-    "kernel", "ramdisk", "cmdline", "extra",  "root",   "disk",   "vif",         "on_poweroff",
-    "on_reboot", "on_crash", NULL,
+    "name",     "uuid",        "type",      "builder",  "memory", "maxmem", "vcpus",
+    "maxvcpus", "kernel",      "ramdisk",   "cmdline",  "extra",  "root",   "disk",
+    "vif",      "on_poweroff", "on_reboot", "on_crash", NULL,
 };
 
 /* What vmha reads from an xl.cfg. Strings point into the XLU_Config. */
@@ -76,8 +76,7 @@ static int read_type(struct xl_cfg *c, struct vmha_err *err)
     const char *s;
     c->type = LIBXL_DOMAIN_TYPE_PV; /* as xl: no type and no builder is a PV guest */
     if (xlu_cfg_get_string(c->x, "type", &s, 1) == 0) {
-        if (libxl_domain_type_from_string(s, &c->type) != 0 ||
-            c->type == LIBXL_DOMAIN_TYPE_INVALID)
+        if (libxl_domain_type_from_string(s, &c->type) != 0 || c->type == LIBXL_DOMAIN_TYPE_INVALID)
             return vmha_err_set(err, -EINVAL, "xl.cfg: type=\"%s\" is not one of pv, pvh, hvm", s);
     } else if (xlu_cfg_get_string(c->x, "builder", &s, 1) == 0) {
         if (strcmp(s, "hvm") == 0)
@@ -145,7 +144,8 @@ static const char *unknown_key(const struct xl_cfg *c, int *r)
 static int xl_cfg_read(const char *text, struct xl_cfg *c, struct vmha_err *err)
 {
     if (text[strspn(text, " \t\r\n")] == '<')
-        return vmha_err_set(err, -EINVAL, "this is XML, not an xl.cfg (a libvirt domain XML "
+        return vmha_err_set(err, -EINVAL,
+                            "this is XML, not an xl.cfg (a libvirt domain XML "
                             "needs a libvirt hypervisor URI, not hypervisor=libxl)");
     c->report_f = open_memstream(&c->report, &c->report_len);
     if (!c->report_f || !(c->x = xlu_cfg_init(c->report_f, "xl.cfg")))
@@ -197,8 +197,8 @@ static int parse_disk(struct xl_cfg *c, int i, libxl_device_disk *d, struct vmha
     const char *spec = xlu_cfg_get_listitem(c->disks, i);
     libxl_device_disk_init(d);
     if (!spec || xlu_disk_parse(c->x, 1, &spec, d) != 0)
-        return vmha_err_set(err, -EINVAL, "xl.cfg: disk '%s' does not parse: %s",
-                            spec ? spec : "", xl_report(c));
+        return vmha_err_set(err, -EINVAL, "xl.cfg: disk '%s' does not parse: %s", spec ? spec : "",
+                            xl_report(c));
     return 0;
 }
 
@@ -245,8 +245,8 @@ static int parse_mac(const char *s, libxl_mac mac)
 {
     unsigned v[6];
     char tail;
-    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-               &tail) != 6)
+    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) !=
+        6)
         return -EINVAL;
     for (int i = 0; i < 6; i++)
         mac[i] = (uint8_t)v[i];
@@ -330,8 +330,7 @@ static int build_devices(struct xl_cfg *c, libxl_domain_config *d, struct vmha_e
     return 0;
 }
 
-static int build_config(struct xl_cfg *c, libxl_domain_config *d,
-                        struct vmha_err *err)
+static int build_config(struct xl_cfg *c, libxl_domain_config *d, struct vmha_err *err)
 {
     d->c_info.type = c->type;
     if (!(d->c_info.name = strdup(c->name)))
@@ -353,8 +352,8 @@ static int build_config(struct xl_cfg *c, libxl_domain_config *d,
         libxl_bitmap_set(&b->avail_vcpus, (int)i);
     hv_xl_set_kernel(b, dup_or_null(c->kernel), dup_or_null(c->ramdisk), TAKE_PTR(c->cmdline));
     int r;
-    if ((r = set_action(c, "on_poweroff", LIBXL_ACTION_ON_SHUTDOWN_DESTROY, &d->on_poweroff,
-                        err)) < 0 ||
+    if ((r = set_action(c, "on_poweroff", LIBXL_ACTION_ON_SHUTDOWN_DESTROY, &d->on_poweroff, err)) <
+            0 ||
         (r = set_action(c, "on_reboot", LIBXL_ACTION_ON_SHUTDOWN_RESTART, &d->on_reboot, err)) <
             0 ||
         (r = set_action(c, "on_crash", LIBXL_ACTION_ON_SHUTDOWN_DESTROY, &d->on_crash, err)) < 0)
@@ -362,8 +361,7 @@ static int build_config(struct xl_cfg *c, libxl_domain_config *d,
     return build_devices(c, d, err);
 }
 
-int hv_libxl_domain_config(const char *text, libxl_domain_config *ret,
-                           struct vmha_err *err)
+int hv_libxl_domain_config(const char *text, libxl_domain_config *ret, struct vmha_err *err)
 {
     _cleanup_(xl_cfg_clear) struct xl_cfg c = {0};
     int r = xl_cfg_read(text, &c, err);

@@ -39,8 +39,8 @@
 
 extern char **environ;
 
-int hv_libxl_ssh_target(const char *uri, char *dest, size_t dest_size, char *port,
-                        size_t port_size, struct vmha_err *err)
+int hv_libxl_ssh_target(const char *uri, char *dest, size_t dest_size, char *port, size_t port_size,
+                        struct vmha_err *err)
 {
     if (strncmp(uri, "ssh://", 6) != 0)
         return vmha_err_set(err, -EINVAL,
@@ -58,8 +58,7 @@ int hv_libxl_ssh_target(const char *uri, char *dest, size_t dest_size, char *por
                             "be read by ssh as an option",
                             uri);
     if (n == 0 || n >= dest_size || (h[n] == '/' && h[n + 1]))
-        return vmha_err_set(err, -EINVAL, "migration target %s: no host, or a path after it",
-                            uri);
+        return vmha_err_set(err, -EINVAL, "migration target %s: no host, or a path after it", uri);
     snprintf(dest, dest_size, "%.*s", (int)n, h);
     port[0] = 0;
     if (h[n] == ':') {
@@ -135,8 +134,8 @@ static int say(int fd, const char *line)
 
 struct ssh_child {
     pid_t pid;
-    int fd;      /* our end of ssh's stdin and stdout */
-    int err_fd;  /* what ssh and the receiver printed on stderr */
+    int fd;     /* our end of ssh's stdin and stdout */
+    int err_fd; /* what ssh and the receiver printed on stderr */
 };
 
 static void ssh_child_end(struct ssh_child *s)
@@ -176,10 +175,24 @@ int hv_libxl_ssh_command(const char *uri, const char *helper, unsigned long long
         return r;
     snprintf(ret->timeout, sizeof(ret->timeout), "%llu", timeout_ms);
     /* Keepalives: a target that vanishes mid-stream must end the migration, not hang it. */
-    const char *argv[] = {"ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-                          "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
-                          "-p", ret->port[0] ? ret->port : "22", "--", ret->dest, helper,
-                          "migrate-receive", "--timeout-ms", ret->timeout, NULL};
+    const char *argv[] = {"ssh",
+                          "-o",
+                          "BatchMode=yes",
+                          "-o",
+                          "ConnectTimeout=10",
+                          "-o",
+                          "ServerAliveInterval=5",
+                          "-o",
+                          "ServerAliveCountMax=3",
+                          "-p",
+                          ret->port[0] ? ret->port : "22",
+                          "--",
+                          ret->dest,
+                          helper,
+                          "migrate-receive",
+                          "--timeout-ms",
+                          ret->timeout,
+                          NULL};
     _Static_assert(sizeof(argv) <= sizeof(ret->argv), "hv_libxl_ssh_cmd.argv is too short");
     memcpy(ret->argv, argv, sizeof(argv));
     return 0;
@@ -244,8 +257,8 @@ static void *pump_run(void *arg)
             struct hv_progress pr = {.elapsed_ms = now - pu->started,
                                      .data_total = pu->total,
                                      .data_processed = pu->sent,
-                                     .data_remaining = pu->total > pu->sent ? pu->total - pu->sent
-                                                                            : 0};
+                                     .data_remaining =
+                                         pu->total > pu->sent ? pu->total - pu->sent : 0};
             if (!pu->p->progress(&pr, pu->p->opaque))
                 pu->cancelled = true;
         }
@@ -279,7 +292,11 @@ static int send_stream(struct hv_conn *c, uint32_t domid, uint64_t memkb, int ou
     int pp[2];
     if (pipe2(pp, O_CLOEXEC) < 0)
         return vmha_err_set(err, -errno, "pipe: %s", strerror(errno));
-    struct pump pu = {.in = pp[0], .out = out, .total = memkb * 1024, .p = p, .dl = *dl,
+    struct pump pu = {.in = pp[0],
+                      .out = out,
+                      .total = memkb * 1024,
+                      .p = p,
+                      .dl = *dl,
                       .started = vmha_now_ms()};
     pthread_t t;
     if (pthread_create(&t, NULL, pump_run, &pu) != 0) {
@@ -312,7 +329,7 @@ static void resume_here(struct hv_conn *c, uint32_t domid)
 }
 
 int hv_libxl_send_config(struct hv_conn *c, uint32_t domid, int fd, uint64_t *memkb,
-                       struct vmha_err *err)
+                         struct vmha_err *err)
 {
     libxl_domain_config d;
     libxl_domain_config_init(&d);
@@ -376,7 +393,10 @@ int hv_libxl_migrate(struct hv_conn *c, const char *name, const struct hv_migrat
     if ((r = hv_libxl_read_line(s.fd, line, sizeof(line), &dl)) < 0 || strcmp(line, BANNER) != 0) {
         ssh_stderr(&s, why, sizeof(why));
         return vmha_err_set(err, r < 0 ? r : -EPROTO, "no migration receiver on %s: %s",
-                            p->dest_uri, why[0] ? why : r < 0 ? strerror(-r) : line);
+                            p->dest_uri,
+                            why[0]  ? why
+                            : r < 0 ? strerror(-r)
+                                    : line);
     }
     uint64_t memkb = 0;
     if ((r = hv_libxl_send_config(c, domid, s.fd, &memkb, err)) < 0)
@@ -385,7 +405,9 @@ int hv_libxl_migrate(struct hv_conn *c, const char *name, const struct hv_migrat
         ssh_stderr(&s, why, sizeof(why));
         const char *said = strncmp(line, "error ", 6) == 0 ? line + 6 : line;
         return vmha_err_set(err, -EIO, "the target refused the guest: %s",
-                            r == 0 ? said : why[0] ? why : strerror(-r));
+                            r == 0   ? said
+                            : why[0] ? why
+                                     : strerror(-r));
     }
     if ((r = send_stream(c, domid, memkb, s.fd, p, &dl, err)) < 0) {
         resume_here(c, domid);
@@ -396,7 +418,9 @@ int hv_libxl_migrate(struct hv_conn *c, const char *name, const struct hv_migrat
         resume_here(c, domid);
         ssh_stderr(&s, why, sizeof(why));
         return vmha_err_set(err, -EIO, "the target did not take the guest: %s",
-                            r == 0 ? line : why[0] ? why : strerror(-r));
+                            r == 0   ? line
+                            : why[0] ? why
+                                     : strerror(-r));
     }
     return commit(c, name, domid, &s, &dl, err);
 }
@@ -404,7 +428,7 @@ int hv_libxl_migrate(struct hv_conn *c, const char *name, const struct hv_migrat
 /* ---- receiver ---- */
 
 int hv_libxl_receive_config(struct hv_conn *c, int in, libxl_domain_config *d,
-                          const struct vmha_deadline *dl, struct vmha_err *err)
+                            const struct vmha_deadline *dl, struct vmha_err *err)
 {
     char line[128];
     unsigned long len = 0;
@@ -435,8 +459,10 @@ int hv_libxl_prepare_incoming(struct hv_conn *c, libxl_domain_config *d, struct 
     char *name = d->c_info.name;
     uint32_t existing;
     if (hv_libxl_domid(c, name, &existing, NULL) == 0)
-        return vmha_err_set(err, -EEXIST, "guest %s already runs on this host: refusing a "
-                            "second copy", name);
+        return vmha_err_set(err, -EEXIST,
+                            "guest %s already runs on this host: refusing a "
+                            "second copy",
+                            name);
     if (asprintf(&d->c_info.name, "%s" HV_XL_INCOMING, name) < 0) {
         d->c_info.name = name;
         return vmha_err_set(err, -ENOMEM, "out of memory");

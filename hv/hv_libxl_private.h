@@ -3,8 +3,8 @@
 
 #include <stdbool.h>
 
-#include "hv_libxl_compat.h"
 #include "hv_backend.h"
+#include "hv_libxl_compat.h"
 
 struct hv_xl_logger;
 
@@ -54,8 +54,8 @@ int hv_libxl_receive_config(struct hv_conn *c, int in, libxl_domain_config *d,
 int hv_libxl_prepare_incoming(struct hv_conn *c, libxl_domain_config *d, struct vmha_err *err);
 /* Pure: splits "ssh://[user@]host[:port]" into ssh's argv words; refuses a user or host
  * that begins with '-'. */
-int hv_libxl_ssh_target(const char *uri, char *dest, size_t dest_size, char *port,
-                        size_t port_size, struct vmha_err *err);
+int hv_libxl_ssh_target(const char *uri, char *dest, size_t dest_size, char *port, size_t port_size,
+                        struct vmha_err *err);
 /* Pure: ssh's argv that runs helper's migration receiver on uri's host ("--" before the
  * destination). argv points into ret. */
 struct hv_libxl_ssh_cmd {

@@ -40,8 +40,9 @@ int hv_libxl_remus_send(struct hv_conn *c, const char *name, int fd, uint64_t in
         return r;
     if ((r = hv_libxl_read_line(fd, line, sizeof(line), dl)) < 0 || strcmp(line, "ready") != 0)
         return vmha_err_set(err, -EIO, "the backup refused the replica: %s",
-                            r < 0 ? strerror(-r)
-                                  : strncmp(line, "error ", 6) == 0 ? line + 6 : line);
+                            r < 0                             ? strerror(-r)
+                            : strncmp(line, "error ", 6) == 0 ? line + 6
+                                                              : line);
     libxl_domain_remus_info info;
     libxl_domain_remus_info_init(&info);
     info.interval = (int)interval_ms;
@@ -74,12 +75,13 @@ static int own_config(const libxl_domain_config *stream, const char *config_text
     const char *got = stream->c_info.name ? stream->c_info.name : "";
     libxl_uuid want;
     if (strcmp(got, own.name) != 0)
-        r = vmha_err_set(err, -EPERM, "the stream is of guest '%.64s', not of %s", got,
-                         own.name);
+        r = vmha_err_set(err, -EPERM, "the stream is of guest '%.64s', not of %s", got, own.name);
     else if (own.uuid[0] && (libxl_uuid_from_string(&want, own.uuid) != 0 ||
                              libxl_uuid_compare(&want, (libxl_uuid *)&stream->c_info.uuid) != 0))
-        r = vmha_err_set(err, -EPERM, "the stream is of another guest named %s (its UUID is "
-                         "not %s)", own.name, own.uuid);
+        r = vmha_err_set(err, -EPERM,
+                         "the stream is of another guest named %s (its UUID is "
+                         "not %s)",
+                         own.name, own.uuid);
     hv_guest_config_clear(&own);
     if (r < 0 || (r = hv_libxl_domain_config(config_text, d, err)) < 0)
         return r;
@@ -159,8 +161,10 @@ int hv_libxl_remus_promote(struct hv_conn *c, const char *name, struct vmha_err 
     if (r < 0)
         return vmha_err_set(err, r, "no replica of %s on this host", name);
     if (hv_libxl_domid(c, name, &running, NULL) == 0)
-        return vmha_err_set(err, -EEXIST, "guest %s already runs on this host: its replica "
-                            "stays paused", name);
+        return vmha_err_set(err, -EEXIST,
+                            "guest %s already runs on this host: its replica "
+                            "stays paused",
+                            name);
     if (libxl_domain_rename(c->ctx, domid, replica, name) != 0)
         return hv_libxl_err(c, err, -EIO, "cannot rename the replica");
     if (hv_xl_unpause(c->ctx, domid) != 0)

@@ -153,8 +153,7 @@ void mig_path_attr(const char *guest, char *buf, size_t size)
     snprintf(buf, size, "%s%s", MIG_ATTR_PATH_PREFIX, guest);
 }
 
-void mig_verdict(const struct mig_need *need, const struct mig_host *host, char *buf,
-                 size_t size)
+void mig_verdict(const struct mig_need *need, const struct mig_host *host, char *buf, size_t size)
 {
     char why[400];
     if (mig_allowed(need, host, why, sizeof(why)))
@@ -164,8 +163,7 @@ void mig_verdict(const struct mig_need *need, const struct mig_host *host, char 
 }
 
 int mig_publish(const struct cluster_view *v, const char *node, const char *guest,
-                const struct mig_need *need, const struct vmha_deadline *dl,
-                struct vmha_err *err)
+                const struct mig_need *need, const struct vmha_deadline *dl, struct vmha_err *err)
 {
     char name[300];
     mig_path_attr(guest, name, sizeof(name));

@@ -51,19 +51,22 @@ int mig_level_parse(const char *text, const char *family_default, struct mig_lev
             s++;
     }
     if (!family || !family[0])
-        return vmha_err_set(err, -EINVAL,
-                            "level '%s' names no hypervisor family (write e.g. 'qemu 7.2.0')",
-                            text);
+        return vmha_err_set(
+            err, -EINVAL, "level '%s' names no hypervisor family (write e.g. 'qemu 7.2.0')", text);
     if (!known_family(family))
-        return vmha_err_set(err, -EINVAL, "level '%s': unknown hypervisor family '%s' "
-                            "(qemu or xen)", text, family);
+        return vmha_err_set(err, -EINVAL,
+                            "level '%s': unknown hypervisor family '%s' "
+                            "(qemu or xen)",
+                            text, family);
     unsigned part[3] = {0, 0, 0};
     int n = 0;
     for (;;) {
         const char *end = parse_part(s, &part[n]);
         if (!end)
-            return vmha_err_set(err, -EINVAL, "level '%s': the version must be "
-                                "MAJOR.MINOR[.MICRO] in decimal", text);
+            return vmha_err_set(err, -EINVAL,
+                                "level '%s': the version must be "
+                                "MAJOR.MINOR[.MICRO] in decimal",
+                                text);
         n++;
         s = end;
         if (*s != '.' || n == 3)
@@ -74,8 +77,7 @@ int mig_level_parse(const char *text, const char *family_default, struct mig_lev
         s++;
     if (*s || n < 2)
         return vmha_err_set(err, -EINVAL,
-                            "level '%s': the version must be MAJOR.MINOR[.MICRO] in decimal",
-                            text);
+                            "level '%s': the version must be MAJOR.MINOR[.MICRO] in decimal", text);
     snprintf(ret->family, sizeof(ret->family), "%s", family);
     ret->major = part[0];
     ret->minor = part[1];
@@ -138,8 +140,7 @@ bool mig_list_has(const char *list, const char *word)
     return false;
 }
 
-__attribute__((format(printf, 3, 4))) static bool deny(char *why, size_t size, const char *fmt,
-                                                      ...)
+__attribute__((format(printf, 3, 4))) static bool deny(char *why, size_t size, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -157,17 +158,15 @@ static bool machines_ok(const struct mig_need *need, const struct mig_host *host
         if (!want[i] || !want[i][0])
             continue;
         if (!host->machines)
-            return deny(why, size, "%s (%s) has not published its machine types", host->name,
-                        lv);
+            return deny(why, size, "%s (%s) has not published its machine types", host->name, lv);
         if (!mig_list_has(host->machines, want[i]))
-            return deny(why, size, "%s (%s) lacks machine type %s, which the guest %s",
-                        host->name, lv, want[i], i == 0 ? "runs with" : "is configured for");
+            return deny(why, size, "%s (%s) lacks machine type %s, which the guest %s", host->name,
+                        lv, want[i], i == 0 ? "runs with" : "is configured for");
     }
     return true;
 }
 
-bool mig_allowed(const struct mig_need *need, const struct mig_host *host, char *why,
-                 size_t size)
+bool mig_allowed(const struct mig_need *need, const struct mig_host *host, char *why, size_t size)
 {
     char lv[48], fl[48];
     mig_level_format(&host->level, lv, sizeof(lv));
@@ -188,21 +187,26 @@ bool mig_allowed(const struct mig_need *need, const struct mig_host *host, char 
     if (h->major == f->major && h->minor == f->minor)
         return true; /* one stable branch: both ways */
     if (mig_level_cmp(h, f) < 0)
-        return deny(why, size, "%s (%s) is below the guest's floor %s: a guest never moves to "
-                    "an older release", host->name, lv, fl);
+        return deny(why, size,
+                    "%s (%s) is below the guest's floor %s: a guest never moves to "
+                    "an older release",
+                    host->name, lv, fl);
     unsigned up;
     if (xen) {
         if (h->major != f->major)
-            return deny(why, size, "%s (%s) is a different Xen major release than the guest's "
-                        "floor %s: no migration path crosses Xen major releases", host->name, lv,
-                        fl);
+            return deny(why, size,
+                        "%s (%s) is a different Xen major release than the guest's "
+                        "floor %s: no migration path crosses Xen major releases",
+                        host->name, lv, fl);
         up = h->minor - f->minor;
     } else {
         up = h->major - f->major;
     }
     if (up > need->window)
-        return deny(why, size, "%s (%s) is %u %s release%s above the guest's floor %s, more than "
-                    "migration_window=%u", host->name, lv, up, mig_window_unit(f->family),
-                    up == 1 ? "" : "s", fl, need->window);
+        return deny(why, size,
+                    "%s (%s) is %u %s release%s above the guest's floor %s, more than "
+                    "migration_window=%u",
+                    host->name, lv, up, mig_window_unit(f->family), up == 1 ? "" : "s", fl,
+                    need->window);
     return true;
 }

@@ -47,8 +47,7 @@ int chan_load_key(struct remus_ctx *x, const char *key_file, struct vmha_err *er
     if (msg) {
         memcpy(msg, PSK_LABEL, sizeof(PSK_LABEL)); /* with its NUL: label and name apart */
         memcpy(msg + sizeof(PSK_LABEL), x->guest, glen);
-        r = gnutls_hmac_fast(GNUTLS_MAC_SHA256, key, len, msg, sizeof(PSK_LABEL) + glen,
-                             x->psk);
+        r = gnutls_hmac_fast(GNUTLS_MAC_SHA256, key, len, msg, sizeof(PSK_LABEL) + glen, x->psk);
     }
     explicit_bzero(key, len);
     free(key);
@@ -62,8 +61,7 @@ static int tls_err(struct vmha_err *err, int r, const char *what)
     return vmha_err_set(err, -EPROTO, "%s: %s", what, gnutls_strerror(r));
 }
 
-static int x509_creds(struct chan *c, const struct remus_ctx *x, bool server,
-                      struct vmha_err *err)
+static int x509_creds(struct chan *c, const struct remus_ctx *x, bool server, struct vmha_err *err)
 {
     int r = gnutls_certificate_allocate_credentials(&c->creds);
     if (r < 0)
@@ -99,8 +97,7 @@ static int psk_lookup(gnutls_session_t s, const char *identity, gnutls_datum_t *
 }
 
 /* The session, its credentials and its priorities; the handshake is the caller's. */
-static int session_new(struct chan *c, const struct remus_ctx *x, bool server,
-                       struct vmha_err *err)
+static int session_new(struct chan *c, const struct remus_ctx *x, bool server, struct vmha_err *err)
 {
     int r = gnutls_init(&c->tls, server ? GNUTLS_SERVER : GNUTLS_CLIENT);
     if (r < 0)
@@ -152,9 +149,14 @@ int chan_client(struct chan *c, const struct remus_ctx *x, const char *address,
         r = gnutls_handshake(c->tls);
     } while (r < 0 && !gnutls_error_is_fatal(r));
     if (r < 0)
-        return vmha_err_set(err, -EACCES, "the replica at %s did not prove it is this cluster's "
-                            "(%s): %s", host, x->auth == REMUS_AUTH_KEY ? "does it hold the "
-                            "same cluster key?" : "TLS", gnutls_strerror(r));
+        return vmha_err_set(err, -EACCES,
+                            "the replica at %s did not prove it is this cluster's "
+                            "(%s): %s",
+                            host,
+                            x->auth == REMUS_AUTH_KEY ? "does it hold the "
+                                                        "same cluster key?"
+                                                      : "TLS",
+                            gnutls_strerror(r));
     return 0;
 }
 
@@ -206,8 +208,10 @@ static int peer_is_node(struct chan *c, struct vmha_err *err)
         }
     }
     gnutls_x509_crt_deinit(crt);
-    return r < 0 ? vmha_err_set(err, -EACCES, "the peer's certificate names no node of this "
-                                "cluster") : 0;
+    return r < 0 ? vmha_err_set(err, -EACCES,
+                                "the peer's certificate names no node of this "
+                                "cluster")
+                 : 0;
 }
 
 int chan_server_step(struct chan *c, const struct remus_ctx *x, struct vmha_err *err)

@@ -72,8 +72,10 @@ int remus_door_open(struct remus_ctx *x, struct remus_door *d, struct vmha_err *
     if (d->lfd < 0)
         return d->lfd;
     if (x->auth == REMUS_AUTH_NONE)
-        cluster_log(LOG_WARNING, "replica of %s takes checkpoints from ANYONE who reaches %s "
-                    "(replication_insecure=true): for a lab only", x->guest, x->listen);
+        cluster_log(LOG_WARNING,
+                    "replica of %s takes checkpoints from ANYONE who reaches %s "
+                    "(replication_insecure=true): for a lab only",
+                    x->guest, x->listen);
     return 0;
 }
 

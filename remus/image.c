@@ -34,8 +34,7 @@ void remus_put_be64(unsigned char *p, uint64_t v)
         p[i] = (unsigned char)(v >> (56 - 8 * i));
 }
 
-int remus_body_parse(const unsigned char *b, size_t n, struct remus_body *ret,
-                     struct vmha_err *err)
+int remus_body_parse(const unsigned char *b, size_t n, struct remus_body *ret, struct vmha_err *err)
 {
     struct remus_body v = {.start = b, .end = b + n};
     const unsigned char *p = b;
@@ -44,16 +43,20 @@ int remus_body_parse(const unsigned char *b, size_t n, struct remus_body *ret,
         if (left >= 16 && memcmp(p, REMUS_BODY_DEV, 8) == 0) {
             v.dev_len = remus_get_be64(p + 8);
             if (i == 0 || v.dev_len != left - 16)
-                return vmha_err_set(err, -EPROTO, "checkpoint body's device state is not "
+                return vmha_err_set(err, -EPROTO,
+                                    "checkpoint body's device state is not "
                                     "where it belongs (%llu bytes, %zu left, after %u "
-                                    "sections)", (unsigned long long)v.dev_len, left - 16, i);
+                                    "sections)",
+                                    (unsigned long long)v.dev_len, left - 16, i);
             v.dev = p + 16;
             *ret = v;
             return 0;
         }
         if (left < 32 || memcmp(p, REMUS_BODY_RAM, 8) != 0)
-            return vmha_err_set(err, -EPROTO, "checkpoint body cut short or garbled "
-                                "(section %u)", i);
+            return vmha_err_set(err, -EPROTO,
+                                "checkpoint body cut short or garbled "
+                                "(section %u)",
+                                i);
         uint64_t flags = remus_get_be64(p + 8), size = remus_get_be64(p + 16),
                  count = remus_get_be64(p + 24);
         if (i == 0) {
@@ -65,14 +68,17 @@ int remus_body_parse(const unsigned char *b, size_t n, struct remus_body *ret,
         if (size != v.ram_size || size == 0 || size % REMUS_PAGE ||
             ((flags & REMUS_BODY_FULL) && i > 0) || count > size / REMUS_PAGE ||
             count > (left - 32) / (8 + REMUS_PAGE))
-            return vmha_err_set(err, -EPROTO, "checkpoint body's memory section %u is "
-                                "inconsistent (%llu pages of %llu bytes of memory)", i,
-                                (unsigned long long)count, (unsigned long long)size);
+            return vmha_err_set(err, -EPROTO,
+                                "checkpoint body's memory section %u is "
+                                "inconsistent (%llu pages of %llu bytes of memory)",
+                                i, (unsigned long long)count, (unsigned long long)size);
         p += 32;
         for (uint64_t k = 0; k < count; k++, p += 8 + REMUS_PAGE)
             if (remus_get_be64(p) >= size / REMUS_PAGE)
-                return vmha_err_set(err, -EPROTO, "checkpoint page %llu is outside the "
-                                    "guest's memory", (unsigned long long)remus_get_be64(p));
+                return vmha_err_set(err, -EPROTO,
+                                    "checkpoint page %llu is outside the "
+                                    "guest's memory",
+                                    (unsigned long long)remus_get_be64(p));
         v.npages += count;
     }
 }
@@ -122,9 +128,8 @@ static int lock_dir(const char *dir, struct vmha_err *err)
         int r = -errno;
         if (r != -EWOULDBLOCK || waited >= LOCK_WAIT_MS) {
             close(fd);
-            return vmha_err_set(err, r == -EWOULDBLOCK ? -ETIMEDOUT : r, "cannot lock %s: %s",
-                                path, r == -EWOULDBLOCK ? "another process holds it"
-                                                        : strerror(-r));
+            return vmha_err_set(err, r == -EWOULDBLOCK ? -ETIMEDOUT : r, "cannot lock %s: %s", path,
+                                r == -EWOULDBLOCK ? "another process holds it" : strerror(-r));
         }
         usleep(10 * 1000);
     }
@@ -189,16 +194,15 @@ int remus_journal_apply(const char *dir, struct vmha_err *err)
     return apply_locked(dir, err);
 }
 
-
-int remus_checkpoint_files(const char *dir, char *dev, size_t dev_size, char *ram,
-                           size_t ram_size, struct vmha_err *err)
+int remus_checkpoint_files(const char *dir, char *dev, size_t dev_size, char *ram, size_t ram_size,
+                           struct vmha_err *err)
 {
     int lock = lock_dir(dir, err);
     if (lock < 0)
         return lock;
     int r = apply_locked(dir, err);
-    if (r == 0 && (path_in(dev, dev_size, dir, "dev.save") < 0 ||
-                   path_in(ram, ram_size, dir, "ram") < 0))
+    if (r == 0 &&
+        (path_in(dev, dev_size, dir, "dev.save") < 0 || path_in(ram, ram_size, dir, "ram") < 0))
         r = vmha_err_set(err, -ENAMETOOLONG, "path too long in %s", dir);
     if (r == 0 && (access(dev, R_OK) < 0 || access(ram, R_OK) < 0))
         r = vmha_err_set(err, -ENOENT, "no checkpoint here (%s: %s)", dir, strerror(errno));

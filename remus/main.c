@@ -119,15 +119,14 @@ static int take_lock(const char *dir, const char *mode, struct vmha_err *err)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"guest", required_argument, NULL, 'g'}, {"dir", required_argument, NULL, 'd'},
-        {"node", required_argument, NULL, 'n'},  {"uri", required_argument, NULL, 'u'},
-        {"listen", required_argument, NULL, 'l'}, {"interval", required_argument, NULL, 'i'},
+        {"guest", required_argument, NULL, 'g'},   {"dir", required_argument, NULL, 'd'},
+        {"node", required_argument, NULL, 'n'},    {"uri", required_argument, NULL, 'u'},
+        {"listen", required_argument, NULL, 'l'},  {"interval", required_argument, NULL, 'i'},
         {"timeout", required_argument, NULL, 't'}, {"foreground", no_argument, NULL, 'f'},
-        {"stats", required_argument, NULL, 's'}, {"tls", no_argument, NULL, 'T'},
-        {"key", required_argument, NULL, 'k'},   {"insecure", no_argument, NULL, 'I'},
-        {"memory", required_argument, NULL, 'm'}, {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"stats", required_argument, NULL, 's'},   {"tls", no_argument, NULL, 'T'},
+        {"key", required_argument, NULL, 'k'},     {"insecure", no_argument, NULL, 'I'},
+        {"memory", required_argument, NULL, 'm'},  {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     struct remus_ctx x = {.interval_ms = 1000, .timeout_ms = 5000};
     const char *key_file = REMUS_KEY_DEFAULT;
     bool tls = false, insecure = false;
@@ -135,16 +134,36 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'g': x.guest = optarg; break;
-        case 'd': x.dir = optarg; break;
-        case 'n': x.node = optarg; break;
-        case 'u': x.uri = optarg; break;
-        case 'l': x.listen = optarg; break;
-        case 'f': foreground = true; break;
-        case 'T': tls = true; break;
-        case 'I': insecure = true; break;
-        case 'k': key_file = optarg; break;
-        case 'c': x.config = optarg; break;
+        case 'g':
+            x.guest = optarg;
+            break;
+        case 'd':
+            x.dir = optarg;
+            break;
+        case 'n':
+            x.node = optarg;
+            break;
+        case 'u':
+            x.uri = optarg;
+            break;
+        case 'l':
+            x.listen = optarg;
+            break;
+        case 'f':
+            foreground = true;
+            break;
+        case 'T':
+            tls = true;
+            break;
+        case 'I':
+            insecure = true;
+            break;
+        case 'k':
+            key_file = optarg;
+            break;
+        case 'c':
+            x.config = optarg;
+            break;
         case 'm':
             if (vmha_parse_uint(optarg, UINT64_MAX, &x.memory) < 0 || x.memory == 0 ||
                 x.memory % REMUS_PAGE) {
@@ -167,8 +186,12 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     const char *mode = optind < argc ? argv[optind] : "";
@@ -236,30 +259,34 @@ int main(int argc, char **argv)
     /* The engine: the hypervisor's own Remus where its backend has one, else vmha's. */
     const struct hv_backend *b = NULL;
     struct vmha_err be = {0};
-    bool native = x.uri && hv_backend_for_uri(x.uri, &b, &be) == 0 &&
-                  hv_backend_can(b, HV_FEAT_NATIVE_REMUS);
+    bool native =
+        x.uri && hv_backend_for_uri(x.uri, &b, &be) == 0 && hv_backend_can(b, HV_FEAT_NATIVE_REMUS);
     x.auth = insecure ? REMUS_AUTH_NONE : tls ? REMUS_AUTH_X509 : REMUS_AUTH_KEY;
     snprintf(x.st.auth, sizeof(x.st.auth), "%s", remus_auth_name(x.auth));
     int rc;
     if (x.auth == REMUS_AUTH_KEY && chan_load_key(&x, key_file, &err) < 0) {
         /* Without the key a backup would take anyone's checkpoint: refuse to run. */
         struct vmha_err e = {0};
-        vmha_err_set(&e, err.code, "replication needs the cluster's key to authenticate its "
+        vmha_err_set(&e, err.code,
+                     "replication needs the cluster's key to authenticate its "
                      "stream: %s (set replication_key, or replication_insecure=true in a lab)",
                      err.msg);
         rc = remus_fail(&x, &e);
     } else if (x.uri && !b) {
         rc = remus_fail(&x, &be);
     } else if (receive && native && !x.config) {
-        vmha_err_set(&err, -EINVAL, "--config is required: the backup makes its replica with "
+        vmha_err_set(&err, -EINVAL,
+                     "--config is required: the backup makes its replica with "
                      "the guest's own configuration");
         rc = remus_fail(&x, &err);
     } else if (receive && !native && x.memory == 0) {
-        vmha_err_set(&err, -EINVAL, "--memory is required: the backup refuses checkpoints of "
+        vmha_err_set(&err, -EINVAL,
+                     "--memory is required: the backup refuses checkpoints of "
                      "any other size than the guest's");
         rc = remus_fail(&x, &err);
     } else if (native && tls) {
-        vmha_err_set(&err, -EOPNOTSUPP, "--tls is for vmha's own replication: the hypervisor's "
+        vmha_err_set(&err, -EOPNOTSUPP,
+                     "--tls is for vmha's own replication: the hypervisor's "
                      "Remus runs its own stream");
         rc = remus_fail(&x, &err);
     } else if (native) {

@@ -49,7 +49,7 @@ struct watch {
     int fd;
     bool sender;
     uint64_t floor; /* bytes of the initial copy (the guest's memory): no epoch before */
-    struct hv *xl; /* the primary's: to see the guest suspended (NULL on the backup) */
+    struct hv *xl;  /* the primary's: to see the guest suspended (NULL on the backup) */
     uint32_t domid; /* the guest's, once the watcher found it */
     bool live_copy_over;
     atomic_bool done;
@@ -95,9 +95,10 @@ static void *watch_run(void *arg)
                 x->st.bytes = last - burst_from;
                 x->st.committed_ms = remus_realtime_ms() - (now - changed_at);
                 if (w->sender && strcmp(x->st.state, "protected") != 0) {
-                    cluster_log(LOG_NOTICE, "guest %s is protected by its replica on %s "
-                                "(first checkpoint, %llu bytes)", x->guest, x->st.peer,
-                                (unsigned long long)x->st.bytes);
+                    cluster_log(LOG_NOTICE,
+                                "guest %s is protected by its replica on %s "
+                                "(first checkpoint, %llu bytes)",
+                                x->guest, x->st.peer, (unsigned long long)x->st.bytes);
                     snprintf(x->st.state, sizeof(x->st.state), "protected");
                 }
                 x->st.error[0] = '\0';
@@ -109,11 +110,11 @@ static void *watch_run(void *arg)
     return NULL;
 }
 
-static int watch_start(struct watch *w, struct remus_ctx *x, int fd, bool sender,
-                       uint64_t floor, struct hv *xl)
+static int watch_start(struct watch *w, struct remus_ctx *x, int fd, bool sender, uint64_t floor,
+                       struct hv *xl)
 {
-    *w = (struct watch){.x = x, .fd = fd, .sender = sender, .floor = floor, .xl = xl,
-                        .domid = UINT32_MAX};
+    *w = (struct watch){
+        .x = x, .fd = fd, .sender = sender, .floor = floor, .xl = xl, .domid = UINT32_MAX};
     return -pthread_create(&w->thread, NULL, watch_run, w);
 }
 
@@ -171,8 +172,7 @@ static int open_hv(struct remus_ctx *x, struct hv **h, struct vmha_err *err)
 /* After a stream ended: the backup's replica is stale before the guest takes one more step.
  * Without the cluster's word the guest stays suspended (a promoted replica could otherwise
  * undo what it does next); on a stop request the agent deals with it. */
-static bool unprotect(struct remus_ctx *x, struct hv *c,
-                      const char *peer)
+static bool unprotect(struct remus_ctx *x, struct hv *c, const char *peer)
 {
     for (;;) {
         struct vmha_deadline dl = vmha_deadline_in(10000);
@@ -271,8 +271,10 @@ int remus_native_send(struct remus_ctx *x)
             remus_pump_stop(&pump);
         }
         x->st.failures += !signalled();
-        cluster_log(signalled() ? LOG_NOTICE : LOG_WARNING, "guest %s: replication to %s "
-                    "ended: %s", x->guest, peer, signalled() ? "asked to stop" : err.msg);
+        cluster_log(signalled() ? LOG_NOTICE : LOG_WARNING,
+                    "guest %s: replication to %s "
+                    "ended: %s",
+                    x->guest, peer, signalled() ? "asked to stop" : err.msg);
         if (!unprotect(x, c, peer))
             break;
         set_state(x, "degraded", signalled() ? "replication stopped" : err.msg);
@@ -314,8 +316,8 @@ int remus_native_receive(struct remus_ctx *x)
     if (vmha_read_file(x->config, 1 << 20, &config, &err) < 0 ||
         hv_config_parse(hv_backend_of(c), config, &own, &err) < 0 ||
         (strcmp(own.name, x->guest) != 0 &&
-         vmha_err_set(&err, -EINVAL, "%s is the config of guest %s, not of %s", x->config,
-                      own.name, x->guest) < 0)) {
+         vmha_err_set(&err, -EINVAL, "%s is the config of guest %s, not of %s", x->config, own.name,
+                      x->guest) < 0)) {
         hv_guest_config_clear(&own);
         hv_close(c);
         return remus_fail(x, &err);
@@ -336,8 +338,7 @@ int remus_native_receive(struct remus_ctx *x)
         uint64_t session = 0, memory_kib = 0;
         if (read_hello(&ch, &session, &memory_kib) < 0) {
             chan_close(&ch);
-            cluster_log(LOG_WARNING, "replica of %s: a primary that did not say hello",
-                        x->guest);
+            cluster_log(LOG_WARNING, "replica of %s: a primary that did not say hello", x->guest);
             continue;
         }
         x->st.session = session;
@@ -353,8 +354,7 @@ int remus_native_receive(struct remus_ctx *x)
             if ((r = watch_start(&w, x, fd, false, memory_kib * 1024, NULL)) == 0) {
                 bool kept = pthread_create(&k.thread, NULL, keep_run, &k) == 0;
                 struct vmha_deadline dl = vmha_deadline_in(30000);
-                r = hv_remus_receive(c, xfd, config, &dl, replica, sizeof(replica),
-                                           &err);
+                r = hv_remus_receive(c, xfd, config, &dl, replica, sizeof(replica), &err);
                 atomic_store(&k.done, true);
                 if (kept)
                     pthread_join(k.thread, NULL);

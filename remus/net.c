@@ -78,8 +78,8 @@ int remus_listen(const char *address, struct vmha_err *err)
     if (r < 0)
         return vmha_err_set(err, r, "replication address %s is not host:port or [v6]:port",
                             address);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *ai = NULL;
     r = getaddrinfo(host, port, &hints, &ai);
     if (r != 0)
@@ -96,7 +96,8 @@ int remus_listen(const char *address, struct vmha_err *err)
         freeaddrinfo(ai);
         return vmha_err_set(err, r, "cannot listen on %s: %s%s", address, strerror(-r),
                             r == -EADDRINUSE ? " (another replicated guest there? give each "
-                                               "its own replication_port)" : "");
+                                               "its own replication_port)"
+                                             : "");
     }
     freeaddrinfo(ai);
     return fd;

@@ -1,8 +1,8 @@
 /* The backup's side: accept one epoch's stream at a time, keep it only if it is whole,
  * commit it by rename (the previous checkpoint stays until then), acknowledge. */
 #include <errno.h>
-#include <inttypes.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -49,26 +49,31 @@ static int check_body(struct remus_ctx *x, const char *part, const struct remus_
     if (r < 0)
         return r;
     if (b.ram_size != x->memory)
-        return vmha_err_set(err, -EPROTO, "checkpoint %" PRIu64 " carries %" PRIu64 " bytes of "
-                            "memory, but guest %s has %" PRIu64, id->epoch, b.ram_size, x->guest,
-                            x->memory);
+        return vmha_err_set(err, -EPROTO,
+                            "checkpoint %" PRIu64 " carries %" PRIu64 " bytes of "
+                            "memory, but guest %s has %" PRIu64,
+                            id->epoch, b.ram_size, x->guest, x->memory);
     uint64_t session = 0, epoch = 0;
     bool held = remus_checkpoint(x->dir, &session, &epoch) == 0;
     bool same = held && session == id->session;
     if (same && id->epoch <= epoch)
-        return vmha_err_set(err, -ESTALE, "checkpoint %" PRIu64 " of session %016" PRIx64
+        return vmha_err_set(err, -ESTALE,
+                            "checkpoint %" PRIu64 " of session %016" PRIx64
                             " is not newer than the one this replica holds (%" PRIu64 "): "
-                            "refused", id->epoch, id->session, epoch);
+                            "refused",
+                            id->epoch, id->session, epoch);
     if (!b.full && (!same || epoch + 1 != id->epoch))
-        return vmha_err_set(err, -ESTALE, "checkpoint %" PRIu64 " holds the changes since %"
-                            PRIu64 ", but this replica holds %016" PRIx64 "/%" PRIu64 ": it "
-                            "needs a whole one", id->epoch, id->epoch - 1, session, epoch);
+        return vmha_err_set(err, -ESTALE,
+                            "checkpoint %" PRIu64 " holds the changes since %" PRIu64
+                            ", but this replica holds %016" PRIx64 "/%" PRIu64 ": it "
+                            "needs a whole one",
+                            id->epoch, id->epoch - 1, session, epoch);
     return 0;
 }
 
 /* The header line, by dl. */
-static int read_header(struct chan *ch, struct remus_epoch_id *id,
-                       const struct vmha_deadline *dl, struct vmha_err *err)
+static int read_header(struct chan *ch, struct remus_epoch_id *id, const struct vmha_deadline *dl,
+                       struct vmha_err *err)
 {
     char line[REMUS_HEADER_MAX];
     ssize_t n = chan_read_line(ch, line, sizeof(line), dl);
@@ -79,8 +84,8 @@ static int read_header(struct chan *ch, struct remus_epoch_id *id,
 }
 
 /* The body and trailer into part, by dl, at most max bytes: the bytes kept, or -errno. */
-static int64_t read_body(struct chan *ch, int out, const char *part, uint64_t epoch,
-                         uint64_t max, const struct vmha_deadline *dl, struct vmha_err *err)
+static int64_t read_body(struct chan *ch, int out, const char *part, uint64_t epoch, uint64_t max,
+                         const struct vmha_deadline *dl, struct vmha_err *err)
 {
     /* Everything but the last REMUS_TRAILER_LEN bytes is file: hold those back. */
     static unsigned char buf[1 << 20];
@@ -89,8 +94,9 @@ static int64_t read_body(struct chan *ch, int out, const char *part, uint64_t ep
     for (;;) {
         ssize_t n = chan_read(ch, buf + held, sizeof(buf) - held, dl);
         if (n < 0)
-            return vmha_err_set(err, (int)n, "checkpoint %" PRIu64 " broke off after %" PRIu64
-                                " bytes: %s", epoch, bytes, strerror((int)-n));
+            return vmha_err_set(err, (int)n,
+                                "checkpoint %" PRIu64 " broke off after %" PRIu64 " bytes: %s",
+                                epoch, bytes, strerror((int)-n));
         if (n == 0)
             break;
         held += (size_t)n;
@@ -98,8 +104,10 @@ static int64_t read_body(struct chan *ch, int out, const char *part, uint64_t ep
             continue;
         size_t flush = held - REMUS_TRAILER_LEN;
         if (bytes + flush > max)
-            return vmha_err_set(err, -EFBIG, "checkpoint %" PRIu64 " is larger than any of "
-                                "this guest's can be (%" PRIu64 " bytes): dropped", epoch, max);
+            return vmha_err_set(err, -EFBIG,
+                                "checkpoint %" PRIu64 " is larger than any of "
+                                "this guest's can be (%" PRIu64 " bytes): dropped",
+                                epoch, max);
         int r = vmha_write_all(out, buf, flush);
         if (r < 0)
             return vmha_err_set(err, r, "cannot write %s: %s", part, strerror(-r));
@@ -108,8 +116,9 @@ static int64_t read_body(struct chan *ch, int out, const char *part, uint64_t ep
         bytes += flush;
     }
     if (held != REMUS_TRAILER_LEN || !remus_trailer_ok(buf, epoch))
-        return vmha_err_set(err, -EPIPE, "checkpoint %" PRIu64 " is incomplete (%" PRIu64
-                            " bytes): dropped", epoch, bytes);
+        return vmha_err_set(err, -EPIPE,
+                            "checkpoint %" PRIu64 " is incomplete (%" PRIu64 " bytes): dropped",
+                            epoch, bytes);
     return (int64_t)bytes;
 }
 

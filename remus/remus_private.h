@@ -53,8 +53,7 @@ int chan_load_key(struct remus_ctx *x, const char *key_file, struct vmha_err *er
 const char *remus_auth_name(enum remus_auth a);
 
 /* "host:port" or "[v6]:port" split in two; -EINVAL without a port, -ENAMETOOLONG. */
-int remus_split_address(const char *address, char *host, size_t hsize, char *port,
-                        size_t psize);
+int remus_split_address(const char *address, char *host, size_t hsize, char *port, size_t psize);
 
 /* The backup's door (door.c): its listening socket and the connections still proving
  * themselves. */

@@ -27,9 +27,9 @@
 struct sender {
     struct remus_ctx *x;
     struct hv *hv;
-    bool held;       /* output is being held */
-    char peer[256];  /* node name of the backup */
-    char addr[300];  /* its replication address:port */
+    bool held;                /* output is being held */
+    char peer[256];           /* node name of the backup */
+    char addr[300];           /* its replication address:port */
     int qemu;                 /* pidfd of the process whose memory ram is */
     const unsigned char *ram; /* the guest's memory (mapped read-only), ram_size bytes */
     size_t ram_size;
@@ -45,8 +45,9 @@ static int read_answer(struct chan *ch, uint64_t epoch, const char *want,
 {
     char line[400];
     if (chan_read_line(ch, line, sizeof(line), dl) == -ETIMEDOUT)
-        return vmha_err_set(err, -ETIMEDOUT, "no %s from the replica for checkpoint %" PRIu64
-                            " in time", want[0] == 'G' ? "go-ahead" : "acknowledgement", epoch);
+        return vmha_err_set(err, -ETIMEDOUT,
+                            "no %s from the replica for checkpoint %" PRIu64 " in time",
+                            want[0] == 'G' ? "go-ahead" : "acknowledgement", epoch);
     line[strcspn(line, "\n")] = '\0';
     if (strcmp(line, want) == 0)
         return 0;
@@ -148,8 +149,10 @@ static int track_open(struct sender *s, struct vmha_err *err)
         s->dirty = NULL;
         close(s->qemu);
         s->qemu = -1;
-        return vmha_err_set(err, -ENOMEM, "cannot map the guest's memory (%zu bytes) and its "
-                            "copy", s->ram_size);
+        return vmha_err_set(err, -ENOMEM,
+                            "cannot map the guest's memory (%zu bytes) and its "
+                            "copy",
+                            s->ram_size);
     }
     s->ram = m;
     s->synced = false;
@@ -308,7 +311,8 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
     if (poll(&gone, 1, 0) != 0) {
         free(dev.buf);
         s->qemu_gone = true;
-        r = vmha_err_set(err, -ESRCH, "the QEMU whose memory this replication reads has "
+        r = vmha_err_set(err, -ESRCH,
+                         "the QEMU whose memory this replication reads has "
                          "exited: replication starts again");
         goto resume;
     }
@@ -340,8 +344,10 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
     x->st.epochs++;
     struct vmha_err e = {0};
     if ((r = hv_ckpt_release(s->hv, x->guest, false, &e)) < 0) {
-        vmha_err_set(err, r, "checkpoint %" PRIu64 " committed, but its output cannot be "
-                     "released: %s", epoch, e.msg);
+        vmha_err_set(err, r,
+                     "checkpoint %" PRIu64 " committed, but its output cannot be "
+                     "released: %s",
+                     epoch, e.msg);
         goto resume;
     }
     if (final)
@@ -358,8 +364,7 @@ static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
          * releasing the output, resuming the guest. */
         fprintf(x->stats, "%llu %llu %llu %llu %llu %zu %d", (unsigned long long)t0,
                 (unsigned long long)epoch, (unsigned long long)x->st.pause_ms,
-                (unsigned long long)x->st.ckpt_ms, (unsigned long long)x->st.bytes, pages,
-                full);
+                (unsigned long long)x->st.ckpt_ms, (unsigned long long)x->st.bytes, pages, full);
         for (int i = 1; i < 6; i++)
             fprintf(x->stats, " %llu", (unsigned long long)(us[i] - us[i - 1]));
         fputc('\n', x->stats);
@@ -419,8 +424,10 @@ int remus_mark_stale(struct remus_ctx *x, const char *peer, uint64_t epoch,
         if (!v.quorate) {
             cluster_view_clear(&v);
             if (!vmha_deadline_sleep(dl, 500))
-                return vmha_err_set(err, -ENOLINK, "this node's partition has no quorum: "
-                                    "cannot mark %s's replicas stale", x->guest);
+                return vmha_err_set(err, -ENOLINK,
+                                    "this node's partition has no quorum: "
+                                    "cannot mark %s's replicas stale",
+                                    x->guest);
             continue;
         }
         size_t pending = 0;
@@ -432,8 +439,7 @@ int remus_mark_stale(struct remus_ctx *x, const char *peer, uint64_t epoch,
                 continue;
             const char *has = cluster_node_attr(n, replica, true);
             const char *now = cluster_node_attr(n, stale, true);
-            bool wanted = (has && has[0]) || strcmp(n->name, peer) == 0 ||
-                          (now && now[0]);
+            bool wanted = (has && has[0]) || strcmp(n->name, peer) == 0 || (now && now[0]);
             if (!wanted || (now && strcmp(now, mark) == 0))
                 continue;
             pending++;
@@ -446,8 +452,10 @@ int remus_mark_stale(struct remus_ctx *x, const char *peer, uint64_t epoch,
         if (pending == 0)
             return 0;
         if (!vmha_deadline_sleep(dl, 200))
-            return vmha_err_set(err, -ETIMEDOUT, "the cluster did not record the stale mark "
-                                "of %s's replicas in time", x->guest);
+            return vmha_err_set(err, -ETIMEDOUT,
+                                "the cluster did not record the stale mark "
+                                "of %s's replicas in time",
+                                x->guest);
     }
 }
 
@@ -459,8 +467,7 @@ void remus_renew_mark(struct remus_ctx *x, const char *peer)
     struct cluster_view v = {0};
     struct vmha_err e = {0};
     if (cluster_read(&dl, &v, &e) < 0) {
-        cluster_log(LOG_WARNING, "cannot read the stale mark of %s's replica: %s", x->guest,
-                    e.msg);
+        cluster_log(LOG_WARNING, "cannot read the stale mark of %s's replica: %s", x->guest, e.msg);
         return;
     }
     const struct cluster_node *n = cluster_node_find(&v, peer);
@@ -477,12 +484,13 @@ void remus_renew_mark(struct remus_ctx *x, const char *peer)
     char renewed[64];
     remus_stale_format(x->st.session, 0, renewed, sizeof(renewed));
     if (cluster_attr_update(peer, stale, renewed, &dl, &e) < 0)
-        cluster_log(LOG_WARNING, "cannot renew the stale mark of %s's replica on %s: %s",
-                    x->guest, peer, e.msg);
+        cluster_log(LOG_WARNING, "cannot renew the stale mark of %s's replica on %s: %s", x->guest,
+                    peer, e.msg);
     else
-        cluster_log(LOG_NOTICE, "guest %s: the replica on %s holds this session's checkpoints; "
-                    "its stale mark from an earlier session (%s) no longer applies", x->guest,
-                    peer, mark);
+        cluster_log(LOG_NOTICE,
+                    "guest %s: the replica on %s holds this session's checkpoints; "
+                    "its stale mark from an earlier session (%s) no longer applies",
+                    x->guest, peer, mark);
 }
 
 /* No working backup: output flows freely from now on, once the replicas are marked. */
@@ -503,8 +511,7 @@ static void unprotect(struct sender *s, const char *why)
         }
         struct vmha_err e = {0};
         if (hv_ckpt_release(s->hv, x->guest, true, &e) < 0) {
-            cluster_log(LOG_ERR, "guest %s: cannot release its held output: %s", x->guest,
-                        e.msg);
+            cluster_log(LOG_ERR, "guest %s: cannot release its held output: %s", x->guest, e.msg);
             return;
         }
         s->held = false;
@@ -585,15 +592,16 @@ int remus_send(struct remus_ctx *x)
             x->st.error[0] = '\0';
             remus_publish(x);
             if (first) {
-                cluster_log(LOG_NOTICE, "guest %s is protected by its replica on %s "
-                            "(checkpoint %llu, %llu bytes in %llu ms)", x->guest, s.peer,
-                            (unsigned long long)x->st.epoch, (unsigned long long)x->st.bytes,
-                            (unsigned long long)x->st.ckpt_ms);
+                cluster_log(LOG_NOTICE,
+                            "guest %s is protected by its replica on %s "
+                            "(checkpoint %llu, %llu bytes in %llu ms)",
+                            x->guest, s.peer, (unsigned long long)x->st.epoch,
+                            (unsigned long long)x->st.bytes, (unsigned long long)x->st.ckpt_ms);
                 remus_renew_mark(x, s.peer);
             }
             if (final) {
-                cluster_log(LOG_NOTICE, "guest %s handed over to %s at checkpoint %llu",
-                            x->guest, s.peer, (unsigned long long)x->st.epoch);
+                cluster_log(LOG_NOTICE, "guest %s handed over to %s at checkpoint %llu", x->guest,
+                            s.peer, (unsigned long long)x->st.epoch);
                 break;
             }
         } else {

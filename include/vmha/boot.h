@@ -55,8 +55,7 @@ int store_write(const char *dir, const char *file, const struct store_kv *kv, bo
                 struct vmha_err *err);
 
 /* An exclusive lock on dir (fcntl, so it holds across hosts on NFS), waited for until dl. */
-int store_lock(const char *dir, const struct vmha_deadline *dl, int *fd_ret,
-               struct vmha_err *err);
+int store_lock(const char *dir, const struct vmha_deadline *dl, int *fd_ret, struct vmha_err *err);
 void store_unlock(int fd);
 
 /* --- Direct-kernel-boot artifacts (boot/artifacts.c) ---

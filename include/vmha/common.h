@@ -80,8 +80,7 @@ int vmha_temp_create_at(int dfd, const char *file, char *name, size_t size);
 /* Replaces path with n bytes of data whole or not at all (through a temporary file of
  * vmha_temp_create_at beside it, renamed; removed on failure): a reader sees the old file or
  * the new one. With sync, the data and the rename are on disk first. */
-int vmha_write_file(const char *path, const void *data, size_t n, bool sync,
-                    struct vmha_err *err);
+int vmha_write_file(const char *path, const void *data, size_t n, bool sync, struct vmha_err *err);
 /* The same for file (a name) in the directory open on dfd, which dir names in messages.
  * VMHA_WRITE_SYNC: the data and the rename are on disk first; VMHA_WRITE_EXCLUSIVE: -EEXIST
  * rather than replacing a file that is there. */

@@ -27,7 +27,7 @@ const char *hv_state_to_string(enum hv_state s);
 /* What a guest's configuration says, independent of any host. */
 struct hv_guest_config {
     char *name;
-    char uuid[37]; /* canonical text form, "" when the config names none */
+    char uuid[37];   /* canonical text form, "" when the config names none */
     char *virt_type; /* e.g. "qemu", "kvm", "xen" */
     char *arch;
     char *machine; /* machine type, e.g. "pc-i440fx-7.2", "q35" */
@@ -37,10 +37,10 @@ struct hv_guest_config {
     char *loader; /* UEFI firmware code */
     char *nvram;  /* UEFI variable store of this guest */
     char *nvram_template;
-    bool writable_disks; /* a disk the guest can write to (not read-only, not a CD-ROM) */
-    bool nics;           /* it has a network interface */
+    bool writable_disks;     /* a disk the guest can write to (not read-only, not a CD-ROM) */
+    bool nics;               /* it has a network interface */
     bool shared_file_memory; /* its RAM is one shared file (libvirt; no NUMA cells) */
-    uint64_t memory;     /* its memory in bytes (libvirt's <memory>), 0 when not known */
+    uint64_t memory;         /* its memory in bytes (libvirt's <memory>), 0 when not known */
 };
 
 void hv_guest_config_clear(struct hv_guest_config *c);
@@ -53,8 +53,8 @@ struct hv_guest_info {
     char uuid[37];
     enum hv_state state;
     bool persistent;
-    bool powered_off; /* SHUTOFF because the guest powered itself off (or rebooted with
-                         on_reboot=destroy), not destroyed, crashed or never started */
+    bool powered_off;    /* SHUTOFF because the guest powered itself off (or rebooted with
+                            on_reboot=destroy), not destroyed, crashed or never started */
     uint64_t memory_kib; /* while it exists: its memory (libxl only; 0 = not known) */
 };
 
@@ -86,9 +86,9 @@ struct hv_progress {
 };
 
 struct hv_migrate_params {
-    const char *dest_uri;    /* the target's management URI (libvirt URI, or ssh://host for libxl) */
-    const char *data_uri;    /* where the guest's memory goes, NULL for the hypervisor default */
-    uint64_t bandwidth_mib;  /* MiB/s, 0 = unlimited */
+    const char *dest_uri;   /* the target's management URI (libvirt URI, or ssh://host for libxl) */
+    const char *data_uri;   /* where the guest's memory goes, NULL for the hypervisor default */
+    uint64_t bandwidth_mib; /* MiB/s, 0 = unlimited */
     uint64_t max_downtime_ms; /* 0 = hypervisor default */
     /* Called every poll_ms while the migration runs; returning false cancels it. */
     bool (*progress)(const struct hv_progress *p, void *opaque);
@@ -152,8 +152,7 @@ int hv_replication_check(const struct hv_backend *b, const struct hv_guest_confi
 /* Opens a connection; every call on it must give up by the deadline. A hypervisor that does
  * not accept the connection within a sixth of the time left (5 s at least) is reported as
  * hung (-ETIMEDOUT) rather than waited for. */
-int hv_open(const char *uri, const struct vmha_deadline *dl, struct hv **ret,
-            struct vmha_err *err);
+int hv_open(const char *uri, const struct vmha_deadline *dl, struct hv **ret, struct vmha_err *err);
 void hv_close(struct hv *h);
 void hv_closep(struct hv **h);
 #define _cleanup_hv_ __attribute__((cleanup(hv_closep)))
@@ -169,8 +168,7 @@ int hv_lookup(struct hv *h, const char *name_or_uuid, struct hv_guest_info *ret,
 int hv_current_config(struct hv *h, const char *name, struct hv_guest_config *ret,
                       struct vmha_err *err);
 /* The guest's running job (a migration), -ENOENT when there is none. */
-int hv_job_progress(struct hv *h, const char *name, struct hv_progress *ret,
-                    struct vmha_err *err);
+int hv_job_progress(struct hv *h, const char *name, struct hv_progress *ret, struct vmha_err *err);
 int hv_define(struct hv *h, const char *config_text, struct vmha_err *err);
 /* Removes the persistent definition, keeping the NVRAM file (boot/ owns it). */
 int hv_undefine(struct hv *h, const char *name, struct vmha_err *err);
@@ -225,9 +223,8 @@ int hv_ckpt_image(const struct hv_backend *b, const unsigned char *dev, size_t d
  * configuration, never with the one the stream carries, which must be of the same guest. */
 int hv_remus_send(struct hv *h, const char *name, int fd, uint64_t interval_ms,
                   const struct vmha_deadline *dl, struct vmha_err *err);
-int hv_remus_receive(struct hv *h, int fd, const char *config_text,
-                     const struct vmha_deadline *dl, char *ret_name, size_t size,
-                     struct vmha_err *err);
+int hv_remus_receive(struct hv *h, int fd, const char *config_text, const struct vmha_deadline *dl,
+                     char *ret_name, size_t size, struct vmha_err *err);
 /* Whether the guest is suspended right now (Remus suspends it for each checkpoint; the first
  * suspension ends the initial live copy): 1, 0, or -errno. *cache keeps the backend's handle
  * of the guest between calls (start with UINT32_MAX). */

@@ -39,9 +39,9 @@ const char *mig_window_unit(const char *family);
 
 /* What a guest needs of a host. */
 struct mig_need {
-    struct mig_level floor;  /* family "" when the guest has never run */
-    const char *family;      /* the guest's hypervisor family, "" or NULL = any */
-    const char *machine;     /* machine type it runs with (floor), NULL or "" = none known */
+    struct mig_level floor;     /* family "" when the guest has never run */
+    const char *family;         /* the guest's hypervisor family, "" or NULL = any */
+    const char *machine;        /* machine type it runs with (floor), NULL or "" = none known */
     const char *config_machine; /* machine type its config asks for, NULL or "" = default */
     unsigned window;
 };
@@ -110,10 +110,8 @@ void mig_host_of(const struct cluster_node *n, struct mig_host *ret);
 /* "vmha-path-<guest>" */
 void mig_path_attr(const char *guest, char *buf, size_t size);
 /* "ok" or "no: <reason>" for the guest on host. */
-void mig_verdict(const struct mig_need *need, const struct mig_host *host, char *buf,
-                 size_t size);
+void mig_verdict(const struct mig_need *need, const struct mig_host *host, char *buf, size_t size);
 /* Writes the guest's verdict on every node of the view where it changed (or only on node,
  * when node is not NULL). Returns how many changed, or an error. */
 int mig_publish(const struct cluster_view *v, const char *node, const char *guest,
-                const struct mig_need *need, const struct vmha_deadline *dl,
-                struct vmha_err *err);
+                const struct mig_need *need, const struct vmha_deadline *dl, struct vmha_err *err);

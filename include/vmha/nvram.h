@@ -28,14 +28,14 @@ struct nvram_var {
     char guid[37];
     uint32_t attributes;
     uint8_t state;
-    bool live;       /* the value firmware sees */
-    size_t offset;   /* of the record's header in the file */
+    bool live;           /* the value firmware sees */
+    size_t offset;       /* of the record's header in the file */
     const uint8_t *data; /* into the parsed buffer */
     size_t data_size;
 };
 
 struct nvram {
-    bool authenticated;   /* authenticated-variable store (Secure Boot capable) */
+    bool authenticated; /* authenticated-variable store (Secure Boot capable) */
     uint64_t fv_length;
     size_t store_offset, store_size, used; /* used: bytes of records in the store */
     size_t n;
@@ -104,7 +104,6 @@ int nvgen_keep_forensic(const char *gdir, const uint8_t *buf, size_t len, const 
                         const char *why, struct vmha_err *err);
 /* The generation the guest last booted with (0 = none recorded). */
 int nvgen_booted(const char *gdir, unsigned long *num, struct vmha_err *err);
-int nvgen_set_booted(const char *gdir, unsigned long num, const char *host,
-                     struct vmha_err *err);
+int nvgen_set_booted(const char *gdir, unsigned long num, const char *host, struct vmha_err *err);
 /* Writes buf to path atomically (temp file beside it, fsync, rename, fsync dir), mode 0600. */
 int nvram_write_file(const char *path, const uint8_t *buf, size_t len, struct vmha_err *err);

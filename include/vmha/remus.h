@@ -68,16 +68,16 @@ bool remus_stale_covers(const char *mark, uint64_t session, uint64_t epoch);
 /* What a replicator says about itself in its status file (key=value lines, replaced
  * atomically at every change) in its directory rundir/remus/<guest>/. */
 struct remus_status {
-    char role[16];   /* "primary" or "backup" */
-    char state[16];  /* primary: syncing, protected, degraded, demoted, failed;
-                        backup: listening, receiving, failed */
-    char peer[256];  /* primary: the backup it streams to */
-    uint64_t session, epoch; /* primary: last committed; backup: what ckpt.save holds */
-    uint64_t committed_ms;   /* CLOCK_REALTIME ms of the last commit, 0 = none yet */
+    char role[16];                     /* "primary" or "backup" */
+    char state[16];                    /* primary: syncing, protected, degraded, demoted, failed;
+                                          backup: listening, receiving, failed */
+    char peer[256];                    /* primary: the backup it streams to */
+    uint64_t session, epoch;           /* primary: last committed; backup: what ckpt.save holds */
+    uint64_t committed_ms;             /* CLOCK_REALTIME ms of the last commit, 0 = none yet */
     uint64_t pause_ms, ckpt_ms, bytes; /* the last epoch: guest paused, stream time, size */
     uint64_t epochs, failures;
-    uint64_t refused;   /* backup: connections refused before they proved to be the primary */
-    char auth[16];      /* how the stream is authenticated: "key", "x509" or "none" */
+    uint64_t refused; /* backup: connections refused before they proved to be the primary */
+    char auth[16];    /* how the stream is authenticated: "key", "x509" or "none" */
     char error[512];
 };
 
@@ -125,8 +125,8 @@ int remus_journal_apply(const char *dir, struct vmha_err *err);
 /* The committed checkpoint's two files, dir/dev.save and dir/ram (paths set), after applying a
  * pending journal: returns a lock that keeps them as they are until it is closed (for
  * hv_ckpt_restore), or -errno. */
-int remus_checkpoint_files(const char *dir, char *dev, size_t dev_size, char *ram,
-                           size_t ram_size, struct vmha_err *err);
+int remus_checkpoint_files(const char *dir, char *dev, size_t dev_size, char *ram, size_t ram_size,
+                           struct vmha_err *err);
 
 /* CLOCK_REALTIME in ms: what the cluster's nodes agree on (commit times, lags). */
 uint64_t remus_realtime_ms(void);

@@ -39,8 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const struct hv_boot_override none = {0};
     const struct hv_boot_override *o = size % 2 ? &all : &none;
     char *oneoff = NULL;
-    if (hv_oneoff_config(b, text, o, "c7a5fdbd-cdaf-9455-926a-d65c16db1809", &oneoff,
-                         &err) == 0) {
+    if (hv_oneoff_config(b, text, o, "c7a5fdbd-cdaf-9455-926a-d65c16db1809", &oneoff, &err) == 0) {
         if (parsed && hv_config_parse(b, oneoff, &c, &err) < 0)
             fail("the one-off configuration of a domain XML does not parse");
         if (parsed)

@@ -2,9 +2,9 @@
  * for a body it accepts, what the backup does next with the bytes: the journal applied
  * (remus_journal_apply walks the sections again and writes the pages and the device state)
  * and the image a promotion restores built from them (remus_checkpoint_files, then the libvirt
- * backend's hv_ckpt_image: the save header, then QEMU's stream merged with the memory). Only bodies of at most 1 MiB of memory go that far
- * (the receiver takes only the guest's own size; a fuzzer would spend its time writing
- * sparse files). */
+ * backend's hv_ckpt_image: the save header, then QEMU's stream merged with the memory). Only bodies
+ * of at most 1 MiB of memory go that far (the receiver takes only the guest's own size; a fuzzer
+ * would spend its time writing sparse files). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>

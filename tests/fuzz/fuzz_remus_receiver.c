@@ -76,8 +76,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sent += (size_t)n;
     }
     shutdown(sp[1], SHUT_WR);
-    struct remus_ctx x = {.guest = "ft9", .dir = dir, .timeout_ms = 200, .memory = MEMORY,
-                          .auth = REMUS_AUTH_NONE};
+    struct remus_ctx x = {
+        .guest = "ft9", .dir = dir, .timeout_ms = 200, .memory = MEMORY, .auth = REMUS_AUTH_NONE};
     struct chan ch = {.fd = sp[0]};
     struct vmha_deadline hdl = vmha_deadline_in(200);
     struct vmha_err err = {0};

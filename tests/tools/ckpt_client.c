@@ -31,7 +31,7 @@ int main(int argc, char **argv)
     }
     struct remus_ctx x = {.guest = argv[2], .timeout_ms = 5000};
     struct vmha_err err = {0};
-    x.auth = strcmp(argv[3], "-") == 0      ? REMUS_AUTH_NONE
+    x.auth = strcmp(argv[3], "-") == 0           ? REMUS_AUTH_NONE
              : strncmp(argv[3], "x509:", 5) == 0 ? REMUS_AUTH_X509
                                                  : REMUS_AUTH_KEY;
     if (x.auth == REMUS_AUTH_X509)
@@ -57,7 +57,8 @@ int main(int argc, char **argv)
     }
     char hdr[300];
     int n = snprintf(hdr, sizeof(hdr), "%s\n", argv[4]);
-    if (chan_write_all(&ch, hdr, (size_t)n, &dl) < 0 || !line(&ch, answer, sizeof(answer), &dl)[0]) {
+    if (chan_write_all(&ch, hdr, (size_t)n, &dl) < 0 ||
+        !line(&ch, answer, sizeof(answer), &dl)[0]) {
         printf("closed before GO\n");
         chan_close(&ch);
         free(body);

@@ -3,7 +3,6 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <stdlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,17 +78,22 @@ static void writable_disks(void **state)
         bool writable;
     } cases[] = {
         {"", false},
-        {"<disk type='file' device='cdrom'><source file='/i.iso'/><target dev='hdc'/></disk>", false},
+        {"<disk type='file' device='cdrom'><source file='/i.iso'/><target dev='hdc'/></disk>",
+         false},
         {"<disk type='file'><source file='/a.img'/><readonly/><target dev='vda'/></disk>", false},
         {"<disk type='file'><source file='/a.img'/><target dev='vda'/></disk>", true},
-        {"<disk type='block' device='lun'><source dev='/dev/sdb'/><target dev='sda'/></disk>", true},
+        {"<disk type='block' device='lun'><source dev='/dev/sdb'/><target dev='sda'/></disk>",
+         true},
         {"<disk type='file' device='disk'><source file='/a.img'/><target dev='vda'/></disk>"
-         "<disk type='file' device='cdrom'><target dev='hdc'/></disk>", true},
+         "<disk type='file' device='cdrom'><target dev='hdc'/></disk>",
+         true},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
         char xml[1024];
-        snprintf(xml, sizeof(xml), "<domain type='qemu'><name>d</name><devices>%s</devices>"
-                 "</domain>", cases[i].devices);
+        snprintf(xml, sizeof(xml),
+                 "<domain type='qemu'><name>d</name><devices>%s</devices>"
+                 "</domain>",
+                 cases[i].devices);
         struct hv_guest_config c = {0};
         assert_int_equal(hv_libvirt_config_parse(xml, &c, NULL), 0);
         if (c.writable_disks != cases[i].writable)
@@ -117,8 +121,7 @@ static void parse_memory_units(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
         char xml[256];
-        snprintf(xml, sizeof(xml), "<domain type='qemu'><name>m</name>%s</domain>",
-                 cases[i].mem);
+        snprintf(xml, sizeof(xml), "<domain type='qemu'><name>m</name>%s</domain>", cases[i].mem);
         struct hv_guest_config c = {0};
         assert_int_equal(hv_libvirt_config_parse(xml, &c, NULL), 0);
         if (c.memory != cases[i].bytes)
@@ -268,11 +271,10 @@ static void backend_selection(void **state)
     assert_true(hv_backend_can(b, HV_FEAT_INSTALL_BOOT));
     assert_false(hv_backend_can(b, HV_FEAT_NATIVE_REMUS));
     char tmpl[256];
-    assert_int_equal(hv_migrate_target_template(b, "qemu:///system", "ssh", tmpl, sizeof(tmpl),
-                                                &e), 0);
+    assert_int_equal(hv_migrate_target_template(b, "qemu:///system", "ssh", tmpl, sizeof(tmpl), &e),
+                     0);
     assert_string_equal(tmpl, "qemu+ssh://%n/system");
-    assert_int_equal(hv_migrate_target_template(b, "test", "ssh", tmpl, sizeof(tmpl), &e),
-                     -EINVAL);
+    assert_int_equal(hv_migrate_target_template(b, "test", "ssh", tmpl, sizeof(tmpl), &e), -EINVAL);
     b = NULL;
     int r = hv_backend_for_uri("libxl", &b, &e);
     if (r == 0) { /* a build with the libxl backend */
@@ -280,8 +282,9 @@ static void backend_selection(void **state)
         assert_true(hv_backend_can(b, HV_FEAT_NATIVE_REMUS));
         assert_false(hv_backend_can(b, HV_FEAT_NVRAM));
         /* Operations a backend lacks say so instead of succeeding. */
-        assert_int_equal(hv_oneoff_config(b, "name='a'\n", &(struct hv_boot_override){0},
-                                          "", &(char *){NULL}, &e), -EOPNOTSUPP);
+        assert_int_equal(hv_oneoff_config(b, "name='a'\n", &(struct hv_boot_override){0}, "",
+                                          &(char *){NULL}, &e),
+                         -EOPNOTSUPP);
         assert_non_null(strstr(e.msg, "libxl backend does not support install boots"));
         assert_int_equal(hv_migrate_target_check(b, "qemu+tls://n/system", &e), -EINVAL);
         assert_int_equal(hv_migrate_target_check(b, "ssh://n", &e), 0);
@@ -292,13 +295,12 @@ static void backend_selection(void **state)
     }
 }
 
-static void overlay_golden(const char *base, const struct hv_boot_override *o,
-                           const char *golden)
+static void overlay_golden(const char *base, const struct hv_boot_override *o, const char *golden)
 {
     char *xml = load(base), *want = load(golden), *out = NULL;
     struct vmha_err e = {0};
-    assert_int_equal(hv_libvirt_oneoff_config(xml, o, "7a1c4d2e-0b3f-4c5d-8e9f-a0b1c2d3e4f5",
-                                              &out, &e), 0);
+    assert_int_equal(
+        hv_libvirt_oneoff_config(xml, o, "7a1c4d2e-0b3f-4c5d-8e9f-a0b1c2d3e4f5", &out, &e), 0);
     assert_string_equal(out, want);
     /* The result is a guest the parser reads back with the install settings. */
     struct hv_guest_config c = {0};
@@ -316,15 +318,16 @@ static void install_overlay(void **state)
 {
     struct hv_boot_override k = {.kernel = "/srv/cluster/boot/installer-vmlinuz",
                                  .initrd = "/srv/cluster/boot/installer-initrd.img",
-                                 .cmdline = "console=ttyS0 auto=true url=http://10.0.0.1/preseed.cfg"};
+                                 .cmdline =
+                                     "console=ttyS0 auto=true url=http://10.0.0.1/preseed.cfg"};
     struct hv_boot_override m = {.media = "/srv/cluster/iso/debian-12.iso"};
     overlay_golden("installed.xml", &k, "installed.kernel.golden.xml");
     overlay_golden("installed.xml", &m, "installed.media.golden.xml");
     overlay_golden("direct-boot.xml", &k, "direct-boot.kernel.golden.xml");
     char *out = NULL;
     struct vmha_err e = {0};
-    assert_int_equal(hv_libvirt_oneoff_config("<domain><name>x</name></domain>", &k, NULL, &out,
-                                              &e), -EINVAL);
+    assert_int_equal(
+        hv_libvirt_oneoff_config("<domain><name>x</name></domain>", &k, NULL, &out, &e), -EINVAL);
     assert_non_null(strstr(e.msg, "<os>"));
     assert_int_equal(hv_libvirt_oneoff_config("<domain", &k, NULL, &out, &e), -EINVAL);
     assert_null(out);
@@ -333,12 +336,18 @@ static void install_overlay(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(parse_direct_boot), cmocka_unit_test(parse_uefi),
+        cmocka_unit_test(parse_direct_boot),
+        cmocka_unit_test(parse_uefi),
         cmocka_unit_test(parse_minimal),
-        cmocka_unit_test(writable_disks),     cmocka_unit_test(parse_rejects), cmocka_unit_test(parse_memory_units),
+        cmocka_unit_test(writable_disks),
+        cmocka_unit_test(parse_rejects),
+        cmocka_unit_test(parse_memory_units),
         cmocka_unit_test(restore_config),
-        cmocka_unit_test(machines),          cmocka_unit_test(states),
-        cmocka_unit_test(backend_selection), cmocka_unit_test(save_header), cmocka_unit_test(install_overlay),
+        cmocka_unit_test(machines),
+        cmocka_unit_test(states),
+        cmocka_unit_test(backend_selection),
+        cmocka_unit_test(save_header),
+        cmocka_unit_test(install_overlay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

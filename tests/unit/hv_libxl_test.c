@@ -137,15 +137,12 @@ static void domain_config(void **state)
     assert_int_equal(d.on_reboot, LIBXL_ACTION_ON_SHUTDOWN_DESTROY);
     assert_int_equal(d.on_poweroff, LIBXL_ACTION_ON_SHUTDOWN_DESTROY);
     libxl_domain_config_dispose(&d);
-    assert_int_equal(hv_libxl_domain_config("name='a'\nkernel='/k'\nvif=['rate=1Mb/s']\n",
-                                            &d, &e),
+    assert_int_equal(hv_libxl_domain_config("name='a'\nkernel='/k'\nvif=['rate=1Mb/s']\n", &d, &e),
                      -EINVAL);
     assert_non_null(strstr(e.msg, "'rate' is not supported"));
-    assert_int_equal(hv_libxl_domain_config("name='a'\nkernel='/k'\nvif=['mac=1:2']\n",
-                                            &d, &e),
+    assert_int_equal(hv_libxl_domain_config("name='a'\nkernel='/k'\nvif=['mac=1:2']\n", &d, &e),
                      -EINVAL);
-    assert_int_equal(hv_libxl_domain_config("name='a'\nkernel='/k'\non_crash='explode'\n",
-                                            &d, &e),
+    assert_int_equal(hv_libxl_domain_config("name='a'\nkernel='/k'\non_crash='explode'\n", &d, &e),
                      -EINVAL);
 }
 
@@ -178,28 +175,23 @@ static void ssh_targets(void **state)
 {
     char host[64], port[8];
     struct vmha_err e = {0};
-    assert_int_equal(hv_libxl_ssh_target("ssh://root@xen2", host, sizeof(host), port,
-                                         sizeof(port), &e),
-                     0);
+    assert_int_equal(
+        hv_libxl_ssh_target("ssh://root@xen2", host, sizeof(host), port, sizeof(port), &e), 0);
     assert_string_equal(host, "root@xen2");
     assert_string_equal(port, "");
-    assert_int_equal(hv_libxl_ssh_target("ssh://xen2:2222/", host, sizeof(host), port,
-                                         sizeof(port), &e),
-                     0);
+    assert_int_equal(
+        hv_libxl_ssh_target("ssh://xen2:2222/", host, sizeof(host), port, sizeof(port), &e), 0);
     assert_string_equal(host, "xen2");
     assert_string_equal(port, "2222");
-    assert_int_equal(hv_libxl_ssh_target("tcp://xen2:1", host, sizeof(host), port, sizeof(port),
-                                         &e),
-                     -EINVAL);
+    assert_int_equal(
+        hv_libxl_ssh_target("tcp://xen2:1", host, sizeof(host), port, sizeof(port), &e), -EINVAL);
     assert_non_null(strstr(e.msg, "over ssh"));
-    assert_int_equal(hv_libxl_ssh_target("ssh://xen2:x", host, sizeof(host), port, sizeof(port),
-                                         &e),
-                     -EINVAL);
+    assert_int_equal(
+        hv_libxl_ssh_target("ssh://xen2:x", host, sizeof(host), port, sizeof(port), &e), -EINVAL);
     assert_int_equal(hv_libxl_ssh_target("ssh://", host, sizeof(host), port, sizeof(port), &e),
                      -EINVAL);
-    assert_int_equal(hv_libxl_ssh_target("ssh://h/path", host, sizeof(host), port, sizeof(port),
-                                         &e),
-                     -EINVAL);
+    assert_int_equal(
+        hv_libxl_ssh_target("ssh://h/path", host, sizeof(host), port, sizeof(port), &e), -EINVAL);
 }
 
 /* A destination from migrate_target never reaches ssh as an option (issue 15, finding 11). */
@@ -385,8 +377,7 @@ static void remus_promote(void **state)
     /* The replica shares the guest's UUID, but a lookup by UUID is not fooled by it. */
     replica->info.uuid = (libxl_uuid){{0}};
     libxl_uuid_from_string(&replica->info.uuid, "5e0b3a7c-6d4f-4b1e-9a2c-766d6861a001");
-    assert_int_equal(hv_lookup(c, "5e0b3a7c-6d4f-4b1e-9a2c-766d6861a001", &gi, &e),
-                     -ENOENT);
+    assert_int_equal(hv_lookup(c, "5e0b3a7c-6d4f-4b1e-9a2c-766d6861a001", &gi, &e), -ENOENT);
     assert_int_equal(hv_replica_promote(c, "g1", &e), 0);
     assert_int_equal(hv_lookup(c, "5e0b3a7c-6d4f-4b1e-9a2c-766d6861a001", &gi, &e), 0);
     assert_string_equal(gi.name, "g1");
@@ -415,8 +406,8 @@ static void remus_discard(void **state)
 }
 
 /* Xen's backup takes only a stream of the guest it replicates (its own xl.cfg's): another
- * guest's name or UUID is refused before anything is named after it (an earlier receiver's NAME--incoming, here
- * another guest's, stays). */
+ * guest's name or UUID is refused before anything is named after it (an earlier receiver's
+ * NAME--incoming, here another guest's, stays). */
 static void remus_receive_other_guest(void **state)
 {
     static const struct {
@@ -480,8 +471,7 @@ int main(void)
         cmocka_unit_test(ssh_option_injection),
         cmocka_unit_test_setup_teardown(lifecycle, double_setup, double_teardown),
         cmocka_unit_test_setup_teardown(shutdown_modes, double_setup, double_teardown),
-        cmocka_unit_test_setup_teardown(failures_carry_libxl_words, double_setup,
-                                        double_teardown),
+        cmocka_unit_test_setup_teardown(failures_carry_libxl_words, double_setup, double_teardown),
         cmocka_unit_test_setup_teardown(capabilities, double_setup, double_teardown),
         cmocka_unit_test_setup_teardown(remus_promote, double_setup, double_teardown),
         cmocka_unit_test_setup_teardown(remus_discard, double_setup, double_teardown),

@@ -159,8 +159,8 @@ int libxl_get_physinfo(libxl_ctx *ctx, libxl_physinfo *pi)
     return 0;
 }
 
-int libxl_retrieve_domain_configuration(libxl_ctx *ctx, uint32_t domid,
-                                        libxl_domain_config *c, const libxl_asyncop_how *ao)
+int libxl_retrieve_domain_configuration(libxl_ctx *ctx, uint32_t domid, libxl_domain_config *c,
+                                        const libxl_asyncop_how *ao)
 {
     struct xl_double_dom *d = by_domid(domid);
     if (!d)
@@ -173,8 +173,7 @@ int libxl_retrieve_domain_configuration(libxl_ctx *ctx, uint32_t domid,
     return 0;
 }
 
-int libxl_domain_rename(libxl_ctx *ctx, uint32_t domid, const char *old_name,
-                        const char *new_name)
+int libxl_domain_rename(libxl_ctx *ctx, uint32_t domid, const char *old_name, const char *new_name)
 {
     struct xl_double_dom *d = by_domid(domid);
     if (!d || (old_name && strcmp(d->name, old_name) != 0))

@@ -38,8 +38,23 @@ static void parse_levels(void **state)
 static void parse_rejects(void **state)
 {
     static const char *const bad[] = {
-        "", "7", "7.", ".7", "7..2", "7.2.0.1", "7.2-rc1", "v7.2", "-7.2", "7.2 extra",
-        "qemu", "qemu ", "vmware 7.2", "qemu 7,2", "qemu 123456.1", "qemu 7.2.0.", "xen4.17",
+        "",
+        "7",
+        "7.",
+        ".7",
+        "7..2",
+        "7.2.0.1",
+        "7.2-rc1",
+        "v7.2",
+        "-7.2",
+        "7.2 extra",
+        "qemu",
+        "qemu ",
+        "vmware 7.2",
+        "qemu 7,2",
+        "qemu 123456.1",
+        "qemu 7.2.0.",
+        "xen4.17",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct mig_level l = {.major = 9};
@@ -85,8 +100,8 @@ static void list_has(void **state)
 }
 
 struct policy_case {
-    const char *floor;   /* NULL = never ran */
-    const char *host;    /* NULL = host never published */
+    const char *floor; /* NULL = never ran */
+    const char *host;  /* NULL = host never published */
     unsigned window;
     const char *machine, *config_machine, *machines;
     bool allowed;
@@ -141,9 +156,8 @@ static void policy_table(void **state)
 {
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const struct policy_case *c = &cases[i];
-        struct mig_need need = {.window = c->window,
-                                .machine = c->machine,
-                                .config_machine = c->config_machine};
+        struct mig_need need = {
+            .window = c->window, .machine = c->machine, .config_machine = c->config_machine};
         struct mig_host host = {.name = "node2", .machines = c->machines};
         struct vmha_err e = {0};
         if (c->floor)
@@ -216,16 +230,16 @@ static void record_floor_only_rises(void **state)
     assert_int_equal(mig_level_parse("qemu 7.2.0", NULL, &l72, &e), 0);
     assert_int_equal(mig_level_parse("qemu 7.2.1", NULL, &l721, &e), 0);
     assert_int_equal(mig_level_parse("qemu 8.0.0", NULL, &l80, &e), 0);
-    assert_int_equal(mig_record_raise(dir, "web1", &l721, "pc-i440fx-7.2", "node1", &dl, &rec,
-                                      &e), 0);
+    assert_int_equal(mig_record_raise(dir, "web1", &l721, "pc-i440fx-7.2", "node1", &dl, &rec, &e),
+                     0);
     assert_int_equal(mig_level_cmp(&rec.floor, &l721), 0);
     /* Within the branch, down: the floor keeps the higher micro release. */
-    assert_int_equal(mig_record_raise(dir, "web1", &l72, "pc-i440fx-7.2", "node2", &dl, &rec,
-                                      &e), 0);
+    assert_int_equal(mig_record_raise(dir, "web1", &l72, "pc-i440fx-7.2", "node2", &dl, &rec, &e),
+                     0);
     assert_int_equal(mig_level_cmp(&rec.floor, &l721), 0);
     assert_string_equal(rec.host, "node2");
-    assert_int_equal(mig_record_raise(dir, "web1", &l80, "pc-i440fx-7.2", "node3", &dl, &rec,
-                                      &e), 0);
+    assert_int_equal(mig_record_raise(dir, "web1", &l80, "pc-i440fx-7.2", "node3", &dl, &rec, &e),
+                     0);
     assert_int_equal(mig_level_cmp(&rec.floor, &l80), 0);
     assert_int_equal(mig_record_raise(dir, "web1", &l72, NULL, "node1", &dl, &rec, &e), 0);
     assert_int_equal(mig_level_cmp(&rec.floor, &l80), 0);
@@ -274,11 +288,15 @@ static void corrupt_record_is_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(parse_levels),     cmocka_unit_test(parse_rejects),
-        cmocka_unit_test(from_caps),        cmocka_unit_test(list_has),
-        cmocka_unit_test(policy_table),     cmocka_unit_test(family_of_a_fresh_guest),
+        cmocka_unit_test(parse_levels),
+        cmocka_unit_test(parse_rejects),
+        cmocka_unit_test(from_caps),
+        cmocka_unit_test(list_has),
+        cmocka_unit_test(policy_table),
+        cmocka_unit_test(family_of_a_fresh_guest),
         cmocka_unit_test(refusal_names_both_levels),
-        cmocka_unit_test(record_floor_only_rises),  cmocka_unit_test(corrupt_record_is_refused),
+        cmocka_unit_test(record_floor_only_rises),
+        cmocka_unit_test(corrupt_record_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

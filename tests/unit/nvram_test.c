@@ -67,8 +67,8 @@ static void golden_ms_vars(void **state)
         {"Boot0000", "UiApp",
          "Fv(7CB8BDC9-F8EB-4F34-AAEA-3EE4AF6516A1)/FvFile(462CAA21-7614-4503-836E-8AB6F4662331)",
          0x109, 0},
-        {"Boot0001", "UEFI QEMU HARDDISK QM00001 ", "PciRoot(0x0)/Pci(0x1F,0x2)/Sata(0x0,0xFFFF,0x0)",
-         0x1, 16},
+        {"Boot0001", "UEFI QEMU HARDDISK QM00001 ",
+         "PciRoot(0x0)/Pci(0x1F,0x2)/Sata(0x0,0xFFFF,0x0)", 0x1, 16},
         {"Boot0002", "EFI Internal Shell",
          "Fv(7CB8BDC9-F8EB-4F34-AAEA-3EE4AF6516A1)/FvFile(7C04A583-9E3E-4F1C-AD65-E05268D0B4D1)",
          0x1, 0},
@@ -192,8 +192,9 @@ static void crafted_damage(void **state)
 
     memcpy(b, orig, len);
     put32(b + 0x28ac + 40, 0x7fffffff); /* Boot0000's DataSize */
-    expect_refused(b, len, "variable at offset 0x28ac (name 18 bytes, data 2147483647 bytes) "
-                           "runs past the end of the store");
+    expect_refused(b, len,
+                   "variable at offset 0x28ac (name 18 bytes, data 2147483647 bytes) "
+                   "runs past the end of the store");
 
     memcpy(b, orig, len);
     b[0x28ac + 2] = 0x5a; /* a state no write sequence produces */
@@ -360,9 +361,10 @@ static void device_paths(void **state)
     char buf[256];
     struct vmha_err e = {0};
     /* HD(1,GPT,...)/\EFI\BOOT\BOOTX64.EFI */
-    uint8_t hd[] = {4, 1, 42, 0, 1, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0, 0, 0, 0,
-                    0x78, 0x56, 0x34, 0x12, 0xbc, 0x9a, 0xf0, 0xde, 1, 2, 3, 4, 5, 6, 7, 8, 2, 2,
-                    4, 4, 12, 0, 'A', 0, '\\', 0, 'B', 0, 0, 0, 0x7f, 0xff, 4, 0};
+    uint8_t hd[] = {4,    1,    42, 0,    1, 0,   0, 0, 0, 8,    0,    0,    0,    0,    0,
+                    0,    0,    0,  16,   0, 0,   0, 0, 0, 0x78, 0x56, 0x34, 0x12, 0xbc, 0x9a,
+                    0xf0, 0xde, 1,  2,    3, 4,   5, 6, 7, 8,    2,    2,    4,    4,    12,
+                    0,    'A',  0,  '\\', 0, 'B', 0, 0, 0, 0x7f, 0xff, 4,    0};
     assert_int_equal(nvram_device_path_text(hd, sizeof(hd), buf, sizeof(buf), &e), 0);
     assert_string_equal(buf, "HD(1,GPT,12345678-9ABC-DEF0-0102-030405060708,0x800,0x100000)/A\\B");
     /* An unknown node falls back to hex. */
@@ -415,8 +417,7 @@ static void generations(void **state)
     size_t out_len;
     char note[512];
 
-    assert_int_equal(nvgen_newest_valid(gdir, &out, &out_len, &g, note, sizeof(note), &e),
-                     -ENOENT);
+    assert_int_equal(nvgen_newest_valid(gdir, &out, &out_len, &g, note, sizeof(note), &e), -ENOENT);
     assert_int_equal(nvgen_store(gdir, a, len, "node1", "import", 3, &dl, &g, &stored, &e), 0);
     assert_true(stored);
     assert_int_equal(g.num, 1);

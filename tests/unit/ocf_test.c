@@ -46,10 +46,13 @@ static void defaults(void **state)
  * in a notify, who is being promoted. */
 static void clone_meta(void **state)
 {
-    char *env[] = {"OCF_RESKEY_config=/srv/ft1.xml", "OCF_RESKEY_replicate=true",
-                   "OCF_RESOURCE_INSTANCE=ft1:1", "OCF_RESKEY_CRM_meta_notify_type=pre",
+    char *env[] = {"OCF_RESKEY_config=/srv/ft1.xml",
+                   "OCF_RESKEY_replicate=true",
+                   "OCF_RESOURCE_INSTANCE=ft1:1",
+                   "OCF_RESKEY_CRM_meta_notify_type=pre",
                    "OCF_RESKEY_CRM_meta_notify_operation=demote",
-                   "OCF_RESKEY_CRM_meta_notify_promote_uname= ", NULL};
+                   "OCF_RESKEY_CRM_meta_notify_promote_uname= ",
+                   NULL};
     struct ocf_params p;
     struct vmha_err e;
     assert_int_equal(parse(env, &p, &e), 0);
@@ -136,8 +139,8 @@ static void config_required_and_absolute(void **state)
 
 static void dest_uri(void **state)
 {
-    struct ocf_params p = {.hypervisor = "qemu:///system", .migration_transport = "ssh",
-                           .migrate_target = ""};
+    struct ocf_params p = {
+        .hypervisor = "qemu:///system", .migration_transport = "ssh", .migrate_target = ""};
     char *uri = NULL;
     assert_int_equal(ocf_migration_dest_uri(&p, "node2", &uri, NULL), 0);
     assert_string_equal(uri, "qemu+ssh://node2/system");
@@ -213,8 +216,9 @@ static void metadata_lists_every_parameter(void **state)
 
 static void actions(void **state)
 {
-    const char *known[] = {"start", "stop", "monitor", "migrate_to", "migrate_from", "promote",
-                           "demote", "notify", "validate-all", "reload-agent", "meta-data"};
+    const char *known[] = {"start",        "stop",         "monitor",  "migrate_to",
+                           "migrate_from", "promote",      "demote",   "notify",
+                           "validate-all", "reload-agent", "meta-data"};
     for (size_t i = 0; i < sizeof(known) / sizeof(*known); i++)
         assert_non_null(ocf_action_find(known[i]));
     assert_null(ocf_action_find("reload"));

@@ -38,10 +38,10 @@ static void header_rejects(void **state)
 {
     const char *bad[] = {
         "GET / HTTP/1.1\n",
-        "VMHA-CKPT 1 ft1 0123456789abcdef 42\n",   /* another version */
-        "VMHA-CKPT 2 ft1 0123456789abcdef 42",     /* no newline: cut off */
-        "VMHA-CKPT 2 ft1 0123456789abcde 42\n",    /* short session */
-        "VMHA-CKPT 2 ft1 0123456789abcdef 0\n",    /* epochs start at 1 */
+        "VMHA-CKPT 1 ft1 0123456789abcdef 42\n", /* another version */
+        "VMHA-CKPT 2 ft1 0123456789abcdef 42",   /* no newline: cut off */
+        "VMHA-CKPT 2 ft1 0123456789abcde 42\n",  /* short session */
+        "VMHA-CKPT 2 ft1 0123456789abcdef 0\n",  /* epochs start at 1 */
         "VMHA-CKPT 2 ../x 0123456789abcdef 1\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
@@ -70,7 +70,7 @@ static void stale_marks(void **state)
     assert_string_equal(mark, "0000000000000abc 10");
     assert_false(remus_stale_covers(NULL, 0xabc, 5));
     assert_false(remus_stale_covers("", 0xabc, 5));
-    assert_true(remus_stale_covers(mark, 0xabc, 10));  /* the epoch the primary gave up on */
+    assert_true(remus_stale_covers(mark, 0xabc, 10)); /* the epoch the primary gave up on */
     assert_true(remus_stale_covers(mark, 0xabc, 3));
     assert_false(remus_stale_covers(mark, 0xabc, 11)); /* a later checkpoint is good again */
     assert_true(remus_stale_covers(mark, 0xdef, 99));  /* another primary's mark */
@@ -82,10 +82,18 @@ static void status_file(void **state)
 {
     char dir[] = "/tmp/remus-test-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    struct remus_status s = {.role = "primary", .state = "protected", .peer = "node2",
-                             .session = 0xfeedull, .epoch = 7, .committed_ms = 1700000000123ull,
-                             .pause_ms = 12, .ckpt_ms = 150, .bytes = 78000000, .epochs = 7,
-                             .failures = 1, .error = "x=y, with spaces"};
+    struct remus_status s = {.role = "primary",
+                             .state = "protected",
+                             .peer = "node2",
+                             .session = 0xfeedull,
+                             .epoch = 7,
+                             .committed_ms = 1700000000123ull,
+                             .pause_ms = 12,
+                             .ckpt_ms = 150,
+                             .bytes = 78000000,
+                             .epochs = 7,
+                             .failures = 1,
+                             .error = "x=y, with spaces"};
     struct vmha_err e = {0};
     assert_int_equal(remus_status_write(dir, &s, &e), 0);
     struct remus_status r;
@@ -251,8 +259,8 @@ static void stream_merge(void **state)
 }
 
 /* A memory section of an epoch's body: the listed pages of ram. */
-static void ram_section(struct bytes *x, bool full, const unsigned char *ram,
-                        const unsigned *pages, size_t n)
+static void ram_section(struct bytes *x, bool full, const unsigned char *ram, const unsigned *pages,
+                        size_t n)
 {
     add(x, REMUS_BODY_RAM, 8);
     add_be(x, full ? REMUS_BODY_FULL : 0, 8);
@@ -367,7 +375,7 @@ static void journal_and_image(void **state)
     memset(base, 0x77, sizeof(base)); /* pages 0-2 as the base saw them */
     memset(ram + PG, 0x99, PG);       /* page 1 changed before the pause; page 2 not */
     memcpy(ram + 2 * PG, base + 2 * PG, PG);
-    memset(ram, 0, PG);               /* page 0 zeroed before the pause */
+    memset(ram, 0, PG); /* page 0 zeroed before the pause */
     unsigned all[] = {0, 1, 2}, changed[] = {0, 1};
     b.n = 0;
     ram_section(&b, true, base, all, 3);
@@ -405,10 +413,10 @@ static void body_count_overflow(void **state)
     b.n = 0;
     add(&b, REMUS_BODY_RAM, 8);
     add_be(&b, REMUS_BODY_FULL, 8);
-    add_be(&b, 0xfffffffffffff000ull, 8);  /* memory: as large as a page number allows */
+    add_be(&b, 0xfffffffffffff000ull, 8); /* memory: as large as a page number allows */
     add_be(&b, 4494820680728449ull, 8);   /* pages: times 4104 is 3080 modulo 2^64 */
     static const unsigned char filler[3200];
-    add(&b, filler, sizeof(filler));       /* about 3 KiB in all, as the reproducer */
+    add(&b, filler, sizeof(filler)); /* about 3 KiB in all, as the reproducer */
     struct remus_body parsed;
     struct vmha_err e = {0};
     assert_int_equal(remus_body_parse(b.b, b.n, &parsed, &e), -EPROTO);
@@ -430,7 +438,7 @@ static void merge_capability_cut_short(void **state)
     add_be(&x, 0x05, 1);
     add_str(&x, "configuration/capabilities");
     add_be(&x, 1, 4);
-    add_be(&x, 2, 4);  /* two capabilities, */
+    add_be(&x, 2, 4); /* two capabilities, */
     add_str(&x, "events");
     add_be(&x, 0xff, 1); /* the second claims 255 bytes and has none */
     unsigned char *exact = malloc(x.n);
@@ -450,11 +458,15 @@ static void merge_capability_cut_short(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(header_round_trip), cmocka_unit_test(header_rejects),
-        cmocka_unit_test(trailer),           cmocka_unit_test(stale_marks),
+        cmocka_unit_test(header_round_trip),
+        cmocka_unit_test(header_rejects),
+        cmocka_unit_test(trailer),
+        cmocka_unit_test(stale_marks),
         cmocka_unit_test(status_file),
-        cmocka_unit_test(stream_merge),      cmocka_unit_test(journal_and_image),
-        cmocka_unit_test(body_count_overflow), cmocka_unit_test(merge_capability_cut_short),
+        cmocka_unit_test(stream_merge),
+        cmocka_unit_test(journal_and_image),
+        cmocka_unit_test(body_count_overflow),
+        cmocka_unit_test(merge_capability_cut_short),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

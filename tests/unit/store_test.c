@@ -36,9 +36,8 @@ static void kv_roundtrip(void **state)
 {
     struct store_kv kv = {0};
     struct vmha_err e = {0};
-    assert_int_equal(store_kv_parse("level=qemu 7.2.0\nmachine=pc-i440fx-7.2\n\nhost=node1", &kv,
-                                    &e),
-                     0);
+    assert_int_equal(
+        store_kv_parse("level=qemu 7.2.0\nmachine=pc-i440fx-7.2\n\nhost=node1", &kv, &e), 0);
     assert_int_equal(kv.n, 3);
     assert_string_equal(store_kv_get(&kv, "level"), "qemu 7.2.0");
     assert_string_equal(store_kv_get(&kv, "host"), "node1");
