@@ -144,7 +144,7 @@ static int publish_boot(const struct node_params *p, const struct cluster_node *
     struct store_kv rec = {0};
     int r = store_guest_dir(p->state_dir, guest, &gdir, &e);
     if (r == 0)
-        r = store_read(gdir, "artifacts", &rec, &e);
+        r = store_read(gdir, STATE_ARTIFACTS, &rec, &e);
     if (r == -ENOENT)
         return 0; /* boots no kernel directly, or not defined yet */
     if (r < 0) {
@@ -172,7 +172,7 @@ static int publish_boot(const struct node_params *p, const struct cluster_node *
         strcmp(seen, sig) == 0)
         return 0;
     bool recorded;
-    if (boot_artifacts_verify_files(gdir, "artifacts", &recorded, &e) < 0)
+    if (boot_artifacts_verify_files(gdir, STATE_ARTIFACTS, &recorded, &e) < 0)
         snprintf(verdict, sizeof(verdict), "no: %.500s", e.msg);
     else
         snprintf(verdict, sizeof(verdict), "%s", MIG_VERDICT_OK);

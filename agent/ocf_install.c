@@ -77,7 +77,7 @@ int ocf_boot_check(const struct ocf_params *p, const struct hv_guest_config *cfg
         /* Pinned digests alone: nothing is recorded, everything is checked. */
         struct vmha_err e = {0};
         const struct boot_record_ref none = {
-            .gdir = "/nonexistent", .guest = cfg->name, .name = "artifacts"};
+            .gdir = "/nonexistent", .guest = cfg->name, .name = STATE_ARTIFACTS};
         int r = boot_artifacts_check(&none, &a, p->kernel_sha256, p->initrd_sha256, 0, &e);
         if (r < 0) {
             vmha_err_set(why, r, "%s", e.msg);
@@ -85,7 +85,8 @@ int ocf_boot_check(const struct ocf_params *p, const struct hv_guest_config *cfg
         }
         return OCF_SUCCESS;
     }
-    int rc = check(p, cfg->name, "artifacts", &a, p->kernel_sha256, p->initrd_sha256, record, why);
+    int rc =
+        check(p, cfg->name, STATE_ARTIFACTS, &a, p->kernel_sha256, p->initrd_sha256, record, why);
     /* The installer's files matter only until the install is done. */
     _cleanup_free_ char *gdir = NULL;
     struct install_record rec = {0};

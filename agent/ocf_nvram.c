@@ -10,10 +10,10 @@
 #include <unistd.h>
 
 #include "agent_private.h"
-#include "vmha/boot.h"
 #include "vmha/cleanup.h"
 #include "vmha/cluster.h"
 #include "vmha/nvram.h"
+#include "vmha/state.h"
 
 #define NVRAM_FILE_MAX (64u << 20)
 

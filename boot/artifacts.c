@@ -5,8 +5,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <glib.h>
-
 #include "vmha/boot.h"
 #include "vmha/cleanup.h"
 
@@ -19,17 +17,13 @@ int boot_file_sha256(const char *path, char out[65], struct vmha_err *err)
     int r = vmha_read_blob(path, ARTIFACT_MAX, &buf, &len, err);
     if (r < 0)
         return r;
-    gchar *hex = g_compute_checksum_for_data(G_CHECKSUM_SHA256, buf, len);
-    snprintf(out, 65, "%s", hex ? hex : "");
-    g_free(hex);
+    state_sha256_hex(buf, len, out);
     return 0;
 }
 
 static void text_sha256(const char *s, char out[65])
 {
-    gchar *hex = g_compute_checksum_for_string(G_CHECKSUM_SHA256, s ? s : "", -1);
-    snprintf(out, 65, "%s", hex ? hex : "");
-    g_free(hex);
+    state_sha256_hex(s ? s : "", s ? strlen(s) : 0, out);
 }
 
 void boot_key_clear(struct boot_key *k)
@@ -56,20 +50,23 @@ static int hmac_of(const struct boot_record_ref *ref, const struct store_kv *kv,
 {
     static const char *const keys[] = {"kernel", "kernel_sha256", "initrd", "initrd_sha256",
                                        "cmdline_sha256"};
-    GString *s = g_string_new("vmha-boot-artifacts\n");
-    g_string_append_printf(s, "format=%d\nguest=%zu:%s\nrecord=%zu:%s\n", BOOT_RECORD_FORMAT,
-                           strlen(ref->guest), ref->guest, strlen(ref->name), ref->name);
+    char *s = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&s, &len);
+    if (!f)
+        return -ENOMEM;
+    fprintf(f, "vmha-boot-artifacts\nformat=%d\nguest=%zu:%s\nrecord=%zu:%s\n", BOOT_RECORD_FORMAT,
+            strlen(ref->guest), ref->guest, strlen(ref->name), ref->name);
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         const char *v = store_kv_get(kv, keys[i]);
-        g_string_append_printf(s, "%s=%zu:%s\n", keys[i], strlen(v ? v : ""), v ? v : "");
+        fprintf(f, "%s=%zu:%s\n", keys[i], strlen(v ? v : ""), v ? v : "");
     }
-    gchar *hex = g_compute_hmac_for_data(G_CHECKSUM_SHA256, ref->key->bytes, ref->key->len,
-                                         (const guchar *)s->str, s->len);
-    g_string_free(s, TRUE);
-    if (!hex)
+    if (fclose(f) != 0) {
+        free(s);
         return -ENOMEM;
-    snprintf(out, 65, "%s", hex);
-    g_free(hex);
+    }
+    state_hmac_sha256_hex(ref->key->bytes, ref->key->len, s, len, out);
+    free(s);
     return 0;
 }
 
@@ -281,7 +278,7 @@ int install_read(const char *gdir, struct install_record *ret, struct vmha_err *
 {
     memset(ret, 0, sizeof(*ret));
     _cleanup_(store_kv_clear) struct store_kv kv = {0};
-    int r = store_read(gdir, "install", &kv, err);
+    int r = store_read(gdir, STATE_INSTALL, &kv, err);
     if (r == -ENOENT)
         return 0;
     if (r < 0)
@@ -313,7 +310,7 @@ int install_write(const char *gdir, const struct install_record *rec, struct vmh
         store_kv_set(&kv, "host", rec->host) < 0 || store_kv_set(&kv, "attempts", a) < 0 ||
         store_kv_set(&kv, "changed", t) < 0)
         return vmha_err_set(err, -EINVAL, "host holds a newline");
-    return store_write(gdir, "install", &kv, false, err);
+    return store_write(gdir, STATE_INSTALL, &kv, false, err);
 }
 
 int boot_artifacts_verify_files(const char *gdir, const char *name, bool *recorded,

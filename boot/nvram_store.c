@@ -9,20 +9,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <glib.h>
-
-#include "store_private.h"
-#include "vmha/boot.h"
 #include "vmha/cleanup.h"
 #include "vmha/nvram.h"
+#include "vmha/state.h"
 
 #define NVRAM_MAX (64u << 20)
 
 void nvram_digest(const uint8_t *buf, size_t len, char out[65])
 {
-    gchar *hex = g_compute_checksum_for_data(G_CHECKSUM_SHA256, buf, len);
-    snprintf(out, 65, "%s", hex ? hex : "");
-    g_free(hex);
+    state_sha256_hex(buf, len, out);
 }
 
 /* gdir/sub (malloc'd), or NULL with err set. */
@@ -75,7 +70,7 @@ int nvgen_list(const char *gdir, struct nvram_gen **ret, size_t *n, struct vmha_
 {
     *ret = NULL;
     *n = 0;
-    _cleanup_free_ char *dir = sub_dir(gdir, "nvram", err);
+    _cleanup_free_ char *dir = sub_dir(gdir, STATE_NVRAM_DIR, err);
     if (!dir)
         return -ENOMEM;
     _cleanup_(closep) int dfd = -1;
@@ -126,7 +121,7 @@ int nvgen_list(const char *gdir, struct nvram_gen **ret, size_t *n, struct vmha_
 int nvgen_read(const char *gdir, const struct nvram_gen *g, uint8_t **buf, size_t *len,
                struct vmha_err *err)
 {
-    _cleanup_free_ char *dir = sub_dir(gdir, "nvram", err), *path = NULL;
+    _cleanup_free_ char *dir = sub_dir(gdir, STATE_NVRAM_DIR, err), *path = NULL;
     if (!dir)
         return -ENOMEM;
     char file[32];
@@ -194,7 +189,7 @@ int nvgen_store(const char *gdir, const uint8_t *buf, size_t len, const char *ho
     if (r < 0)
         return vmha_err_set(err, r, "not stored: %s", e.msg);
     nvram_clear(&nv);
-    _cleanup_free_ char *dir = sub_dir(gdir, "nvram", err);
+    _cleanup_free_ char *dir = sub_dir(gdir, STATE_NVRAM_DIR, err);
     if (!dir)
         return -ENOMEM;
     _cleanup_(store_kv_clear) struct store_kv kv = {0};
@@ -289,7 +284,7 @@ int nvgen_keep_forensic(const char *gdir, const uint8_t *buf, size_t len, const 
 int nvgen_booted(const char *gdir, unsigned long *num, struct vmha_err *err)
 {
     *num = 0;
-    _cleanup_free_ char *dir = sub_dir(gdir, "nvram", err);
+    _cleanup_free_ char *dir = sub_dir(gdir, STATE_NVRAM_DIR, err);
     if (!dir)
         return -ENOMEM;
     _cleanup_(store_kv_clear) struct store_kv kv = {0};
@@ -308,7 +303,7 @@ int nvgen_booted(const char *gdir, unsigned long *num, struct vmha_err *err)
 
 int nvgen_set_booted(const char *gdir, unsigned long num, const char *host, struct vmha_err *err)
 {
-    _cleanup_free_ char *dir = sub_dir(gdir, "nvram", err);
+    _cleanup_free_ char *dir = sub_dir(gdir, STATE_NVRAM_DIR, err);
     if (!dir)
         return -ENOMEM;
     char n[32], t[32];

@@ -84,7 +84,8 @@ static int record(const struct cli_guest *g, const struct cli_opts *o)
         return VMHA_EXIT_FAILED;
     }
     struct boot_artifacts a = {.kernel = cfg.kernel, .initrd = cfg.initrd, .cmdline = cfg.cmdline};
-    struct boot_record_ref ref = {.gdir = gdir, .guest = g->name, .name = "artifacts", .key = &key};
+    struct boot_record_ref ref = {
+        .gdir = gdir, .guest = g->name, .name = STATE_ARTIFACTS, .key = &key};
     const char *done[2];
     size_t n = 0;
     if (a.kernel || a.initrd) {
@@ -93,7 +94,7 @@ static int record(const struct cli_guest *g, const struct cli_opts *o)
             fprintf(stderr, "vmha boot: guest %s: %s\n", g->name, e.msg);
             return VMHA_EXIT_FAILED;
         }
-        done[n++] = "artifacts";
+        done[n++] = STATE_ARTIFACTS;
     }
     /* The installer's files, as the agent checks them: until the install is done. */
     struct install_record ir;
@@ -180,10 +181,10 @@ int cmd_boot(int argc, char **argv, const struct cli_opts *o)
     }
     bool has_install = param_or_null(&g, "install_config") || install_shorthand(&g);
     _cleanup_(store_kv_clear) struct store_kv rec = {0};
-    bool recorded = store_read(gdir, "artifacts", &rec, &e) == 0;
+    bool recorded = store_read(gdir, STATE_ARTIFACTS, &rec, &e) == 0;
     bool here_recorded = false;
     struct vmha_err here = {0};
-    int here_r = boot_artifacts_verify_files(gdir, "artifacts", &here_recorded, &here);
+    int here_r = boot_artifacts_verify_files(gdir, STATE_ARTIFACTS, &here_recorded, &here);
     char attr[300];
     snprintf(attr, sizeof(attr), "%s%s", MIG_ATTR_BOOT_PREFIX, g.name);
     char t[32] = "-";

@@ -74,7 +74,7 @@ int cmd_check(int argc, char **argv, const struct cli_opts *o)
                      note[0] ? " (newer damaged)" : "");
         policy = g.policy;
         struct store_kv kv = {0};
-        boot = gdir && store_read(gdir, "artifacts", &kv, &e) == 0;
+        boot = gdir && store_read(gdir, STATE_ARTIFACTS, &kv, &e) == 0;
         store_kv_clear(&kv);
     } else {
         snprintf(nvram.text, sizeof(nvram.text), "not kept (no state_dir)");

@@ -4,9 +4,9 @@
 #include <string.h>
 
 #include "cli_private.h"
-#include "vmha/boot.h"
 #include "vmha/cleanup.h"
 #include "vmha/hv.h"
+#include "vmha/state.h"
 
 /* What store_name_ok takes, for the operator. */
 #define NAME_RULE "it may hold only letters, digits and _ . : - (at most 200 characters)"

@@ -9,11 +9,11 @@
 #include <unistd.h>
 
 #include "cli_private.h"
-#include "vmha/boot.h"
 #include "vmha/cleanup.h"
 #include "vmha/hv.h"
 #include "vmha/migrate.h"
 #include "vmha/remus.h"
+#include "vmha/state.h"
 
 /* Where the guest runs now, by the cluster's computation; "" when stopped. */
 static int location(const struct cli_guest *g, const struct vmha_deadline *dl, char *host,

@@ -4,12 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmha/boot.h"
 #include "vmha/cleanup.h"
 #include "vmha/cluster.h"
 #include "vmha/migrate.h"
-
-#define FLOOR_FILE "floor"
+#include "vmha/state.h"
 
 static void copy(char *dst, size_t size, const char *src)
 {
@@ -25,12 +23,12 @@ int mig_record_read(const char *state_dir, const char *guest, struct mig_record 
     if (r < 0)
         return r;
     _cleanup_(store_kv_clear) struct store_kv kv = {0};
-    if ((r = store_read(dir, FLOOR_FILE, &kv, err)) < 0)
+    if ((r = store_read(dir, STATE_FLOOR, &kv, err)) < 0)
         return r;
     const char *level = store_kv_get(&kv, "level");
     struct vmha_err e = {0};
     if (level && level[0] && mig_level_parse(level, NULL, &ret->floor, &e) < 0)
-        return vmha_err_set(err, -EINVAL, "%s/%s: %s", dir, FLOOR_FILE, e.msg);
+        return vmha_err_set(err, -EINVAL, "%s/%s: %s", dir, STATE_FLOOR, e.msg);
     copy(ret->family, sizeof(ret->family), store_kv_get(&kv, "family"));
     copy(ret->machine, sizeof(ret->machine), store_kv_get(&kv, "machine"));
     copy(ret->config_machine, sizeof(ret->config_machine), store_kv_get(&kv, "config_machine"));
@@ -38,7 +36,7 @@ int mig_record_read(const char *state_dir, const char *guest, struct mig_record 
     uint64_t w = 1;
     const char *window = store_kv_get(&kv, "window");
     if (window && vmha_parse_uint(window, 1000, &w) < 0)
-        return vmha_err_set(err, -EINVAL, "%s/%s: window=%s is not a number", dir, FLOOR_FILE,
+        return vmha_err_set(err, -EINVAL, "%s/%s: window=%s is not a number", dir, STATE_FLOOR,
                             window);
     ret->window = (unsigned)w;
     return 0;
@@ -56,7 +54,7 @@ static int record_write(const char *dir, const struct mig_record *m, bool exclus
         store_kv_set(&kv, "config_machine", m->config_machine) < 0 ||
         store_kv_set(&kv, "window", window) < 0 || store_kv_set(&kv, "host", m->host) < 0)
         return vmha_err_set(err, -EINVAL, "a value of the migration record holds a newline");
-    return store_write(dir, FLOOR_FILE, &kv, exclusive, err);
+    return store_write(dir, STATE_FLOOR, &kv, exclusive, err);
 }
 
 /* Read-modify-write under the guest directory's lock. */

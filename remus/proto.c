@@ -9,9 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vmha/boot.h"
 #include "vmha/cleanup.h"
 #include "vmha/remus.h"
+#include "vmha/state.h"
 
 static bool guest_name_ok(const char *s)
 {

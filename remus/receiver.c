@@ -17,9 +17,9 @@
 #include <unistd.h>
 
 #include "remus_private.h"
-#include "vmha/boot.h"
 #include "vmha/cleanup.h"
 #include "vmha/cluster.h"
+#include "vmha/state.h"
 
 /* The most a body may hold: a first checkpoint's base and its changes (each at most every
  * page of the guest's memory) and the device state. Nothing larger is written to the

@@ -1,4 +1,4 @@
-/* The per-guest state store (see include/vmha/boot.h).
+/* The per-guest state store (see include/vmha/state.h).
  *
  * Whoever can write state_dir (root on any node, an NFS client with no_root_squash) must not
  * be able to steer what root reads or writes here: below the directory a caller names, the
@@ -14,9 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store_private.h"
-#include "vmha/boot.h"
 #include "vmha/cleanup.h"
+#include "vmha/state.h"
 
 /* The store's files are small; anything bigger is not ours. */
 #define STORE_FILE_MAX (256u << 10)
