@@ -160,3 +160,24 @@ int vmha_read_file(const char *path, size_t max_bytes, char **ret, struct vmha_e
     size_t len;
     return vmha_read_blob(path, max_bytes, (uint8_t **)ret, &len, err);
 }
+
+int vmha_split_hostport(const char *address, char *host, size_t hsize, char *port, size_t psize)
+{
+    const char *colon = strrchr(address, ':');
+    if (!colon || !colon[1])
+        return -EINVAL;
+    const char *h = address;
+    size_t hl = (size_t)(colon - address);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [v6]:port */
+        h++;
+        hl -= 2;
+    } else if (memchr(h, ':', hl)) {
+        return -EINVAL; /* a bare v6 address: which colon is the port's? */
+    }
+    if (hl == 0 || hl >= hsize || strlen(colon + 1) >= psize)
+        return hl == 0 ? -EINVAL : -ENAMETOOLONG;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    snprintf(port, psize, "%s", colon + 1);
+    return 0;
+}

@@ -133,7 +133,7 @@ int chan_client(struct chan *c, const struct remus_ctx *x, const char *address,
     if (x->auth == REMUS_AUTH_NONE)
         return 0;
     char host[256], port[16];
-    int r = remus_split_address(address, host, sizeof(host), port, sizeof(port));
+    int r = vmha_split_hostport(address, host, sizeof(host), port, sizeof(port));
     if (r < 0)
         return vmha_err_set(err, r, "replica address %s is not host:port or [v6]:port", address);
     r = session_new(c, x, false, err);

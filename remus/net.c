@@ -10,31 +10,10 @@
 
 #include "remus_private.h"
 
-int remus_split_address(const char *address, char *host, size_t hsize, char *port, size_t psize)
-{
-    const char *colon = strrchr(address, ':');
-    if (!colon || !colon[1])
-        return -EINVAL;
-    const char *h = address;
-    size_t hl = (size_t)(colon - address);
-    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [v6]:port */
-        h++;
-        hl -= 2;
-    } else if (memchr(h, ':', hl)) {
-        return -EINVAL; /* a bare v6 address: which colon is the port's? */
-    }
-    if (hl == 0 || hl >= hsize || strlen(colon + 1) >= psize)
-        return hl == 0 ? -EINVAL : -ENAMETOOLONG;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    snprintf(port, psize, "%s", colon + 1);
-    return 0;
-}
-
 int remus_connect(const char *address, const struct vmha_deadline *dl, struct vmha_err *err)
 {
     char host[256], port[16];
-    int r = remus_split_address(address, host, sizeof(host), port, sizeof(port));
+    int r = vmha_split_hostport(address, host, sizeof(host), port, sizeof(port));
     if (r < 0)
         return vmha_err_set(err, r, "replica address %s is not host:port or [v6]:port", address);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
@@ -74,7 +53,7 @@ int remus_connect(const char *address, const struct vmha_deadline *dl, struct vm
 int remus_listen(const char *address, struct vmha_err *err)
 {
     char host[256], port[16];
-    int r = remus_split_address(address, host, sizeof(host), port, sizeof(port));
+    int r = vmha_split_hostport(address, host, sizeof(host), port, sizeof(port));
     if (r < 0)
         return vmha_err_set(err, r, "replication address %s is not host:port or [v6]:port",
                             address);

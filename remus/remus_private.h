@@ -52,9 +52,6 @@ void chan_close(struct chan *c);
 int chan_load_key(struct remus_ctx *x, const char *key_file, struct vmha_err *err);
 const char *remus_auth_name(enum remus_auth a);
 
-/* "host:port" or "[v6]:port" split in two; -EINVAL without a port, -ENAMETOOLONG. */
-int remus_split_address(const char *address, char *host, size_t hsize, char *port, size_t psize);
-
 /* The backup's door (door.c): its listening socket and the connections still proving
  * themselves. */
 #define REMUS_PENDING_MAX 16
@@ -136,11 +133,24 @@ int remus_mark_stale(struct remus_ctx *x, const char *peer, uint64_t epoch,
  * what peer holds of an earlier session stays stale). Only the one primary writes marks. */
 void remus_renew_mark(struct remus_ctx *x, const char *peer);
 
-/* Xen's Remus through libxenlight (xen.c, in builds with the libxl backend). */
+/* A hypervisor's own Remus (native.c; Xen's, through libxenlight). */
 int remus_native_send(struct remus_ctx *x);
 int remus_native_receive(struct remus_ctx *x);
 
-/* Writes the status file (a failure to is logged, not fatal). */
+/* The session (session.c), below the engines: main.c and the engines call it, it calls
+ * neither. */
+/* Forks: the parent waits for the child's first word and returns the exit code; the child
+ * returns -1 and goes on, detached. */
+int remus_session_detach(void);
+/* Tells the waiting parent how the start went (once; nothing in the foreground). */
+void remus_session_ready(const char *msg);
+/* SIGTERM and SIGINT set remus_stop_requested, SIGUSR1 remus_demote_requested. */
+void remus_session_signals(void);
+/* The lock that says "this replicator lives", on dir/<mode>.pid, held while the process
+ * lives: -EBUSY when another holds it. */
+int remus_session_lock(const char *dir, const char *mode, struct vmha_err *err);
+/* Writes the status file (a failure to is logged, not fatal); the first one says the
+ * replicator is ready. */
 void remus_publish(struct remus_ctx *x);
 /* Records err as the replicator's final state "failed" and returns 1. */
 int remus_fail(struct remus_ctx *x, const struct vmha_err *err);

@@ -252,133 +252,183 @@ static uint64_t now_us(void)
 /* One epoch to the current peer. On success the checkpoint is committed at the backup and
  * the output before it released; the guest stays paused when final (a demote). On failure
  * the guest runs and its output is still held. */
-static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
+/* One epoch as it goes: its connection, deadline and what it measured. */
+struct epoch {
+    struct chan ch;
+    struct vmha_deadline dl;
+    uint64_t n, t0, t_paused, us[6]; /* us: for --stats, the epoch's steps */
+    bool full;                       /* the first of a session: the whole memory as a base */
+    size_t base, pages, dev_len;
+    struct hv_ckpt_stats st;
+};
+
+/* Connected, authenticated, the header sent, and the backup's GO: it is ready to take the
+ * checkpoint (it may have been writing the last one's memory to file), so the guest is not
+ * paused to wait for it, for as long as a whole memory's write may take. */
+static int epoch_open(struct sender *s, struct epoch *ep, struct vmha_err *err)
 {
     struct remus_ctx *x = s->x;
-    uint64_t epoch = x->st.epoch + 1;
-    struct vmha_deadline dl = vmha_deadline_in(x->timeout_ms);
-    uint64_t t0 = vmha_now_ms(), us[6] = {now_us()}; /* for --stats: the epoch's steps */
-    struct chan ch = {.fd = remus_connect(s->addr, &dl, err)};
-    if (ch.fd < 0)
-        return ch.fd;
-    int r = 0;
-    vmha_tune_socket(ch.fd, x->timeout_ms);
-    if ((r = chan_client(&ch, x, s->addr, &dl, err)) < 0)
-        goto out;
-    struct remus_epoch_id id = {.session = x->st.session, .epoch = epoch};
+    ep->ch.fd = remus_connect(s->addr, &ep->dl, err);
+    if (ep->ch.fd < 0)
+        return ep->ch.fd;
+    vmha_tune_socket(ep->ch.fd, x->timeout_ms);
+    int r = chan_client(&ep->ch, x, s->addr, &ep->dl, err);
+    if (r < 0)
+        return r;
+    struct remus_epoch_id id = {.session = x->st.session, .epoch = ep->n};
     snprintf(id.guest, sizeof(id.guest), "%s", x->guest);
     char hdr[REMUS_HEADER_MAX];
     int n = remus_header_format(&id, hdr, sizeof(hdr));
-    if (n < 0) {
-        r = vmha_err_set(err, n, "guest name %s cannot travel in the stream", x->guest);
-        goto out;
-    }
-    if ((r = chan_write_all(&ch, hdr, (size_t)n, &dl)) < 0) {
-        vmha_err_set(err, r, "cannot send to the replica at %s: %s", s->addr, strerror(-r));
-        goto out;
-    }
-    /* The backup says when it takes the checkpoint (it may still be writing the last one's
-     * memory to file): the guest is not paused to wait for it. As long as a whole memory's
-     * write may take. */
+    if (n < 0)
+        return vmha_err_set(err, n, "guest name %s cannot travel in the stream", x->guest);
+    if ((r = chan_write_all(&ep->ch, hdr, (size_t)n, &ep->dl)) < 0)
+        return vmha_err_set(err, r, "cannot send to the replica at %s: %s", s->addr, strerror(-r));
     struct vmha_deadline go = vmha_deadline_in(x->timeout_ms + s->ram_size / 52429);
-    if ((r = read_answer(&ch, epoch, "GO", &go, err)) < 0)
-        goto out;
-    /* From here the shadow runs ahead of the backup until it acknowledges. */
-    bool full = !s->synced;
+    return read_answer(&ep->ch, ep->n, "GO", &go, err);
+}
+
+/* The first epoch of a session sends a base while the guest runs: the pause then covers only
+ * what changed since. It carries all of the memory, so it gets time for that on top of
+ * checkpoint_timeout (20 ms per MiB: 50 MB/s at least), and the checkpoint its own deadline
+ * after. From here the shadow runs ahead of the backup until it acknowledges. */
+static int epoch_base(struct sender *s, struct epoch *ep, struct vmha_err *err)
+{
+    ep->full = !s->synced;
     s->synced = false;
-    size_t base = 0;
-    if (full) {
-        /* A base while the guest runs: the pause then covers only what changed since. It
-         * carries all of the memory, so it gets time for that on top of checkpoint_timeout
-         * (20 ms per MiB: 50 MB/s at least), and the checkpoint its own deadline after. */
-        struct vmha_deadline bdl = vmha_deadline_in(x->timeout_ms + s->ram_size / 52429);
-        base = track_scan(s, true);
-        if ((r = send_ram(s, &ch, base, true, &bdl)) < 0) {
-            vmha_err_set(err, r, "cannot send to the replica at %s: %s", s->addr, strerror(-r));
-            goto out;
-        }
-        dl = vmha_deadline_in(x->timeout_ms);
-    }
-    struct hv_ckpt_stats st = {0};
+    if (!ep->full)
+        return 0;
+    struct vmha_deadline bdl = vmha_deadline_in(s->x->timeout_ms + s->ram_size / 52429);
+    ep->base = track_scan(s, true);
+    int r = send_ram(s, &ep->ch, ep->base, true, &bdl);
+    if (r < 0)
+        return vmha_err_set(err, r, "cannot send to the replica at %s: %s", s->addr, strerror(-r));
+    ep->dl = vmha_deadline_in(s->x->timeout_ms);
+    return 0;
+}
+
+/* The paused part: the guest paused at the checkpoint, what changed and the device state
+ * sent, and the backup's ACK. On success the guest is still paused; on failure after the
+ * pause, *paused says so (the caller resumes it). */
+static int epoch_paused(struct sender *s, struct epoch *ep, bool *paused, struct vmha_err *err)
+{
     struct collect dev = {0};
-    if ((r = take(s, &dl, &dev, &st, err)) < 0) {
+    int r = take(s, &ep->dl, &dev, &ep->st, err);
+    if (r < 0) {
         free(dev.buf);
-        goto out;
+        return r;
     }
-    uint64_t t_paused = vmha_now_ms();
-    us[1] = now_us();
+    *paused = true;
+    ep->t_paused = vmha_now_ms();
+    ep->us[1] = now_us();
     struct pollfd gone = {.fd = s->qemu, .events = POLLIN};
     if (poll(&gone, 1, 0) != 0) {
         free(dev.buf);
         s->qemu_gone = true;
-        r = vmha_err_set(err, -ESRCH,
-                         "the QEMU whose memory this replication reads has "
-                         "exited: replication starts again");
-        goto resume;
+        return vmha_err_set(err, -ESRCH,
+                            "the QEMU whose memory this replication reads has "
+                            "exited: replication starts again");
     }
-    size_t pages = track_scan(s, false);
-    us[2] = now_us();
-    r = send_ram(s, &ch, pages, false, &dl);
+    ep->pages = track_scan(s, false);
+    ep->us[2] = now_us();
+    r = send_ram(s, &ep->ch, ep->pages, false, &ep->dl);
     if (r == 0)
-        r = send_dev(&ch, &dev, &dl);
+        r = send_dev(&ep->ch, &dev, &ep->dl);
+    ep->dev_len = dev.len;
     free(dev.buf);
     unsigned char trailer[REMUS_TRAILER_LEN];
-    remus_trailer_make(epoch, trailer);
-    if (r < 0 || (r = chan_write_all(&ch, trailer, sizeof(trailer), &dl)) < 0 ||
-        (r = chan_shutdown_wr(&ch)) < 0) {
-        vmha_err_set(err, r < 0 ? r : -errno, "checkpoint %" PRIu64 " did not reach %s", epoch,
-                     s->addr);
-        goto resume;
-    }
+    remus_trailer_make(ep->n, trailer);
+    if (r < 0 || (r = chan_write_all(&ep->ch, trailer, sizeof(trailer), &ep->dl)) < 0 ||
+        (r = chan_shutdown_wr(&ep->ch)) < 0)
+        return vmha_err_set(err, r < 0 ? r : -errno, "checkpoint %" PRIu64 " did not reach %s",
+                            ep->n, s->addr);
     char ack[64];
-    snprintf(ack, sizeof(ack), "ACK %" PRIu64, epoch);
-    if ((r = read_answer(&ch, epoch, ack, &dl, err)) < 0)
-        goto resume;
-    chan_close(&ch);
-    us[3] = now_us();
+    snprintf(ack, sizeof(ack), "ACK %" PRIu64, ep->n);
+    if ((r = read_answer(&ep->ch, ep->n, ack, &ep->dl, err)) < 0)
+        return r;
+    ep->us[3] = now_us();
+    return 0;
+}
+
+/* The backup holds the checkpoint: it is the committed one, and the output the guest produced
+ * before it may go out. */
+static int epoch_commit(struct sender *s, struct epoch *ep, struct vmha_err *err)
+{
+    struct remus_ctx *x = s->x;
     s->synced = true;
-    x->st.epoch = epoch;
+    x->st.epoch = ep->n;
     x->st.committed_ms = remus_realtime_ms();
-    x->st.bytes = dev.len + 16 + (full ? 32 : 0) + 32 + (base + pages) * (8 + REMUS_PAGE);
-    x->st.ckpt_ms = vmha_now_ms() - t0;
+    x->st.bytes =
+        ep->dev_len + 16 + (ep->full ? 32 : 0) + 32 + (ep->base + ep->pages) * (8 + REMUS_PAGE);
+    x->st.ckpt_ms = vmha_now_ms() - ep->t0;
     x->st.epochs++;
     struct vmha_err e = {0};
-    if ((r = hv_ckpt_release(s->hv, x->guest, false, &e)) < 0) {
-        vmha_err_set(err, r,
-                     "checkpoint %" PRIu64 " committed, but its output cannot be "
-                     "released: %s",
-                     epoch, e.msg);
-        goto resume;
-    }
-    if (final)
-        return 0;
-    us[4] = now_us();
-    if ((r = hv_resume(s->hv, x->guest, &e)) < 0)
-        return vmha_err_set(err, r, "cannot resume the guest after checkpoint %" PRIu64 ": %s",
-                            epoch, e.msg);
-    us[5] = now_us();
-    x->st.pause_ms = st.paused_ms + (vmha_now_ms() - t_paused);
-    if (x->stats) {
-        /* start ms, epoch, pause ms, checkpoint ms, bytes, pages, full; then µs spent
-         * taking the device state, finding the changed pages, sending them until the ACK,
-         * releasing the output, resuming the guest. */
-        fprintf(x->stats, "%llu %llu %llu %llu %llu %zu %d", (unsigned long long)t0,
-                (unsigned long long)epoch, (unsigned long long)x->st.pause_ms,
-                (unsigned long long)x->st.ckpt_ms, (unsigned long long)x->st.bytes, pages, full);
-        for (int i = 1; i < 6; i++)
-            fprintf(x->stats, " %llu", (unsigned long long)(us[i] - us[i - 1]));
-        fputc('\n', x->stats);
-        fflush(x->stats);
-    }
+    int r = hv_ckpt_release(s->hv, x->guest, false, &e);
+    if (r < 0)
+        return vmha_err_set(err, r,
+                            "checkpoint %" PRIu64 " committed, but its output cannot be "
+                            "released: %s",
+                            ep->n, e.msg);
     return 0;
-resume:;
-    struct vmha_err e2 = {0};
-    if (hv_resume(s->hv, x->guest, &e2) < 0)
-        cluster_log(LOG_ERR, "cannot resume guest %s after a failed checkpoint: %s", x->guest,
-                    e2.msg);
-out:
-    chan_close(&ch);
-    return r;
+}
+
+/* --stats: start ms, epoch, pause ms, checkpoint ms, bytes, pages, full; then µs spent
+ * taking the device state, finding the changed pages, sending them until the ACK, releasing
+ * the output, resuming the guest. */
+static void epoch_stats(const struct sender *s, const struct epoch *ep)
+{
+    const struct remus_ctx *x = s->x;
+    if (!x->stats)
+        return;
+    fprintf(x->stats, "%llu %llu %llu %llu %llu %zu %d", (unsigned long long)ep->t0,
+            (unsigned long long)ep->n, (unsigned long long)x->st.pause_ms,
+            (unsigned long long)x->st.ckpt_ms, (unsigned long long)x->st.bytes, ep->pages,
+            ep->full);
+    for (int i = 1; i < 6; i++)
+        fprintf(x->stats, " %llu", (unsigned long long)(ep->us[i] - ep->us[i - 1]));
+    fputc('\n', x->stats);
+    fflush(x->stats);
+}
+
+/* One checkpoint, from connecting to the guest running again (with final, the guest stays
+ * paused after its output is released: a demote). */
+static int epoch_once(struct sender *s, bool final, struct vmha_err *err)
+{
+    struct remus_ctx *x = s->x;
+    struct epoch ep = {.n = x->st.epoch + 1,
+                       .dl = vmha_deadline_in(x->timeout_ms),
+                       .t0 = vmha_now_ms(),
+                       .us = {now_us()},
+                       .ch = {.fd = -1}};
+    bool paused = false;
+    int r = epoch_open(s, &ep, err);
+    if (r == 0)
+        r = epoch_base(s, &ep, err);
+    if (r == 0)
+        r = epoch_paused(s, &ep, &paused, err);
+    chan_close(&ep.ch);
+    if (r == 0)
+        r = epoch_commit(s, &ep, err);
+    if (r == 0 && final)
+        return 0;
+    if (!paused)
+        return r;
+    ep.us[4] = now_us();
+    struct vmha_err e = {0};
+    if (hv_resume(s->hv, x->guest, &e) < 0) {
+        if (r < 0) {
+            cluster_log(LOG_ERR, "cannot resume guest %s after a failed checkpoint: %s", x->guest,
+                        e.msg);
+            return r;
+        }
+        return vmha_err_set(err, e.code, "cannot resume the guest after checkpoint %" PRIu64 ": %s",
+                            ep.n, e.msg);
+    }
+    if (r < 0)
+        return r;
+    ep.us[5] = now_us();
+    x->st.pause_ms = ep.st.paused_ms + (vmha_now_ms() - ep.t_paused);
+    epoch_stats(s, &ep);
+    return 0;
 }
 
 /* The backup this primary streams to: a node other than this one that advertises a

@@ -43,6 +43,9 @@ uint64_t vmha_process_age_ms(void);
 int vmha_parse_duration_ms(const char *s, uint64_t default_unit_ms, uint64_t *ret);
 /* Parses a non-negative decimal integer no larger than max. */
 int vmha_parse_uint(const char *s, uint64_t max, uint64_t *ret);
+/* "host:port" or "[v6]:port" split in two; -EINVAL without a port or with a bare v6 address,
+ * -ENAMETOOLONG when a part does not fit. */
+int vmha_split_hostport(const char *address, char *host, size_t hsize, char *port, size_t psize);
 /* Parses the boolean spellings Pacemaker accepts (true/false, yes/no, on/off, 1/0). */
 int vmha_parse_bool(const char *s, bool *ret);
 

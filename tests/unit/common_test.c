@@ -344,9 +344,27 @@ static void write_file_replaces_whole(void **state)
     remove_tmpdir();
 }
 
+/* The one host:port parser (replication addresses). */
+static void hostport(void **state)
+{
+    char h[64], p[8];
+    assert_int_equal(vmha_split_hostport("node1:7790", h, sizeof(h), p, sizeof(p)), 0);
+    assert_string_equal(h, "node1");
+    assert_string_equal(p, "7790");
+    assert_int_equal(vmha_split_hostport("[fd00::1]:7790", h, sizeof(h), p, sizeof(p)), 0);
+    assert_string_equal(h, "fd00::1");
+    assert_int_equal(vmha_split_hostport("fd00::1:7790", h, sizeof(h), p, sizeof(p)), -EINVAL);
+    assert_int_equal(vmha_split_hostport("node1", h, sizeof(h), p, sizeof(p)), -EINVAL);
+    assert_int_equal(vmha_split_hostport("node1:", h, sizeof(h), p, sizeof(p)), -EINVAL);
+    assert_int_equal(vmha_split_hostport(":7790", h, sizeof(h), p, sizeof(p)), -EINVAL);
+    assert_int_equal(vmha_split_hostport("[]:7790", h, sizeof(h), p, sizeof(p)), -EINVAL);
+    assert_int_equal(vmha_split_hostport("n:123456789", h, sizeof(h), p, sizeof(p)), -ENAMETOOLONG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(hostport),
         cmocka_unit_test(run_reports_and_kills),
         cmocka_unit_test(run_output_is_whole_and_bounded),
         cmocka_unit_test(duration_units),
