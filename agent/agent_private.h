@@ -8,7 +8,10 @@
 #include "vmha/common.h"
 #include "vmha/hv.h"
 
-/* OCF exit codes (OCF resource agent API 1.1). */
+/* OCF exit codes (OCF resource agent API 1.1), kept apart from -errno as Pacemaker keeps
+ * pcmk_rc apart from OCF codes: what answers Pacemaker (the actions and the lifecycle steps
+ * they are made of) returns an enum ocf_rc; what works below returns 0 or -errno with a
+ * struct vmha_err; ocf_rc_for_config_error and ocf_rc_for_state map one to the other. */
 enum ocf_rc {
     OCF_SUCCESS = 0,
     OCF_ERR_GENERIC = 1,
@@ -33,6 +36,11 @@ struct ocf_param_desc {
     const char *shortdesc;
     const char *longdesc;
     const char *const *options; /* for OCF_PT_SELECT, NULL-terminated */
+    /* Where its value goes in struct ocf_params: a char * (STRING, SELECT), a bool (BOOLEAN)
+     * or a uint64_t (INTEGER; SECOND in ms). */
+    size_t offset;
+    /* A check beyond the type, or NULL. */
+    int (*check)(const struct ocf_param_desc *d, const char *value, struct vmha_err *err);
 };
 
 extern const struct ocf_param_desc ocf_param_table[];
@@ -53,8 +61,8 @@ struct ocf_params {
     bool force_stop;
     char *state_dir;       /* "" = no state store, no migration policy */
     bool migration_policy; /* with state_dir */
-    unsigned migration_window;
-    unsigned nvram_keep;
+    uint64_t migration_window;
+    uint64_t nvram_keep;
     char *install_config; /* one-off XML file, or the shorthand below ("" = none) */
     char *install_kernel, *install_initrd, *install_cmdline, *install_media;
     char *kernel_sha256, *initrd_sha256; /* pinned artifact digests, "" = recorded */
@@ -63,7 +71,7 @@ struct ocf_params {
     bool replicate; /* fault-tolerant: a promotable clone with checkpoint replication */
     uint64_t checkpoint_interval_ms, checkpoint_timeout_ms;
     char *replication_address; /* template, %n = node */
-    unsigned replication_port;
+    uint64_t replication_port;
     bool replication_tls;
     bool replication_insecure;
     char *replication_key; /* "" = REMUS_KEY_DEFAULT */
@@ -103,11 +111,18 @@ void ocf_watchdog_arm(const char *action, uint64_t timeout_ms, uint64_t fire_ms)
 struct ocf_action {
     const char *name;
     uint64_t default_timeout_ms;
-    int (*run)(const struct ocf_params *p, const struct vmha_deadline *dl, struct vmha_err *why);
+    enum ocf_rc (*run)(const struct ocf_params *p, const struct vmha_deadline *dl,
+                       struct vmha_err *why);
     bool needs_params;
 };
 
+/* The action of that name, as the plain guest's table has it (its timeout, whether it needs
+ * parameters): NULL when there is none. */
 const struct ocf_action *ocf_action_find(const char *name);
+/* The action to run, chosen once the parameters are parsed: a replicated guest's from its
+ * own table (ocf_remus.c), a plain guest's from ocf_actions.c's. */
+const struct ocf_action *ocf_action_for(const struct ocf_action *a, const struct ocf_params *p);
+extern const struct ocf_action ocf_plain_actions[];
 
 /* The migration policy (ocf_paths.c); all no-ops without state_dir. check: 0 when the guest
  * may run on node, -EPERM with the policy's reason, another error when it cannot tell. */
@@ -122,8 +137,8 @@ void ocf_paths_landed(const struct ocf_params *p, struct hv *hv, const struct hv
 
 /* UEFI NVRAM (ocf_nvram.c); all no-ops without state_dir or NVRAM. restore runs between
  * define and start; a non-fatal problem (an older generation used) lands in warning. */
-int ocf_nvram_restore(const struct ocf_params *p, struct hv *hv, const char *name,
-                      struct vmha_err *why, char *warning, size_t warning_size);
+enum ocf_rc ocf_nvram_restore(const struct ocf_params *p, struct hv *hv, const char *name,
+                              struct vmha_err *why, char *warning, size_t warning_size);
 void ocf_nvram_capture(const struct ocf_params *p, struct hv *hv, const char *name,
                        const char *reason, const struct vmha_deadline *dl);
 /* Captures at a monitor if the file changed since the last capture. */
@@ -137,12 +152,12 @@ void ocf_nvram_capture_arrived(const struct ocf_params *p, struct hv *hv, const 
 bool ocf_install_configured(const struct ocf_params *p);
 /* Checks the directly booted kernel/initrd/cmdline of cfg (recording them the first time
  * when record): OCF_ERR_INSTALLED on a mismatch here, so Pacemaker picks another host. */
-int ocf_boot_check(const struct ocf_params *p, const struct hv_guest_config *cfg, bool record,
-                   struct vmha_err *why);
+enum ocf_rc ocf_boot_check(const struct ocf_params *p, const struct hv_guest_config *cfg,
+                           bool record, struct vmha_err *why);
 /* After define, before a normal start: runs the install boot instead if the install is not
  * done. *started tells whether it did. */
-int ocf_install_start(const struct ocf_params *p, struct hv *hv, const char *name,
-                      const char *config_text, bool *started, struct vmha_err *why);
+enum ocf_rc ocf_install_start(const struct ocf_params *p, struct hv *hv, const char *name,
+                              const char *config_text, bool *started, struct vmha_err *why);
 /* At a monitor that finds the guest off: if its installer powered it off here, record the
  * install as done and boot the persistent config. Returns true when it handled the guest
  * (then *rc is the monitor's answer). */
@@ -161,44 +176,45 @@ struct guest {
     const char *name;
 };
 
+/* The lifecycle both kinds of guest are made of (guest.c). */
 void ocf_guest_clear(struct guest *g);
+/* Sets why to msg and returns rc. */
+enum ocf_rc ocf_fail(struct vmha_err *why, int rc, const char *msg);
+/* state_dir, when set, is one the store trusts (OCF_ERR_CONFIGURED otherwise). */
+enum ocf_rc ocf_check_state_dir(const struct ocf_params *p, struct vmha_err *why);
+/* validate-all's checks for any guest (g is loaded by it). */
+enum ocf_rc ocf_guest_validate(const struct ocf_params *p, struct guest *g, struct vmha_err *why);
+/* Polls the guest's state until want says yes or dl passes (*s: the last state seen). */
+enum ocf_rc ocf_guest_wait(struct guest *g, bool (*want)(enum hv_state),
+                           const struct vmha_deadline *dl, enum hv_state *s, struct vmha_err *why);
+bool ocf_is_running(enum hv_state s);
+bool ocf_is_off(enum hv_state s);
 /* Reads and checks config; with strict false an unreadable config is tolerated when the name
  * parameter identifies the guest. */
-int ocf_guest_load(const struct ocf_params *p, struct guest *g, bool strict, struct vmha_err *why);
-int ocf_guest_connect(const struct ocf_params *p, struct guest *g, const struct vmha_deadline *dl,
-                      struct vmha_err *why);
+enum ocf_rc ocf_guest_load(const struct ocf_params *p, struct guest *g, bool strict,
+                           struct vmha_err *why);
+enum ocf_rc ocf_guest_connect(const struct ocf_params *p, struct guest *g,
+                              const struct vmha_deadline *dl, struct vmha_err *why);
 /* The guest's state here; ABSENT when this host does not know it. */
-int ocf_guest_state(struct guest *g, enum hv_state *ret, struct vmha_err *why);
+enum ocf_rc ocf_guest_state(struct guest *g, enum hv_state *ret, struct vmha_err *why);
 /* load + connect + state. */
-int ocf_guest_open(const struct ocf_params *p, struct guest *g, bool strict,
-                   const struct vmha_deadline *dl, enum hv_state *state, struct vmha_err *why);
+enum ocf_rc ocf_guest_open(const struct ocf_params *p, struct guest *g, bool strict,
+                           const struct vmha_deadline *dl, enum hv_state *state,
+                           struct vmha_err *why);
 /* Defines (NVRAM, install) and starts the guest, or resumes it when paused; returns once it
  * runs. */
-int ocf_guest_start(const struct ocf_params *p, struct guest *g, enum hv_state s,
-                    const struct vmha_deadline *dl, struct vmha_err *why);
+enum ocf_rc ocf_guest_start(const struct ocf_params *p, struct guest *g, enum hv_state s,
+                            const struct vmha_deadline *dl, struct vmha_err *why);
 /* Graceful shutdown, destroy when it does not come in time. */
-int ocf_guest_stop(const struct ocf_params *p, struct guest *g, enum hv_state s,
-                   const struct vmha_deadline *dl, struct vmha_err *why);
+enum ocf_rc ocf_guest_stop(const struct ocf_params *p, struct guest *g, enum hv_state s,
+                           const struct vmha_deadline *dl, struct vmha_err *why);
 /* Live-migrates the running guest to node target (the migration policy and NVRAM capture
  * included); on failure it keeps running here. */
-int ocf_guest_migrate(const struct ocf_params *p, struct guest *g, const char *target,
-                      const struct vmha_deadline *dl, struct vmha_err *why);
+enum ocf_rc ocf_guest_migrate(const struct ocf_params *p, struct guest *g, const char *target,
+                              const struct vmha_deadline *dl, struct vmha_err *why);
 
 /* Replicated guests (ocf_remus.c): the actions of the promotable clone. */
-int ocf_remus_validate(const struct ocf_params *p, const struct hv_guest_config *cfg,
-                       struct vmha_err *why);
-int ocf_remus_start(const struct ocf_params *p, const struct vmha_deadline *dl,
-                    struct vmha_err *why);
-int ocf_remus_stop(const struct ocf_params *p, const struct vmha_deadline *dl,
-                   struct vmha_err *why);
-int ocf_remus_monitor(const struct ocf_params *p, const struct vmha_deadline *dl,
-                      struct vmha_err *why);
-int ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl,
-                      struct vmha_err *why);
-int ocf_remus_demote(const struct ocf_params *p, const struct vmha_deadline *dl,
-                     struct vmha_err *why);
-int ocf_remus_notify(const struct ocf_params *p, const struct vmha_deadline *dl,
-                     struct vmha_err *why);
+extern const struct ocf_action ocf_remus_actions[];
 
 /* Runs the agent server on rundir/agent.sock until idle or replaced (see ocf_server.c). */
 int ocf_serve(const char *rundir, struct vmha_err *err);

@@ -74,6 +74,7 @@ static int run(const struct ocf_action *a)
     spent = spent > timeout / 2 ? timeout / 2 : spent;
     struct vmha_deadline dl = vmha_deadline_in(timeout - margin - spent);
     ocf_watchdog_arm(a->name, timeout, timeout - margin / 2 - spent);
+    a = ocf_action_for(a, &p); /* the replicated guest's table, or the plain one's */
     int rc = a->run(&p, &dl, &why);
     bool probe_answer = (rc == OCF_NOT_RUNNING || rc == OCF_RUNNING_PROMOTED) &&
                         (strcmp(a->name, "monitor") == 0 || strcmp(a->name, "status") == 0);

@@ -66,8 +66,8 @@ static int check(const struct ocf_params *p, const char *name, const char *recor
     return OCF_SUCCESS;
 }
 
-int ocf_boot_check(const struct ocf_params *p, const struct hv_guest_config *cfg, bool record,
-                   struct vmha_err *why)
+enum ocf_rc ocf_boot_check(const struct ocf_params *p, const struct hv_guest_config *cfg,
+                           bool record, struct vmha_err *why)
 {
     if (!p->state_dir[0] && !p->kernel_sha256[0] && !p->initrd_sha256[0])
         return OCF_SUCCESS;
@@ -102,8 +102,8 @@ int ocf_boot_check(const struct ocf_params *p, const struct hv_guest_config *cfg
     return rc;
 }
 
-int ocf_install_start(const struct ocf_params *p, struct hv *hv, const char *name,
-                      const char *config_text, bool *started, struct vmha_err *why)
+enum ocf_rc ocf_install_start(const struct ocf_params *p, struct hv *hv, const char *name,
+                              const char *config_text, bool *started, struct vmha_err *why)
 {
     *started = false;
     if (!ocf_install_configured(p))

@@ -32,8 +32,8 @@ static char *local_path(const struct ocf_params *p, struct hv *hv, const char *n
     return path;
 }
 
-int ocf_nvram_restore(const struct ocf_params *p, struct hv *hv, const char *name,
-                      struct vmha_err *why, char *warning, size_t warning_size)
+enum ocf_rc ocf_nvram_restore(const struct ocf_params *p, struct hv *hv, const char *name,
+                              struct vmha_err *why, char *warning, size_t warning_size)
 {
     warning[0] = '\0';
     _cleanup_free_ char *path = local_path(p, hv, name);

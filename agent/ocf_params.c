@@ -1,5 +1,6 @@
 /* The agent's parameters: one table drives parsing, defaults and the meta-data. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,8 +11,36 @@ static const char *const transports[] = {"ssh", "tcp", "tls", NULL};
 static const char *const shutdown_modes[] = {"default", "acpi",     "agent", "initctl",
                                              "signal",  "paravirt", NULL};
 
+/* Per-parameter checks beyond the type, run on the value given (or the default). */
+static int check_absolute(const struct ocf_param_desc *d, const char *v, struct vmha_err *err)
+{
+    if (v[0] && v[0] != '/')
+        return vmha_err_set(err, -EINVAL, "%s=%s is not an absolute path", d->name, v);
+    return 0;
+}
+
+static int check_sha256(const struct ocf_param_desc *d, const char *v, struct vmha_err *err)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (v[0] && (strlen(v) != 64 || strspn(v, hex) != 64))
+        return vmha_err_set(err, -EINVAL, "%s=%s is not a SHA-256 in lower-case hex", d->name, v);
+    return 0;
+}
+
+static int check_port(const struct ocf_param_desc *d, const char *v, struct vmha_err *err)
+{
+    uint64_t n = 0;
+    vmha_parse_uint(v, UINT32_MAX, &n); /* a whole number: checked by its type */
+    if (n == 0 || n > 65535)
+        return vmha_err_set(err, -EINVAL, "%s=%llu is not a TCP port", d->name,
+                            (unsigned long long)n);
+    return 0;
+}
+
 const struct ocf_param_desc ocf_param_table[] = {
     {.name = "config",
+     .offset = offsetof(struct ocf_params, config),
+     .check = check_absolute,
      .type = OCF_PT_STRING,
      .required = true,
      .unique = true,
@@ -22,6 +51,7 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "removes the definition again when the guest stops there, so the guest is "
                  "defined only where it runs."},
     {.name = "name",
+     .offset = offsetof(struct ocf_params, name),
      .type = OCF_PT_STRING,
      .def = "",
      .unique = true,
@@ -30,6 +60,7 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "Set it: with it the agent finds a running guest even when config cannot be "
                  "read (shared storage lost), and never reports such a guest as stopped."},
     {.name = "hypervisor",
+     .offset = offsetof(struct ocf_params, hypervisor),
      .type = OCF_PT_STRING,
      .def = "qemu:///system",
      .shortdesc = "Hypervisor URI",
@@ -37,6 +68,7 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "xen:///system, ...), or libxl for Xen through libxenlight directly (then "
                  "config is an xl.cfg file)."},
     {.name = "migration_transport",
+     .offset = offsetof(struct ocf_params, migration_transport),
      .type = OCF_PT_SELECT,
      .def = "ssh",
      .reloadable = true,
@@ -47,6 +79,7 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "(libvirt's TLS certificates) or tcp (unencrypted: only on a private "
                  "migration network with SASL authentication)."},
     {.name = "migrate_target",
+     .offset = offsetof(struct ocf_params, migrate_target),
      .type = OCF_PT_STRING,
      .def = "",
      .reloadable = true,
@@ -57,6 +90,7 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "migration_transport, e.g. qemu+ssh://%n/system. With hypervisor=libxl: "
                  "ssh://[user@]host[:port] (default ssh://%n), where vmha's receiver runs."},
     {.name = "migrateuri",
+     .offset = offsetof(struct ocf_params, migrateuri),
      .type = OCF_PT_STRING,
      .def = "",
      .reloadable = true,
@@ -65,12 +99,14 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "tcp://%n-mig:49152 for a dedicated network; %n is replaced by the target "
                  "node's name. Default: the hypervisor's choice."},
     {.name = "migration_speed",
+     .offset = offsetof(struct ocf_params, migration_speed),
      .type = OCF_PT_INTEGER,
      .def = "0",
      .reloadable = true,
      .shortdesc = "Migration bandwidth limit (MiB/s)",
      .longdesc = "Bandwidth limit for live migration in MiB/s; 0 means no limit."},
     {.name = "migration_downtime",
+     .offset = offsetof(struct ocf_params, migration_downtime),
      .type = OCF_PT_INTEGER,
      .def = "0",
      .reloadable = true,
@@ -78,6 +114,7 @@ const struct ocf_param_desc ocf_param_table[] = {
      .longdesc = "The longest pause the guest may see when a live migration switches over, in "
                  "milliseconds; 0 keeps the hypervisor's default."},
     {.name = "shutdown_timeout",
+     .offset = offsetof(struct ocf_params, shutdown_timeout_ms),
      .type = OCF_PT_SECOND,
      .def = "0",
      .reloadable = true,
@@ -87,6 +124,7 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "stop operation's timeout allows while leaving time "
                  "to destroy the guest, so stop never runs into its timeout."},
     {.name = "shutdown_mode",
+     .offset = offsetof(struct ocf_params, shutdown_mode),
      .type = OCF_PT_SELECT,
      .def = "default",
      .reloadable = true,
@@ -96,6 +134,7 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "choice), acpi (power button event), agent (guest agent), initctl, signal, "
                  "paravirt."},
     {.name = "force_stop",
+     .offset = offsetof(struct ocf_params, force_stop),
      .type = OCF_PT_BOOLEAN,
      .def = "false",
      .reloadable = true,
@@ -103,6 +142,8 @@ const struct ocf_param_desc ocf_param_table[] = {
      .longdesc = "Destroy the guest immediately on stop instead of asking it to shut down. "
                  "Only for guests that may lose their in-memory state at any time."},
     {.name = "state_dir",
+     .offset = offsetof(struct ocf_params, state_dir),
+     .check = check_absolute,
      .type = OCF_PT_STRING,
      .def = "",
      .shortdesc = "State store",
@@ -113,6 +154,7 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "level (published by the ocf:vmha:node clone) is within migration_window of "
                  "its floor and that have its machine type. Empty: no policy."},
     {.name = "migration_policy",
+     .offset = offsetof(struct ocf_params, migration_policy),
      .type = OCF_PT_BOOLEAN,
      .def = "true",
      .reloadable = true,
@@ -121,6 +163,7 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "policy (levels published by the ocf:vmha:node clone, migration_window, "
                  "machine types). false keeps the state store for NVRAM only."},
     {.name = "migration_window",
+     .offset = offsetof(struct ocf_params, migration_window),
      .type = OCF_PT_INTEGER,
      .def = "1",
      .reloadable = true,
@@ -130,6 +173,7 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "Within one stable branch (same major.minor) a guest moves both ways; it never "
                  "moves below its floor. Needs state_dir."},
     {.name = "nvram_keep",
+     .offset = offsetof(struct ocf_params, nvram_keep),
      .type = OCF_PT_INTEGER,
      .def = "10",
      .reloadable = true,
@@ -139,6 +183,7 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "from the newest before every start and captured after a clean stop, "
                  "around live migrations and at monitors when it changed. Needs state_dir."},
     {.name = "install_config",
+     .offset = offsetof(struct ocf_params, install_config),
      .type = OCF_PT_STRING,
      .def = "",
      .shortdesc = "Install configuration (one-off XML)",
@@ -150,27 +195,33 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "Or use the install_kernel/install_initrd/install_cmdline/install_media "
                  "shorthand."},
     {.name = "install_kernel",
+     .offset = offsetof(struct ocf_params, install_kernel),
      .type = OCF_PT_STRING,
      .def = "",
      .shortdesc = "Install kernel",
      .longdesc = "Kernel of the install boot (direct kernel boot), laid over config."},
     {.name = "install_initrd",
+     .offset = offsetof(struct ocf_params, install_initrd),
      .type = OCF_PT_STRING,
      .def = "",
      .shortdesc = "Install initrd",
      .longdesc = "Initrd of the install boot, laid over config."},
     {.name = "install_cmdline",
+     .offset = offsetof(struct ocf_params, install_cmdline),
      .type = OCF_PT_STRING,
      .def = "",
      .shortdesc = "Install kernel command line",
      .longdesc = "Kernel command line of the install boot, e.g. the preseed or kickstart "
                  "location."},
     {.name = "install_media",
+     .offset = offsetof(struct ocf_params, install_media),
      .type = OCF_PT_STRING,
      .def = "",
      .shortdesc = "Install medium (ISO)",
      .longdesc = "An ISO image attached as a CD-ROM and booted first during the install."},
     {.name = "kernel_sha256",
+     .offset = offsetof(struct ocf_params, kernel_sha256),
+     .check = check_sha256,
      .type = OCF_PT_STRING,
      .def = "",
      .shortdesc = "Expected kernel digest",
@@ -178,11 +229,14 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "Without it, the digest recorded in state_dir when the guest is first "
                  "defined is used. A host whose file differs is refused (5)."},
     {.name = "initrd_sha256",
+     .offset = offsetof(struct ocf_params, initrd_sha256),
+     .check = check_sha256,
      .type = OCF_PT_STRING,
      .def = "",
      .shortdesc = "Expected initrd digest",
      .longdesc = "As kernel_sha256, for the initrd."},
     {.name = "artifact_key",
+     .offset = offsetof(struct ocf_params, artifact_key),
      .type = OCF_PT_STRING,
      .def = "",
      .shortdesc = "Cluster key for boot digests",
@@ -193,6 +247,7 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "--record GUEST after checking the files. The key file must be root's, mode "
                  "0600, at least 16 bytes."},
     {.name = "replicate",
+     .offset = offsetof(struct ocf_params, replicate),
      .type = OCF_PT_BOOLEAN,
      .def = "false",
      .shortdesc = "Fault tolerance (checkpoint replication)",
@@ -205,6 +260,7 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "client saw is undone. Guests with writable disks and UEFI guests are refused "
                  "for now."},
     {.name = "checkpoint_interval",
+     .offset = offsetof(struct ocf_params, checkpoint_interval_ms),
      .type = OCF_PT_INTEGER,
      .def = "500",
      .reloadable = false,
@@ -214,6 +270,7 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "the guest's network output waits for the next checkpoint, so replies are "
                  "delayed by up to about this much plus one checkpoint's time."},
     {.name = "checkpoint_timeout",
+     .offset = offsetof(struct ocf_params, checkpoint_timeout_ms),
      .type = OCF_PT_INTEGER,
      .def = "5000",
      .shortdesc = "Checkpoint timeout (ms)",
@@ -221,6 +278,7 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "backup counts as lost; the guest then runs unprotected (monitor reports it "
                  "degraded) once the backup's replica is marked stale in the cluster."},
     {.name = "replication_address",
+     .offset = offsetof(struct ocf_params, replication_address),
      .type = OCF_PT_STRING,
      .def = "%n",
      .shortdesc = "Replication address",
@@ -229,6 +287,8 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "node's name (e.g. %n-repl). Default: the node's name, i.e. the cluster "
                  "network."},
     {.name = "replication_key",
+     .offset = offsetof(struct ocf_params, replication_key),
+     .check = check_absolute,
      .type = OCF_PT_STRING,
      .def = "",
      .shortdesc = "Cluster key for the replication stream",
@@ -239,6 +299,7 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "/etc/corosync/authkey, which every node of the cluster already has. A "
                  "backup without it refuses to start."},
     {.name = "replication_tls",
+     .offset = offsetof(struct ocf_params, replication_tls),
      .type = OCF_PT_BOOLEAN,
      .def = "false",
      .shortdesc = "Authenticate by x509 certificates",
@@ -249,6 +310,7 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "certificate of the CA; the backup's must carry its replication_address name "
                  "and the primary's the name of a node of the cluster."},
     {.name = "replication_insecure",
+     .offset = offsetof(struct ocf_params, replication_insecure),
      .type = OCF_PT_BOOLEAN,
      .def = "false",
      .shortdesc = "No authentication (labs only)",
@@ -257,6 +319,8 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "only for a test lab on a network nobody else reaches. Logged as a warning "
                  "and shown by vmha status."},
     {.name = "replication_port",
+     .offset = offsetof(struct ocf_params, replication_port),
+     .check = check_port,
      .type = OCF_PT_INTEGER,
      .def = "7790",
      .shortdesc = "Replication port",
@@ -310,21 +374,6 @@ static int check_value(const struct ocf_param_desc *d, const char *v, struct vmh
     return -EINVAL;
 }
 
-static const char *value_of(char *const *env, const char *name)
-{
-    for (size_t i = 0; i < ocf_param_count; i++)
-        if (strcmp(ocf_param_table[i].name, name) == 0)
-            return param_value(env, &ocf_param_table[i]);
-    return NULL;
-}
-
-static int take_string(char *const *env, const char *name, char **ret)
-{
-    const char *v = value_of(env, name);
-    *ret = strdup(v ? v : "");
-    return *ret ? 0 : -ENOMEM;
-}
-
 static int parse_meta(char *const *env, struct ocf_params *p, struct vmha_err *err)
 {
     const char *v = env_get(env, "OCF_RESKEY_CRM_meta_timeout");
@@ -358,78 +407,50 @@ static int parse_meta(char *const *env, struct ocf_params *p, struct vmha_err *e
     return 0;
 }
 
-static int parse_all(char *const *env, struct ocf_params *p, struct vmha_err *err)
+/* The parameter's value (checked) into its field of p: a string, a boolean, or a number
+ * (a duration in ms). */
+static int store_value(const struct ocf_param_desc *d, const char *v, struct ocf_params *p,
+                       struct vmha_err *err)
 {
-    for (size_t i = 0; i < ocf_param_count; i++) {
-        const struct ocf_param_desc *d = &ocf_param_table[i];
-        const char *v = param_value(env, d);
-        if (!v && d->required)
-            return vmha_err_set(err, -EINVAL, "the required parameter %s is not set", d->name);
-        if (v && check_value(d, v, err) < 0)
-            return err ? err->code : -EINVAL;
-    }
+    void *field = (char *)p + d->offset;
     uint64_t n = 0;
     bool b = false;
-    if (take_string(env, "config", &p->config) < 0 || take_string(env, "name", &p->name) < 0 ||
-        take_string(env, "hypervisor", &p->hypervisor) < 0 ||
-        take_string(env, "migration_transport", &p->migration_transport) < 0 ||
-        take_string(env, "migrate_target", &p->migrate_target) < 0 ||
-        take_string(env, "migrateuri", &p->migrateuri) < 0 ||
-        take_string(env, "shutdown_mode", &p->shutdown_mode) < 0 ||
-        take_string(env, "state_dir", &p->state_dir) < 0 ||
-        take_string(env, "install_config", &p->install_config) < 0 ||
-        take_string(env, "install_kernel", &p->install_kernel) < 0 ||
-        take_string(env, "install_initrd", &p->install_initrd) < 0 ||
-        take_string(env, "install_cmdline", &p->install_cmdline) < 0 ||
-        take_string(env, "install_media", &p->install_media) < 0 ||
-        take_string(env, "kernel_sha256", &p->kernel_sha256) < 0 ||
-        take_string(env, "initrd_sha256", &p->initrd_sha256) < 0 ||
-        take_string(env, "artifact_key", &p->artifact_key) < 0 ||
-        take_string(env, "replication_address", &p->replication_address) < 0 ||
-        take_string(env, "replication_key", &p->replication_key) < 0)
-        return vmha_err_set(err, -ENOMEM, "out of memory");
-    /* Values were checked above: these parses cannot fail. */
-    vmha_parse_uint(value_of(env, "migration_speed"), UINT32_MAX, &p->migration_speed);
-    vmha_parse_uint(value_of(env, "migration_downtime"), UINT32_MAX, &p->migration_downtime);
-    vmha_parse_duration_ms(value_of(env, "shutdown_timeout"), 1000, &n);
-    p->shutdown_timeout_ms = n;
-    vmha_parse_bool(value_of(env, "force_stop"), &b);
-    p->force_stop = b;
-    vmha_parse_bool(value_of(env, "migration_policy"), &b);
-    p->migration_policy = b;
-    vmha_parse_uint(value_of(env, "migration_window"), UINT32_MAX, &n);
-    p->migration_window = (unsigned)n;
-    vmha_parse_uint(value_of(env, "nvram_keep"), UINT32_MAX, &n);
-    p->nvram_keep = n ? (unsigned)n : 1;
-    vmha_parse_bool(value_of(env, "replicate"), &b);
-    p->replicate = b;
-    vmha_parse_bool(value_of(env, "replication_tls"), &b);
-    p->replication_tls = b;
-    vmha_parse_bool(value_of(env, "replication_insecure"), &b);
-    p->replication_insecure = b;
+    switch (d->type) {
+    case OCF_PT_STRING:
+    case OCF_PT_SELECT:
+        if (!(*(char **)field = strdup(v ? v : "")))
+            return vmha_err_set(err, -ENOMEM, "out of memory");
+        return 0;
+    case OCF_PT_BOOLEAN:
+        if (v)
+            vmha_parse_bool(v, &b); /* checked: it cannot fail */
+        *(bool *)field = b;
+        return 0;
+    case OCF_PT_INTEGER:
+        if (v)
+            vmha_parse_uint(v, UINT32_MAX, &n);
+        *(uint64_t *)field = n;
+        return 0;
+    case OCF_PT_SECOND:
+        if (v)
+            vmha_parse_duration_ms(v, 1000, &n);
+        *(uint64_t *)field = n;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* What no single parameter can say alone. */
+static int check_combinations(struct ocf_params *p, struct vmha_err *err)
+{
     if (p->replication_tls && p->replication_insecure)
         return vmha_err_set(err, -EINVAL,
                             "replication_tls and replication_insecure contradict "
                             "each other: set one");
-    if (p->replication_key[0] && p->replication_key[0] != '/')
-        return vmha_err_set(err, -EINVAL, "replication_key=%s is not an absolute path",
-                            p->replication_key);
-    vmha_parse_uint(value_of(env, "checkpoint_interval"), UINT32_MAX, &p->checkpoint_interval_ms);
-    vmha_parse_uint(value_of(env, "checkpoint_timeout"), UINT32_MAX, &p->checkpoint_timeout_ms);
-    vmha_parse_uint(value_of(env, "replication_port"), UINT32_MAX, &n);
-    if (n == 0 || n > 65535)
-        return vmha_err_set(err, -EINVAL, "replication_port=%llu is not a TCP port",
-                            (unsigned long long)n);
-    p->replication_port = (unsigned)n;
     if (p->checkpoint_interval_ms < 20 || p->checkpoint_timeout_ms < 500)
         return vmha_err_set(err, -EINVAL,
                             "checkpoint_interval must be at least 20 ms and "
                             "checkpoint_timeout at least 500 ms");
-    const char *rundir = env_get(env, "VMHA_RUNDIR");
-    if (!(p->rundir = strdup(rundir && *rundir ? rundir : VMHA_RUNDIR)))
-        return vmha_err_set(err, -ENOMEM, "out of memory");
-    if (p->state_dir[0] && p->state_dir[0] != '/')
-        return vmha_err_set(err, -EINVAL, "state_dir=%s is not an absolute path", p->state_dir);
     bool install = p->install_config[0] || p->install_kernel[0] || p->install_initrd[0] ||
                    p->install_cmdline[0] || p->install_media[0];
     if (install && !p->state_dir[0])
@@ -441,16 +462,34 @@ static int parse_all(char *const *env, struct ocf_params *p, struct vmha_err *er
         return vmha_err_set(err, -EINVAL,
                             "install_config and the install_kernel/initrd/"
                             "cmdline/media shorthand exclude each other");
-    static const char hex[] = "0123456789abcdef";
-    const char *digests[2] = {p->kernel_sha256, p->initrd_sha256};
-    for (int i = 0; i < 2; i++)
-        if (digests[i][0] && (strlen(digests[i]) != 64 || strspn(digests[i], hex) != 64))
-            return vmha_err_set(err, -EINVAL, "%s=%s is not a SHA-256 in lower-case hex",
-                                i ? "initrd_sha256" : "kernel_sha256", digests[i]);
-    if (p->config[0] != '/')
-        return vmha_err_set(err, -EINVAL, "config=%s is not an absolute path", p->config);
+    return 0;
+}
+
+/* One loop over the table: every parameter checked and stored in its field; then what the
+ * parameters say together, and Pacemaker's meta attributes. */
+static int parse_all(char *const *env, struct ocf_params *p, struct vmha_err *err)
+{
+    for (size_t i = 0; i < ocf_param_count; i++) {
+        const struct ocf_param_desc *d = &ocf_param_table[i];
+        const char *v = param_value(env, d);
+        int r;
+        if (!v && d->required)
+            return vmha_err_set(err, -EINVAL, "the required parameter %s is not set", d->name);
+        if (v && ((r = check_value(d, v, err)) < 0 || (d->check && (r = d->check(d, v, err)) < 0)))
+            return r;
+        if ((r = store_value(d, v, p, err)) < 0)
+            return r;
+    }
+    if (p->nvram_keep == 0)
+        p->nvram_keep = 1;
     if (strcmp(p->shutdown_mode, "default") == 0)
         p->shutdown_mode[0] = '\0';
+    int r = check_combinations(p, err);
+    if (r < 0)
+        return r;
+    const char *rundir = env_get(env, "VMHA_RUNDIR");
+    if (!(p->rundir = strdup(rundir && *rundir ? rundir : VMHA_RUNDIR)))
+        return vmha_err_set(err, -ENOMEM, "out of memory");
     return parse_meta(env, p, err);
 }
 

@@ -17,7 +17,7 @@ static void needs_of(const struct ocf_params *p, const struct hv_guest_config *c
     snprintf(ret->family, sizeof(ret->family), "%s", hv_family_of(cfg));
     snprintf(ret->config_machine, sizeof(ret->config_machine), "%s",
              cfg->machine ? cfg->machine : "");
-    ret->window = p->migration_window;
+    ret->window = (unsigned)p->migration_window;
 }
 
 /* The record in the store with today's needs laid over it. */

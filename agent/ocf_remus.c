@@ -45,10 +45,13 @@ static bool is_active(enum hv_state s)
     return s != HV_STATE_ABSENT && s != HV_STATE_SHUTOFF;
 }
 
+static enum ocf_rc ocf_remus_validate(const struct ocf_params *p, const struct hv_guest_config *cfg,
+                                      struct vmha_err *why);
+
 /* The guest, its connection and state, this node and the replicator's directory. A strict
  * open (start, promote) also checks that the guest may be replicated at all. */
-static int ft_open(const struct ocf_params *p, struct ft *f, bool strict,
-                   const struct vmha_deadline *dl, struct vmha_err *why)
+static enum ocf_rc ft_open(const struct ocf_params *p, struct ft *f, bool strict,
+                           const struct vmha_deadline *dl, struct vmha_err *why)
 {
     int rc = ocf_guest_open(p, &f->g, strict, dl, &f->state, why);
     if (rc == OCF_SUCCESS && strict)
@@ -84,8 +87,8 @@ static void set_attr(const char *me, const char *prefix, const char *guest, cons
         cluster_log(LOG_WARNING, "cannot update %s: %s", attr, e.msg);
 }
 
-static int spawn(const struct ocf_params *p, struct ft *f, const char *mode,
-                 const struct vmha_deadline *dl, struct vmha_err *why)
+static enum ocf_rc spawn(const struct ocf_params *p, struct ft *f, const char *mode,
+                         const struct vmha_deadline *dl, struct vmha_err *why)
 {
     char exe[PATH_MAX], interval[32], timeout[32], listen[512], memory[32];
     /* In a build tree it sits in ../remus/ of the agent; once installed, in libexecdir. */
@@ -97,7 +100,7 @@ static int spawn(const struct ocf_params *p, struct ft *f, const char *mode,
     if (ocf_expand_template(p->replication_address, f->me, &addr) < 0)
         return vmha_err_set(why, -ENOMEM, "out of memory"), OCF_ERR_GENERIC;
     snprintf(listen, sizeof(listen), strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr,
-             p->replication_port);
+             (unsigned)p->replication_port);
     snprintf(memory, sizeof(memory), "%llu", (unsigned long long)f->g.cfg.memory);
     char *argv[24] = {exe,     (char *)mode,  "--guest",     (char *)f->g.name, "--dir",
                       f->dir,  "--node",      (char *)f->me, "--timeout",       timeout,
@@ -228,8 +231,8 @@ static bool checkpoint_usable(struct ft *f, uint64_t *epoch, const struct vmha_d
     return !stale;
 }
 
-int ocf_remus_validate(const struct ocf_params *p, const struct hv_guest_config *cfg,
-                       struct vmha_err *why)
+static enum ocf_rc ocf_remus_validate(const struct ocf_params *p, const struct hv_guest_config *cfg,
+                                      struct vmha_err *why)
 {
     const char *no = NULL;
     const struct hv_backend *b;
@@ -267,8 +270,8 @@ int ocf_remus_validate(const struct ocf_params *p, const struct hv_guest_config 
 }
 
 /* Be a backup here: a fresh replica, listening. */
-static int become_backup(const struct ocf_params *p, struct ft *f, const struct vmha_deadline *dl,
-                         struct vmha_err *why)
+static enum ocf_rc become_backup(const struct ocf_params *p, struct ft *f,
+                                 const struct vmha_deadline *dl, struct vmha_err *why)
 {
     if (remus_running(f->dir, "receive", NULL))
         return OCF_SUCCESS;
@@ -290,8 +293,8 @@ static int become_backup(const struct ocf_params *p, struct ft *f, const struct 
     return rc;
 }
 
-int ocf_remus_start(const struct ocf_params *p, const struct vmha_deadline *dl,
-                    struct vmha_err *why)
+static enum ocf_rc ocf_remus_start(const struct ocf_params *p, const struct vmha_deadline *dl,
+                                   struct vmha_err *why)
 {
     _cleanup_(ft_clear) struct ft f = {0};
     int rc = ft_open(p, &f, true, dl, why);
@@ -308,7 +311,8 @@ int ocf_remus_start(const struct ocf_params *p, const struct vmha_deadline *dl,
     return become_backup(p, &f, dl, why);
 }
 
-int ocf_remus_stop(const struct ocf_params *p, const struct vmha_deadline *dl, struct vmha_err *why)
+static enum ocf_rc ocf_remus_stop(const struct ocf_params *p, const struct vmha_deadline *dl,
+                                  struct vmha_err *why)
 {
     _cleanup_(ft_clear) struct ft f = {0};
     int rc = ft_open(p, &f, false, dl, why);
@@ -331,8 +335,8 @@ int ocf_remus_stop(const struct ocf_params *p, const struct vmha_deadline *dl, s
     return OCF_SUCCESS;
 }
 
-int ocf_remus_monitor(const struct ocf_params *p, const struct vmha_deadline *dl,
-                      struct vmha_err *why)
+static enum ocf_rc ocf_remus_monitor(const struct ocf_params *p, const struct vmha_deadline *dl,
+                                     struct vmha_err *why)
 {
     _cleanup_(ft_clear) struct ft f = {0};
     int rc = ft_open(p, &f, false, dl, why);
@@ -396,8 +400,8 @@ int ocf_remus_monitor(const struct ocf_params *p, const struct vmha_deadline *dl
     return OCF_DEGRADED_PROMOTED;
 }
 
-int ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl,
-                      struct vmha_err *why)
+static enum ocf_rc ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl,
+                                     struct vmha_err *why)
 {
     _cleanup_(ft_clear) struct ft f = {0};
     int rc = ft_open(p, &f, true, dl, why);
@@ -498,8 +502,8 @@ int ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl
 /* A planned switchover of a Xen guest: its replication stops (the backup's replica is marked
  * stale and the guest runs on, unprotected), then it live-migrates to the node that is to be
  * promoted, where the promote finds it running. On failure it runs here, replicated again. */
-static int xen_hand_over(const struct ocf_params *p, struct ft *f, const char *to,
-                         const struct vmha_deadline *dl, struct vmha_err *why)
+static enum ocf_rc xen_hand_over(const struct ocf_params *p, struct ft *f, const char *to,
+                                 const struct vmha_deadline *dl, struct vmha_err *why)
 {
     struct vmha_deadline stop = vmha_deadline_before(dl, vmha_deadline_left_ms(dl) * 3 / 4);
     reap(f, "send", SIGTERM, &stop);
@@ -522,8 +526,8 @@ static int xen_hand_over(const struct ocf_params *p, struct ft *f, const char *t
     return OCF_SUCCESS;
 }
 
-int ocf_remus_demote(const struct ocf_params *p, const struct vmha_deadline *dl,
-                     struct vmha_err *why)
+static enum ocf_rc ocf_remus_demote(const struct ocf_params *p, const struct vmha_deadline *dl,
+                                    struct vmha_err *why)
 {
     _cleanup_(ft_clear) struct ft f = {0};
     int rc = ft_open(p, &f, false, dl, why);
@@ -603,8 +607,8 @@ int ocf_remus_demote(const struct ocf_params *p, const struct vmha_deadline *dl,
     return become_backup(p, &f, dl, why);
 }
 
-int ocf_remus_notify(const struct ocf_params *p, const struct vmha_deadline *dl,
-                     struct vmha_err *why)
+static enum ocf_rc ocf_remus_notify(const struct ocf_params *p, const struct vmha_deadline *dl,
+                                    struct vmha_err *why)
 {
     if (!p->notify_type || !p->notify_operation || strcmp(p->notify_type, "pre") != 0 ||
         strcmp(p->notify_operation, "demote") != 0)
@@ -633,3 +637,44 @@ int ocf_remus_notify(const struct ocf_params *p, const struct vmha_deadline *dl,
     (void)dl;
     return OCF_SUCCESS;
 }
+
+/* A replicated guest moves by a switchover (demote here, promote there), never by a live
+ * migration. */
+static enum ocf_rc act_no_migration(const struct ocf_params *p, const struct vmha_deadline *dl,
+                                    struct vmha_err *why)
+{
+    (void)dl;
+    if (!p->migrate_target_node && !p->migrate_source_node)
+        return ocf_fail(why, OCF_ERR_ARGS,
+                        "migrate_to needs the target node (OCF_RESKEY_CRM_meta_migrate_target)");
+    return ocf_fail(why, OCF_ERR_CONFIGURED,
+                    "a replicated guest does not live-migrate: it moves by a switchover "
+                    "(demote here, promote there); set allow-migrate=false");
+}
+
+static enum ocf_rc act_validate(const struct ocf_params *p, const struct vmha_deadline *dl,
+                                struct vmha_err *why)
+{
+    (void)dl;
+    _cleanup_(ocf_guest_clear) struct guest g = {0};
+    enum ocf_rc rc = ocf_guest_validate(p, &g, why);
+    return rc == OCF_SUCCESS ? ocf_remus_validate(p, &g.cfg, why) : rc;
+}
+
+/* The replicated guest's actions: a promotable clone whose promoted instance runs the guest
+ * and whose unpromoted one keeps its replica. */
+const struct ocf_action ocf_remus_actions[] = {
+    {"start", 90000, ocf_remus_start, true},
+    {"stop", 90000, ocf_remus_stop, true},
+    {"monitor", 30000, ocf_remus_monitor, true},
+    {"status", 30000, ocf_remus_monitor, true},
+    {"migrate_to", 120000, act_no_migration, true},
+    {"migrate_from", 60000, act_no_migration, true},
+    {"validate-all", 10000, act_validate, true},
+    {"reload-agent", 10000, act_validate, true},
+    {"promote", 90000, ocf_remus_promote, true},
+    {"demote", 90000, ocf_remus_demote, true},
+    {"notify", 20000, ocf_remus_notify, true},
+    {"meta-data", 5000, NULL, false},
+    {NULL, 0, NULL, false},
+};

@@ -81,7 +81,7 @@ static void serve_one(int fd, const struct ocf_action *monitor)
     struct vmha_err why = {0};
     int rc = OCF_ERR_CONFIGURED;
     if (ocf_params_parse(env, &p, &why) == 0)
-        rc = monitor->run(&p, &dl, &why);
+        rc = ocf_action_for(monitor, &p)->run(&p, &dl, &why);
     ocf_params_clear(&p);
     char out[700];
     bool quiet = rc == OCF_SUCCESS || rc == OCF_NOT_RUNNING || rc == OCF_RUNNING_PROMOTED;

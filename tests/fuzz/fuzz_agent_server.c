@@ -7,13 +7,17 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+/* The stand-in monitor answers for every guest, replicated or not (a replicated guest's real
+ * one would reach for a hypervisor). */
+#include "agent_private.h"
+#define ocf_action_for(a, p) (a)
 #include "../../agent/ocf_server.c"
 #include "fuzz.h"
 
 /* The stand-in monitor: fails with a reason made from the parameters, so the answer's
  * formatting sees long and odd reasons. */
-static int fake_monitor(const struct ocf_params *p, const struct vmha_deadline *dl,
-                        struct vmha_err *why)
+static enum ocf_rc fake_monitor(const struct ocf_params *p, const struct vmha_deadline *dl,
+                                struct vmha_err *why)
 {
     (void)dl;
     if (!p->name[0])
