@@ -56,7 +56,8 @@ static enum ocf_rc check_name(const char *name, const char *source, struct vmha_
 
 /* Reads and checks config. With strict false, an unreadable config is tolerated when the
  * name parameter still identifies the guest (a probe must find a running guest). */
-enum ocf_rc ocf_guest_load(const struct ocf_params *p, struct guest *g, bool strict, struct vmha_err *why)
+enum ocf_rc ocf_guest_load(const struct ocf_params *p, struct guest *g, bool strict,
+                           struct vmha_err *why)
 {
     struct vmha_err e = {0};
     int r = hv_backend_for_uri(p->hypervisor, &g->backend, &e);
@@ -101,8 +102,8 @@ enum ocf_rc ocf_guest_load(const struct ocf_params *p, struct guest *g, bool str
     return OCF_SUCCESS;
 }
 
-enum ocf_rc ocf_guest_connect(const struct ocf_params *p, struct guest *g, const struct vmha_deadline *dl,
-                      struct vmha_err *why)
+enum ocf_rc ocf_guest_connect(const struct ocf_params *p, struct guest *g,
+                              const struct vmha_deadline *dl, struct vmha_err *why)
 {
     struct vmha_err e = {0};
     ocf_step("connecting to the hypervisor at %s", p->hypervisor);
@@ -147,7 +148,8 @@ enum ocf_rc ocf_guest_state(struct guest *g, enum hv_state *ret, struct vmha_err
 /* What every action that touches the guest starts with: its config, a connection, and where
  * the guest is now. */
 enum ocf_rc ocf_guest_open(const struct ocf_params *p, struct guest *g, bool strict,
-                   const struct vmha_deadline *dl, enum hv_state *state, struct vmha_err *why)
+                           const struct vmha_deadline *dl, enum hv_state *state,
+                           struct vmha_err *why)
 {
     int rc = ocf_guest_load(p, g, strict, why);
     if (rc == OCF_SUCCESS)
@@ -159,7 +161,8 @@ enum ocf_rc ocf_guest_open(const struct ocf_params *p, struct guest *g, bool str
 
 /* Polls until the guest's state satisfies want, or dl passes. */
 enum ocf_rc ocf_guest_wait(struct guest *g, bool (*want)(enum hv_state),
-                          const struct vmha_deadline *dl, enum hv_state *last, struct vmha_err *why)
+                           const struct vmha_deadline *dl, enum hv_state *last,
+                           struct vmha_err *why)
 {
     for (;;) {
         int rc = ocf_guest_state(g, last, why);
@@ -190,7 +193,7 @@ enum ocf_rc ocf_check_state_dir(const struct ocf_params *p, struct vmha_err *why
 }
 
 enum ocf_rc ocf_guest_start(const struct ocf_params *p, struct guest *g, enum hv_state s,
-                    const struct vmha_deadline *dl, struct vmha_err *why)
+                            const struct vmha_deadline *dl, struct vmha_err *why)
 {
     struct vmha_err e = {0};
     int r = 0;
@@ -256,7 +259,7 @@ static struct vmha_deadline shutdown_deadline(const struct ocf_params *p,
 }
 
 enum ocf_rc ocf_guest_stop(const struct ocf_params *p, struct guest *g, enum hv_state s,
-                   const struct vmha_deadline *dl, struct vmha_err *why)
+                           const struct vmha_deadline *dl, struct vmha_err *why)
 {
     struct vmha_err e = {0};
     enum hv_state now = s;
@@ -313,13 +316,13 @@ static bool on_progress(const struct hv_progress *pr, void *opaque)
 }
 
 enum ocf_rc ocf_guest_migrate(const struct ocf_params *p, struct guest *g, const char *target,
-                      const struct vmha_deadline *dl, struct vmha_err *why)
+                              const struct vmha_deadline *dl, struct vmha_err *why)
 {
     if (p->state_dir[0] && p->migration_policy) {
         if (!g->cfg.name)
             return ocf_fail(why, OCF_ERR_GENERIC,
-                        "the migration policy cannot be checked without "
-                        "the guest's config: not migrating");
+                            "the migration policy cannot be checked without "
+                            "the guest's config: not migrating");
         if (ocf_paths_check(p, &g->cfg, target, dl, why) < 0)
             return OCF_ERR_GENERIC; /* the guest keeps running here */
     }

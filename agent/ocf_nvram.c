@@ -32,6 +32,60 @@ static char *local_path(const struct ocf_params *p, struct hv *hv, const char *n
     return path;
 }
 
+/* The first boot: nothing stored yet. A file already here is not this guest's history: it is
+ * set aside (kept in the store for forensics) and the firmware template is used. */
+static enum ocf_rc first_boot(const char *gdir, const char *path, const char *name, const char *me,
+                              const uint8_t *local, size_t local_len, bool have_local,
+                              struct vmha_err *why)
+{
+    struct vmha_err e = {0};
+    if (!have_local)
+        return OCF_SUCCESS;
+    if (nvgen_keep_forensic(gdir, local, local_len, me, "present before the first capture", &e) <
+            0 ||
+        unlink(path) < 0)
+        return vmha_err_set(why, -EIO,
+                            "cannot set aside the NVRAM file %s found "
+                            "before the guest's first boot: %s",
+                            path, e.msg),
+               OCF_ERR_GENERIC;
+    cluster_log(LOG_WARNING,
+                "guest %s: %s existed before its first boot: kept for "
+                "forensics, the firmware template is used",
+                name, path);
+    return OCF_SUCCESS;
+}
+
+/* The local file made generation g (gen_buf), unless it is that already; a different one is
+ * kept in the store for forensics before it is replaced. */
+static enum ocf_rc put_generation(const char *gdir, const char *path, const char *name,
+                                  const char *me, const struct nvram_gen *g, const uint8_t *gen_buf,
+                                  size_t gen_len, const uint8_t *local, size_t local_len,
+                                  bool have_local, struct vmha_err *why)
+{
+    struct vmha_err e = {0};
+    char digest[65] = "";
+    if (have_local)
+        nvram_digest(local, local_len, digest);
+    if (have_local && strcmp(digest, g->digest) == 0)
+        return OCF_SUCCESS;
+    if (have_local) {
+        if (nvgen_keep_forensic(gdir, local, local_len, me,
+                                "stale or foreign local file replaced at start", &e) < 0)
+            cluster_log(LOG_WARNING, "guest %s: cannot keep the replaced NVRAM file: %s", name,
+                        e.msg);
+        cluster_log(LOG_WARNING,
+                    "guest %s: %s differs from NVRAM generation %lu: "
+                    "replaced (the old file is kept in the store for forensics)",
+                    name, path, g->num);
+    }
+    if (nvram_write_file(path, gen_buf, gen_len, &e) < 0) {
+        vmha_err_set(why, e.code, "cannot restore the NVRAM of guest %s: %s", name, e.msg);
+        return OCF_ERR_GENERIC;
+    }
+    return OCF_SUCCESS;
+}
+
 enum ocf_rc ocf_nvram_restore(const struct ocf_params *p, struct hv *hv, const char *name,
                               struct vmha_err *why, char *warning, size_t warning_size)
 {
@@ -53,26 +107,8 @@ enum ocf_rc ocf_nvram_restore(const struct ocf_params *p, struct hv *hv, const c
     struct nvram_gen g;
     int r = nvgen_newest_valid(gdir, &gen_buf, &gen_len, &g, note, sizeof(note), &e);
     bool have_local = vmha_read_blob(path, NVRAM_FILE_MAX, &local, &local_len, &e) == 0;
-    if (r == -ENOENT && !note[0]) {
-        /* Nothing stored yet: first boot. A file already here is not this guest's history. */
-        if (have_local) {
-            if (nvgen_keep_forensic(gdir, local, local_len, me,
-                                    "present before the first "
-                                    "capture",
-                                    &e) < 0 ||
-                unlink(path) < 0)
-                return vmha_err_set(why, -EIO,
-                                    "cannot set aside the NVRAM file %s found "
-                                    "before the guest's first boot: %s",
-                                    path, e.msg),
-                       OCF_ERR_GENERIC;
-            cluster_log(LOG_WARNING,
-                        "guest %s: %s existed before its first boot: kept for "
-                        "forensics, the firmware template is used",
-                        name, path);
-        }
-        return OCF_SUCCESS;
-    }
+    if (r == -ENOENT && !note[0])
+        return first_boot(gdir, path, name, me, local, local_len, have_local, why);
     if (r < 0) {
         vmha_err_set(why, r, "NVRAM of guest %s cannot be restored: %s", name, e.msg);
         return OCF_ERR_GENERIC;
@@ -80,7 +116,7 @@ enum ocf_rc ocf_nvram_restore(const struct ocf_params *p, struct hv *hv, const c
     unsigned long booted = 0;
     if (nvgen_booted(gdir, &booted, &e) < 0)
         cluster_log(LOG_WARNING, "guest %s: %s", name, e.msg);
-    if (g.num < booted) {
+    if (g.num < booted) { /* a generation never goes backwards */
         vmha_err_set(why, -ESTALE,
                      "refusing to start guest %s: its newest intact NVRAM "
                      "generation is %lu, but it already booted with generation %lu (%s); "
@@ -93,27 +129,10 @@ enum ocf_rc ocf_nvram_restore(const struct ocf_params *p, struct hv *hv, const c
                  note);
         cluster_log(LOG_ERR, "%s", warning);
     }
-    char digest[65] = "";
-    if (have_local)
-        nvram_digest(local, local_len, digest);
-    if (!have_local || strcmp(digest, g.digest) != 0) {
-        if (have_local) {
-            if (nvgen_keep_forensic(gdir, local, local_len, me,
-                                    "stale or foreign local file "
-                                    "replaced at start",
-                                    &e) < 0)
-                cluster_log(LOG_WARNING, "guest %s: cannot keep the replaced NVRAM file: %s", name,
-                            e.msg);
-            cluster_log(LOG_WARNING,
-                        "guest %s: %s differs from NVRAM generation %lu: "
-                        "replaced (the old file is kept in the store for forensics)",
-                        name, path, g.num);
-        }
-        if (nvram_write_file(path, gen_buf, gen_len, &e) < 0) {
-            vmha_err_set(why, e.code, "cannot restore the NVRAM of guest %s: %s", name, e.msg);
-            return OCF_ERR_GENERIC;
-        }
-    }
+    enum ocf_rc rc = put_generation(gdir, path, name, me, &g, gen_buf, gen_len, local, local_len,
+                                    have_local, why);
+    if (rc != OCF_SUCCESS)
+        return rc;
     if (nvgen_set_booted(gdir, g.num, me, &e) < 0)
         cluster_log(LOG_WARNING, "guest %s: %s", name, e.msg);
     cluster_log(LOG_INFO, "guest %s boots with NVRAM generation %lu (captured on %s at %s)", name,

@@ -400,31 +400,100 @@ static enum ocf_rc ocf_remus_monitor(const struct ocf_params *p, const struct vm
     return OCF_DEGRADED_PROMOTED;
 }
 
+/* Promoted already (a repeated promote), or handed over to this node by a live migration (a
+ * Xen switchover): no replica of it stays here; it replicates and runs. */
+static enum ocf_rc promote_active(const struct ocf_params *p, struct ft *f,
+                                  const struct vmha_deadline *dl, struct vmha_err *why)
+{
+    struct vmha_err e = {0};
+    enum ocf_rc rc;
+    if (remus_running(f->dir, "receive", NULL)) {
+        reap(f, "receive", SIGTERM, dl);
+        wipe_replica(f);
+    }
+    if (!remus_running(f->dir, "send", NULL) && (rc = spawn(p, f, "send", dl, why)) != OCF_SUCCESS)
+        return rc;
+    if (f->state == HV_STATE_PAUSED && hv_resume(f->g.hv, f->g.name, &e) < 0) {
+        vmha_err_set(why, e.code, "cannot resume guest %s: %s", f->g.name, e.msg);
+        return OCF_ERR_GENERIC;
+    }
+    set_score(p, f->me, "100", dl);
+    return OCF_SUCCESS;
+}
+
+/* The hypervisor's own Remus left the last complete checkpoint as a paused replica: run it.
+ * false (with reason) when it cannot. */
+static bool promote_native(const struct ocf_params *p, struct ft *f, uint64_t epoch, uint64_t t0,
+                           const struct vmha_deadline *dl, char *reason, size_t rsize)
+{
+    struct vmha_err e = {0};
+    ocf_step("running guest %s from its replica (checkpoint %llu)", f->g.name,
+             (unsigned long long)epoch);
+    if (hv_replica_promote(f->g.hv, f->g.name, &e) < 0) {
+        snprintf(reason, rsize, "its replica cannot run: %s", e.msg);
+        return false;
+    }
+    cluster_log(LOG_NOTICE, "guest %s runs on %s from its replica (checkpoint %llu) after %llu ms",
+                f->g.name, f->me, (unsigned long long)epoch,
+                (unsigned long long)(vmha_now_ms() - t0));
+    /* Nothing of its output is held (see validate): replication starts afresh, and the
+     * monitor restarts it should this fail. */
+    if (spawn(p, f, "send", dl, &e) != OCF_SUCCESS)
+        cluster_log(LOG_ERR, "guest %s runs unprotected: %s", f->g.name, e.msg);
+    return true;
+}
+
+/* vmha's engine: the guest restored from the checkpoint files this node holds, its output
+ * held before it takes a step (its first checkpoint covers it), then resumed. */
+static enum ocf_rc promote_checkpoint(const struct ocf_params *p, struct ft *f, uint64_t epoch,
+                                      uint64_t t0, const struct vmha_deadline *dl,
+                                      struct vmha_err *why)
+{
+    struct vmha_err e = {0};
+    enum ocf_rc rc;
+    ocf_step("restoring guest %s from checkpoint %llu", f->g.name, (unsigned long long)epoch);
+    char dev[PATH_MAX + 32], ram[PATH_MAX + 32];
+    int lock = remus_checkpoint_files(f->dir, dev, sizeof(dev), ram, sizeof(ram), &e);
+    int r = lock < 0 ? lock : hv_ckpt_restore(f->g.hv, dev, ram, f->g.config_text, &e);
+    if (lock >= 0)
+        close(lock);
+    if (r < 0) {
+        vmha_err_set(why, e.code, "cannot resume guest %s from checkpoint %llu: %s", f->g.name,
+                     (unsigned long long)epoch, e.msg);
+        return OCF_ERR_GENERIC;
+    }
+    if ((rc = spawn(p, f, "send", dl, why)) != OCF_SUCCESS) {
+        hv_destroy(f->g.hv, f->g.name, &e);
+        return rc;
+    }
+    ocf_step("resuming guest %s", f->g.name);
+    if (hv_resume(f->g.hv, f->g.name, &e) < 0) {
+        vmha_err_set(why, e.code, "guest %s restored but cannot be resumed: %s", f->g.name, e.msg);
+        return OCF_ERR_GENERIC;
+    }
+    /* How old the checkpoint is: the replica's commit time (CLOCK_REALTIME, which a cluster
+     * keeps in step) to now, i.e. how long the guest stood still. */
+    struct remus_status rs = {0};
+    uint64_t now = remus_realtime_ms(), age = 0;
+    if (remus_status_read(f->dir, &rs, &e) == 0 && rs.committed_ms && now > rs.committed_ms)
+        age = now - rs.committed_ms;
+    cluster_log(LOG_NOTICE,
+                "guest %s resumed on %s from checkpoint %llu in %llu ms "
+                "(checkpoint taken %llu ms before)",
+                f->g.name, f->me, (unsigned long long)epoch,
+                (unsigned long long)(vmha_now_ms() - t0), (unsigned long long)age);
+    return OCF_SUCCESS;
+}
+
 static enum ocf_rc ocf_remus_promote(const struct ocf_params *p, const struct vmha_deadline *dl,
                                      struct vmha_err *why)
 {
     _cleanup_(ft_clear) struct ft f = {0};
-    int rc = ft_open(p, &f, true, dl, why);
+    enum ocf_rc rc = ft_open(p, &f, true, dl, why);
     if (rc != OCF_SUCCESS)
         return rc;
-    struct vmha_err e = {0};
-    if (is_active(f.state)) {
-        /* Promoted already (a repeated promote), or handed over to this node by a live
-         * migration (a Xen switchover): no replica of it stays here; it replicates and runs. */
-        if (remus_running(f.dir, "receive", NULL)) {
-            reap(&f, "receive", SIGTERM, dl);
-            wipe_replica(&f);
-        }
-        if (!remus_running(f.dir, "send", NULL) &&
-            (rc = spawn(p, &f, "send", dl, why)) != OCF_SUCCESS)
-            return rc;
-        if (f.state == HV_STATE_PAUSED && hv_resume(f.g.hv, f.g.name, &e) < 0) {
-            vmha_err_set(why, e.code, "cannot resume guest %s: %s", f.g.name, e.msg);
-            return OCF_ERR_GENERIC;
-        }
-        set_score(p, f.me, "100", dl);
-        return OCF_SUCCESS;
-    }
+    if (is_active(f.state))
+        return promote_active(p, &f, dl, why);
     /* The replica stops taking checkpoints: what it holds now is what resumes. Xen's ends
      * its stream on SIGUSR1 and makes the last complete checkpoint a paused domain. */
     struct vmha_deadline quick = vmha_deadline_min(*dl, vmha_deadline_in(f.native ? 60000 : 10000));
@@ -433,58 +502,10 @@ static enum ocf_rc ocf_remus_promote(const struct ocf_params *p, const struct vm
     uint64_t epoch = 0;
     uint64_t t0 = vmha_now_ms();
     bool usable = checkpoint_usable(&f, &epoch, dl, reason, sizeof(reason));
-    if (usable && f.native) {
-        ocf_step("running guest %s from its replica (checkpoint %llu)", f.g.name,
-                 (unsigned long long)epoch);
-        if (hv_replica_promote(f.g.hv, f.g.name, &e) < 0) {
-            snprintf(reason, sizeof(reason), "its replica cannot run: %s", e.msg);
-            usable = false;
-        } else {
-            cluster_log(LOG_NOTICE,
-                        "guest %s runs on %s from its replica (checkpoint %llu) "
-                        "after %llu ms",
-                        f.g.name, f.me, (unsigned long long)epoch,
-                        (unsigned long long)(vmha_now_ms() - t0));
-            /* Nothing of its output is held (see validate): replication starts afresh, and
-             * the monitor restarts it should this fail. */
-            if (spawn(p, &f, "send", dl, &e) != OCF_SUCCESS)
-                cluster_log(LOG_ERR, "guest %s runs unprotected: %s", f.g.name, e.msg);
-        }
-    } else if (usable) {
-        ocf_step("restoring guest %s from checkpoint %llu", f.g.name, (unsigned long long)epoch);
-        char dev[PATH_MAX + 32], ram[PATH_MAX + 32];
-        int lock = remus_checkpoint_files(f.dir, dev, sizeof(dev), ram, sizeof(ram), &e);
-        int r = lock < 0 ? lock : hv_ckpt_restore(f.g.hv, dev, ram, f.g.config_text, &e);
-        if (lock >= 0)
-            close(lock);
-        if (r < 0) {
-            vmha_err_set(why, e.code, "cannot resume guest %s from checkpoint %llu: %s", f.g.name,
-                         (unsigned long long)epoch, e.msg);
-            return OCF_ERR_GENERIC;
-        }
-        /* Output held before the guest takes a step: its first checkpoint covers it. */
-        if ((rc = spawn(p, &f, "send", dl, why)) != OCF_SUCCESS) {
-            hv_destroy(f.g.hv, f.g.name, &e);
-            return rc;
-        }
-        ocf_step("resuming guest %s", f.g.name);
-        if (hv_resume(f.g.hv, f.g.name, &e) < 0) {
-            vmha_err_set(why, e.code, "guest %s restored but cannot be resumed: %s", f.g.name,
-                         e.msg);
-            return OCF_ERR_GENERIC;
-        }
-        /* How old the checkpoint is: the replica's commit time (CLOCK_REALTIME, which a
-         * cluster keeps in step) to now, i.e. how long the guest stood still. */
-        struct remus_status rs = {0};
-        uint64_t now = remus_realtime_ms(), age = 0;
-        if (remus_status_read(f.dir, &rs, &e) == 0 && rs.committed_ms && now > rs.committed_ms)
-            age = now - rs.committed_ms;
-        cluster_log(LOG_NOTICE,
-                    "guest %s resumed on %s from checkpoint %llu in %llu ms "
-                    "(checkpoint taken %llu ms before)",
-                    f.g.name, f.me, (unsigned long long)epoch,
-                    (unsigned long long)(vmha_now_ms() - t0), (unsigned long long)age);
-    }
+    if (usable && f.native)
+        usable = promote_native(p, &f, epoch, t0, dl, reason, sizeof(reason));
+    else if (usable && (rc = promote_checkpoint(p, &f, epoch, t0, dl, why)) != OCF_SUCCESS)
+        return rc;
     if (!usable) {
         cluster_log(LOG_WARNING, "booting guest %s on %s: %s", f.g.name, f.me, reason);
         wipe_replica(&f);

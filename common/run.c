@@ -54,12 +54,12 @@ static ssize_t drain(int fd, char **buf, size_t *len, size_t *cap, size_t max, c
     return n;
 }
 
-int vmha_run_output(char *const argv[], const struct vmha_deadline *dl, char **out,
-                    size_t max_bytes, struct vmha_err *err)
+/* argv started with stdin from /dev/null, stderr into a pipe (*erd, its reading end) and, with
+ * out, stdout into another (*ord; else /dev/null). */
+static int spawn_piped(char *const argv[], bool out, pid_t *pid, int *erd, int *ord,
+                       struct vmha_err *err)
 {
     int errp[2], outp[2] = {-1, -1};
-    if (out)
-        *out = NULL;
     if (pipe2(errp, O_CLOEXEC) < 0)
         return vmha_err_set(err, -errno, "cannot run %s: %s", argv[0], strerror(errno));
     if (out && pipe2(outp, O_CLOEXEC) < 0) {
@@ -76,31 +76,43 @@ int vmha_run_output(char *const argv[], const struct vmha_deadline *dl, char **o
     else
         posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
-    pid_t pid;
-    int r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    int r = posix_spawnp(pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(errp[1]);
     if (out)
         close(outp[1]);
-    _cleanup_(closep) int erd = errp[0];
-    _cleanup_(closep) int ord = outp[0];
+    *erd = errp[0];
+    *ord = outp[0];
     if (r != 0)
         return vmha_err_set(err, -r, "cannot run %s: %s", argv[0], strerror(r));
-    char said[512] = "", *text = NULL;
-    size_t len = 0, cap = 0;
-    int status = 0, failure = 0;
+    return 0;
+}
+
+/* What a program run said: the first line of its stderr, its stdout, its exit status. */
+struct run_io {
+    char said[512];
+    char *text;
+    size_t len, cap;
+    int status;
+};
+
+/* Reads both pipes until the program has exited and closed them; at the deadline, on a read
+ * error or on more than max_bytes of stdout it is killed and the call fails. */
+static int run_collect(char *const argv[], pid_t pid, int *erd, int *ord,
+                       const struct vmha_deadline *dl, size_t max_bytes, struct run_io *io,
+                       struct vmha_err *err)
+{
+    int failure = 0;
     bool exited = false;
-    /* Until the program has exited and closed both pipes (or the deadline, or too much). */
-    while (!exited || erd >= 0 || ord >= 0) {
-        if (!exited && waitpid(pid, &status, WNOHANG) == pid)
+    while (!exited || *erd >= 0 || *ord >= 0) {
+        if (!exited && waitpid(pid, &io->status, WNOHANG) == pid)
             exited = true;
         uint64_t left = vmha_deadline_left_ms(dl);
         if (left == 0 || failure) {
             if (!exited) {
                 kill(pid, SIGKILL);
-                waitpid(pid, &status, 0);
+                waitpid(pid, &io->status, 0);
             }
-            free(text);
             if (failure == -EFBIG)
                 return vmha_err_set(err, -EFBIG, "%s printed more than %zu bytes", argv[0],
                                     max_bytes);
@@ -109,40 +121,57 @@ int vmha_run_output(char *const argv[], const struct vmha_deadline *dl, char **o
                                     strerror(-failure));
             return vmha_err_set(err, -ETIMEDOUT, "%s did not finish in time", argv[0]);
         }
-        if (erd < 0 && ord < 0) {
+        if (*erd < 0 && *ord < 0) {
             vmha_deadline_sleep(dl, 5);
             continue;
         }
-        struct pollfd p[2] = {{.fd = erd, .events = POLLIN}, {.fd = ord, .events = POLLIN}};
+        struct pollfd p[2] = {{.fd = *erd, .events = POLLIN}, {.fd = *ord, .events = POLLIN}};
         if (poll(p, 2, left > 50 ? 50 : (int)left) <= 0)
             continue;
         for (int i = 0; i < 2; i++) {
             if (!p[i].revents)
                 continue;
-            ssize_t n = i == 0 ? drain(erd, NULL, NULL, NULL, 0, said, sizeof(said))
-                               : drain(ord, &text, &len, &cap, max_bytes, NULL, 0);
-            if (n < 0)
+            int *fd = i == 0 ? erd : ord;
+            ssize_t n = i == 0 ? drain(*fd, NULL, NULL, NULL, 0, io->said, sizeof(io->said))
+                               : drain(*fd, &io->text, &io->len, &io->cap, max_bytes, NULL, 0);
+            if (n < 0) {
                 failure = (int)n;
-            else if (n == 0 && i == 0) {
-                close(erd);
-                erd = -1;
             } else if (n == 0) {
-                close(ord);
-                ord = -1;
+                close(*fd);
+                *fd = -1;
             }
         }
     }
-    said[strcspn(said, "\n")] = '\0';
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    io->said[strcspn(io->said, "\n")] = '\0';
+    return 0;
+}
+
+int vmha_run_output(char *const argv[], const struct vmha_deadline *dl, char **out,
+                    size_t max_bytes, struct vmha_err *err)
+{
+    if (out)
+        *out = NULL;
+    pid_t pid;
+    _cleanup_(closep) int erd = -1;
+    _cleanup_(closep) int ord = -1;
+    int r = spawn_piped(argv, out, &pid, &erd, &ord, err);
+    if (r < 0)
+        return r;
+    struct run_io io = {.said = ""};
+    if ((r = run_collect(argv, pid, &erd, &ord, dl, max_bytes, &io, err)) < 0) {
+        free(io.text);
+        return r;
+    }
+    if (WIFEXITED(io.status) && WEXITSTATUS(io.status) == 0) {
         if (out)
-            *out = text ? text : strdup("");
+            *out = io.text ? io.text : strdup("");
         return out && !*out ? vmha_err_set(err, -ENOMEM, "out of memory") : 0;
     }
-    free(text);
-    if (WIFEXITED(status))
-        return vmha_err_set(err, -EIO, "%s exited with %d%s%s", argv[0], WEXITSTATUS(status),
-                            said[0] ? ": " : "", said);
-    return vmha_err_set(err, -EIO, "%s was killed by signal %d", argv[0], WTERMSIG(status));
+    free(io.text);
+    if (WIFEXITED(io.status))
+        return vmha_err_set(err, -EIO, "%s exited with %d%s%s", argv[0], WEXITSTATUS(io.status),
+                            io.said[0] ? ": " : "", io.said);
+    return vmha_err_set(err, -EIO, "%s was killed by signal %d", argv[0], WTERMSIG(io.status));
 }
 
 int vmha_run(char *const argv[], const struct vmha_deadline *dl, struct vmha_err *err)

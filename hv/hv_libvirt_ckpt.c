@@ -361,6 +361,64 @@ static int qemu_pid(virDomainPtr d, struct vmha_err *err)
     return pid;
 }
 
+/* Among process pid's open files, the one shared file of exactly size bytes: its RAM. A memfd,
+ * or a file QEMU made in a directory and unlinked, is no named file: QEMU 8.1 and later
+ * would copy it whole into every checkpoint. The descriptor, or -errno with err set. */
+static int ram_file(int pid, const char *name, uint64_t size, char *where, size_t wsize,
+                    struct vmha_err *err)
+{
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
+    DIR *dp = opendir(dir);
+    if (!dp)
+        return vmha_err_set(err, -errno, "cannot look into %s: %s", dir, strerror(errno));
+    int found = -1, count = 0, memfds = 0;
+    struct dirent *de;
+    while ((de = readdir(dp))) {
+        char path[384], target[256];
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        ssize_t n = readlink(path, target, sizeof(target) - 1);
+        if (n <= 0 || target[0] != '/')
+            continue;
+        target[n] = '\0';
+        int m = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (m < 0 || fstat(m, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size) {
+            if (m >= 0)
+                close(m);
+            continue;
+        }
+        if (strncmp(target, "/memfd:", 7) == 0 || st.st_nlink == 0) {
+            memfds++;
+            close(m);
+            continue;
+        }
+        if (found >= 0)
+            close(found);
+        found = m;
+        count++;
+        snprintf(where, wsize, "%s", target);
+    }
+    closedir(dp);
+    if (count == 1)
+        return found;
+    if (found >= 0)
+        close(found);
+    if (count)
+        return vmha_err_set(err, -EOPNOTSUPP,
+                            "guest %s has several shared files of its "
+                            "memory's size open: which is its RAM?",
+                            name);
+    return vmha_err_set(err, -EOPNOTSUPP,
+                        "guest %s's memory is not a shared named file%s "
+                        "(<memoryBacking><source type='file'/><access mode='shared'/>"
+                        "</memoryBacking>, with qemu.conf's memory_backing_dir on a tmpfs)",
+                        name,
+                        memfds ? " but a memfd or an unlinked file, which QEMU 8.1 "
+                                 "and later copy whole into every checkpoint"
+                               : "");
+}
+
 int hv_libvirt_ckpt_memory(struct hv_conn *c, const char *name, int *fd, int *qemu,
                            struct vmha_err *err)
 {
@@ -376,61 +434,10 @@ int hv_libvirt_ckpt_memory(struct hv_conn *c, const char *name, int *fd, int *qe
     int pid = ignore_shared(d, false, err);
     if (pid < 0 || (pid = qemu_pid(d, err)) < 0)
         return pid;
-    /* Its RAM: the one shared file of exactly the guest's memory size among QEMU's open
-     * files. A memfd, or a file QEMU made in a directory and unlinked, is no named file:
-     * QEMU 8.1 and later would copy it whole into every checkpoint. */
-    char dir[64];
-    snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
-    DIR *dp = opendir(dir);
-    if (!dp)
-        return vmha_err_set(err, -errno, "cannot look into %s: %s", dir, strerror(errno));
-    int found = -1, count = 0, memfds = 0;
     char where[256] = "";
-    struct dirent *de;
-    while ((de = readdir(dp))) {
-        char path[384], target[256];
-        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        ssize_t n = readlink(path, target, sizeof(target) - 1);
-        if (n <= 0 || target[0] != '/')
-            continue;
-        target[n] = '\0';
-        int m = open(path, O_RDONLY | O_CLOEXEC);
-        struct stat st;
-        if (m < 0 || fstat(m, &st) < 0 || !S_ISREG(st.st_mode) ||
-            (uint64_t)st.st_size != info.maxMem * 1024ull) {
-            if (m >= 0)
-                close(m);
-            continue;
-        }
-        if (strncmp(target, "/memfd:", 7) == 0 || st.st_nlink == 0) {
-            memfds++;
-            close(m);
-            continue;
-        }
-        if (found >= 0)
-            close(found);
-        found = m;
-        count++;
-        snprintf(where, sizeof(where), "%s", target);
-    }
-    closedir(dp);
-    if (count != 1) {
-        if (found >= 0)
-            close(found);
-        if (count)
-            return vmha_err_set(err, -EOPNOTSUPP,
-                                "guest %s has several shared files of its "
-                                "memory's size open: which is its RAM?",
-                                name);
-        return vmha_err_set(err, -EOPNOTSUPP,
-                            "guest %s's memory is not a shared named file%s "
-                            "(<memoryBacking><source type='file'/><access mode='shared'/>"
-                            "</memoryBacking>, with qemu.conf's memory_backing_dir on a tmpfs)",
-                            name,
-                            memfds ? " but a memfd or an unlinked file, which QEMU 8.1 "
-                                     "and later copy whole into every checkpoint"
-                                   : "");
-    }
+    int found = ram_file(pid, name, info.maxMem * 1024ull, where, sizeof(where), err);
+    if (found < 0)
+        return found;
     /* Memory in a file on disk would be written back to it, every checkpoint's pages. */
     struct statfs sf;
     if (fstatfs(found, &sf) < 0 || (sf.f_type != TMPFS_MAGIC && sf.f_type != HUGETLBFS_MAGIC)) {

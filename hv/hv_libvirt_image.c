@@ -80,129 +80,144 @@ static bool is_zero(const unsigned char *p)
     return memcmp(p, zero, HV_LIBVIRT_PAGE) == 0;
 }
 
-static int stream_merge(const unsigned char *s, size_t n, const unsigned char *ram, size_t ram_size,
-                        FILE *out, struct vmha_err *err)
+/* The capabilities subsection (name, version read), without x-ignore-shared: the restore runs
+ * without it, and QEMU checks the list against its own capabilities. */
+static int merge_capabilities(struct cur *c, const unsigned char *name, uint64_t nl,
+                              uint64_t version, FILE *out, struct vmha_err *err)
 {
-    struct cur c = {.p = s, .left = n};
-    if (ram_size % HV_LIBVIRT_PAGE)
-        return vmha_err_set(err, -EINVAL, "the checkpoint's memory is not whole pages");
-    if (take_be(&c, 4) != QEMU_VM_FILE_MAGIC || take_be(&c, 4) != QEMU_VM_FILE_VERSION)
-        return vmha_err_set(err, -EPROTO, "the device state is not a QEMU migration stream");
-    put_be(out, QEMU_VM_FILE_MAGIC, 4);
-    put_be(out, QEMU_VM_FILE_VERSION, 4);
-    if (c.left && c.p[0] == QEMU_VM_CONFIGURATION) {
-        take(&c, 1);
-        uint64_t len = take_be(&c, 4);
-        const unsigned char *machine = take(&c, len);
-        put_be(out, QEMU_VM_CONFIGURATION, 1);
-        put_be(out, len, 4);
-        put(out, machine, machine ? len : 0);
-        while (!c.bad && c.left && c.p[0] == QEMU_VM_SUBSECTION) {
-            take(&c, 1);
-            uint64_t nl = take_be(&c, 1);
-            const unsigned char *name = take(&c, nl);
-            uint64_t version = take_be(&c, 4);
-            if (c.bad)
-                break;
-            const char *caps = "configuration/capabilities", *uuid = "configuration/uuid",
-                       *bits = "configuration/target-page-bits";
-            size_t copy = 0;
-            if (nl == strlen(caps) && memcmp(name, caps, nl) == 0) {
-                /* The restore runs without x-ignore-shared: drop it from the list that
-                 * QEMU checks against its own capabilities. */
-                uint64_t count = take_be(&c, 4);
-                const unsigned char *keep[64];
-                size_t kept = 0;
-                for (uint64_t i = 0; i < count && !c.bad; i++) {
-                    const unsigned char *cap = c.p;
-                    uint64_t cl = take_be(&c, 1);
-                    const unsigned char *cn = take(&c, cl);
-                    if (!cn) /* cut short: only whole entries are written out */
-                        break;
-                    if (kept == 64)
-                        return vmha_err_set(err, -EPROTO,
-                                            "the device state lists more "
-                                            "migration capabilities than QEMU has");
-                    if (!(cl == 15 && memcmp(cn, "x-ignore-shared", 15) == 0))
-                        keep[kept++] = cap;
-                }
-                if (c.bad)
-                    break;
-                if (kept == 0)
-                    continue;
-                put_be(out, QEMU_VM_SUBSECTION, 1);
-                put_be(out, nl, 1);
-                put(out, name, nl);
-                put_be(out, version, 4);
-                put_be(out, kept, 4);
-                for (size_t i = 0; i < kept; i++)
-                    put(out, keep[i], 1 + (size_t)keep[i][0]);
-                continue;
-            } else if (nl == strlen(uuid) && memcmp(name, uuid, nl) == 0) {
-                copy = 16;
-            } else if (nl == strlen(bits) && memcmp(name, bits, nl) == 0) {
-                copy = 4;
-            } else {
-                return vmha_err_set(err, -EPROTO,
-                                    "the device state has a configuration part "
-                                    "this vmha does not know (%.*s)",
-                                    (int)nl, name);
-            }
-            const unsigned char *body = take(&c, copy);
-            put_be(out, QEMU_VM_SUBSECTION, 1);
-            put_be(out, nl, 1);
-            put(out, name, nl);
-            put_be(out, version, 4);
-            put(out, body, body ? copy : 0);
-        }
+    uint64_t count = take_be(c, 4);
+    const unsigned char *keep[64];
+    size_t kept = 0;
+    for (uint64_t i = 0; i < count && !c->bad; i++) {
+        const unsigned char *cap = c->p;
+        uint64_t cl = take_be(c, 1);
+        const unsigned char *cn = take(c, cl);
+        if (!cn) /* cut short: only whole entries are written out */
+            break;
+        if (kept == 64)
+            return vmha_err_set(err, -EPROTO,
+                                "the device state lists more "
+                                "migration capabilities than QEMU has");
+        if (!(cl == 15 && memcmp(cn, "x-ignore-shared", 15) == 0))
+            keep[kept++] = cap;
     }
-    /* RAM is the first section: its setup lists the blocks, then pages may follow. */
-    const unsigned char *head = c.p;
-    if (take_be(&c, 1) != QEMU_VM_SECTION_START)
+    if (c->bad || kept == 0)
+        return 0;
+    put_be(out, QEMU_VM_SUBSECTION, 1);
+    put_be(out, nl, 1);
+    put(out, name, nl);
+    put_be(out, version, 4);
+    put_be(out, kept, 4);
+    for (size_t i = 0; i < kept; i++)
+        put(out, keep[i], 1 + (size_t)keep[i][0]);
+    return 0;
+}
+
+/* The configuration section, when there is one: the machine type, then the subsections this
+ * vmha knows (capabilities, UUID, page bits), copied but for x-ignore-shared. */
+static int merge_configuration(struct cur *c, FILE *out, struct vmha_err *err)
+{
+    if (!c->left || c->p[0] != QEMU_VM_CONFIGURATION)
+        return 0;
+    take(c, 1);
+    uint64_t len = take_be(c, 4);
+    const unsigned char *machine = take(c, len);
+    put_be(out, QEMU_VM_CONFIGURATION, 1);
+    put_be(out, len, 4);
+    put(out, machine, machine ? len : 0);
+    static const char caps[] = "configuration/capabilities", uuid[] = "configuration/uuid",
+                      bits[] = "configuration/target-page-bits";
+    while (!c->bad && c->left && c->p[0] == QEMU_VM_SUBSECTION) {
+        take(c, 1);
+        uint64_t nl = take_be(c, 1);
+        const unsigned char *name = take(c, nl);
+        uint64_t version = take_be(c, 4);
+        if (c->bad)
+            break;
+        size_t copy = 0;
+        if (nl == strlen(caps) && memcmp(name, caps, nl) == 0) {
+            int r = merge_capabilities(c, name, nl, version, out, err);
+            if (r < 0)
+                return r;
+            continue;
+        } else if (nl == strlen(uuid) && memcmp(name, uuid, nl) == 0) {
+            copy = 16;
+        } else if (nl == strlen(bits) && memcmp(name, bits, nl) == 0) {
+            copy = 4;
+        } else {
+            return vmha_err_set(err, -EPROTO,
+                                "the device state has a configuration part "
+                                "this vmha does not know (%.*s)",
+                                (int)nl, name);
+        }
+        const unsigned char *body = take(c, copy);
+        put_be(out, QEMU_VM_SUBSECTION, 1);
+        put_be(out, nl, 1);
+        put(out, name, nl);
+        put_be(out, version, 4);
+        put(out, body, body ? copy : 0);
+    }
+    return 0;
+}
+
+/* The RAM section's setup, which comes first: its header and the list of RAM blocks, copied
+ * without the addresses x-ignore-shared adds. *ram_id names the block of the guest's size
+ * (its RAM), which must be the only one. */
+static int merge_ram_setup(struct cur *c, size_t ram_size, const unsigned char **ram_id,
+                           uint64_t *ram_id_len, FILE *out, struct vmha_err *err)
+{
+    const unsigned char *head = c->p;
+    if (take_be(c, 1) != QEMU_VM_SECTION_START)
         return vmha_err_set(err, -EPROTO, "the device state does not start with its memory");
-    take_be(&c, 4); /* section id */
-    uint64_t il = take_be(&c, 1);
-    const unsigned char *idstr = take(&c, il);
-    take_be(&c, 8); /* instance, version */
-    if (c.bad || il != 3 || memcmp(idstr, "ram", 3) != 0)
+    take_be(c, 4); /* section id */
+    uint64_t il = take_be(c, 1);
+    const unsigned char *idstr = take(c, il);
+    take_be(c, 8); /* instance, version */
+    if (c->bad || il != 3 || memcmp(idstr, "ram", 3) != 0)
         return vmha_err_set(err, -EPROTO, "the device state does not start with its memory");
-    put(out, head, (size_t)(c.p - head));
-    uint64_t total = take_be(&c, 8);
+    put(out, head, (size_t)(c->p - head));
+    uint64_t total = take_be(c, 8);
     if (!(total & RAM_SAVE_FLAG_MEM_SIZE))
         return vmha_err_set(err, -EPROTO, "the device state does not list its memory");
     put_be(out, total, 8);
     total &= ~(uint64_t)(HV_LIBVIRT_PAGE - 1);
-    const unsigned char *ram_id = NULL;
-    uint64_t ram_id_len = 0;
+    *ram_id = NULL;
     unsigned blocks = 0;
-    while (total && !c.bad && blocks++ < 4096) {
-        uint64_t bl = take_be(&c, 1);
-        const unsigned char *bid = take(&c, bl);
-        uint64_t length = take_be(&c, 8);
-        take_be(&c, 8); /* its address, sent only with x-ignore-shared */
-        if (c.bad || length > total)
+    while (total && !c->bad && blocks++ < 4096) {
+        uint64_t bl = take_be(c, 1);
+        const unsigned char *bid = take(c, bl);
+        uint64_t length = take_be(c, 8);
+        take_be(c, 8); /* its address, sent only with x-ignore-shared */
+        if (c->bad || length > total)
             break;
         put_be(out, bl, 1);
         put(out, bid, bl);
         put_be(out, length, 8);
         if (length == ram_size) {
-            if (ram_id)
+            if (*ram_id)
                 return vmha_err_set(err, -EPROTO,
                                     "two memory blocks of the guest's size: "
                                     "which one is its RAM?");
-            ram_id = bid;
-            ram_id_len = bl;
+            *ram_id = bid;
+            *ram_id_len = bl;
         }
         total -= length;
     }
-    if (c.bad || total)
+    if (c->bad || total)
         return vmha_err_set(err, -EPROTO, "the device state's list of memory blocks is cut short");
-    if (!ram_id)
+    if (!*ram_id)
         return vmha_err_set(err, -EPROTO,
                             "no memory block of the guest's size (%zu bytes) in "
                             "its device state",
                             ram_size);
-    /* The RAM block's pages; zero pages stay out (a restored guest's memory starts zeroed). */
+    return 0;
+}
+
+/* The RAM block's pages as page records of the setup; zero pages stay out (a restored guest's
+ * memory starts zeroed). */
+static void put_ram_pages(const unsigned char *ram, size_t ram_size, const unsigned char *ram_id,
+                          uint64_t ram_id_len, FILE *out)
+{
     bool first = true;
     for (size_t off = 0; off < ram_size; off += HV_LIBVIRT_PAGE) {
         if (is_zero(ram + off))
@@ -217,6 +232,26 @@ static int stream_merge(const unsigned char *s, size_t n, const unsigned char *r
         }
         put(out, ram + off, HV_LIBVIRT_PAGE);
     }
+}
+
+/* QEMU's stream of the device state taken with x-ignore-shared, as a restore without it reads
+ * it: the same stream with the RAM put back in. */
+static int stream_merge(const unsigned char *s, size_t n, const unsigned char *ram, size_t ram_size,
+                        FILE *out, struct vmha_err *err)
+{
+    struct cur c = {.p = s, .left = n};
+    if (ram_size % HV_LIBVIRT_PAGE)
+        return vmha_err_set(err, -EINVAL, "the checkpoint's memory is not whole pages");
+    if (take_be(&c, 4) != QEMU_VM_FILE_MAGIC || take_be(&c, 4) != QEMU_VM_FILE_VERSION)
+        return vmha_err_set(err, -EPROTO, "the device state is not a QEMU migration stream");
+    put_be(out, QEMU_VM_FILE_MAGIC, 4);
+    put_be(out, QEMU_VM_FILE_VERSION, 4);
+    const unsigned char *ram_id = NULL;
+    uint64_t ram_id_len = 0;
+    int r = merge_configuration(&c, out, err);
+    if (r < 0 || (r = merge_ram_setup(&c, ram_size, &ram_id, &ram_id_len, out, err)) < 0)
+        return r;
+    put_ram_pages(ram, ram_size, ram_id, ram_id_len, out);
     /* The rest is QEMU's own: the setup's end marker, the ROM blocks, the devices. */
     put(out, c.p, c.left);
     if (ferror(out))

@@ -193,20 +193,77 @@ static bool unprotect(struct remus_ctx *x, struct hv *c, const char *peer)
     return true;
 }
 
+/* A connection to the backup at addr, authenticated; -errno with err set. */
+static int connect_backup(struct remus_ctx *x, const char *addr, struct chan *ch,
+                          struct vmha_err *err)
+{
+    struct vmha_deadline dl = vmha_deadline_in(10000);
+    *ch = (struct chan){.fd = remus_connect(addr, &dl, err)};
+    if (ch->fd < 0)
+        return ch->fd;
+    vmha_tune_socket(ch->fd, x->timeout_ms);
+    int r = chan_client(ch, x, addr, &dl, err);
+    if (r < 0)
+        chan_close(ch);
+    return r;
+}
+
+/* One session on a connected backup: a fresh session number, the greeting, then the
+ * hypervisor's Remus through the pump until the stream ends (with the guest suspended). */
+static int native_session(struct remus_ctx *x, struct hv *c, struct hv *watch_hv, struct chan *ch,
+                          const char *peer, const char *addr, struct vmha_err *err)
+{
+    int fd = ch->fd;
+    if (getrandom(&x->st.session, sizeof(x->st.session), 0) != sizeof(x->st.session))
+        x->st.session = vmha_now_ms() ^ ((uint64_t)getpid() << 32);
+    x->st.epoch = 0;
+    snprintf(x->st.peer, sizeof(x->st.peer), "%s", peer);
+    set_state(x, "syncing", "");
+    cluster_log(LOG_NOTICE, "guest %s: replicating to %s (%s) every %llu ms", x->guest, peer, addr,
+                (unsigned long long)x->interval_ms);
+    /* Here, not once protected: while libxenlight's save helper runs, libxl reaps every
+     * child of the process, attrd_updater's too. The backup's replica of an earlier session
+     * stays stale by its session either way. */
+    remus_renew_mark(x, peer);
+    struct hv_guest_info gi = {0};
+    if (hv_lookup(c, x->guest, &gi, err) < 0)
+        gi.memory_kib = 0;
+    char hello[96];
+    int n = snprintf(hello, sizeof(hello), XEN_HELLO "%016llx %llu\n",
+                     (unsigned long long)x->st.session, (unsigned long long)gi.memory_kib);
+    struct vmha_deadline dl = vmha_deadline_in(10000);
+    struct watch w;
+    struct remus_pump pump;
+    int xfd = -1;
+    int r = chan_write_all(ch, hello, (size_t)n, &dl);
+    if (r < 0) {
+        chan_close(ch);
+        return vmha_err_set(err, r, "cannot start the stream: %s", strerror(-r));
+    }
+    if ((r = remus_pump_start(&pump, ch, x->timeout_ms, &xfd, err)) < 0)
+        return r;
+    /* The watcher counts epochs on the network socket (the pump's now). */
+    if ((r = watch_start(&w, x, fd, true, gi.memory_kib * 1024, watch_hv)) == 0) {
+        dl = vmha_deadline_in(30000);
+        /* Returns only when the replication ends, with the guest suspended. */
+        r = hv_remus_send(c, x->guest, xfd, x->interval_ms, &dl, err);
+        watch_stop(&w);
+    } else {
+        vmha_err_set(err, r, "cannot watch the stream: %s", strerror(-r));
+    }
+    close(xfd);
+    remus_pump_stop(&pump);
+    return r;
+}
+
 int remus_native_send(struct remus_ctx *x)
 {
-    struct hv *c = NULL;
+    struct hv *c = NULL, *watch_hv = NULL;
     struct vmha_err err = {0};
-    if (open_hv(x, &c, &err) < 0)
-        return remus_fail(x, &err);
     struct hv_guest_info gi = {0};
-    if (hv_lookup(c, x->guest, &gi, &err) < 0) {
-        hv_close(c);
-        return remus_fail(x, &err);
-    }
-    /* The watcher's own libxenlight context (it polls while the main one streams). */
-    struct hv *watch_xl = NULL;
-    if (open_hv(x, &watch_xl, &err) < 0) {
+    /* The watcher has its own connection (it polls while the main one streams). */
+    if (open_hv(x, &c, &err) < 0 || hv_lookup(c, x->guest, &gi, &err) < 0 ||
+        open_hv(x, &watch_hv, &err) < 0) {
         hv_close(c);
         return remus_fail(x, &err);
     }
@@ -218,69 +275,23 @@ int remus_native_send(struct remus_ctx *x)
             nap(1000);
             continue;
         }
-        struct vmha_deadline dl = vmha_deadline_in(10000);
-        struct chan ch = {.fd = remus_connect(addr, &dl, &err)};
-        if (ch.fd >= 0) {
-            vmha_tune_socket(ch.fd, x->timeout_ms);
-            if (chan_client(&ch, x, addr, &dl, &err) < 0) {
-                chan_close(&ch);
-                ch.fd = -1;
-            }
-        }
-        if (ch.fd < 0) {
+        struct chan ch;
+        if (connect_backup(x, addr, &ch, &err) < 0) {
             x->st.failures++;
             set_state(x, "degraded", err.msg);
             nap(1000);
             continue;
         }
-        int fd = ch.fd;
-        if (getrandom(&x->st.session, sizeof(x->st.session), 0) != sizeof(x->st.session))
-            x->st.session = vmha_now_ms() ^ ((uint64_t)getpid() << 32);
-        x->st.epoch = 0;
-        snprintf(x->st.peer, sizeof(x->st.peer), "%s", peer);
-        set_state(x, "syncing", "");
-        cluster_log(LOG_NOTICE, "guest %s: replicating to %s (%s) every %llu ms", x->guest, peer,
-                    addr, (unsigned long long)x->interval_ms);
-        /* Here, not once protected: while libxenlight's save helper runs, libxl reaps every
-         * child of the process, attrd_updater's too. The backup's replica of an earlier
-         * session stays stale by its session either way. */
-        remus_renew_mark(x, peer);
-        if (hv_lookup(c, x->guest, &gi, &err) < 0)
-            gi.memory_kib = 0;
-        char hello[96];
-        int n = snprintf(hello, sizeof(hello), XEN_HELLO "%016llx %llu\n",
-                         (unsigned long long)x->st.session, (unsigned long long)gi.memory_kib);
-        struct watch w;
-        struct remus_pump pump;
-        int xfd = -1;
-        int r = chan_write_all(&ch, hello, (size_t)n, &dl);
-        if (r < 0) {
-            vmha_err_set(&err, r, "cannot start the stream: %s", strerror(-r));
-            chan_close(&ch);
-        } else if ((r = remus_pump_start(&pump, &ch, x->timeout_ms, &xfd, &err)) == 0) {
-            /* The watcher counts epochs on the network socket (the pump's now). */
-            if ((r = watch_start(&w, x, fd, true, gi.memory_kib * 1024, watch_xl)) == 0) {
-                dl = vmha_deadline_in(30000);
-                /* Returns only when the replication ends, with the guest suspended. */
-                r = hv_remus_send(c, x->guest, xfd, x->interval_ms, &dl, &err);
-                watch_stop(&w);
-            } else {
-                vmha_err_set(&err, r, "cannot watch the stream: %s", strerror(-r));
-            }
-            close(xfd);
-            remus_pump_stop(&pump);
-        }
+        native_session(x, c, watch_hv, &ch, peer, addr, &err);
         x->st.failures += !signalled();
-        cluster_log(signalled() ? LOG_NOTICE : LOG_WARNING,
-                    "guest %s: replication to %s "
-                    "ended: %s",
+        cluster_log(signalled() ? LOG_NOTICE : LOG_WARNING, "guest %s: replication to %s ended: %s",
                     x->guest, peer, signalled() ? "asked to stop" : err.msg);
         if (!unprotect(x, c, peer))
             break;
         set_state(x, "degraded", signalled() ? "replication stopped" : err.msg);
         nap(1000);
     }
-    hv_close(watch_xl);
+    hv_close(watch_hv);
     hv_close(c);
     return 0;
 }
@@ -303,28 +314,57 @@ static int read_hello(struct chan *ch, uint64_t *session, uint64_t *memory_kib)
     return 0;
 }
 
+/* The guest's own configuration, read once: the replica is made with it whatever the stream
+ * says, and shared storage may be gone by the time a stream arrives. */
+static int read_own_config(struct remus_ctx *x, struct hv *c, char **config, struct vmha_err *err)
+{
+    struct hv_guest_config own = {0};
+    int r = vmha_read_file(x->config, 1 << 20, config, err);
+    if (r == 0 && (r = hv_config_parse(hv_backend_of(c), *config, &own, err)) == 0 &&
+        strcmp(own.name, x->guest) != 0)
+        r = vmha_err_set(err, -EINVAL, "%s is the config of guest %s, not of %s", x->config,
+                         own.name, x->guest);
+    hv_guest_config_clear(&own);
+    return r;
+}
+
+/* One primary's stream, through the pump, until it ends: its last complete checkpoint is then
+ * the replica (named in replica). */
+static int native_receive_one(struct remus_ctx *x, struct hv *c, struct remus_door *door,
+                              struct chan *ch, uint64_t memory_kib, const char *config,
+                              char *replica, size_t rsize, struct vmha_err *err)
+{
+    int fd = ch->fd, xfd = -1;
+    struct watch w;
+    struct remus_pump pump;
+    struct keeper k = {.x = x, .door = door};
+    int r = remus_pump_start(&pump, ch, x->timeout_ms, &xfd, err);
+    if (r < 0)
+        return r;
+    if ((r = watch_start(&w, x, fd, false, memory_kib * 1024, NULL)) == 0) {
+        bool kept = pthread_create(&k.thread, NULL, keep_run, &k) == 0;
+        struct vmha_deadline dl = vmha_deadline_in(30000);
+        r = hv_remus_receive(c, xfd, config, &dl, replica, rsize, err);
+        atomic_store(&k.done, true);
+        if (kept)
+            pthread_join(k.thread, NULL);
+        watch_stop(&w);
+    } else {
+        vmha_err_set(err, r, "cannot watch the stream: %s", strerror(-r));
+    }
+    close(xfd);
+    remus_pump_stop(&pump);
+    return r;
+}
+
 int remus_native_receive(struct remus_ctx *x)
 {
     struct hv *c = NULL;
     struct vmha_err err = {0};
-    if (open_hv(x, &c, &err) < 0)
-        return remus_fail(x, &err);
-    /* The guest's own configuration, read once: the replica is made with it whatever the
-     * stream says, and shared storage may be gone by the time a stream arrives. */
     _cleanup_free_ char *config = NULL;
-    struct hv_guest_config own = {0};
-    if (vmha_read_file(x->config, 1 << 20, &config, &err) < 0 ||
-        hv_config_parse(hv_backend_of(c), config, &own, &err) < 0 ||
-        (strcmp(own.name, x->guest) != 0 &&
-         vmha_err_set(&err, -EINVAL, "%s is the config of guest %s, not of %s", x->config, own.name,
-                      x->guest) < 0)) {
-        hv_guest_config_clear(&own);
-        hv_close(c);
-        return remus_fail(x, &err);
-    }
-    hv_guest_config_clear(&own);
     struct remus_door door;
-    if (remus_door_open(x, &door, &err) < 0) {
+    if (open_hv(x, &c, &err) < 0 || read_own_config(x, c, &config, &err) < 0 ||
+        remus_door_open(x, &door, &err) < 0) {
         hv_close(c);
         return remus_fail(x, &err);
     }
@@ -334,7 +374,6 @@ int remus_native_receive(struct remus_ctx *x)
         struct chan ch;
         if (remus_door_wait(x, &door, 500, &ch) != 1)
             continue;
-        int fd = ch.fd;
         uint64_t session = 0, memory_kib = 0;
         if (read_hello(&ch, &session, &memory_kib) < 0) {
             chan_close(&ch);
@@ -345,27 +384,8 @@ int remus_native_receive(struct remus_ctx *x)
         x->st.epoch = 0;
         set_state(x, "receiving", "");
         char replica[300];
-        struct watch w;
-        struct remus_pump pump;
-        int xfd = -1;
-        int r = remus_pump_start(&pump, &ch, x->timeout_ms, &xfd, &err);
-        struct keeper k = {.x = x, .door = &door};
-        if (r == 0) {
-            if ((r = watch_start(&w, x, fd, false, memory_kib * 1024, NULL)) == 0) {
-                bool kept = pthread_create(&k.thread, NULL, keep_run, &k) == 0;
-                struct vmha_deadline dl = vmha_deadline_in(30000);
-                r = hv_remus_receive(c, xfd, config, &dl, replica, sizeof(replica), &err);
-                atomic_store(&k.done, true);
-                if (kept)
-                    pthread_join(k.thread, NULL);
-                watch_stop(&w);
-            } else {
-                vmha_err_set(&err, r, "cannot watch the stream: %s", strerror(-r));
-            }
-            close(xfd);
-            remus_pump_stop(&pump);
-        }
-        if (r == 0) {
+        if (native_receive_one(x, c, &door, &ch, memory_kib, config, replica, sizeof(replica),
+                               &err) == 0) {
             if (x->st.epoch == 0)
                 x->st.epoch = 1; /* libxenlight kept a complete checkpoint */
             set_state(x, "holding", "");

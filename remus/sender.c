@@ -594,27 +594,93 @@ static void pause_until(uint64_t at_ms)
     }
 }
 
-int remus_send(struct remus_ctx *x)
+/* The connection, the guest's memory, a session number, and its output held: from here on
+ * nothing leaves the guest before a checkpoint covers it. */
+static int sender_start(struct sender *s, struct vmha_err *err)
 {
-    struct sender s = {.x = x, .qemu = -1};
-    struct vmha_err err = {0};
+    struct remus_ctx *x = s->x;
     struct vmha_deadline dl = vmha_deadline_in(30000);
-    if (hv_open(x->uri, &dl, &s.hv, &err) < 0)
-        return remus_fail(x, &err);
-    if (track_open(&s, &err) < 0) {
-        hv_close(s.hv);
-        return remus_fail(x, &err);
-    }
+    int r = hv_open(x->uri, &dl, &s->hv, err);
+    if (r < 0 || (r = track_open(s, err)) < 0)
+        return r;
     if (getrandom(&x->st.session, sizeof(x->st.session), 0) != sizeof(x->st.session))
         x->st.session = (uint64_t)vmha_now_ms() ^ ((uint64_t)getpid() << 32);
     snprintf(x->st.role, sizeof(x->st.role), "primary");
     snprintf(x->st.state, sizeof(x->st.state), "syncing");
-    /* From here on nothing leaves the guest before a checkpoint covers it. */
-    if (hold(&s, &err) < 0)
-        return remus_fail(x, &err);
+    if ((r = hold(s, err)) < 0)
+        return r;
     remus_publish(x);
     cluster_log(LOG_NOTICE, "replicating guest %s every %llu ms (session %016llx)", x->guest,
                 (unsigned long long)x->interval_ms, (unsigned long long)x->st.session);
+    return 0;
+}
+
+static void sender_end(struct sender *s)
+{
+    hv_close(s->hv);
+    if (s->ram)
+        munmap((void *)s->ram, s->ram_size);
+    free(s->shadow);
+    free(s->dirty);
+    if (s->qemu >= 0)
+        close(s->qemu);
+}
+
+/* A checkpoint committed: the status says so. true when replication ends here (a demote's
+ * final checkpoint). */
+static bool epoch_done(struct sender *s, bool final)
+{
+    struct remus_ctx *x = s->x;
+    bool first = strcmp(x->st.state, "protected") != 0;
+    snprintf(x->st.state, sizeof(x->st.state), final ? "demoted" : "protected");
+    snprintf(x->st.peer, sizeof(x->st.peer), "%s", s->peer);
+    x->st.error[0] = '\0';
+    remus_publish(x);
+    if (first) {
+        cluster_log(LOG_NOTICE,
+                    "guest %s is protected by its replica on %s "
+                    "(checkpoint %llu, %llu bytes in %llu ms)",
+                    x->guest, s->peer, (unsigned long long)x->st.epoch,
+                    (unsigned long long)x->st.bytes, (unsigned long long)x->st.ckpt_ms);
+        remus_renew_mark(x, s->peer);
+    }
+    if (final)
+        cluster_log(LOG_NOTICE, "guest %s handed over to %s at checkpoint %llu", x->guest, s->peer,
+                    (unsigned long long)x->st.epoch);
+    return final;
+}
+
+/* A checkpoint failed (err): the next one goes to whichever backup the cluster names. true
+ * when replication ends here, with *rc its exit code. */
+static bool epoch_failed(struct sender *s, bool final, const struct vmha_err *err, int *rc)
+{
+    struct remus_ctx *x = s->x;
+    x->st.failures++;
+    cluster_log(LOG_WARNING, "guest %s: %s", x->guest, err->msg);
+    s->peer[0] = '\0';
+    if (final) {
+        /* The guest runs here, output held: the demote fails, nothing is lost. */
+        snprintf(x->st.error, sizeof(x->st.error), "%s", err->msg);
+        remus_publish(x);
+        *rc = 1;
+        return true;
+    }
+    unprotect(s, err->msg);
+    if (s->qemu_gone) { /* the monitor starts a replication of the new QEMU */
+        *rc = remus_fail(x, err);
+        return true;
+    }
+    return false;
+}
+
+int remus_send(struct remus_ctx *x)
+{
+    struct sender s = {.x = x, .qemu = -1};
+    struct vmha_err err = {0};
+    if (sender_start(&s, &err) < 0) {
+        sender_end(&s);
+        return remus_fail(x, &err);
+    }
     int rc = 0;
     while (!remus_stop_requested) {
         bool final = remus_demote_requested;
@@ -635,54 +701,15 @@ int remus_send(struct remus_ctx *x)
             rc = remus_fail(x, &err);
             break;
         }
-        if (epoch_once(&s, final, &err) == 0) {
-            bool first = strcmp(x->st.state, "protected") != 0;
-            snprintf(x->st.state, sizeof(x->st.state), final ? "demoted" : "protected");
-            snprintf(x->st.peer, sizeof(x->st.peer), "%s", s.peer);
-            x->st.error[0] = '\0';
-            remus_publish(x);
-            if (first) {
-                cluster_log(LOG_NOTICE,
-                            "guest %s is protected by its replica on %s "
-                            "(checkpoint %llu, %llu bytes in %llu ms)",
-                            x->guest, s.peer, (unsigned long long)x->st.epoch,
-                            (unsigned long long)x->st.bytes, (unsigned long long)x->st.ckpt_ms);
-                remus_renew_mark(x, s.peer);
-            }
-            if (final) {
-                cluster_log(LOG_NOTICE, "guest %s handed over to %s at checkpoint %llu", x->guest,
-                            s.peer, (unsigned long long)x->st.epoch);
-                break;
-            }
-        } else {
-            x->st.failures++;
-            cluster_log(LOG_WARNING, "guest %s: %s", x->guest, err.msg);
-            s.peer[0] = '\0';
-            if (final) {
-                /* The guest runs here, output held: the demote fails, nothing is lost. */
-                snprintf(x->st.error, sizeof(x->st.error), "%s", err.msg);
-                remus_publish(x);
-                rc = 1;
-                break;
-            }
-            unprotect(&s, err.msg);
-            if (s.qemu_gone) { /* the monitor starts a replication of the new QEMU */
-                rc = remus_fail(x, &err);
-                break;
-            }
-        }
+        if (epoch_once(&s, final, &err) == 0 ? epoch_done(&s, final)
+                                             : epoch_failed(&s, final, &err, &rc))
+            break;
         /* The guest runs this long between two checkpoints, as under Xen's Remus: a
          * checkpoint that takes longer than the interval does not starve it. */
         pause_until(vmha_now_ms() + x->interval_ms);
     }
     if (remus_stop_requested && s.held && !remus_demote_requested)
         unprotect(&s, "replication stopped");
-    hv_close(s.hv);
-    if (s.ram)
-        munmap((void *)s.ram, s.ram_size);
-    free(s.shadow);
-    free(s.dirty);
-    if (s.qemu >= 0)
-        close(s.qemu);
+    sender_end(&s);
     return rc;
 }
