@@ -97,7 +97,7 @@ enum ocf_rc ocf_boot_check(const struct ocf_params *p, const struct hv_guest_con
             .kernel = p->install_kernel[0] ? p->install_kernel : cfg->kernel,
             .initrd = p->install_initrd[0] ? p->install_initrd : cfg->initrd,
             .cmdline = p->install_cmdline[0] ? p->install_cmdline : cfg->cmdline};
-        rc = check(p, cfg->name, "install-artifacts", &ia, NULL, NULL, record, why);
+        rc = check(p, cfg->name, STATE_INSTALL_ARTIFACTS, &ia, NULL, NULL, record, why);
     }
     return rc;
 }

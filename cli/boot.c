@@ -30,24 +30,28 @@ static const char *param_or_null(const struct cli_guest *g, const char *name)
     return s && s[0] ? s : NULL;
 }
 
-static void print_record(const char *gdir, const char *name, bool json, bool first)
+static void record_json(struct cli_json *j, const char *gdir, const char *name)
 {
     _cleanup_(store_kv_clear) struct store_kv rec = {0};
     struct vmha_err e = {0};
     store_read(gdir, name, &rec, &e);
     static const char *const keys[] = {"kernel", "kernel_sha256", "initrd", "initrd_sha256"};
-    bool is_signed = store_kv_get(&rec, "hmac_sha256") != NULL;
-    if (json) {
-        printf("%s{\"record\":", first ? "" : ",");
-        json_str(stdout, name);
-        for (size_t i = 0; i < 4; i++) {
-            printf(",\"%s\":", keys[i]);
-            json_str(stdout, store_kv_get(&rec, keys[i]));
-        }
-        printf(",\"signed\":%s}", is_signed ? "true" : "false");
-        return;
-    }
-    printf("recorded %s/%s (%s):\n", gdir, name, is_signed ? "signed" : "unsigned");
+    json_open(j, NULL);
+    json_string(j, "record", name);
+    for (size_t i = 0; i < 4; i++)
+        json_string(j, keys[i], store_kv_get(&rec, keys[i]));
+    json_bool(j, "signed", store_kv_get(&rec, "hmac_sha256"));
+    json_close(j, '}');
+}
+
+static void record_text(const char *gdir, const char *name)
+{
+    _cleanup_(store_kv_clear) struct store_kv rec = {0};
+    struct vmha_err e = {0};
+    store_read(gdir, name, &rec, &e);
+    static const char *const keys[] = {"kernel", "kernel_sha256", "initrd", "initrd_sha256"};
+    printf("recorded %s/%s (%s):\n", gdir, name,
+           store_kv_get(&rec, "hmac_sha256") ? "signed" : "unsigned");
     for (size_t i = 0; i < 4; i += 2) {
         const char *path = store_kv_get(&rec, keys[i]), *d = store_kv_get(&rec, keys[i + 1]);
         if (path && path[0])
@@ -103,13 +107,13 @@ static int record(const struct cli_guest *g, const struct cli_opts *o)
         struct boot_artifacts ia = {.kernel = param_or_null(g, "install_kernel") ?: cfg.kernel,
                                     .initrd = param_or_null(g, "install_initrd") ?: cfg.initrd,
                                     .cmdline = param_or_null(g, "install_cmdline") ?: cfg.cmdline};
-        ref.name = "install-artifacts";
+        ref.name = STATE_INSTALL_ARTIFACTS;
         if ((ia.kernel || ia.initrd) && boot_artifacts_record(&ref, &ia, NULL, NULL, &e) < 0) {
             fprintf(stderr, "vmha boot: guest %s, install boot: %s\n", g->name, e.msg);
             return VMHA_EXIT_FAILED;
         }
         if (ia.kernel || ia.initrd)
-            done[n++] = "install-artifacts";
+            done[n++] = STATE_INSTALL_ARTIFACTS;
     }
     if (n == 0) {
         fprintf(stderr,
@@ -119,17 +123,131 @@ static int record(const struct cli_guest *g, const struct cli_opts *o)
         return VMHA_EXIT_FAILED;
     }
     if (o->json) {
-        printf("{\"guest\":");
-        json_str(stdout, g->name);
-        printf(",\"recorded\":[");
+        struct cli_json j = {.f = stdout};
+        json_open(&j, NULL);
+        json_string(&j, "guest", g->name);
+        json_open_list(&j, "recorded");
+        for (size_t i = 0; i < n; i++)
+            record_json(&j, gdir, done[i]);
+        json_close(&j, ']');
+        json_close(&j, '}');
+        return VMHA_EXIT_OK;
     }
     for (size_t i = 0; i < n; i++)
-        print_record(gdir, done[i], o->json, i == 0);
-    if (o->json)
-        printf("]}\n");
-    else if (!key.len)
+        record_text(gdir, done[i]);
+    if (!key.len)
         printf("(no artifact_key: the record is not signed)\n");
     return VMHA_EXIT_OK;
+}
+
+/* What vmha boot GUEST shows, gathered once for both formats. */
+struct boot_view {
+    const struct cli_guest *g;
+    const struct cluster_view *v;
+    char *gdir;
+    struct install_record ir;
+    bool has_install, recorded;
+    struct store_kv rec;
+    int here_r; /* this host's files against the record */
+    struct vmha_err here;
+    char attr[300]; /* the node attribute with each host's verdict */
+};
+
+static void boot_view_clear(struct boot_view *b)
+{
+    free(b->gdir);
+    store_kv_clear(&b->rec);
+}
+
+static int boot_gather(struct boot_view *b)
+{
+    struct vmha_err e = {0};
+    const struct cli_guest *g = b->g;
+    if (store_guest_dir(g->state_dir, g->name, &b->gdir, &e) < 0 ||
+        install_read(b->gdir, &b->ir, &e) < 0) {
+        fprintf(stderr, "vmha boot: %s\n", e.msg);
+        return -1;
+    }
+    b->has_install = param_or_null(g, "install_config") || install_shorthand(g);
+    b->recorded = store_read(b->gdir, STATE_ARTIFACTS, &b->rec, &e) == 0;
+    bool here_recorded = false;
+    b->here_r = boot_artifacts_verify_files(b->gdir, STATE_ARTIFACTS, &here_recorded, &b->here);
+    snprintf(b->attr, sizeof(b->attr), "%s%s", MIG_ATTR_BOOT_PREFIX, g->name);
+    return 0;
+}
+
+static void boot_json(const struct boot_view *b)
+{
+    struct cli_json j = {.f = stdout};
+    const struct install_record *ir = &b->ir;
+    json_open(&j, NULL);
+    json_string(&j, "guest", b->g->name);
+    json_open(&j, "install");
+    json_bool(&j, "configured", b->has_install);
+    json_string(&j, "state", install_state_name(ir->state));
+    json_string(&j, "host", ir->host);
+    json_uint(&j, "attempts", ir->attempts);
+    json_uint(&j, "changed", (unsigned long long)ir->changed);
+    json_close(&j, '}');
+    if (!b->recorded) {
+        json_null(&j, "artifacts");
+    } else {
+        static const char *const keys[] = {"kernel", "kernel_sha256", "initrd", "initrd_sha256"};
+        json_open(&j, "artifacts");
+        for (size_t i = 0; i < 4; i++)
+            json_string(&j, keys[i], store_kv_get(&b->rec, keys[i]));
+        json_bool(&j, "signed", store_kv_get(&b->rec, "hmac_sha256"));
+        json_close(&j, '}');
+    }
+    json_open_list(&j, "hosts");
+    for (size_t i = 0; i < b->v->n; i++) {
+        json_open(&j, NULL);
+        json_string(&j, "node", b->v->nodes[i].name);
+        json_string(&j, "check", cluster_node_attr(&b->v->nodes[i], b->attr, true));
+        json_close(&j, '}');
+    }
+    json_close(&j, ']');
+    json_string(&j, "this_host", b->here_r < 0 ? b->here.msg : "ok");
+    json_close(&j, '}');
+}
+
+static void boot_text(const struct boot_view *b)
+{
+    const struct install_record *ir = &b->ir;
+    char t[32] = "-";
+    time_t tt = (time_t)ir->changed;
+    struct tm tm;
+    if (ir->changed && localtime_r(&tt, &tm))
+        strftime(t, sizeof(t), "%Y-%m-%d %H:%M:%S", &tm);
+    printf("guest %s\n", b->g->name);
+    if (b->has_install || ir->state != INSTALL_NOT_STARTED)
+        printf("install: %s%s%s (%u install boot%s, %s)\n", install_state_name(ir->state),
+               ir->host[0] ? " on " : "", ir->host, ir->attempts, ir->attempts == 1 ? "" : "s", t);
+    else
+        printf("install: none configured\n");
+    if (!b->recorded) {
+        printf("boot artifacts: none recorded (the guest boots from its disk or firmware, or "
+               "has not been defined yet)\n");
+        return;
+    }
+    printf("boot artifacts (%s):\n", store_kv_get(&b->rec, "hmac_sha256") ? "signed" : "unsigned");
+    static const char *const what[] = {"kernel", "initrd"};
+    for (int i = 0; i < 2; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "%s_sha256", what[i]);
+        const char *path = store_kv_get(&b->rec, what[i]), *d = store_kv_get(&b->rec, key);
+        if (path && path[0])
+            printf("  %-6s %s\n         sha256 %s\n", what[i], path, d ? d : "-");
+    }
+    printf("\n%-12s %s\n", "HOST", "ARTIFACTS");
+    for (size_t i = 0; i < b->v->n; i++) {
+        const char *verdict = cluster_node_attr(&b->v->nodes[i], b->attr, true);
+        printf("%-12.12s %s\n", b->v->nodes[i].name,
+               verdict                 ? verdict
+               : b->v->nodes[i].online ? "(not published: is ocf:vmha:node running?)"
+                                       : "(offline)");
+    }
+    printf("\nthis host: %s\n", b->here_r < 0 ? b->here.msg : "ok");
 }
 
 int cmd_boot(int argc, char **argv, const struct cli_opts *o)
@@ -148,18 +266,10 @@ int cmd_boot(int argc, char **argv, const struct cli_opts *o)
             guest = argv[i];
     }
     if (help || usage || !guest) {
-        printf("usage: vmha [--json] boot [--record] GUEST\n\n"
-               "The guest's install state (not-started, running, done: where and after how\n"
-               "many install boots) and its recorded boot artifacts (kernel, initrd), with\n"
-               "whether each host's copies match them.\n\n"
-               "--record  measures the guest's kernel, initrd and command line on this host\n"
-               "          and records them as the ones every host must boot, signed with\n"
-               "          artifact_key when it is set (with a key, a start never records by\n"
-               "          itself). Check the files first: what is there now is what is signed.\n");
+        cli_usage("boot", help ? stdout : stderr, help);
         return help ? VMHA_EXIT_OK : VMHA_EXIT_USAGE;
     }
     _cleanup_(cluster_view_clear) struct cluster_view v = {0};
-    struct vmha_err e = {0};
     struct cli_guest g;
     if (cli_open_guest("boot", guest, o, &v, &g) < 0)
         return VMHA_EXIT_FAILED;
@@ -169,92 +279,12 @@ int cmd_boot(int argc, char **argv, const struct cli_opts *o)
         fprintf(stderr, "vmha boot: guest %s has no state_dir: nothing is recorded\n", g.name);
         return VMHA_EXIT_FAILED;
     }
-    _cleanup_free_ char *gdir = NULL;
-    if (store_guest_dir(g.state_dir, g.name, &gdir, &e) < 0) {
-        fprintf(stderr, "vmha boot: %s\n", e.msg);
+    _cleanup_(boot_view_clear) struct boot_view b = {.g = &g, .v = &v};
+    if (boot_gather(&b) < 0)
         return VMHA_EXIT_FAILED;
-    }
-    struct install_record ir;
-    if (install_read(gdir, &ir, &e) < 0) {
-        fprintf(stderr, "vmha boot: %s\n", e.msg);
-        return VMHA_EXIT_FAILED;
-    }
-    bool has_install = param_or_null(&g, "install_config") || install_shorthand(&g);
-    _cleanup_(store_kv_clear) struct store_kv rec = {0};
-    bool recorded = store_read(gdir, STATE_ARTIFACTS, &rec, &e) == 0;
-    bool here_recorded = false;
-    struct vmha_err here = {0};
-    int here_r = boot_artifacts_verify_files(gdir, STATE_ARTIFACTS, &here_recorded, &here);
-    char attr[300];
-    snprintf(attr, sizeof(attr), "%s%s", MIG_ATTR_BOOT_PREFIX, g.name);
-    char t[32] = "-";
-    time_t tt = (time_t)ir.changed;
-    struct tm tm;
-    if (ir.changed && localtime_r(&tt, &tm))
-        strftime(t, sizeof(t), "%Y-%m-%d %H:%M:%S", &tm);
-
-    if (o->json) {
-        printf("{\"guest\":");
-        json_str(stdout, g.name);
-        printf(",\"install\":{\"configured\":%s,\"state\":\"%s\",\"host\":",
-               has_install ? "true" : "false", install_state_name(ir.state));
-        json_str(stdout, ir.host);
-        printf(",\"attempts\":%u,\"changed\":%lld},\"artifacts\":", ir.attempts, ir.changed);
-        if (!recorded) {
-            printf("null");
-        } else {
-            printf("{\"kernel\":");
-            json_str(stdout, store_kv_get(&rec, "kernel"));
-            printf(",\"kernel_sha256\":");
-            json_str(stdout, store_kv_get(&rec, "kernel_sha256"));
-            printf(",\"initrd\":");
-            json_str(stdout, store_kv_get(&rec, "initrd"));
-            printf(",\"initrd_sha256\":");
-            json_str(stdout, store_kv_get(&rec, "initrd_sha256"));
-            printf(",\"signed\":%s}", store_kv_get(&rec, "hmac_sha256") ? "true" : "false");
-        }
-        printf(",\"hosts\":[");
-        for (size_t i = 0; i < v.n; i++) {
-            const char *verdict = cluster_node_attr(&v.nodes[i], attr, true);
-            printf("%s{\"node\":", i ? "," : "");
-            json_str(stdout, v.nodes[i].name);
-            printf(",\"check\":");
-            verdict ? json_str(stdout, verdict) : (void)printf("null");
-            printf("}");
-        }
-        printf("],\"this_host\":");
-        json_str(stdout, here_r < 0 ? here.msg : "ok");
-        printf("}\n");
-        return VMHA_EXIT_OK;
-    }
-    printf("guest %s\n", g.name);
-    if (has_install || ir.state != INSTALL_NOT_STARTED)
-        printf("install: %s%s%s (%u install boot%s, %s)\n", install_state_name(ir.state),
-               ir.host[0] ? " on " : "", ir.host, ir.attempts, ir.attempts == 1 ? "" : "s", t);
+    if (o->json)
+        boot_json(&b);
     else
-        printf("install: none configured\n");
-    if (!recorded) {
-        printf("boot artifacts: none recorded (the guest boots from its disk or firmware, or "
-               "has not been defined yet)\n");
-        return VMHA_EXIT_OK;
-    }
-    printf("boot artifacts (%s):\n", store_kv_get(&rec, "hmac_sha256") ? "signed" : "unsigned");
-    static const char *const what[] = {"kernel", "initrd"};
-    for (int i = 0; i < 2; i++) {
-        char key[32];
-        snprintf(key, sizeof(key), "%s_sha256", what[i]);
-        const char *path = store_kv_get(&rec, what[i]), *d = store_kv_get(&rec, key);
-        if (path && path[0])
-            printf("  %-6s %s\n         sha256 %s\n", what[i], path, d ? d : "-");
-    }
-    printf("\n%-12s %s\n", "HOST", "ARTIFACTS");
-    for (size_t i = 0; i < v.n; i++) {
-        const char *verdict = cluster_node_attr(&v.nodes[i], attr, true);
-        printf("%-12.12s %s\n", v.nodes[i].name,
-               verdict             ? verdict
-               : v.nodes[i].online ? "(not published: is ocf:vmha:node running?)"
-                                   : "(offline)");
-    }
-    printf("\nthis host: %s\n", here_r < 0 ? here.msg : "ok");
+        boot_text(&b);
     return VMHA_EXIT_OK;
 }

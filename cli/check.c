@@ -33,111 +33,140 @@ static void from_attr(const struct cluster_node *n, const char *prefix, const ch
     }
 }
 
-int cmd_check(int argc, char **argv, const struct cli_opts *o)
+/* What vmha check GUEST finds, gathered once for both formats. */
+struct check_view {
+    const struct cli_guest *g;
+    const struct cluster_view *v;
+    struct verdict config, nvram;  /* shared storage: the same for every host */
+    bool policy, boot;             /* whether the policy and boot records apply */
+    struct verdict *paths, *boots; /* per host */
+};
+
+static bool can_start(const struct check_view *c, size_t i)
 {
-    if (argc != 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        printf("usage: vmha [--json] check GUEST\n\n"
-               "On every host, whether the guest could start there: its config readable,\n"
-               "the migration policy allows the host, its kernel and initrd match the\n"
-               "recorded digests, its NVRAM can be restored. Exit status 0 when at least\n"
-               "one host could start it, 1 otherwise.\n");
-        return argc == 2 ? VMHA_EXIT_OK : VMHA_EXIT_USAGE;
-    }
-    _cleanup_(cluster_view_clear) struct cluster_view v = {0};
+    return c->v->nodes[i].online && c->config.ok && c->nvram.ok && c->paths[i].ok && c->boots[i].ok;
+}
+
+/* The NVRAM a start would restore, and whether boot artifacts are recorded. */
+static void check_store(struct check_view *c)
+{
     struct vmha_err e = {0};
-    struct cli_guest g;
-    if (cli_open_guest("check", argv[1], o, &v, &g) < 0)
-        return VMHA_EXIT_FAILED;
-    /* Shared storage, the same for every host. */
-    struct verdict config = {true, "ok"}, nvram = {true, "ok"};
-    if (g.problem[0]) {
-        config.ok = false;
-        snprintf(config.text, sizeof(config.text), "%s", g.problem);
+    const struct cli_guest *g = c->g;
+    if (!g->state_dir) {
+        snprintf(c->nvram.text, sizeof(c->nvram.text), "not kept (no state_dir)");
+        return;
     }
-    bool policy = false, boot = false;
-    if (g.state_dir) {
-        char note[1024] = "";
-        _cleanup_free_ char *gdir = NULL;
-        _cleanup_free_ uint8_t *buf = NULL;
-        size_t len;
-        struct nvram_gen gen;
-        int r = store_guest_dir(g.state_dir, g.name, &gdir, &e);
-        if (r == 0)
-            r = nvgen_newest_valid(gdir, &buf, &len, &gen, note, sizeof(note), &e);
-        if (r == -ENOENT && !note[0])
-            snprintf(nvram.text, sizeof(nvram.text), "none kept yet");
-        else if (r < 0)
-            nvram = (struct verdict){false, ""},
-            snprintf(nvram.text, sizeof(nvram.text), "%s", e.msg);
-        else
-            snprintf(nvram.text, sizeof(nvram.text), "generation %lu%s", gen.num,
-                     note[0] ? " (newer damaged)" : "");
-        policy = g.policy;
-        struct store_kv kv = {0};
-        boot = gdir && store_read(gdir, STATE_ARTIFACTS, &kv, &e) == 0;
-        store_kv_clear(&kv);
+    char note[1024] = "";
+    _cleanup_free_ char *gdir = NULL;
+    _cleanup_free_ uint8_t *buf = NULL;
+    size_t len;
+    struct nvram_gen gen;
+    int r = store_guest_dir(g->state_dir, g->name, &gdir, &e);
+    if (r == 0)
+        r = nvgen_newest_valid(gdir, &buf, &len, &gen, note, sizeof(note), &e);
+    if (r == -ENOENT && !note[0]) {
+        snprintf(c->nvram.text, sizeof(c->nvram.text), "none kept yet");
+    } else if (r < 0) {
+        c->nvram.ok = false;
+        snprintf(c->nvram.text, sizeof(c->nvram.text), "%s", e.msg);
     } else {
-        snprintf(nvram.text, sizeof(nvram.text), "not kept (no state_dir)");
+        snprintf(c->nvram.text, sizeof(c->nvram.text), "generation %lu%s", gen.num,
+                 note[0] ? " (newer damaged)" : "");
     }
-    _cleanup_free_ struct verdict *paths = calloc(v.n ? v.n : 1, sizeof(*paths));
-    _cleanup_free_ struct verdict *boots = calloc(v.n ? v.n : 1, sizeof(*boots));
-    if (!paths || !boots)
-        return VMHA_EXIT_FAILED;
+    c->policy = g->policy;
+    struct store_kv kv = {0};
+    c->boot = gdir && store_read(gdir, STATE_ARTIFACTS, &kv, &e) == 0;
+    store_kv_clear(&kv);
+}
+
+/* Each host's verdicts, as its ocf:vmha:node publishes them. */
+static size_t check_hosts(struct check_view *c)
+{
     size_t possible = 0;
-    for (size_t i = 0; i < v.n; i++) {
-        if (policy)
-            from_attr(&v.nodes[i], MIG_ATTR_PATH_PREFIX, g.name,
-                      "no verdict (is ocf:vmha:node running there?)", &paths[i]);
+    const struct cluster_view *v = c->v;
+    for (size_t i = 0; i < v->n; i++) {
+        if (c->policy)
+            from_attr(&v->nodes[i], MIG_ATTR_PATH_PREFIX, c->g->name,
+                      "no verdict (is ocf:vmha:node running there?)", &c->paths[i]);
         else
-            paths[i] = (struct verdict){true, "not enforced"};
-        if (boot)
-            from_attr(&v.nodes[i], MIG_ATTR_BOOT_PREFIX, g.name,
-                      "not checked (is ocf:vmha:node running there?)", &boots[i]);
+            c->paths[i] = (struct verdict){true, "not enforced"};
+        if (c->boot)
+            from_attr(&v->nodes[i], MIG_ATTR_BOOT_PREFIX, c->g->name,
+                      "not checked (is ocf:vmha:node running there?)", &c->boots[i]);
         else
-            boots[i] = (struct verdict){true, "nothing recorded"};
-        if (v.nodes[i].online && config.ok && nvram.ok && paths[i].ok && boots[i].ok)
-            possible++;
+            c->boots[i] = (struct verdict){true, "nothing recorded"};
+        possible += can_start(c, i);
     }
-    if (o->json) {
-        printf("{\"guest\":");
-        json_str(stdout, g.name);
-        printf(",\"config\":");
-        json_str(stdout, config.text);
-        printf(",\"nvram\":");
-        json_str(stdout, nvram.text);
-        printf(",\"hosts\":[");
-        for (size_t i = 0; i < v.n; i++) {
-            bool can = v.nodes[i].online && config.ok && nvram.ok && paths[i].ok && boots[i].ok;
-            printf("%s{\"node\":", i ? "," : "");
-            json_str(stdout, v.nodes[i].name);
-            printf(",\"can_start\":%s,\"policy\":", can ? "true" : "false");
-            json_str(stdout, paths[i].text);
-            printf(",\"boot_artifacts\":");
-            json_str(stdout, boots[i].text);
-            printf("}");
-        }
-        printf("]}\n");
-        return possible ? VMHA_EXIT_OK : VMHA_EXIT_FAILED;
+    return possible;
+}
+
+static void check_json(const struct check_view *c)
+{
+    struct cli_json j = {.f = stdout};
+    json_open(&j, NULL);
+    json_string(&j, "guest", c->g->name);
+    json_string(&j, "config", c->config.text);
+    json_string(&j, "nvram", c->nvram.text);
+    json_open_list(&j, "hosts");
+    for (size_t i = 0; i < c->v->n; i++) {
+        json_open(&j, NULL);
+        json_string(&j, "node", c->v->nodes[i].name);
+        json_bool(&j, "can_start", can_start(c, i));
+        json_string(&j, "policy", c->paths[i].text);
+        json_string(&j, "boot_artifacts", c->boots[i].text);
+        json_close(&j, '}');
     }
-    printf("guest %s\nconfig: %s\nnvram:  %s\n\n", g.name, config.text, nvram.text);
+    json_close(&j, ']');
+    json_close(&j, '}');
+}
+
+static void check_text(const struct check_view *c)
+{
+    const struct cluster_view *v = c->v;
+    printf("guest %s\nconfig: %s\nnvram:  %s\n\n", c->g->name, c->config.text, c->nvram.text);
     printf("%-12s %-5s %-10s %s\n", "HOST", "START", "POLICY", "BOOT ARTIFACTS");
-    for (size_t i = 0; i < v.n; i++) {
-        bool can = v.nodes[i].online && config.ok && nvram.ok && paths[i].ok && boots[i].ok;
-        printf("%-12.12s %-5s %-10s %s\n", v.nodes[i].name, can ? "yes" : "NO",
-               paths[i].ok ? (policy ? "ok" : "-") : "refused",
-               boots[i].ok ? (boot ? "ok" : "-") : "MISMATCH");
-    }
+    for (size_t i = 0; i < v->n; i++)
+        printf("%-12.12s %-5s %-10s %s\n", v->nodes[i].name, can_start(c, i) ? "yes" : "NO",
+               c->paths[i].ok ? (c->policy ? "ok" : "-") : "refused",
+               c->boots[i].ok ? (c->boot ? "ok" : "-") : "MISMATCH");
     bool header = false;
-    for (size_t i = 0; i < v.n; i++) {
-        if (paths[i].ok && boots[i].ok)
+    for (size_t i = 0; i < v->n; i++) {
+        if (c->paths[i].ok && c->boots[i].ok)
             continue;
         if (!header)
             printf("\nwhy not:\n");
         header = true;
-        if (!paths[i].ok)
-            printf("  %s: %s\n", v.nodes[i].name, paths[i].text);
-        if (!boots[i].ok && strcmp(boots[i].text, paths[i].text) != 0)
-            printf("  %s: %s\n", v.nodes[i].name, boots[i].text);
+        if (!c->paths[i].ok)
+            printf("  %s: %s\n", v->nodes[i].name, c->paths[i].text);
+        if (!c->boots[i].ok && strcmp(c->boots[i].text, c->paths[i].text) != 0)
+            printf("  %s: %s\n", v->nodes[i].name, c->boots[i].text);
     }
+}
+
+int cmd_check(int argc, char **argv, const struct cli_opts *o)
+{
+    if (argc != 2 || cli_wants_help(argc, argv))
+        return cli_usage("check", argc == 2 ? stdout : stderr, argc == 2);
+    _cleanup_(cluster_view_clear) struct cluster_view v = {0};
+    struct cli_guest g;
+    if (cli_open_guest("check", argv[1], o, &v, &g) < 0)
+        return VMHA_EXIT_FAILED;
+    struct check_view c = {.g = &g, .v = &v, .config = {true, "ok"}, .nvram = {true, "ok"}};
+    if (g.problem[0]) {
+        c.config.ok = false;
+        snprintf(c.config.text, sizeof(c.config.text), "%s", g.problem);
+    }
+    check_store(&c);
+    _cleanup_free_ struct verdict *paths = calloc(v.n ? v.n : 1, sizeof(*paths));
+    _cleanup_free_ struct verdict *boots = calloc(v.n ? v.n : 1, sizeof(*boots));
+    if (!paths || !boots)
+        return VMHA_EXIT_FAILED;
+    c.paths = paths;
+    c.boots = boots;
+    size_t possible = check_hosts(&c);
+    if (o->json)
+        check_json(&c);
+    else
+        check_text(&c);
     return possible ? VMHA_EXIT_OK : VMHA_EXIT_FAILED;
 }

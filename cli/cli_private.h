@@ -54,5 +54,33 @@ int cmd_check(int argc, char **argv, const struct cli_opts *o);
 int cmd_migrate(int argc, char **argv, const struct cli_opts *o);
 int cmd_failover(int argc, char **argv, const struct cli_opts *o);
 
+/* The commands (commands.c): what main dispatches on, with their usage text. */
+struct cli_command {
+    const char *name, *args, *help;
+    int (*run)(int argc, char **argv, const struct cli_opts *o);
+    const char *usage; /* the synopsis, a blank line, the description */
+};
+extern const struct cli_command cli_commands[]; /* ends with a NULL name */
+const struct cli_command *cli_command_find(const char *name);
+/* The command's usage: all of it (full) or its synopsis; returns VMHA_EXIT_OK when out is
+ * stdout (asked for), VMHA_EXIT_USAGE otherwise (a usage error). */
+int cli_usage(const char *name, FILE *out, bool full);
+/* Whether the command's arguments ask for --help (-h). */
+bool cli_wants_help(int argc, char **argv);
+
+/* JSON output (out.c): open an object or list (key NULL inside a list or at the top), add
+ * members, close it with '}' or ']'; the document ends with a newline. */
+struct cli_json {
+    FILE *f;
+    int depth;
+    bool first[16];
+};
+void json_open(struct cli_json *j, const char *key);
+void json_open_list(struct cli_json *j, const char *key);
+void json_close(struct cli_json *j, char c);
+void json_string(struct cli_json *j, const char *key, const char *v); /* NULL: null */
+void json_uint(struct cli_json *j, const char *key, unsigned long long v);
+void json_bool(struct cli_json *j, const char *key, bool v);
+void json_null(struct cli_json *j, const char *key);
 /* Prints s as a JSON string, quotes included. */
 void json_str(FILE *out, const char *s);

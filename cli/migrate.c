@@ -319,18 +319,8 @@ int cmd_migrate(int argc, char **argv, const struct cli_opts *o)
 {
     uint64_t wait_ms = 300000;
     bool keep = false, yes = false;
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: vmha migrate GUEST HOST [--keep-constraint] [--wait=SECONDS]\n"
-               "       vmha migrate --no-cluster GUEST HOST [--uri=URI] [--target-uri=URI]\n\n"
-               "Checks the migration policy and explains a refusal; asks Pacemaker to move\n"
-               "the guest (a live migration when the resource allows it); shows the\n"
-               "hypervisor's progress; waits (300 s by default) until the guest runs on HOST;\n"
-               "then clears the move constraint, unless --keep-constraint.\n\n"
-               "With --no-cluster (the cluster is down): live-migrates the guest running at\n"
-               "--uri (qemu:///system) to --target-uri (qemu+ssh://HOST/system) directly,\n"
-               "with --migrateuri for the data; refused if Pacemaker runs and manages it.\n");
-        return VMHA_EXIT_OK;
-    }
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+        return cli_usage("migrate", stdout, true);
     const char *uri = "qemu:///system", *target_uri = NULL, *data_uri = NULL;
     bool direct = false;
     int kept = 1;
@@ -348,10 +338,7 @@ int cmd_migrate(int argc, char **argv, const struct cli_opts *o)
     }
     argc = kept;
     if (options(&argc, argv, &wait_ms, &keep, &yes) < 0 || argc != 3) {
-        fprintf(stderr, "usage: vmha migrate GUEST HOST [--keep-constraint] [--wait=SECONDS]\n"
-                        "       vmha migrate --no-cluster GUEST HOST [--uri=URI] "
-                        "[--target-uri=URI]\n");
-        return VMHA_EXIT_USAGE;
+        return cli_usage("migrate", stderr, false);
     }
     if (direct)
         return migrate_direct(argv[1], argv[2], uri, target_uri, data_uri, o, wait_ms);
@@ -611,21 +598,8 @@ int cmd_failover(int argc, char **argv, const struct cli_opts *o)
 {
     uint64_t wait_ms = 300000;
     bool keep = false, yes = false, planned = false;
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: vmha failover GUEST [--planned] [--yes] [--wait=SECONDS]\n"
-               "                     [--keep-constraint]\n"
-               "       vmha failover --no-cluster GUEST [--uri=URI] [--yes]\n\n"
-               "For a replicated guest: --planned switches over to the backup (a final\n"
-               "checkpoint, nothing lost); without it, when the primary's host is down but\n"
-               "not fenced, confirms it down so that the backup is promoted from its last\n"
-               "checkpoint (refused while that host is online). For a plain guest: moves\n"
-               "it to the best other host the policy allows (as vmha migrate).\n"
-               "With --no-cluster (the cluster is down), on a replicated guest's backup host:\n"
-               "resumes the guest from the checkpoint this host holds (refused while\n"
-               "Pacemaker runs and manages the guest).\n"
-               "Says what it will do and asks first, unless --yes.\n");
-        return VMHA_EXIT_OK;
-    }
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+        return cli_usage("failover", stdout, true);
     int kept = 1;
     bool no_cluster = false;
     const char *uri = "qemu:///system";
@@ -641,14 +615,12 @@ int cmd_failover(int argc, char **argv, const struct cli_opts *o)
     argc = kept;
     if (no_cluster) {
         if (options(&argc, argv, &wait_ms, &keep, &yes) < 0 || argc != 2 || planned) {
-            fprintf(stderr, "usage: vmha failover --no-cluster GUEST [--uri=URI] [--yes]\n");
-            return VMHA_EXIT_USAGE;
+            return cli_usage("failover", stderr, false);
         }
         return failover_direct(argv[1], uri, yes, o);
     }
     if (options(&argc, argv, &wait_ms, &keep, &yes) < 0 || argc != 2) {
-        fprintf(stderr, "usage: vmha failover GUEST [--planned] [--yes] [--wait=SECONDS]\n");
-        return VMHA_EXIT_USAGE;
+        return cli_usage("failover", stderr, false);
     }
     _cleanup_(cluster_view_clear) struct cluster_view v = {0};
     struct cli_guest g;

@@ -11,23 +11,6 @@
 #include "vmha/cleanup.h"
 #include "vmha/nvram.h"
 
-static void usage(FILE *out)
-{
-    fputs("usage: vmha [--json] nvram show GUEST|FILE [--generation N]\n"
-          "       vmha [--json] nvram history GUEST\n"
-          "       vmha nvram export GUEST FILE [--generation N]\n"
-          "       vmha nvram import GUEST FILE\n\n"
-          "show     the boot order, boot entries and variables of the guest's newest\n"
-          "         intact NVRAM generation (or of generation N, or of a VARS file)\n"
-          "history  the generations in the state store: when, where and why each was\n"
-          "         captured, whether it is intact, and the one the guest booted with\n"
-          "export   writes a generation to FILE (mode 0600: it holds boot secrets)\n"
-          "import   validates FILE and stores it as the newest generation; the guest\n"
-          "         boots with it at its next start (stop the guest first, or its next\n"
-          "         capture supersedes the import)\n",
-          out);
-}
-
 /* The guest's directory in the store (malloc'd in *gdir), from the cluster's configuration. */
 static int guest_dir(const char *arg, const struct cli_opts *o, char **gdir, char *name,
                      size_t name_size)
@@ -67,88 +50,110 @@ static const char *attr_text(uint32_t a, char *buf, size_t size)
     return buf;
 }
 
-static void show(const struct nvram *nv, const char *title, bool json)
+/* Whether v is a live boot entry (Boot####, the global GUID). */
+static bool boot_entry(const struct nvram_var *v)
 {
+    unsigned num;
+    char tail;
+    return v->live && strcmp(v->guid, NVRAM_GLOBAL_GUID) == 0 &&
+           sscanf(v->name, "Boot%4X%c", &num, &tail) == 1 && strlen(v->name) == 8;
+}
+
+/* What show says, gathered once for both formats. */
+struct shown {
+    const struct nvram *nv;
+    const char *title;
     uint16_t order[128];
-    size_t n_order = 0;
+    size_t n_order, live;
+    int order_r; /* nvram_boot_order's answer: -ENOENT when there is none */
+    char order_err[512];
+};
+
+static void show_gather(const struct nvram *nv, const char *title, struct shown *s)
+{
     struct vmha_err e = {0};
-    int ro = nvram_boot_order(nv, order, 128, &n_order, &e);
-    size_t live = 0;
+    *s = (struct shown){.nv = nv, .title = title};
+    s->order_r = nvram_boot_order(nv, s->order, 128, &s->n_order, &e);
+    snprintf(s->order_err, sizeof(s->order_err), "%s", e.msg);
     for (size_t i = 0; i < nv->n; i++)
-        live += nv->vars[i].live;
-    if (json) {
-        printf("{\"source\":");
-        json_str(stdout, title);
-        printf(",\"authenticated\":%s,\"records\":%zu,\"live\":%zu,\"boot_order\":",
-               nv->authenticated ? "true" : "false", nv->n, live);
-        if (ro < 0) {
-            printf("null");
-        } else {
-            printf("[");
-            for (size_t i = 0; i < n_order; i++)
-                printf("%s\"Boot%04X\"", i ? "," : "", order[i]);
-            printf("]");
+        s->live += nv->vars[i].live;
+}
+
+static void show_json(const struct shown *s)
+{
+    const struct nvram *nv = s->nv;
+    struct cli_json j = {.f = stdout};
+    struct vmha_err e = {0};
+    char name[16];
+    json_open(&j, NULL);
+    json_string(&j, "source", s->title);
+    json_bool(&j, "authenticated", nv->authenticated);
+    json_uint(&j, "records", nv->n);
+    json_uint(&j, "live", s->live);
+    if (s->order_r < 0) {
+        json_null(&j, "boot_order");
+    } else {
+        json_open_list(&j, "boot_order");
+        for (size_t i = 0; i < s->n_order; i++) {
+            snprintf(name, sizeof(name), "Boot%04X", s->order[i]);
+            json_string(&j, NULL, name);
         }
-        printf(",\"boot_entries\":[");
-        bool first = true;
-        for (size_t i = 0; i < nv->n; i++) {
-            const struct nvram_var *v = &nv->vars[i];
-            unsigned num;
-            char tail;
-            if (!v->live || strcmp(v->guid, NVRAM_GLOBAL_GUID) ||
-                sscanf(v->name, "Boot%4X%c", &num, &tail) != 1 || strlen(v->name) != 8)
-                continue;
-            struct nvram_load_option lo;
-            int r = nvram_load_option_parse(v->data, v->data_size, &lo, &e);
-            printf("%s{\"name\":", first ? "" : ",");
-            json_str(stdout, v->name);
-            if (r < 0) {
-                printf(",\"error\":");
-                json_str(stdout, e.msg);
-            } else {
-                printf(",\"active\":%s,\"description\":",
-                       lo.attributes & NVRAM_LOAD_OPTION_ACTIVE ? "true" : "false");
-                json_str(stdout, lo.description);
-                printf(",\"path\":");
-                json_str(stdout, lo.path);
-            }
-            printf("}");
-            first = false;
-        }
-        printf("],\"variables\":[");
-        first = true;
-        for (size_t i = 0; i < nv->n; i++) {
-            const struct nvram_var *v = &nv->vars[i];
-            if (!v->live)
-                continue;
-            printf("%s{\"name\":", first ? "" : ",");
-            json_str(stdout, v->name);
-            printf(",\"guid\":\"%s\",\"attributes\":%u,\"size\":%zu}", v->guid, v->attributes,
-                   v->data_size);
-            first = false;
-        }
-        printf("]}\n");
-        return;
+        json_close(&j, ']');
     }
-    printf("%s\n", title);
+    json_open_list(&j, "boot_entries");
+    for (size_t i = 0; i < nv->n; i++) {
+        const struct nvram_var *v = &nv->vars[i];
+        if (!boot_entry(v))
+            continue;
+        struct nvram_load_option lo;
+        json_open(&j, NULL);
+        json_string(&j, "name", v->name);
+        if (nvram_load_option_parse(v->data, v->data_size, &lo, &e) < 0) {
+            json_string(&j, "error", e.msg);
+        } else {
+            json_bool(&j, "active", lo.attributes & NVRAM_LOAD_OPTION_ACTIVE);
+            json_string(&j, "description", lo.description);
+            json_string(&j, "path", lo.path);
+        }
+        json_close(&j, '}');
+    }
+    json_close(&j, ']');
+    json_open_list(&j, "variables");
+    for (size_t i = 0; i < nv->n; i++) {
+        const struct nvram_var *v = &nv->vars[i];
+        if (!v->live)
+            continue;
+        json_open(&j, NULL);
+        json_string(&j, "name", v->name);
+        json_string(&j, "guid", v->guid);
+        json_uint(&j, "attributes", v->attributes);
+        json_uint(&j, "size", v->data_size);
+        json_close(&j, '}');
+    }
+    json_close(&j, ']');
+    json_close(&j, '}');
+}
+
+static void show_text(const struct shown *s)
+{
+    const struct nvram *nv = s->nv;
+    struct vmha_err e = {0};
+    printf("%s\n", s->title);
     printf("store: %s, %zu of %zu bytes used, %zu records, %zu live\n",
-           nv->authenticated ? "authenticated" : "plain", nv->used, nv->store_size, nv->n, live);
-    if (ro == -ENOENT) {
+           nv->authenticated ? "authenticated" : "plain", nv->used, nv->store_size, nv->n, s->live);
+    if (s->order_r == -ENOENT) {
         printf("BootOrder: none\n");
-    } else if (ro < 0) {
-        printf("BootOrder: %s\n", e.msg);
+    } else if (s->order_r < 0) {
+        printf("BootOrder: %s\n", s->order_err);
     } else {
         printf("BootOrder:");
-        for (size_t i = 0; i < n_order; i++)
-            printf("%s%04X", i ? "," : " ", order[i]);
+        for (size_t i = 0; i < s->n_order; i++)
+            printf("%s%04X", i ? "," : " ", s->order[i]);
         printf("\n");
     }
     for (size_t i = 0; i < nv->n; i++) {
         const struct nvram_var *v = &nv->vars[i];
-        unsigned num;
-        char tail;
-        if (!v->live || strcmp(v->guid, NVRAM_GLOBAL_GUID) ||
-            sscanf(v->name, "Boot%4X%c", &num, &tail) != 1 || strlen(v->name) != 8)
+        if (!boot_entry(v))
             continue;
         struct nvram_load_option lo;
         if (nvram_load_option_parse(v->data, v->data_size, &lo, &e) < 0) {
@@ -166,6 +171,16 @@ static void show(const struct nvram *nv, const char *title, bool json)
             printf("%-20.20s %-36s %-11s %zu\n", v->name, v->guid,
                    attr_text(v->attributes, a, sizeof(a)), v->data_size);
     }
+}
+
+static void show(const struct nvram *nv, const char *title, bool json)
+{
+    struct shown s;
+    show_gather(nv, title, &s);
+    if (json)
+        show_json(&s);
+    else
+        show_text(&s);
 }
 
 static int parse_generation(int *argc, char **argv, unsigned long *gen)
@@ -225,7 +240,7 @@ static int cmd_show(int argc, char **argv, const struct cli_opts *o)
 {
     unsigned long gen;
     if (parse_generation(&argc, argv, &gen) < 0 || argc != 2)
-        return usage(stderr), VMHA_EXIT_USAGE;
+        return cli_usage("nvram", stderr, false);
     _cleanup_free_ uint8_t *buf = NULL;
     size_t len;
     char title[600];
@@ -258,10 +273,74 @@ static int cmd_show(int argc, char **argv, const struct cli_opts *o)
     return VMHA_EXIT_OK;
 }
 
+/* A generation as history shows it: whether it still reads back intact. */
+struct gen_row {
+    const struct nvram_gen *g;
+    bool intact;
+    char problem[512];
+};
+
+static void gen_check(const char *gdir, const struct nvram_gen *g, struct gen_row *row)
+{
+    uint8_t *buf = NULL;
+    size_t len;
+    struct vmha_err re = {0};
+    *row = (struct gen_row){.g = g};
+    row->intact = nvgen_read(gdir, g, &buf, &len, &re) == 0;
+    snprintf(row->problem, sizeof(row->problem), "%s", re.msg);
+    free(buf);
+}
+
+static void history_json(const char *gdir, const char *name, unsigned long booted,
+                         const struct nvram_gen *gens, size_t n)
+{
+    struct cli_json j = {.f = stdout};
+    json_open(&j, NULL);
+    json_string(&j, "guest", name);
+    json_uint(&j, "booted", booted);
+    json_open_list(&j, "generations");
+    for (size_t i = 0; i < n; i++) {
+        struct gen_row row;
+        gen_check(gdir, &gens[i], &row);
+        json_open(&j, NULL);
+        json_uint(&j, "generation", gens[i].num);
+        json_uint(&j, "time", (unsigned long long)gens[i].time);
+        json_string(&j, "host", gens[i].host);
+        json_string(&j, "reason", gens[i].reason);
+        json_string(&j, "sha256", gens[i].digest);
+        json_bool(&j, "intact", row.intact);
+        if (!row.intact)
+            json_string(&j, "problem", row.problem);
+        json_close(&j, '}');
+    }
+    json_close(&j, ']');
+    json_close(&j, '}');
+}
+
+static void history_text(const char *gdir, unsigned long booted, const struct nvram_gen *gens,
+                         size_t n)
+{
+    printf("%-6s %-19s %-10s %-8s %-9s %s\n", "GEN", "CAPTURED", "HOST", "REASON", "DIGEST",
+           "STATE");
+    for (size_t i = 0; i < n; i++) {
+        struct gen_row row;
+        gen_check(gdir, &gens[i], &row);
+        char t[32];
+        when(gens[i].time, t, sizeof(t));
+        printf("%-6lu %-19s %-10.10s %-8s %.8s  %s%s%s\n", gens[i].num, t, gens[i].host,
+               gens[i].reason, gens[i].digest, row.intact ? "intact" : "DAMAGED",
+               gens[i].num == booted ? ", booted" : "", i + 1 == n ? ", newest" : "");
+        if (!row.intact)
+            printf("       %s\n", row.problem);
+    }
+    if (n == 0)
+        printf("(no generation captured yet)\n");
+}
+
 static int cmd_history(int argc, char **argv, const struct cli_opts *o)
 {
     if (argc != 2)
-        return usage(stderr), VMHA_EXIT_USAGE;
+        return cli_usage("nvram", stderr, false);
     _cleanup_free_ char *gdir = NULL;
     char name[256];
     if (guest_dir(argv[1], o, &gdir, name, sizeof(name)) < 0)
@@ -275,42 +354,9 @@ static int cmd_history(int argc, char **argv, const struct cli_opts *o)
         return VMHA_EXIT_FAILED;
     }
     if (o->json)
-        printf("{\"guest\":\"%s\",\"booted\":%lu,\"generations\":[", name, booted);
+        history_json(gdir, name, booted, gens, n);
     else
-        printf("%-6s %-19s %-10s %-8s %-9s %s\n", "GEN", "CAPTURED", "HOST", "REASON", "DIGEST",
-               "STATE");
-    for (size_t i = 0; i < n; i++) {
-        uint8_t *buf = NULL;
-        size_t len;
-        struct vmha_err re = {0};
-        bool intact = nvgen_read(gdir, &gens[i], &buf, &len, &re) == 0;
-        free(buf);
-        char t[32];
-        when(gens[i].time, t, sizeof(t));
-        if (o->json) {
-            printf("%s{\"generation\":%lu,\"time\":%lld,\"host\":", i ? "," : "", gens[i].num,
-                   gens[i].time);
-            json_str(stdout, gens[i].host);
-            printf(",\"reason\":");
-            json_str(stdout, gens[i].reason);
-            printf(",\"sha256\":\"%s\",\"intact\":%s", gens[i].digest, intact ? "true" : "false");
-            if (!intact) {
-                printf(",\"problem\":");
-                json_str(stdout, re.msg);
-            }
-            printf("}");
-            continue;
-        }
-        printf("%-6lu %-19s %-10.10s %-8s %.8s  %s%s%s\n", gens[i].num, t, gens[i].host,
-               gens[i].reason, gens[i].digest, intact ? "intact" : "DAMAGED",
-               gens[i].num == booted ? ", booted" : "", i + 1 == n ? ", newest" : "");
-        if (!intact)
-            printf("       %s\n", re.msg);
-    }
-    if (o->json)
-        printf("]}\n");
-    else if (n == 0)
-        printf("(no generation captured yet)\n");
+        history_text(gdir, booted, gens, n);
     return VMHA_EXIT_OK;
 }
 
@@ -318,7 +364,7 @@ static int cmd_export(int argc, char **argv, const struct cli_opts *o)
 {
     unsigned long gen;
     if (parse_generation(&argc, argv, &gen) < 0 || argc != 3)
-        return usage(stderr), VMHA_EXIT_USAGE;
+        return cli_usage("nvram", stderr, false);
     _cleanup_free_ char *gdir = NULL;
     char name[256];
     _cleanup_free_ uint8_t *buf = NULL;
@@ -339,7 +385,7 @@ static int cmd_export(int argc, char **argv, const struct cli_opts *o)
 static int cmd_import(int argc, char **argv, const struct cli_opts *o)
 {
     if (argc != 3)
-        return usage(stderr), VMHA_EXIT_USAGE;
+        return cli_usage("nvram", stderr, false);
     _cleanup_free_ char *gdir = NULL;
     char name[256];
     if (guest_dir(argv[1], o, &gdir, name, sizeof(name)) < 0)
@@ -369,7 +415,7 @@ static int cmd_import(int argc, char **argv, const struct cli_opts *o)
 int cmd_nvram(int argc, char **argv, const struct cli_opts *o)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        usage(argc < 2 ? stderr : stdout);
+        cli_usage("nvram", argc < 2 ? stderr : stdout, true);
         return argc < 2 ? VMHA_EXIT_USAGE : VMHA_EXIT_OK;
     }
     static const struct {
@@ -383,6 +429,6 @@ int cmd_nvram(int argc, char **argv, const struct cli_opts *o)
         if (strcmp(argv[1], sub[i].name) == 0)
             return sub[i].run(argc - 1, argv + 1, o);
     fprintf(stderr, "vmha nvram: unknown command '%s'\n", argv[1]);
-    usage(stderr);
+    cli_usage("nvram", stderr, false);
     return VMHA_EXIT_USAGE;
 }

@@ -87,56 +87,53 @@ static const char *published(const struct row *r, const struct cluster_node *n)
 
 static void print_json(const struct cluster_view *v, struct row *rows, size_t n)
 {
-    printf("{\"nodes\":[");
+    struct cli_json j = {.f = stdout};
+    json_open(&j, NULL);
+    json_open_list(&j, "nodes");
     for (size_t i = 0; i < v->n; i++) {
         const struct cluster_node *nd = &v->nodes[i];
-        const char *lv = cluster_node_attr(nd, MIG_ATTR_LEVEL, true);
-        const char *pin = cluster_node_attr(nd, MIG_ATTR_PIN_LEVEL, false);
-        printf("%s{\"name\":", i ? "," : "");
-        json_str(stdout, nd->name);
-        printf(",\"online\":%s,\"level\":", nd->online ? "true" : "false");
-        lv ? json_str(stdout, lv) : (void)printf("null");
-        const char *runs = cluster_node_attr(nd, MIG_ATTR_DETECTED, true);
-        printf(",\"pinned\":%s,\"runs\":", pin ? "true" : "false");
-        runs ? json_str(stdout, runs) : (void)printf("null");
-        printf("}");
+        json_open(&j, NULL);
+        json_string(&j, "name", nd->name);
+        json_bool(&j, "online", nd->online);
+        json_string(&j, "level", cluster_node_attr(nd, MIG_ATTR_LEVEL, true));
+        json_bool(&j, "pinned", cluster_node_attr(nd, MIG_ATTR_PIN_LEVEL, false));
+        json_string(&j, "runs", cluster_node_attr(nd, MIG_ATTR_DETECTED, true));
+        json_close(&j, '}');
     }
-    printf("],\"guests\":[");
+    json_close(&j, ']');
+    json_open_list(&j, "guests");
     for (size_t g = 0; g < n; g++) {
         struct row *r = &rows[g];
         char fl[48];
         mig_level_format(&r->rec.floor, fl, sizeof(fl));
-        printf("%s{\"guest\":", g ? "," : "");
-        json_str(stdout, r->g.name);
-        printf(",\"resource\":");
-        json_str(stdout, r->g.rsc->id);
+        json_open(&j, NULL);
+        json_string(&j, "guest", r->g.name);
+        json_string(&j, "resource", r->g.rsc->id);
         if (r->problem[0]) {
-            printf(",\"problem\":");
-            json_str(stdout, r->problem);
-            printf("}");
+            json_string(&j, "problem", r->problem);
+            json_close(&j, '}');
             continue;
         }
-        printf(",\"floor\":");
-        fl[0] ? json_str(stdout, fl) : (void)printf("null");
-        printf(",\"machine\":");
-        json_str(stdout, r->rec.machine);
-        printf(",\"window\":%u,\"paths\":[", r->rec.window);
+        json_string(&j, "floor", fl[0] ? fl : NULL);
+        json_string(&j, "machine", r->rec.machine);
+        json_uint(&j, "window", r->rec.window);
+        json_open_list(&j, "paths");
         for (size_t i = 0; i < v->n; i++) {
             bool ok;
             char why[400];
             verdict(r, &v->nodes[i], &ok, why, sizeof(why));
-            const char *pub = published(r, &v->nodes[i]);
-            printf("%s{\"node\":", i ? "," : "");
-            json_str(stdout, v->nodes[i].name);
-            printf(",\"allowed\":%s,\"reason\":", ok ? "true" : "false");
-            json_str(stdout, why);
-            printf(",\"published\":");
-            pub ? json_str(stdout, pub) : (void)printf("null");
-            printf("}");
+            json_open(&j, NULL);
+            json_string(&j, "node", v->nodes[i].name);
+            json_bool(&j, "allowed", ok);
+            json_string(&j, "reason", why);
+            json_string(&j, "published", published(r, &v->nodes[i]));
+            json_close(&j, '}');
         }
-        printf("]}");
+        json_close(&j, ']');
+        json_close(&j, '}');
     }
-    printf("]}\n");
+    json_close(&j, ']');
+    json_close(&j, '}');
 }
 
 static void print_table(const struct cluster_view *v, struct row *rows, size_t n)
@@ -212,13 +209,8 @@ static void print_table(const struct cluster_view *v, struct row *rows, size_t n
 
 int cmd_paths(int argc, char **argv, const struct cli_opts *o)
 {
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: vmha [--json] paths [GUEST...]\n\n"
-               "For every ocf:vmha:guest resource (or the GUESTs named, by guest or resource\n"
-               "name): its migration floor, and on which hosts the policy lets it run, with\n"
-               "the reason for every refusal. Hosts are listed with the level they publish.\n");
-        return VMHA_EXIT_OK;
-    }
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+        return cli_usage("paths", stdout, true);
     _cleanup_(cluster_view_clear) struct cluster_view v = {0};
     if (cli_read_cluster("paths", o, &v) < 0)
         return VMHA_EXIT_FAILED;

@@ -114,52 +114,54 @@ static void fill(const struct cluster_view *v, struct gstatus *s)
         mig_level_format(&rec.floor, s->floor, sizeof(s->floor));
 }
 
+/* A count that is -1 when not known. */
+static void json_count(struct cli_json *j, const char *key, long v)
+{
+    if (v >= 0)
+        json_uint(j, key, (unsigned long long)v);
+    else
+        json_null(j, key);
+}
+
 static void print_json(const struct cluster_view *v, const struct gstatus *s, size_t n)
 {
-    printf("{\"guests\":[");
+    struct cli_json j = {.f = stdout};
+    json_open(&j, NULL);
+    json_open_list(&j, "guests");
     for (size_t i = 0; i < n; i++) {
-        printf("%s{\"guest\":", i ? "," : "");
-        json_str(stdout, s[i].g.name);
-        printf(",\"resource\":");
-        json_str(stdout, s[i].g.rsc->id);
-        printf(",\"state\":\"%s\",\"hosts\":[", s[i].state);
-        bool first = true;
+        json_open(&j, NULL);
+        json_string(&j, "guest", s[i].g.name);
+        json_string(&j, "resource", s[i].g.rsc->id);
+        json_string(&j, "state", s[i].state);
+        json_open_list(&j, "hosts");
         for (size_t k = 0; k < s[i].n_st; k++)
-            for (char **h = s[i].st[k]->nodes; h && *h; h++) {
-                printf("%s", first ? "" : ",");
-                json_str(stdout, *h);
-                first = false;
-            }
-        printf("],\"role\":\"%s\",\"replicated\":%s,\"primary\":", s[i].role,
-               s[i].replicated ? "true" : "false");
-        s[i].primary[0] ? json_str(stdout, s[i].primary) : (void)printf("null");
-        printf(",\"backup\":");
-        s[i].backup[0] ? json_str(stdout, s[i].backup) : (void)printf("null");
-        printf(",\"replication_auth\":");
-        s[i].auth ? json_str(stdout, s[i].auth) : (void)printf("null");
-        printf(",\"replication_lag_s\":");
-        s[i].lag_s >= 0 ? (void)printf("%ld", s[i].lag_s) : (void)printf("null");
-        printf(",\"nvram_generation\":");
-        s[i].nvram_gen >= 0 ? (void)printf("%ld", s[i].nvram_gen) : (void)printf("null");
-        printf(",\"nvram_booted\":");
-        s[i].nvram_booted >= 0 ? (void)printf("%ld", s[i].nvram_booted) : (void)printf("null");
-        printf(",\"install\":");
-        strcmp(s[i].install, "-") ? json_str(stdout, s[i].install) : (void)printf("null");
-        printf(",\"floor\":");
-        strcmp(s[i].floor, "-") ? json_str(stdout, s[i].floor) : (void)printf("null");
-        printf("}");
+            for (char **h = s[i].st[k]->nodes; h && *h; h++)
+                json_string(&j, NULL, *h);
+        json_close(&j, ']');
+        json_string(&j, "role", s[i].role);
+        json_bool(&j, "replicated", s[i].replicated);
+        json_string(&j, "primary", s[i].primary[0] ? s[i].primary : NULL);
+        json_string(&j, "backup", s[i].backup[0] ? s[i].backup : NULL);
+        json_string(&j, "replication_auth", s[i].auth);
+        json_count(&j, "replication_lag_s", s[i].lag_s);
+        json_count(&j, "nvram_generation", s[i].nvram_gen);
+        json_count(&j, "nvram_booted", s[i].nvram_booted);
+        json_string(&j, "install", strcmp(s[i].install, "-") ? s[i].install : NULL);
+        json_string(&j, "floor", strcmp(s[i].floor, "-") ? s[i].floor : NULL);
+        json_close(&j, '}');
     }
-    printf("],\"hosts\":[");
+    json_close(&j, ']');
+    json_open_list(&j, "hosts");
     for (size_t i = 0; i < v->n; i++) {
-        const char *lv = cluster_node_attr(&v->nodes[i], MIG_ATTR_LEVEL, true);
-        printf("%s{\"name\":", i ? "," : "");
-        json_str(stdout, v->nodes[i].name);
-        printf(",\"online\":%s,\"level\":", v->nodes[i].online ? "true" : "false");
-        lv ? json_str(stdout, lv) : (void)printf("null");
-        printf(",\"pinned\":%s}",
-               cluster_node_attr(&v->nodes[i], MIG_ATTR_PIN_LEVEL, false) ? "true" : "false");
+        json_open(&j, NULL);
+        json_string(&j, "name", v->nodes[i].name);
+        json_bool(&j, "online", v->nodes[i].online);
+        json_string(&j, "level", cluster_node_attr(&v->nodes[i], MIG_ATTR_LEVEL, true));
+        json_bool(&j, "pinned", cluster_node_attr(&v->nodes[i], MIG_ATTR_PIN_LEVEL, false));
+        json_close(&j, '}');
     }
-    printf("]}\n");
+    json_close(&j, ']');
+    json_close(&j, '}');
 }
 
 static void print_table(const struct cluster_view *v, const struct gstatus *s, size_t n)
@@ -264,15 +266,8 @@ int cmd_status(int argc, char **argv, const struct cli_opts *o)
     uint64_t watch_ms = 0;
     int kept = 1;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: vmha [--json] status [--watch[=SECONDS]] [GUEST...]\n\n"
-                   "Every guest under ocf:vmha:guest: its state and host as the cluster\n"
-                   "computes them, its role (primary/backup for replicated guests), replication\n"
-                   "lag, newest NVRAM generation, install state and migration floor; then the\n"
-                   "hosts with the level they publish. --watch redraws every 2 s (or SECONDS)\n"
-                   "until interrupted.\n");
-            return VMHA_EXIT_OK;
-        }
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return cli_usage("status", stdout, true);
         if (strncmp(argv[i], "--watch", 7) == 0) {
             watch_ms = 2000;
             if (argv[i][7] == '=' &&

@@ -17,8 +17,9 @@
 /* The records of state_dir/<guest>/. */
 #define STATE_ARTIFACTS "artifacts" /* digests of the directly booted kernel, initrd, cmdline */
 #define STATE_INSTALL "install"     /* the install's progress */
-#define STATE_FLOOR "floor"         /* the migration floor (migrate/) */
-#define STATE_NVRAM_DIR "nvram"     /* NVRAM generations (boot/nvram_store.c) */
+#define STATE_INSTALL_ARTIFACTS "install-artifacts" /* the install boot's kernel, initrd */
+#define STATE_FLOOR "floor"                         /* the migration floor (migrate/) */
+#define STATE_NVRAM_DIR "nvram"                     /* NVRAM generations (boot/nvram_store.c) */
 
 /* A parsed key=value file. */
 struct store_kv {
