@@ -49,9 +49,9 @@ fi
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    for f in tests/fuzz/fuzz_*.c; do
-        t=$(basename "$f" .c)
-        [ "$t" = fuzz_util ] || targets+=("$t")
+    # Every target has its seed corpus here (a module's own targets live with it, hv/test/).
+    for d in tests/fuzz/corpus/fuzz_*/; do
+        targets+=("$(basename "$d")")
     done
 fi
 mkdir -p "$builddir/fuzz"

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "fuzz.h"
+#include "fuzz.h" /* tests/fuzz/ */
 #include "hv_libvirt_private.h"
 
 static void fail(const char *what)

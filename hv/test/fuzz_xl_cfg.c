@@ -4,7 +4,7 @@
  * too, as xl does. Built only with the libxl backend. */
 #include <stdlib.h>
 
-#include "fuzz.h"
+#include "fuzz.h" /* tests/fuzz/ */
 #include "hv_libxl_private.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
