@@ -150,7 +150,7 @@ struct boot_view {
     struct store_kv rec;
     int here_r; /* this host's files against the record */
     struct vmha_err here;
-    char attr[300]; /* the node attribute with each host's verdict */
+    char attr[1024]; /* the node attribute with each host's verdict */
 };
 
 static void boot_view_clear(struct boot_view *b)
