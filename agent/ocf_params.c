@@ -345,35 +345,6 @@ static const char *param_value(char *const *env, const struct ocf_param_desc *d)
     return v && *v ? v : d->def;
 }
 
-static int check_value(const struct ocf_param_desc *d, const char *v, struct vmha_err *err)
-{
-    uint64_t n;
-    bool b;
-    switch (d->type) {
-    case OCF_PT_INTEGER:
-        if (vmha_parse_uint(v, UINT32_MAX, &n) < 0)
-            return vmha_err_set(err, -EINVAL, "%s=%s is not a whole number", d->name, v);
-        return 0;
-    case OCF_PT_SECOND:
-        if (vmha_parse_duration_ms(v, 1000, &n) < 0)
-            return vmha_err_set(err, -EINVAL, "%s=%s is not a duration (e.g. 60, 60s, 2min)",
-                                d->name, v);
-        return 0;
-    case OCF_PT_BOOLEAN:
-        if (vmha_parse_bool(v, &b) < 0)
-            return vmha_err_set(err, -EINVAL, "%s=%s is not a boolean (true or false)", d->name, v);
-        return 0;
-    case OCF_PT_SELECT:
-        for (const char *const *o = d->options; *o; o++)
-            if (strcmp(*o, v) == 0)
-                return 0;
-        return vmha_err_set(err, -EINVAL, "%s=%s is not one of the values it accepts", d->name, v);
-    case OCF_PT_STRING:
-        return 0;
-    }
-    return -EINVAL;
-}
-
 static int parse_meta(char *const *env, struct ocf_params *p, struct vmha_err *err)
 {
     const char *v = env_get(env, "OCF_RESKEY_CRM_meta_timeout");
@@ -407,8 +378,16 @@ static int parse_meta(char *const *env, struct ocf_params *p, struct vmha_err *e
     return 0;
 }
 
-/* The parameter's value (checked) into its field of p: a string, a boolean, or a number
- * (a duration in ms). */
+static bool is_option(const struct ocf_param_desc *d, const char *v)
+{
+    for (const char *const *o = d->options; *o; o++)
+        if (strcmp(*o, v) == 0)
+            return true;
+    return false;
+}
+
+/* The parameter's value, parsed by its type once, into its field of p: a string, a boolean, or
+ * a number (a duration in ms); a value its type refuses is an error naming the parameter. */
 static int store_value(const struct ocf_param_desc *d, const char *v, struct ocf_params *p,
                        struct vmha_err *err)
 {
@@ -416,24 +395,29 @@ static int store_value(const struct ocf_param_desc *d, const char *v, struct ocf
     uint64_t n = 0;
     bool b = false;
     switch (d->type) {
-    case OCF_PT_STRING:
     case OCF_PT_SELECT:
+        if (v && !is_option(d, v))
+            return vmha_err_set(err, -EINVAL, "%s=%s is not one of the values it accepts", d->name,
+                                v);
+        /* fall through */
+    case OCF_PT_STRING:
         if (!(*(char **)field = strdup(v ? v : "")))
             return vmha_err_set(err, -ENOMEM, "out of memory");
         return 0;
     case OCF_PT_BOOLEAN:
-        if (v)
-            vmha_parse_bool(v, &b); /* checked: it cannot fail */
+        if (v && vmha_parse_bool(v, &b) < 0)
+            return vmha_err_set(err, -EINVAL, "%s=%s is not a boolean (true or false)", d->name, v);
         *(bool *)field = b;
         return 0;
     case OCF_PT_INTEGER:
-        if (v)
-            vmha_parse_uint(v, UINT32_MAX, &n);
+        if (v && vmha_parse_uint(v, UINT32_MAX, &n) < 0)
+            return vmha_err_set(err, -EINVAL, "%s=%s is not a whole number", d->name, v);
         *(uint64_t *)field = n;
         return 0;
     case OCF_PT_SECOND:
-        if (v)
-            vmha_parse_duration_ms(v, 1000, &n);
+        if (v && vmha_parse_duration_ms(v, 1000, &n) < 0)
+            return vmha_err_set(err, -EINVAL, "%s=%s is not a duration (e.g. 60, 60s, 2min)",
+                                d->name, v);
         *(uint64_t *)field = n;
         return 0;
     }
@@ -475,9 +459,7 @@ static int parse_all(char *const *env, struct ocf_params *p, struct vmha_err *er
         int r;
         if (!v && d->required)
             return vmha_err_set(err, -EINVAL, "the required parameter %s is not set", d->name);
-        if (v && ((r = check_value(d, v, err)) < 0 || (d->check && (r = d->check(d, v, err)) < 0)))
-            return r;
-        if ((r = store_value(d, v, p, err)) < 0)
+        if ((r = store_value(d, v, p, err)) < 0 || (v && d->check && (r = d->check(d, v, err)) < 0))
             return r;
     }
     if (p->nvram_keep == 0)
