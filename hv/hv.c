@@ -34,6 +34,12 @@ void hv_guest_config_clear(struct hv_guest_config *c)
     free(c->loader);
     free(c->nvram);
     free(c->nvram_template);
+    for (size_t i = 0; i < c->ndisks; i++) {
+        free(c->disks[i].target);
+        free(c->disks[i].source);
+        free(c->disks[i].format);
+    }
+    free(c->disks);
     *c = (struct hv_guest_config){0};
 }
 

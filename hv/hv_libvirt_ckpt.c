@@ -474,6 +474,20 @@ int hv_libvirt_replication_check(const struct hv_guest_config *cfg, bool tls, st
                             "no NUMA cells, and keep qemu.conf's memory_backing_dir on a tmpfs "
                             "such as /dev/shm; a memfd is copied whole into every checkpoint "
                             "by QEMU 8.1 and later)");
+    /* Output is held with QEMU's filter-buffer, which works only on a NIC QEMU itself
+     * drives: with vhost-net the kernel sends the guest's packets past it, and QEMU refuses
+     * the filter at the first checkpoint ("Vhost is not supported"). */
+    if (cfg->vhost_nics)
+        return vmha_err_set(err, -EOPNOTSUPP,
+                            "a virtio NIC of a kvm guest runs with vhost-net, whose output "
+                            "QEMU cannot hold until a checkpoint is committed: add "
+                            "<driver name='qemu'/> to each <interface> (packets then go "
+                            "through QEMU, which costs throughput and CPU)");
+    if (cfg->nic_queues > 1)
+        return vmha_err_set(err, -EOPNOTSUPP,
+                            "a NIC has %u queues, and QEMU holds output on single-queue NICs "
+                            "only: remove queues= from its <driver/>",
+                            cfg->nic_queues);
     return 0;
 }
 

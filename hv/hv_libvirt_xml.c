@@ -100,6 +100,58 @@ static int parse_uuid(const char *in, char out[37])
     return 0;
 }
 
+/* The writable disks, in the order of the XML. */
+static int writable_disks(xmlXPathContextPtr ctx, struct hv_guest_config *c)
+{
+    static const char *const sel = "/domain/devices/disk[not(readonly) and "
+                                   "(not(@device) or @device='disk' or @device='lun')]";
+    _cleanup_(xmlXPathFreeObjectp) xmlXPathObjectPtr obj =
+        xmlXPathEvalExpression((const xmlChar *)sel, ctx);
+    if (!obj)
+        return -ENOMEM;
+    int n = obj->nodesetval ? obj->nodesetval->nodeNr : 0;
+    c->writable_disks = n > 0;
+    if (n == 0)
+        return 0;
+    if (!(c->disks = calloc((size_t)n, sizeof(*c->disks))))
+        return -ENOMEM;
+    for (int i = 0; i < n; i++) {
+        struct hv_disk *d = &c->disks[c->ndisks++];
+        ctx->node = obj->nodesetval->nodeTab[i];
+        d->target = xpath_string(ctx, "string(target/@dev)");
+        _cleanup_free_ char *type = xpath_string(ctx, "string(@type)");
+        d->block = type && strcmp(type, "block") == 0;
+        if (!type || strcmp(type, "file") == 0 || d->block)
+            d->source =
+                xpath_string(ctx, d->block ? "string(source/@dev)" : "string(source/@file)");
+        d->format = xpath_string(ctx, "string(driver/@type)");
+        _cleanup_free_ char *sh = xpath_string(ctx, "string(count(shareable))");
+        d->shareable = sh && strcmp(sh, "0") != 0;
+    }
+    ctx->node = NULL;
+    return 0;
+}
+
+/* What the NICs ask of QEMU: vhost-net (which QEMU's network filters cannot buffer) and
+ * several queues. */
+static void nic_facts(xmlXPathContextPtr ctx, struct hv_guest_config *c)
+{
+    bool kvm = c->virt_type && strcmp(c->virt_type, "kvm") == 0;
+    _cleanup_free_ char *vhost =
+        xpath_string(ctx, "string(count(/domain/devices/interface[model/@type='virtio' and "
+                          "not(driver/@name='qemu')]))");
+    c->vhost_nics = kvm && vhost && strcmp(vhost, "0") != 0;
+    _cleanup_(xmlXPathFreeObjectp) xmlXPathObjectPtr obj =
+        xmlXPathEvalExpression((const xmlChar *)"/domain/devices/interface/driver/@queues", ctx);
+    for (int i = 0; obj && obj->nodesetval && i < obj->nodesetval->nodeNr; i++) {
+        xmlChar *q = xmlNodeGetContent(obj->nodesetval->nodeTab[i]);
+        uint64_t n = 0;
+        if (q && vmha_parse_uint((const char *)q, 65536, &n) == 0 && n > c->nic_queues)
+            c->nic_queues = (unsigned)n;
+        xmlFree(q);
+    }
+}
+
 int hv_libvirt_config_parse(const char *xml, struct hv_guest_config *ret, struct vmha_err *err)
 {
     _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
@@ -131,12 +183,13 @@ int hv_libvirt_config_parse(const char *xml, struct hv_guest_config *ret, struct
     c.loader = xpath_string(ctx, "string(/domain/os/loader)");
     c.nvram = xpath_string(ctx, "string(/domain/os/nvram)");
     c.nvram_template = xpath_string(ctx, "string(/domain/os/nvram/@template)");
-    _cleanup_free_ char *rw =
-        xpath_string(ctx, "string(count(/domain/devices/disk[not(readonly) and "
-                          "(not(@device) or @device='disk' or @device='lun')]))");
-    c.writable_disks = rw && strcmp(rw, "0") != 0;
+    if (writable_disks(ctx, &c) < 0) {
+        hv_guest_config_clear(&c);
+        return vmha_err_set(err, -ENOMEM, "out of memory");
+    }
     _cleanup_free_ char *nics = xpath_string(ctx, "string(count(/domain/devices/interface))");
     c.nics = nics && strcmp(nics, "0") != 0;
+    nic_facts(ctx, &c);
     _cleanup_free_ char *shared =
         xpath_string(ctx, "string(count(/domain/memoryBacking[source/@type='file' and "
                           "access/@mode='shared']) - count(/domain/cpu/numa/cell))");

@@ -102,6 +102,64 @@ static void writable_disks(void **state)
     }
 }
 
+/* Each writable disk with what replication decides on: its name, where it lives, its format. */
+static void disk_list(void **state)
+{
+    (void)state;
+    const char *xml =
+        "<domain type='qemu'><name>d</name><devices>"
+        "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+        "<source file='/var/lib/a.img'/><target dev='vda'/></disk>"
+        "<disk type='file' device='cdrom'><source file='/i.iso'/><target dev='hdc'/></disk>"
+        "<disk type='block'><source dev='/dev/vg/b'/><target dev='vdb'/><shareable/></disk>"
+        "<disk type='network'><driver type='qcow2'/><source protocol='nbd'/>"
+        "<target dev='vdc'/></disk></devices></domain>";
+    struct hv_guest_config c = {0};
+    assert_int_equal(hv_libvirt_config_parse(xml, &c, NULL), 0);
+    assert_int_equal(c.ndisks, 3);
+    assert_string_equal(c.disks[0].target, "vda");
+    assert_string_equal(c.disks[0].source, "/var/lib/a.img");
+    assert_string_equal(c.disks[0].format, "raw");
+    assert_false(c.disks[0].block || c.disks[0].shareable);
+    assert_string_equal(c.disks[1].source, "/dev/vg/b");
+    assert_true(c.disks[1].block && c.disks[1].shareable);
+    assert_null(c.disks[1].format);
+    assert_null(c.disks[2].source);
+    assert_string_equal(c.disks[2].format, "qcow2");
+    hv_guest_config_clear(&c);
+}
+
+/* vhost-net only where libvirt would give it (kvm, virtio, no driver name='qemu'); the most
+ * queues any NIC asks for. */
+static void nic_facts(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *type, *nic;
+        bool vhost;
+        unsigned queues;
+    } cases[] = {
+        {"kvm", "<model type='virtio'/>", true, 0},
+        {"qemu", "<model type='virtio'/>", false, 0},
+        {"kvm", "<model type='virtio'/><driver name='qemu'/>", false, 0},
+        {"kvm", "<model type='e1000'/>", false, 0},
+        {"kvm", "<model type='virtio'/><driver name='vhost' queues='4'/>", true, 4},
+        {"qemu", "<model type='virtio'/><driver name='qemu' queues='x'/>", false, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        char xml[1024];
+        snprintf(xml, sizeof(xml),
+                 "<domain type='%s'><name>d</name><devices><interface type='network'>"
+                 "<source network='default'/>%s</interface></devices></domain>",
+                 cases[i].type, cases[i].nic);
+        struct hv_guest_config c = {0};
+        assert_int_equal(hv_libvirt_config_parse(xml, &c, NULL), 0);
+        if (c.vhost_nics != cases[i].vhost || c.nic_queues != cases[i].queues)
+            fail_msg("case %zu: vhost=%d queues=%u", i, c.vhost_nics, c.nic_queues);
+        hv_guest_config_clear(&c);
+    }
+}
+
 /* The guest's memory in bytes, whatever unit <memory> is written in: the backup refuses a
  * checkpoint of any other size. */
 static void parse_memory_units(void **state)
@@ -340,6 +398,8 @@ int main(void)
         cmocka_unit_test(parse_uefi),
         cmocka_unit_test(parse_minimal),
         cmocka_unit_test(writable_disks),
+        cmocka_unit_test(disk_list),
+        cmocka_unit_test(nic_facts),
         cmocka_unit_test(parse_rejects),
         cmocka_unit_test(parse_memory_units),
         cmocka_unit_test(restore_config),

@@ -25,6 +25,15 @@ enum hv_state {
 const char *hv_state_to_string(enum hv_state s);
 
 /* What a guest's configuration says, independent of any host. */
+/* A disk the guest can write to (not read-only, not a CD-ROM). */
+struct hv_disk {
+    char *target; /* the guest's name for it: "vda" */
+    char *source; /* file or block device; NULL for network and volume disks */
+    char *format; /* driver type: "raw", "qcow2"; NULL when not given */
+    bool block;   /* source is a block device */
+    bool shareable;
+};
+
 struct hv_guest_config {
     char *name;
     char uuid[37];   /* canonical text form, "" when the config names none */
@@ -37,8 +46,13 @@ struct hv_guest_config {
     char *loader; /* UEFI firmware code */
     char *nvram;  /* UEFI variable store of this guest */
     char *nvram_template;
-    bool writable_disks;     /* a disk the guest can write to (not read-only, not a CD-ROM) */
+    bool writable_disks;   /* a disk the guest can write to (not read-only, not a CD-ROM) */
+    struct hv_disk *disks; /* those disks (libvirt) */
+    size_t ndisks;
     bool nics;               /* it has a network interface */
+    bool vhost_nics;         /* a NIC QEMU would run with vhost-net: virtio on a kvm domain
+                                without <driver name='qemu'/> (libvirt) */
+    unsigned nic_queues;     /* the most queues a NIC asks for (<driver queues='N'/>), 0 = 1 */
     bool shared_file_memory; /* its RAM is one shared file (libvirt; no NUMA cells) */
     uint64_t memory;         /* its memory in bytes (libvirt's <memory>), 0 when not known */
 };

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "vmha/common.h"
 
@@ -130,3 +131,23 @@ int remus_checkpoint_files(const char *dir, char *dev, size_t dev_size, char *ra
 
 /* CLOCK_REALTIME in ms: what the cluster's nodes agree on (commit times, lags). */
 uint64_t remus_realtime_ms(void);
+
+/* The target of QEMU's mirror of a replicated guest's disk (nbd.c): an NBD server with one
+ * export of size bytes named name, holding no data. Each write (data NULL: zeroes) goes to
+ * write, which may block (QEMU's write, and the guest's, waits) and returns 0 or -errno
+ * (the error QEMU sees). io carries the bytes: read returns what it got (0 at EOF) or
+ * -errno, write sends all or returns -errno. remus_nbd_serve returns 0 when the client
+ * disconnected, -errno when it broke the protocol or the connection failed. */
+#define REMUS_NBD_MAX_REQUEST (32u << 20)
+struct remus_nbd_io {
+    ssize_t (*read)(void *opaque, void *buf, size_t n);
+    int (*write)(void *opaque, const void *buf, size_t n);
+    void *opaque;
+};
+struct remus_nbd_export {
+    const char *name;
+    uint64_t size;
+    int (*write)(void *opaque, uint64_t offset, const void *data, uint32_t len);
+    void *opaque;
+};
+int remus_nbd_serve(const struct remus_nbd_io *io, const struct remus_nbd_export *e);

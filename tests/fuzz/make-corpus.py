@@ -271,6 +271,33 @@ def remus_header_seeds():
     }
 
 
+def nbd_opt(opt, data):
+    return struct.pack(">QII", 0x49484156454F5054, opt, len(data)) + data
+
+
+def nbd_req(typ, cookie, off, length, payload=b"", flags=0):
+    return struct.pack(">IHHQQI", 0x25609513, flags, typ, cookie, off, length) + payload
+
+
+def remus_nbd_seeds():
+    """What QEMU's NBD client sends (remus/nbd.c): fixed newstyle, NBD_OPT_GO (or the old
+    NBD_OPT_EXPORT_NAME) for export "vda", then writes, zeroes, a flush and a disconnect."""
+    go = nbd_opt(8, b"") + nbd_opt(7, struct.pack(">I", 3) + b"vda" + struct.pack(">HH", 1, 3))
+    session = (nbd_req(1, 1, 0, 512, b"\xab" * 512) + nbd_req(6, 2, 8192, 65536)
+               + nbd_req(3, 3, 0, 0) + nbd_req(1, 4, 4096, 16, b"x" * 16) + nbd_req(0, 5, 0, 512)
+               + nbd_req(2, 6, 0, 0))
+    return {
+        "go": struct.pack(">I", 3) + go + session,
+        "export-name": struct.pack(">I", 1) + nbd_opt(1, b"vda") + session,
+        "info-then-go": struct.pack(">I", 3) + nbd_opt(6, struct.pack(">I", 3) + b"vda\0\0")
+        + go + session,
+        "wrong-name": struct.pack(">I", 3) + nbd_opt(7, struct.pack(">I", 3) + b"vdb\0\0")
+        + nbd_opt(2, b""),
+        "out-of-range": struct.pack(">I", 3) + go + nbd_req(1, 1, (1 << 20) - 8, 16, b"y" * 16)
+        + nbd_req(6, 2, 1 << 63, 4096),
+    }
+
+
 # --- hypervisor configurations (hv/) ---
 
 def libvirt_xml_seeds():
@@ -353,6 +380,7 @@ TARGETS = {
     "fuzz_nvram_store": nvram_store_seeds,
     "fuzz_store": store_seeds,
     "fuzz_remus_header": remus_header_seeds,
+    "fuzz_remus_nbd": remus_nbd_seeds,
     "fuzz_remus_body": remus_body_seeds,
     "fuzz_stream_merge": stream_merge_seeds,
     "fuzz_libvirt_xml": libvirt_xml_seeds,
