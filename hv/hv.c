@@ -90,6 +90,8 @@ bool hv_backend_can(const struct hv_backend *b, enum hv_feature f)
     case HV_FEAT_CKPT:
         return b->ckpt_hold && b->ckpt_release && b->ckpt_take && b->ckpt_memory &&
                b->ckpt_restore && b->ckpt_image;
+    case HV_FEAT_DISK_MIRROR:
+        return b->mirror_start && b->mirror_ready && b->mirror_stop;
     case HV_FEAT_NATIVE_REMUS:
         return b->remus_send && b->remus_receive && b->remus_suspended && b->replica_promote &&
                b->replica_discard;
@@ -249,6 +251,22 @@ int hv_migrate(struct hv *h, const char *name, const struct hv_migrate_params *p
 int hv_nvram_path(struct hv *h, const char *name, char **ret, struct vmha_err *err)
 {
     return CALL(h, nvram_path, "UEFI NVRAM", name, ret, err);
+}
+
+int hv_mirror_start(struct hv *h, const char *name, const char *target, const char *socket,
+                    struct vmha_err *err)
+{
+    return CALL(h, mirror_start, "disk mirrors", name, target, socket, err);
+}
+
+int hv_mirror_ready(struct hv *h, const char *name, const char *target, struct vmha_err *err)
+{
+    return CALL(h, mirror_ready, "disk mirrors", name, target, err);
+}
+
+int hv_mirror_stop(struct hv *h, const char *name, const char *target, struct vmha_err *err)
+{
+    return CALL(h, mirror_stop, "disk mirrors", name, target, err);
 }
 
 int hv_ckpt_hold(struct hv *h, const char *name, struct vmha_err *err)

@@ -52,6 +52,13 @@ struct hv_backend {
                         const char *config_text, struct vmha_err *err);
     int (*ckpt_image)(const unsigned char *dev, size_t dev_len, const unsigned char *ram,
                       size_t ram_size, FILE *out, struct vmha_err *err);
+    /* HV_FEAT_DISK_MIRROR: all three */
+    int (*mirror_start)(struct hv_conn *c, const char *name, const char *target, const char *socket,
+                        struct vmha_err *err);
+    int (*mirror_ready)(struct hv_conn *c, const char *name, const char *target,
+                        struct vmha_err *err);
+    int (*mirror_stop)(struct hv_conn *c, const char *name, const char *target,
+                       struct vmha_err *err);
     /* HV_FEAT_NATIVE_REMUS: all five */
     int (*remus_send)(struct hv_conn *c, const char *name, int fd, uint64_t interval_ms,
                       const struct vmha_deadline *dl, struct vmha_err *err);

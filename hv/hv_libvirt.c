@@ -14,8 +14,6 @@
 #include "hv_libvirt_private.h"
 #include "vmha/cleanup.h"
 
-VMHA_DEFINE_CLEANUP(virDomainPtr, virDomainFree)
-
 /* Records libvirt's last error after our own words. */
 int hv_libvirt_err(struct vmha_err *err, int code, const char *what)
 {
@@ -576,4 +574,7 @@ const struct hv_backend hv_libvirt_backend = {
     .ckpt_memory = hv_libvirt_ckpt_memory,
     .ckpt_restore = hv_libvirt_ckpt_restore,
     .ckpt_image = hv_libvirt_ckpt_image,
+    .mirror_start = hv_libvirt_mirror_start,
+    .mirror_ready = hv_libvirt_mirror_ready,
+    .mirror_stop = hv_libvirt_mirror_stop,
 };

@@ -31,7 +31,6 @@
 #include "hv_libvirt_private.h"
 #include "vmha/cleanup.h"
 
-VMHA_DEFINE_CLEANUP(virDomainPtr, virDomainFree)
 VMHA_DEFINE_CLEANUP(xmlDocPtr, xmlFreeDoc)
 VMHA_DEFINE_CLEANUP(xmlXPathContextPtr, xmlXPathFreeContext)
 VMHA_DEFINE_CLEANUP(xmlXPathObjectPtr, xmlXPathFreeObject)

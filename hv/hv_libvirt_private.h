@@ -7,6 +7,9 @@
 #include <libvirt/libvirt.h>
 
 #include "hv_backend.h"
+#include "vmha/cleanup.h"
+
+VMHA_DEFINE_CLEANUP(virDomainPtr, virDomainFree)
 
 /* The page QEMU's RAM and the replicator's memory file are kept in. */
 #define HV_LIBVIRT_PAGE 4096
@@ -19,6 +22,14 @@ struct hv_conn {
 int hv_libvirt_err(struct vmha_err *err, int code, const char *what);
 /* The domain named (or with the UUID) id; -ENOENT when this host does not know it. */
 int hv_libvirt_domain(struct hv_conn *c, const char *id, virDomainPtr *ret, struct vmha_err *err);
+
+/* Disk mirrors (hv_libvirt_mirror.c). */
+int hv_libvirt_mirror_start(struct hv_conn *c, const char *name, const char *target,
+                            const char *socket, struct vmha_err *err);
+int hv_libvirt_mirror_ready(struct hv_conn *c, const char *name, const char *target,
+                            struct vmha_err *err);
+int hv_libvirt_mirror_stop(struct hv_conn *c, const char *name, const char *target,
+                           struct vmha_err *err);
 
 /* Checkpoints (hv_libvirt_ckpt.c). */
 int hv_libvirt_ckpt_hold(struct hv_conn *c, const char *name, struct vmha_err *err);
@@ -52,6 +63,9 @@ enum hv_state hv_libvirt_state(int vir_state, bool active);
 
 /* Parses a libvirt domain XML (pure). */
 int hv_libvirt_config_parse(const char *xml, struct hv_guest_config *ret, struct vmha_err *err);
+/* Pure: in a running domain's XML, whether the block copy of disk target is ready (1: the
+ * whole disk copied, writes go to both), still copying (0), or absent (-ENOENT). */
+int hv_libvirt_mirror_ready_in(const char *xml, const char *target);
 
 /* Collects the machine types of hvm guests for arch (NULL: the host's) from a capabilities XML,
  * NULL-terminated, aliases and canonical names alike, without duplicates. */

@@ -422,3 +422,24 @@ int hv_libvirt_oneoff_config(const char *config_text, const struct hv_boot_overr
     xmlFree(out);
     return *ret ? 0 : vmha_err_set(err, -ENOMEM, "out of memory");
 }
+
+int hv_libvirt_mirror_ready_in(const char *xml, const char *target)
+{
+    if (strpbrk(target, "'\""))
+        return -EINVAL;
+    _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
+    if (xml_parse(xml, "the domain XML", &doc, NULL) < 0)
+        return -EINVAL;
+    _cleanup_(xmlXPathFreeContextp) xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+    if (!ctx)
+        return -ENOMEM;
+    char expr[256];
+    snprintf(expr, sizeof(expr), "string(/domain/devices/disk[target/@dev='%s']/mirror/@ready)",
+             target);
+    _cleanup_free_ char *ready = xpath_string(ctx, expr);
+    snprintf(expr, sizeof(expr), "count(/domain/devices/disk[target/@dev='%s']/mirror)", target);
+    _cleanup_free_ char *n = xpath_string(ctx, expr);
+    if (!n || strcmp(n, "0") == 0)
+        return -ENOENT;
+    return ready && strcmp(ready, "yes") == 0;
+}

@@ -108,8 +108,8 @@ static int opt_reply(const struct remus_nbd_io *io, uint32_t opt, uint32_t type,
     return r < 0 || len == 0 ? r : put(io, data, len);
 }
 
-static const uint16_t TFLAGS = NBD_TFLAG_HAS_FLAGS | NBD_TFLAG_SEND_FLUSH | NBD_TFLAG_SEND_FUA |
-                               NBD_TFLAG_SEND_WRITE_ZEROES;
+static const uint16_t TFLAGS =
+    NBD_TFLAG_HAS_FLAGS | NBD_TFLAG_SEND_FLUSH | NBD_TFLAG_SEND_FUA | NBD_TFLAG_SEND_WRITE_ZEROES;
 
 /* NBD_OPT_INFO / NBD_OPT_GO: u32 name length, name, u16 n, n info requests. 1 when the
  * client may go on to transmission, 0 to haggle on, -errno to hang up. */

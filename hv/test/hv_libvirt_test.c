@@ -129,6 +129,27 @@ static void disk_list(void **state)
     hv_guest_config_clear(&c);
 }
 
+/* A block copy's phase as libvirt shows it in the running domain's XML. */
+static void mirror_ready(void **state)
+{
+    (void)state;
+#define MIRROR_XML(m)                                                                              \
+    "<domain type='qemu'><name>d</name><devices>"                                                  \
+    "<disk type='file'><source file='/a.img'/><target dev='vda'/>" m "</disk>"                     \
+    "<disk type='file'><source file='/b.img'/><target dev='vdb'/></disk></devices></domain>"
+    const char *ready =
+        MIRROR_XML("<mirror type='network' job='copy' ready='yes'><format type='raw'/></mirror>");
+    assert_int_equal(hv_libvirt_mirror_ready_in(ready, "vda"), 1);
+    assert_int_equal(hv_libvirt_mirror_ready_in(ready, "vdb"), -ENOENT);
+    assert_int_equal(hv_libvirt_mirror_ready_in(ready, "vd'a"), -EINVAL);
+    assert_int_equal(
+        hv_libvirt_mirror_ready_in(MIRROR_XML("<mirror type='network' job='copy'/>"), "vda"), 0);
+    assert_int_equal(hv_libvirt_mirror_ready_in(
+                         MIRROR_XML("<mirror type='network' job='copy' ready='abort'/>"), "vda"),
+                     0);
+    assert_int_equal(hv_libvirt_mirror_ready_in("<domain", "vda"), -EINVAL);
+}
+
 /* vhost-net only where libvirt would give it (kvm, virtio, no driver name='qemu'); the most
  * queues any NIC asks for. */
 static void nic_facts(void **state)
@@ -394,19 +415,13 @@ static void install_overlay(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(parse_direct_boot),
-        cmocka_unit_test(parse_uefi),
-        cmocka_unit_test(parse_minimal),
-        cmocka_unit_test(writable_disks),
-        cmocka_unit_test(disk_list),
-        cmocka_unit_test(nic_facts),
-        cmocka_unit_test(parse_rejects),
-        cmocka_unit_test(parse_memory_units),
-        cmocka_unit_test(restore_config),
-        cmocka_unit_test(machines),
-        cmocka_unit_test(states),
-        cmocka_unit_test(backend_selection),
-        cmocka_unit_test(save_header),
+        cmocka_unit_test(parse_direct_boot),  cmocka_unit_test(parse_uefi),
+        cmocka_unit_test(parse_minimal),      cmocka_unit_test(writable_disks),
+        cmocka_unit_test(disk_list),          cmocka_unit_test(nic_facts),
+        cmocka_unit_test(mirror_ready),       cmocka_unit_test(parse_rejects),
+        cmocka_unit_test(parse_memory_units), cmocka_unit_test(restore_config),
+        cmocka_unit_test(machines),           cmocka_unit_test(states),
+        cmocka_unit_test(backend_selection),  cmocka_unit_test(save_header),
         cmocka_unit_test(install_overlay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -132,6 +132,7 @@ enum hv_feature {
     HV_FEAT_JOB_PROGRESS = 1u << 2, /* a running migration's progress: hv_job_progress */
     HV_FEAT_CKPT = 1u << 3,         /* checkpoints for vmha's replication engine: hv_ckpt_* */
     HV_FEAT_NATIVE_REMUS = 1u << 4, /* the hypervisor's own Remus: hv_remus_*, hv_replica_* */
+    HV_FEAT_DISK_MIRROR = 1u << 5,  /* disks mirrored with synchronous writes: hv_mirror_* */
 };
 
 /* The backend that serves a hypervisor URI: "libxl" (or "libxl:...") for Xen through
@@ -199,6 +200,16 @@ int hv_migrate(struct hv *h, const char *name, const struct hv_migrate_params *p
                struct vmha_err *err);
 /* Where the running or defined guest keeps its NVRAM on this host. */
 int hv_nvram_path(struct hv *h, const char *name, char **ret, struct vmha_err *err);
+
+/* Disk mirrors (HV_FEAT_DISK_MIRROR): from hv_mirror_start on, every write the guest makes to
+ * its disk target ("vda") completes only once the NBD export of that name on the unix
+ * socket has it too, and the disk's content is copied there in the background.
+ * hv_mirror_ready: 1 once the whole disk has been copied, 0 while copying, -errno when the
+ * mirror has ended (it failed). hv_mirror_stop ends it; the guest keeps its own disk. */
+int hv_mirror_start(struct hv *h, const char *name, const char *target, const char *socket,
+                    struct vmha_err *err);
+int hv_mirror_ready(struct hv *h, const char *name, const char *target, struct vmha_err *err);
+int hv_mirror_stop(struct hv *h, const char *name, const char *target, struct vmha_err *err);
 
 /* Checkpoints for vmha's replication engine (HV_FEAT_CKPT). An epoch: hv_ckpt_take streams a
  * consistent checkpoint and leaves the guest paused; once the backup holds it,

@@ -60,8 +60,8 @@ static void *serve(void *arg)
     struct server *s = arg;
     s->fd = accept(s->lfd, NULL, NULL);
     struct remus_nbd_io io = {.read = fd_read, .write = fd_write, .opaque = &s->fd};
-    struct remus_nbd_export e = {.name = "vda", .size = SIZE, .write = disk_write,
-                                 .opaque = s->disk};
+    struct remus_nbd_export e = {
+        .name = "vda", .size = SIZE, .write = disk_write, .opaque = s->disk};
     s->rc = s->fd < 0 ? -errno : remus_nbd_serve(&io, &e);
     close(s->fd);
     return NULL;
