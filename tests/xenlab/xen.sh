@@ -202,7 +202,7 @@ took "stopped"
 # host gets it fenced, and the backup resumes the guest from its last checkpoint (the counter
 # goes on from there, not from a reboot).
 # (The replicators carry libxenlight's whole stream through TLS: ASan's default quarantine
-# of 256 MiB of freed records would grow a sanitizer build past what a 512 MiB dom0 that
+# of 256 MiB of freed records would grow a sanitizer build past what a dom0 (768 MiB) that
 # also runs Corosync has, and the OOM killer takes Corosync.)
 XENLAB_CLUSTER_ENV="ASAN_OPTIONS=detect_leaks=0:quarantine_size_mb=16" xenlab_cluster_up >&2 ||
     bail "the cluster does not come up"

@@ -74,8 +74,12 @@
 #                         1 s default, the token was lost while Pacemaker started under TCG
 #                         (the membership re-formed); no loss seen with 3 s
 #   XENLAB_DC_DEADTIME    Pacemaker's dc-deadtime in the pre-seeded CIB (5s)
-#   XENLAB_SMP, XENLAB_MEM  vCPUs (1) and MiB (1024) per host; 2 vCPUs per host is slower
+#   XENLAB_SMP, XENLAB_MEM  vCPUs (1) and MiB (1280) per host; 2 vCPUs per host is slower
 #                         on a 2-core machine
+#   XENLAB_DOM0_MEM       MiB of dom0 (768): its root file system is an initramfs, in that
+#                         memory. Debian 13's dom0 (Pacemaker 3.0) ran out of 512 MiB while
+#                         the replica's stream ran: the OOM killer took corosync, the node
+#                         was fenced. The rest (512 MiB) is for guests: a 128 MiB guest and its replica.
 #   XENLAB_NIC            QEMU NIC model of both NICs: e1000 (default) or virtio-net-pci
 #                         (raw ssh throughput ~1.4x, migrations no faster in the runs seen)
 #   XENLAB_KEEP=1         xenlab_down keeps the run dir (post-mortems)
@@ -89,7 +93,8 @@ XENLAB_COROSYNC_TOKEN=${XENLAB_COROSYNC_TOKEN:-3000}
 XENLAB_DC_DEADTIME=${XENLAB_DC_DEADTIME:-5s}
 XENLAB_CLUSTER_ENV=${XENLAB_CLUSTER_ENV:-}
 XENLAB_SMP=${XENLAB_SMP:-1}
-XENLAB_MEM=${XENLAB_MEM:-1024}
+XENLAB_MEM=${XENLAB_MEM:-1280}
+XENLAB_DOM0_MEM=${XENLAB_DOM0_MEM:-768}
 XENLAB_NIC=${XENLAB_NIC:-e1000}
 
 xenlab__err() { echo "xenlab: $*" >&2; }
@@ -274,7 +279,7 @@ xenlab__start_host() {
         -accel tcg,thread=multi -machine pc -cpu qemu64,+svm,+npt \
         -m "$XENLAB_MEM" -smp "$XENLAB_SMP" -no-reboot \
         -serial "file:$XENLAB_DIR/xen$n.serial" \
-        -kernel "$h/xen" -append "console=com1 dom0_mem=512M,max:512M noreboot" \
+        -kernel "$h/xen" -append "console=com1 dom0_mem=${XENLAB_DOM0_MEM}M,max:${XENLAB_DOM0_MEM}M noreboot" \
         -initrd "$h/vmlinuz $cmdline,$XENLAB_DIR/initrd.gz" \
         -netdev "user,id=mgmt,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:$port-:22" \
         -device "$XENLAB_NIC,netdev=mgmt,mac=52:54:00:12:00:$(printf %02x "$n")" \
