@@ -34,12 +34,29 @@ void remus_put_be64(unsigned char *p, uint64_t v)
         p[i] = (unsigned char)(v >> (56 - 8 * i));
 }
 
-int remus_body_parse(const unsigned char *b, size_t n, struct remus_body *ret, struct vmha_err *err)
+int remus_body_parse(const unsigned char *b, size_t n, const struct remus_disks *disks,
+                     struct remus_body *ret, struct vmha_err *err)
 {
     struct remus_body v = {.start = b, .end = b + n};
     const unsigned char *p = b;
     for (unsigned i = 0;; i++) {
         size_t left = (size_t)(v.end - p);
+        if (left >= 16 && memcmp(p, REMUS_BODY_DISK, 8) == 0) {
+            uint64_t len = remus_get_be64(p + 8);
+            size_t used = 0;
+            if (i == 0 || v.disk || len > left - 16)
+                return vmha_err_set(err, -EPROTO,
+                                    "checkpoint body's disk section is not where it "
+                                    "belongs (section %u)",
+                                    i);
+            int r = remus_drecs_check(p + 16, (size_t)len, disks, false, &used, err);
+            if (r < 0)
+                return r;
+            v.disk = p + 16;
+            v.disk_len = len;
+            p += 16 + len;
+            continue;
+        }
         if (left >= 16 && memcmp(p, REMUS_BODY_DEV, 8) == 0) {
             v.dev_len = remus_get_be64(p + 8);
             if (i == 0 || v.dev_len != left - 16)
@@ -52,7 +69,7 @@ int remus_body_parse(const unsigned char *b, size_t n, struct remus_body *ret, s
             *ret = v;
             return 0;
         }
-        if (left < 32 || memcmp(p, REMUS_BODY_RAM, 8) != 0)
+        if (left < 32 || memcmp(p, REMUS_BODY_RAM, 8) != 0 || v.disk)
             return vmha_err_set(err, -EPROTO,
                                 "checkpoint body cut short or garbled "
                                 "(section %u)",
@@ -152,7 +169,8 @@ static int apply_body(const char *dir, const char *rpath, const struct remus_bod
     if (fd < 0 || ftruncate(fd, (off_t)b->ram_size) < 0)
         return vmha_err_set(err, -errno, "cannot write %s: %s", rpath, strerror(errno));
     /* The sections in order: a later one's page replaces an earlier one's. */
-    for (const unsigned char *p = b->start; p < b->dev - 16 && r == 0;) {
+    const unsigned char *ram_end = b->disk ? b->disk - 16 : b->dev - 16;
+    for (const unsigned char *p = b->start; p < ram_end && r == 0;) {
         uint64_t count = remus_get_be64(p + 24);
         p += 32;
         for (uint64_t i = 0; i < count && r == 0; i++, p += 8 + REMUS_PAGE) {
@@ -178,8 +196,11 @@ static int apply_locked(const char *dir, struct vmha_err *err)
     if (r < 0)
         return vmha_err_set(err, r, "cannot read %s: %s", jpath, strerror(-r));
     struct remus_body b;
-    if ((r = remus_body_parse(j, jlen, &b, err)) == 0)
-        r = apply_body(dir, rpath, &b, err);
+    struct remus_disks disks;
+    if ((r = remus_disks_load(dir, &disks, err)) == 0 &&
+        (r = remus_body_parse(j, jlen, &disks, &b, err)) == 0 &&
+        (r = apply_body(dir, rpath, &b, err)) == 0 && b.disk)
+        r = remus_drecs_apply(b.disk, (size_t)b.disk_len, &disks, err);
     if (r == 0 && unlink(jpath) < 0)
         r = vmha_err_set(err, -errno, "cannot remove %s: %s", jpath, strerror(errno));
     unmap(j, jlen);

@@ -44,7 +44,7 @@ static int check_body(struct remus_ctx *x, const char *part, const struct remus_
     if (m == MAP_FAILED)
         return vmha_err_set(err, -errno, "cannot read %s back: %s", part, strerror(errno));
     struct remus_body b;
-    int r = remus_body_parse(m, (size_t)st.st_size, &b, err);
+    int r = remus_body_parse(m, (size_t)st.st_size, &x->disks, &b, err);
     munmap(m, (size_t)st.st_size);
     if (r < 0)
         return r;

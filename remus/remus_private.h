@@ -93,7 +93,9 @@ struct remus_ctx {
     uint64_t memory;                  /* receive: the guest's memory in bytes, as configured */
     const char *config;               /* Xen receive: the guest's xl.cfg, the replica's config */
     const char *pki;                  /* auth X509: where libvirt's TLS files are (/etc/pki) */
-    FILE *stats; /* send --stats FILE: one line per committed epoch, for bench/ */
+    FILE *stats;              /* send --stats FILE: one line per committed epoch, for bench/ */
+    struct remus_disks disks; /* the guest's writable disks (--disk) */
+    const char *state_dir;    /* receive: the guest's state directory, on disk */
     struct remus_status st;
 };
 

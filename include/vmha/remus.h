@@ -34,8 +34,15 @@
  *   "VMHA-RAM" flags, memory size, N; then N times: page number, REMUS_PAGE bytes
  *              (one or more; flag REMUS_BODY_FULL on the first: the memory is zero but for
  *              the pages that follow; otherwise they replace pages of the epoch before)
+ *   "VMHA-DSK" length, disk records filling it: the writes the guest's disks completed in
+ *              the epoch, in order (at most one such section, after the memory)
  *   "VMHA-DEV" length, the device state: what hv ckpt_take wrote (a save image without
  *              the guest's shared RAM); last.
+ * A first checkpoint of a guest with writable disks starts with the disks' base, which the
+ * backup writes to its disks as it comes (it holds no checkpoint from then on):
+ *   "VMHA-DBS" N, each disk's size (N numbers); disk records; the end record.
+ * A disk record: disk index (4 bytes), flags (4: REMUS_DREC_ZERO, no data follows), offset,
+ * length (8 each), then length bytes. The end record has index REMUS_DREC_END, the rest 0.
  * A first checkpoint sends a full section while the guest still runs (a base: pages may
  * change under it), then, with the guest paused, the pages that differ from what it sent:
  * applied in order, the sections give the memory exactly as it was at the pause. */
@@ -105,10 +112,43 @@ int remus_checkpoint(const char *dir, uint64_t *session, uint64_t *epoch);
 #define REMUS_BODY_DEV "VMHA-DEV"
 #define REMUS_BODY_RAM "VMHA-RAM"
 #define REMUS_BODY_FULL 1u
+#define REMUS_BODY_DISK "VMHA-DSK"
+#define REMUS_BODY_DISKBASE "VMHA-DBS"
+#define REMUS_DREC_LEN 24
+#define REMUS_DREC_ZERO 1u
+#define REMUS_DREC_END 0xffffffffu
+
+/* A replicated guest's writable disks as this node's configuration names them (never as a
+ * stream does: the stream only numbers them). */
+#define REMUS_DISKS_MAX 8
+struct remus_disk {
+    char target[32]; /* "vda" */
+    char path[1024];
+    uint64_t size;
+};
+struct remus_disks {
+    size_t n;
+    struct remus_disk d[REMUS_DISKS_MAX];
+};
+/* Adds "TARGET=PATH" (a file or block device; its size read here). */
+int remus_disks_add(struct remus_disks *ds, const char *spec, struct vmha_err *err);
+/* The disk table a backup's directory records (file "disks"), which its journal is applied
+ * with: write once when the receiver starts; read gives n = 0 when there is none. */
+int remus_disks_save(const char *dir, const struct remus_disks *ds, struct vmha_err *err);
+int remus_disks_load(const char *dir, struct remus_disks *ret, struct vmha_err *err);
+/* Disk records (len bytes at p) checked against ds: each whole, its disk known, inside
+ * it; with end, the last one is the end record (*used: the bytes up to and with it). */
+int remus_drecs_check(const unsigned char *p, size_t len, const struct remus_disks *ds, bool end,
+                      size_t *used, struct vmha_err *err);
+/* Writes checked records to the disks. */
+int remus_drecs_apply(const unsigned char *p, size_t len, const struct remus_disks *ds,
+                      struct vmha_err *err);
 
 struct remus_body {
     const unsigned char *dev; /* the device state */
     uint64_t dev_len;
+    const unsigned char *disk; /* the disk records, disk_len bytes (none: 0) */
+    uint64_t disk_len;
     bool full;                  /* the first section is full: no epoch before it needed */
     uint64_t ram_size, npages;  /* npages: in all sections */
     const unsigned char *start; /* the first section, and the body's end */
@@ -117,11 +157,12 @@ struct remus_body {
 
 uint64_t remus_get_be64(const unsigned char *p);
 void remus_put_be64(unsigned char *p, uint64_t v);
-/* Checks a whole body (n bytes): sections, lengths, page numbers; points ret into it. */
-int remus_body_parse(const unsigned char *b, size_t n, struct remus_body *ret,
-                     struct vmha_err *err);
-/* Applies a committed epoch (dir/ckpt.jrnl) to dir/ram and dir/dev.save; 0 when there
- * is none. Safe to repeat after an interruption. */
+/* Checks a whole body (n bytes): sections, lengths, page numbers, disk records against
+ * disks (NULL: none may come); points ret into it. */
+int remus_body_parse(const unsigned char *b, size_t n, const struct remus_disks *disks,
+                     struct remus_body *ret, struct vmha_err *err);
+/* Applies a committed epoch (dir/ckpt.jrnl) to dir/ram, dir/dev.save and the disks of
+ * dir's disk table; 0 when there is none. Safe to repeat after an interruption. */
 int remus_journal_apply(const char *dir, struct vmha_err *err);
 /* The committed checkpoint's two files, dir/dev.save and dir/ram (paths set), after applying a
  * pending journal: returns a lock that keeps them as they are until it is closed (for

@@ -241,9 +241,25 @@ def dev_section(dev):
     return b"VMHA-DEV" + be(len(dev), 8) + dev
 
 
+def disk_record(disk, offset, data=None, zero_len=0):
+    """One disk record (remus/disk.c): index, flags (1: zeroes), offset, length, data."""
+    if data is None:
+        return be(disk, 4) + be(1, 4) + be(offset, 8) + be(zero_len, 8)
+    return be(disk, 4) + be(0, 4) + be(offset, 8) + be(len(data), 8) + data
+
+
+def disk_section(records):
+    body = b"".join(records)
+    return b"VMHA-DSK" + be(len(body), 8) + body
+
+
 def remus_body_seeds():
     dev = save_image(b"<domain type='qemu'><name>ft1</name></domain>", qemu_stream(3))
     return {
+        "disk-writes": ram_section(False, 3, [1]) + disk_section(
+            [disk_record(0, 512, b"vmha-rec 1\n".ljust(512, b"\0")), disk_record(1, 0, None, 4096),
+             disk_record(0, 65024, b"z" * 512)]) + dev_section(dev),
+        "disk-empty": ram_section(True, 3, [0]) + disk_section([]) + dev_section(dev),
         "full": ram_section(True, 3, [1, 2]) + dev_section(dev),
         "delta-two-sections": ram_section(False, 3, [0]) + ram_section(False, 3, [0, 2]) + dev_section(dev),
         "full-no-pages": ram_section(True, 3, []) + dev_section(dev),

@@ -327,10 +327,10 @@ static void journal_and_image(void **state)
     body(&b, &dev, true, ram, full_pages, 2);
     struct remus_body parsed;
     struct vmha_err e = {0};
-    assert_int_equal(remus_body_parse(b.b, b.n, &parsed, &e), 0);
+    assert_int_equal(remus_body_parse(b.b, b.n, NULL, &parsed, &e), 0);
     assert_int_equal(parsed.npages, 2);
     assert_int_equal(parsed.dev_len, dev.n);
-    assert_int_equal(remus_body_parse(b.b, b.n - 1, &parsed, &e), -EPROTO);
+    assert_int_equal(remus_body_parse(b.b, b.n - 1, NULL, &parsed, &e), -EPROTO);
     put_file(dir, "ckpt.jrnl", b.b, b.n);
     /* The image: header and XML as they were, then the stream with the memory back in. */
     char dpath[256], rpath[256];
@@ -381,7 +381,7 @@ static void journal_and_image(void **state)
     ram_section(&b, true, base, all, 3);
     ram_section(&b, false, ram, changed, 2);
     dev_section(&b, &dev);
-    assert_int_equal(remus_body_parse(b.b, b.n, &parsed, &e), 0);
+    assert_int_equal(remus_body_parse(b.b, b.n, NULL, &parsed, &e), 0);
     assert_true(parsed.full);
     assert_int_equal(parsed.npages, 5);
     put_file(dir, "ckpt.jrnl", b.b, b.n);
@@ -393,13 +393,100 @@ static void journal_and_image(void **state)
     ram_section(&b, false, ram, changed, 2);
     ram_section(&b, true, base, all, 3);
     dev_section(&b, &dev);
-    assert_int_equal(remus_body_parse(b.b, b.n, &parsed, &e), -EPROTO);
+    assert_int_equal(remus_body_parse(b.b, b.n, NULL, &parsed, &e), -EPROTO);
     /* A page outside the memory: refused, and the journal stays for a look. */
     body(&b, &dev, false, ram, one, 1);
     remus_put_be64(b.b + 32, RAM_PAGES); /* the first record's page number */
     put_file(dir, "ckpt.jrnl", b.b, b.n);
     assert_int_equal(remus_journal_apply(dir, &e), -EPROTO);
     assert_non_null(strstr(e.msg, "outside the guest's memory"));
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void disk_record(struct bytes *x, uint32_t disk, bool zero, uint64_t off, uint64_t len,
+                        unsigned char fill)
+{
+    add_be(x, disk, 4);
+    add_be(x, zero ? REMUS_DREC_ZERO : 0, 4);
+    add_be(x, off, 8);
+    add_be(x, len, 8);
+    for (uint64_t i = 0; !zero && i < len; i++)
+        add(x, &fill, 1);
+}
+
+/* An epoch's disk writes: checked against this node's disks before the commit, applied in
+ * order with the memory; nothing outside a disk is ever written. */
+static void journal_disks(void **state)
+{
+    char dir[] = "/tmp/vmha-remus-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    static unsigned char disk[16 << 10];
+    memset(disk, 0xee, sizeof(disk));
+    put_file(dir, "vda.img", disk, sizeof(disk));
+    char spec[320], dpath[300];
+    snprintf(dpath, sizeof(dpath), "%s/vda.img", dir);
+    snprintf(spec, sizeof(spec), "vda=%s", dpath);
+    struct remus_disks ds = {0};
+    struct vmha_err e = {0};
+    assert_int_equal(remus_disks_add(&ds, spec, &e), 0);
+    assert_int_equal(ds.d[0].size, sizeof(disk));
+    assert_int_equal(remus_disks_add(&ds, "vdb", &e), -EINVAL);
+    assert_int_equal(remus_disks_save(dir, &ds, &e), 0);
+    static struct bytes dev, b, recs;
+    dev.n = 0;
+    add(&dev, "QEVM", 4);
+    static unsigned char ram[RAM_PAGES * PG];
+    unsigned one[] = {1};
+    recs.n = 0;
+    disk_record(&recs, 0, false, 512, 1024, 0x31); /* written, */
+    disk_record(&recs, 0, true, 1024, 4096, 0);    /* partly zeroed again, */
+    disk_record(&recs, 0, false, 8192, 512, 0x32); /* and elsewhere */
+    b.n = 0;
+    ram_section(&b, true, ram, one, 1);
+    add(&b, REMUS_BODY_DISK, 8);
+    add_be(&b, recs.n, 8);
+    add(&b, recs.b, recs.n);
+    dev_section(&b, &dev);
+    struct remus_body parsed;
+    assert_int_equal(remus_body_parse(b.b, b.n, &ds, &parsed, &e), 0);
+    assert_int_equal(parsed.disk_len, recs.n);
+    /* Without disks here, the same body is refused. */
+    assert_int_equal(remus_body_parse(b.b, b.n, NULL, &parsed, &e), -EPROTO);
+    put_file(dir, "ckpt.jrnl", b.b, b.n);
+    assert_int_equal(remus_journal_apply(dir, &e), 0);
+    memset(disk + 512, 0x31, 512);
+    memset(disk + 1024, 0, 4096);
+    memset(disk + 8192, 0x32, 512);
+    unsigned char got[sizeof(disk)];
+    assert_int_equal(get_file(dpath, got, sizeof(got)), sizeof(disk));
+    assert_memory_equal(got, disk, sizeof(disk));
+    /* A record past the disk's end, or of a disk not there: refused before anything is
+     * written. */
+    static const struct {
+        uint32_t disk;
+        uint64_t off, len;
+    } bad[] = {{0, sizeof(disk) - 512, 1024}, {1, 0, 512}, {0, UINT64_MAX - 100, 512}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        recs.n = 0;
+        disk_record(&recs, bad[i].disk, true, bad[i].off, bad[i].len, 0);
+        b.n = 0;
+        ram_section(&b, false, ram, one, 1);
+        add(&b, REMUS_BODY_DISK, 8);
+        add_be(&b, recs.n, 8);
+        add(&b, recs.b, recs.n);
+        dev_section(&b, &dev);
+        assert_int_equal(remus_body_parse(b.b, b.n, &ds, &parsed, &e), -EPROTO);
+    }
+    /* A base's records end with the end record; one missing is a stream cut short. */
+    recs.n = 0;
+    disk_record(&recs, 0, false, 0, 512, 0x33);
+    size_t used = 0;
+    assert_int_equal(remus_drecs_check(recs.b, recs.n, &ds, true, &used, &e), -EPROTO);
+    disk_record(&recs, REMUS_DREC_END, false, 0, 0, 0);
+    assert_int_equal(remus_drecs_check(recs.b, recs.n, &ds, true, &used, &e), 0);
+    assert_int_equal(used, recs.n);
     char cmd[200];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
@@ -419,7 +506,7 @@ static void body_count_overflow(void **state)
     add(&b, filler, sizeof(filler)); /* about 3 KiB in all, as the reproducer */
     struct remus_body parsed;
     struct vmha_err e = {0};
-    assert_int_equal(remus_body_parse(b.b, b.n, &parsed, &e), -EPROTO);
+    assert_int_equal(remus_body_parse(b.b, b.n, NULL, &parsed, &e), -EPROTO);
     assert_non_null(strstr(e.msg, "inconsistent"));
 }
 
@@ -465,6 +552,7 @@ int main(void)
         cmocka_unit_test(status_file),
         cmocka_unit_test(stream_merge),
         cmocka_unit_test(journal_and_image),
+        cmocka_unit_test(journal_disks),
         cmocka_unit_test(body_count_overflow),
         cmocka_unit_test(merge_capability_cut_short),
     };
