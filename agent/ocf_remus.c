@@ -26,6 +26,7 @@
 #include "vmha/cleanup.h"
 #include "vmha/cluster.h"
 #include "vmha/remus.h"
+#include "vmha/state.h"
 
 struct ft {
     struct guest g;
@@ -87,6 +88,33 @@ static void set_attr(const char *me, const char *prefix, const char *guest, cons
         cluster_log(LOG_WARNING, "cannot update %s: %s", attr, e.msg);
 }
 
+/* This node's own directory of the guest (VMHA_LOCALDIR, on this node's disk). */
+static void local_dir(const struct ft *f, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/%s", VMHA_LOCALDIR, f->g.name);
+}
+
+/* Whether this node's copy of the guest's disks is a backup's replica: then only a
+ * checkpoint may run from it, never a boot (it may be older than what clients saw, or torn). */
+static bool disks_replica(const struct ft *f)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 32];
+    local_dir(f, dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/%s", dir, STATE_DISKS_REPLICA);
+    return f->g.cfg.ndisks && access(path, F_OK) == 0;
+}
+
+/* The disks now hold what the running guest wrote (it resumed from the checkpoint they
+ * held): they are its own again. */
+static void disks_own(const struct ft *f)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 32];
+    local_dir(f, dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/%s", dir, STATE_DISKS_REPLICA);
+    if (unlink(path) < 0 && errno != ENOENT)
+        cluster_log(LOG_WARNING, "cannot remove %s: %s", path, strerror(errno));
+}
+
 static enum ocf_rc spawn(const struct ocf_params *p, struct ft *f, const char *mode,
                          const struct vmha_deadline *dl, struct vmha_err *why)
 {
@@ -102,10 +130,24 @@ static enum ocf_rc spawn(const struct ocf_params *p, struct ft *f, const char *m
     snprintf(listen, sizeof(listen), strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr,
              (unsigned)p->replication_port);
     snprintf(memory, sizeof(memory), "%llu", (unsigned long long)f->g.cfg.memory);
-    char *argv[24] = {exe,     (char *)mode,  "--guest",     (char *)f->g.name, "--dir",
-                      f->dir,  "--node",      (char *)f->me, "--timeout",       timeout,
-                      "--uri", p->hypervisor, "--interval",  interval};
+    char *argv[24 + 2 * REMUS_DISKS_MAX] = {
+        exe,     (char *)mode,  "--guest",     (char *)f->g.name, "--dir",
+        f->dir,  "--node",      (char *)f->me, "--timeout",       timeout,
+        "--uri", p->hypervisor, "--interval",  interval};
     size_t n = 14;
+    /* The disks as this node's configuration names them (validate checked them). */
+    char disks[REMUS_DISKS_MAX][1100], local[PATH_MAX];
+    for (size_t i = 0; i < f->g.cfg.ndisks && i < REMUS_DISKS_MAX; i++) {
+        snprintf(disks[i], sizeof(disks[i]), "%s=%s", f->g.cfg.disks[i].target,
+                 f->g.cfg.disks[i].source);
+        argv[n++] = "--disk";
+        argv[n++] = disks[i];
+    }
+    if (f->g.cfg.ndisks && strcmp(mode, "receive") == 0) {
+        local_dir(f, local, sizeof(local));
+        argv[n++] = "--local-dir";
+        argv[n++] = local;
+    }
     if (strcmp(mode, "receive") == 0) {
         argv[n++] = "--listen";
         argv[n++] = listen;
@@ -231,15 +273,52 @@ static bool checkpoint_usable(struct ft *f, uint64_t *epoch, const struct vmha_d
     return !stale;
 }
 
+/* Writable disks the replicator can keep in step: raw files or block devices, each node's
+ * own (not shareable, not on storage another node sees). */
+static int replicated_disks_check(const struct ocf_params *p, const struct hv_guest_config *cfg,
+                                  struct vmha_err *err)
+{
+    if (cfg->ndisks > REMUS_DISKS_MAX)
+        return vmha_err_set(err, -E2BIG, "it has %zu writable disks, at most %d can be replicated",
+                            cfg->ndisks, REMUS_DISKS_MAX);
+    struct remus_disks ds = {0};
+    for (size_t i = 0; i < cfg->ndisks; i++) {
+        const struct hv_disk *d = &cfg->disks[i];
+        if (!d->source || !d->target)
+            return vmha_err_set(err, -EOPNOTSUPP,
+                                "its disk %s is not a file or block device: only those can be "
+                                "kept in step with its checkpoints",
+                                d->target ? d->target : "(no target)");
+        if (d->format && strcmp(d->format, "raw") != 0)
+            return vmha_err_set(err, -EOPNOTSUPP,
+                                "its disk %s is %s: the replica writes the disk's blocks as the "
+                                "guest sees them, so it must be raw (<driver type='raw'/>)",
+                                d->target, d->format);
+        if (d->shareable)
+            return vmha_err_set(err, -EOPNOTSUPP,
+                                "its disk %s is <shareable/>: another guest could write it "
+                                "behind the checkpoints' back",
+                                d->target);
+        char spec[1200];
+        snprintf(spec, sizeof(spec), "%s=%s", d->target, d->source);
+        if (remus_disks_add(&ds, spec, err) < 0)
+            return -EINVAL;
+    }
+    return remus_disks_shared(&ds, cfg->name, cluster_local_node(p->on_node), err);
+}
+
 static enum ocf_rc ocf_remus_validate(const struct ocf_params *p, const struct hv_guest_config *cfg,
                                       struct vmha_err *why)
 {
     const char *no = NULL;
     const struct hv_backend *b;
     struct vmha_err e = {0};
-    if (cfg->writable_disks)
-        no = "it has a writable disk: its backup cannot yet keep the disk in step with the "
-             "memory checkpoint (make the disks read-only or turn replicate off)";
+    if (cfg->writable_disks &&
+        (hv_backend_for_uri(p->hypervisor, &b, &e) < 0 || !hv_backend_can(b, HV_FEAT_DISK_MIRROR)))
+        no = "it has a writable disk, and its backend cannot mirror disks for the replica "
+             "(make the disks read-only or turn replicate off)";
+    else if (cfg->writable_disks && replicated_disks_check(p, cfg, &e) < 0)
+        no = e.msg;
     else if (cfg->loader)
         no = "it boots UEFI firmware, whose NVRAM is not carried with its checkpoints yet";
     else if (ocf_install_configured(p))
@@ -462,6 +541,7 @@ static enum ocf_rc promote_checkpoint(const struct ocf_params *p, struct ft *f, 
                      (unsigned long long)epoch, e.msg);
         return OCF_ERR_GENERIC;
     }
+    disks_own(f);
     if ((rc = spawn(p, f, "send", dl, why)) != OCF_SUCCESS) {
         hv_destroy(f->g.hv, f->g.name, &e);
         return rc;
@@ -506,6 +586,15 @@ static enum ocf_rc ocf_remus_promote(const struct ocf_params *p, const struct vm
         usable = promote_native(p, &f, epoch, t0, dl, reason, sizeof(reason));
     else if (usable && (rc = promote_checkpoint(p, &f, epoch, t0, dl, why)) != OCF_SUCCESS)
         return rc;
+    if (!usable && disks_replica(&f)) {
+        /* Booting would run the guest on disks older than what its clients saw. */
+        vmha_err_set(why, -ESTALE,
+                     "guest %s cannot run on %s: %s, and this node's copy of its disks is a "
+                     "replica, which only a checkpoint may run from (run it where its disks "
+                     "are its own: the node that ran it last)",
+                     f.g.name, f.me, reason);
+        return OCF_ERR_GENERIC;
+    }
     if (!usable) {
         cluster_log(LOG_WARNING, "booting guest %s on %s: %s", f.g.name, f.me, reason);
         wipe_replica(&f);

@@ -1,9 +1,11 @@
 /* A replicated guest's writable disks on the backup's side: which they are (this node's
  * configuration names them; a stream only numbers them), and the disk records an epoch
  * carries, checked before anything is written and then written. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,8 @@
 #include "vmha/cleanup.h"
 #include "vmha/remus.h"
 #include "vmha/state.h"
+
+VMHA_DEFINE_CLEANUP(DIR *, closedir)
 
 static uint32_t get_be32(const unsigned char *p)
 {
@@ -109,8 +113,8 @@ int remus_disks_load(const char *dir, struct remus_disks *ret, struct vmha_err *
     return 0;
 }
 
-int remus_drecs_check(const unsigned char *p, size_t len, const struct remus_disks *ds,
-                      bool end, size_t *used, struct vmha_err *err)
+int remus_drecs_check(const unsigned char *p, size_t len, const struct remus_disks *ds, bool end,
+                      size_t *used, struct vmha_err *err)
 {
     size_t at = 0;
     for (uint64_t i = 0;; i++) {
@@ -202,4 +206,59 @@ int remus_drecs_apply(const unsigned char *p, size_t len, const struct remus_dis
         if (fds[i] >= 0)
             close(fds[i]);
     return r;
+}
+
+/* The directory of a disk file, and the prefix of the marks in it for guest. */
+static int mark_dir(const struct remus_disk *d, char *dir, size_t size)
+{
+    char copy[sizeof(d->path)];
+    snprintf(copy, sizeof(copy), "%s", d->path);
+    int n = snprintf(dir, size, "%s", dirname(copy));
+    return n > 0 && (size_t)n < size ? 0 : -ENAMETOOLONG;
+}
+
+static bool is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int remus_disks_mark(const struct remus_disks *ds, const char *guest, const char *node,
+                     struct vmha_err *err)
+{
+    for (size_t i = 0; i < ds->n; i++) {
+        char dir[sizeof(ds->d[i].path)], path[sizeof(dir) + 600];
+        if (!is_file(ds->d[i].path) || mark_dir(&ds->d[i], dir, sizeof(dir)) < 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/.vmha-%s.%s", dir, guest, node);
+        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+            return vmha_err_set(err, -errno, "cannot mark %s: %s", path, strerror(errno));
+        close(fd);
+    }
+    return 0;
+}
+
+int remus_disks_shared(const struct remus_disks *ds, const char *guest, const char *node,
+                       struct vmha_err *err)
+{
+    char prefix[300];
+    int plen = snprintf(prefix, sizeof(prefix), ".vmha-%s.", guest);
+    for (size_t i = 0; i < ds->n; i++) {
+        char dir[sizeof(ds->d[i].path)];
+        if (!is_file(ds->d[i].path) || mark_dir(&ds->d[i], dir, sizeof(dir)) < 0)
+            continue;
+        _cleanup_(closedirp) DIR *dp = opendir(dir);
+        for (struct dirent *e = dp ? readdir(dp) : NULL; e; e = readdir(dp)) {
+            if (strncmp(e->d_name, prefix, (size_t)plen) != 0 ||
+                strcmp(e->d_name + plen, node) == 0)
+                continue;
+            return vmha_err_set(err, -EMEDIUMTYPE,
+                                "its disk %s is on storage that node %s sees too (%s/%s): "
+                                "each node needs its own copy of a replicated guest's disks, "
+                                "or a failover would resume memory older than the disk",
+                                ds->d[i].path, e->d_name + plen, dir, e->d_name);
+        }
+    }
+    return 0;
 }

@@ -233,3 +233,19 @@ int remus_checkpoint_files(const char *dir, char *dev, size_t dev_size, char *ra
     }
     return lock;
 }
+
+int remus_checkpoint_drop(const char *dir, struct vmha_err *err)
+{
+    _cleanup_(closep) int lock = lock_dir(dir, err);
+    if (lock < 0)
+        return lock;
+    static const char *const files[] = {"ckpt.meta", "ckpt.jrnl", "dev.save", "ram"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(*files); i++) {
+        char path[4096];
+        if (path_in(path, sizeof(path), dir, files[i]) < 0)
+            return vmha_err_set(err, -ENAMETOOLONG, "path too long in %s", dir);
+        if (unlink(path) < 0 && errno != ENOENT)
+            return vmha_err_set(err, -errno, "cannot remove %s: %s", path, strerror(errno));
+    }
+    return 0;
+}

@@ -11,9 +11,12 @@
  * keys); --insecure believes anyone (a lab only). --memory is the guest's memory as
  * configured: a checkpoint of any other size is refused. --config FILE (a native Remus
  * backup): the guest's own configuration, which its replica is made with; it takes no
- * stream of another guest. Where the --uri's backend has its own Remus (Xen's, through
- * libxenlight) both sides run that (native.c); otherwise vmha's checkpoint engine
- * (sender.c, receiver.c).
+ * stream of another guest. --disk TARGET=PATH (repeated, in the configuration's order): the
+ * guest's writable disks, kept in step with the checkpoints (vmha's engine); the backup
+ * also needs --local-dir DIR (this node's own directory of the guest, on disk), where it
+ * records that its disks hold a replica, not the guest's own writes. Where the --uri's backend has
+ * its own Remus (Xen's, through libxenlight) both sides run that (native.c); otherwise vmha's
+ * checkpoint engine (sender.c, receiver.c).
  *
  * It returns once it is ready (or has failed, saying why on stderr) and goes on in the
  * background, holding a lock on D/<mode>.pid while it lives. SIGTERM stops it; SIGUSR1
@@ -65,7 +68,9 @@ static int parse_args(int argc, char **argv, struct remus_ctx *x, struct args *a
         {"stats", required_argument, NULL, 's'},   {"tls", no_argument, NULL, 'T'},
         {"key", required_argument, NULL, 'k'},     {"insecure", no_argument, NULL, 'I'},
         {"memory", required_argument, NULL, 'm'},  {"config", required_argument, NULL, 'c'},
+        {"disk", required_argument, NULL, 'D'},    {"local-dir", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    struct vmha_err e = {0};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -98,6 +103,15 @@ static int parse_args(int argc, char **argv, struct remus_ctx *x, struct args *a
             break;
         case 'c':
             x->config = optarg;
+            break;
+        case 'D':
+            if (remus_disks_add(&x->disks, optarg, &e) < 0) {
+                fprintf(stderr, "vmha-replicator: %s\n", e.msg);
+                return 2;
+            }
+            break;
+        case 'L':
+            x->local_dir = optarg;
             break;
         case 'm':
             if (vmha_parse_uint(optarg, UINT64_MAX, &x->memory) < 0 || x->memory == 0 ||
@@ -184,6 +198,13 @@ static int prepare(struct remus_ctx *x, const struct args *a, bool *native, stru
         return vmha_err_set(err, -EINVAL,
                             "--memory is required: the backup refuses checkpoints of "
                             "any other size than the guest's");
+    if (x->disks.n && *native)
+        return vmha_err_set(err, -EOPNOTSUPP,
+                            "the hypervisor's own Remus does not keep disks in step here");
+    if (x->disks.n && !a->send && !x->local_dir)
+        return vmha_err_set(err, -EINVAL,
+                            "--local-dir is required with --disk: the backup records there "
+                            "that its disks hold a replica");
     if (*native && a->tls)
         return vmha_err_set(err, -EOPNOTSUPP,
                             "--tls is for vmha's own replication: the hypervisor's "

@@ -27,7 +27,9 @@
 static uint64_t body_max(const struct remus_ctx *x)
 {
     uint64_t pages = x->memory / REMUS_PAGE;
-    return 2 * (32 + pages * (8 + REMUS_PAGE)) + 16 + REMUS_DEV_MAX;
+    uint64_t disk =
+        x->disks.n ? 16 + REMUS_MIRROR_LOG_MAX + REMUS_DREC_LEN + REMUS_NBD_MAX_REQUEST : 0;
+    return 2 * (32 + pages * (8 + REMUS_PAGE)) + disk + 16 + REMUS_DEV_MAX;
 }
 
 /* The body in part is whole, its memory is the guest's, and it follows what this replica
@@ -83,13 +85,30 @@ static int read_header(struct chan *ch, struct remus_epoch_id *id, const struct 
     return remus_header_parse(line, id, err); /* a line cut short is no header either */
 }
 
-/* The body and trailer into part, by dl, at most max bytes: the bytes kept, or -errno. */
+/* Exactly n bytes, by dl. */
+static int read_exact(struct chan *ch, void *buf, size_t n, const struct vmha_deadline *dl)
+{
+    unsigned char *p = buf;
+    while (n > 0) {
+        ssize_t r = chan_read(ch, p, n, dl);
+        if (r <= 0)
+            return r < 0 ? (int)r : -EPIPE;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* The body and trailer into part, by dl, at most max bytes (the first plen of them already
+ * read, in prefix): the bytes kept, or -errno. */
 static int64_t read_body(struct chan *ch, int out, const char *part, uint64_t epoch, uint64_t max,
-                         const struct vmha_deadline *dl, struct vmha_err *err)
+                         const unsigned char *prefix, size_t plen, const struct vmha_deadline *dl,
+                         struct vmha_err *err)
 {
     /* Everything but the last REMUS_TRAILER_LEN bytes is file: hold those back. */
     static unsigned char buf[1 << 20];
-    size_t held = 0;
+    memcpy(buf, prefix, plen);
+    size_t held = plen;
     uint64_t bytes = 0;
     for (;;) {
         ssize_t n = chan_read(ch, buf + held, sizeof(buf) - held, dl);
@@ -120,6 +139,86 @@ static int64_t read_body(struct chan *ch, int out, const char *part, uint64_t ep
                             "checkpoint %" PRIu64 " is incomplete (%" PRIu64 " bytes): dropped",
                             epoch, bytes);
     return (int64_t)bytes;
+}
+
+/* The backup's disks are about to hold a replica's base: whatever they held, nothing may
+ * boot from them but a checkpoint (the agent removes the mark once it has resumed one). */
+static int mark_disks_replica(struct remus_ctx *x, uint64_t session, struct vmha_err *err)
+{
+    _cleanup_(store_kv_clear) struct store_kv kv = {0};
+    char v[32];
+    snprintf(v, sizeof(v), "%016" PRIx64, session);
+    if (store_kv_set(&kv, "session", v) < 0)
+        return vmha_err_set(err, -ENOMEM, "out of memory");
+    /* The directory and its parent, 0700, as the package leaves VMHA_LOCALDIR. */
+    char parent[4096];
+    snprintf(parent, sizeof(parent), "%s", x->local_dir);
+    char *sl = strrchr(parent, '/');
+    if (sl && sl != parent) {
+        *sl = '\0';
+        mkdir(parent, 0700);
+    }
+    if (mkdir(x->local_dir, 0700) < 0 && errno != EEXIST)
+        return vmha_err_set(err, -errno, "cannot create %s: %s", x->local_dir, strerror(errno));
+    return store_write(x->local_dir, STATE_DISKS_REPLICA, &kv, false, err);
+}
+
+/* A disk base (REMUS_BODY_DISKBASE, its magic already read): the disks' sizes must be this
+ * node's, then every record is written to the disks as it comes, up to the end record. The
+ * checkpoint held so far no longer matches the disks: it is dropped first. */
+static int receive_disk_base(struct remus_ctx *x, struct chan *ch, const struct remus_epoch_id *id,
+                             const struct vmha_deadline *dl, struct vmha_err *err)
+{
+    const struct remus_disks *ds = &x->disks;
+    unsigned char h[8 * (1 + REMUS_DISKS_MAX)];
+    int r = read_exact(ch, h, 8, dl);
+    if (r < 0)
+        return vmha_err_set(err, r, "the disks' copy broke off: %s", strerror(-r));
+    if (remus_get_be64(h) != ds->n || ds->n == 0)
+        return vmha_err_set(err, -EPROTO,
+                            "the primary copies %" PRIu64 " disks of %s, this node has %zu",
+                            remus_get_be64(h), x->guest, ds->n);
+    if ((r = read_exact(ch, h + 8, 8 * ds->n, dl)) < 0)
+        return vmha_err_set(err, r, "the disks' copy broke off: %s", strerror(-r));
+    for (size_t i = 0; i < ds->n; i++)
+        if (remus_get_be64(h + 8 + 8 * i) != ds->d[i].size)
+            return vmha_err_set(err, -EPROTO,
+                                "disk %s of %s is %" PRIu64 " bytes on the primary and %" PRIu64
+                                " here (%s): make them the same size",
+                                ds->d[i].target, x->guest, remus_get_be64(h + 8 + 8 * i),
+                                ds->d[i].size, ds->d[i].path);
+    if ((r = remus_checkpoint_drop(x->dir, err)) < 0 ||
+        (r = mark_disks_replica(x, id->session, err)) < 0)
+        return r;
+    x->st.epoch = 0;
+    _cleanup_free_ unsigned char *rec = malloc(REMUS_DREC_LEN + REMUS_NBD_MAX_REQUEST);
+    if (!rec)
+        return vmha_err_set(err, -ENOMEM, "out of memory");
+    uint64_t bytes = 0;
+    for (;;) {
+        if ((r = read_exact(ch, rec, REMUS_DREC_LEN, dl)) < 0)
+            return vmha_err_set(err, r, "the disks' copy broke off after %" PRIu64 " bytes: %s",
+                                bytes, strerror(-r));
+        size_t used = 0;
+        if (remus_drecs_check(rec, REMUS_DREC_LEN, ds, true, &used, NULL) == 0)
+            break; /* the end record */
+        uint64_t len = remus_get_be64(rec + 16);
+        bool zero = rec[7] & REMUS_DREC_ZERO;
+        /* A base's records are QEMU's writes: none longer than an NBD request. */
+        if (!zero && len > REMUS_NBD_MAX_REQUEST)
+            return vmha_err_set(err, -EPROTO, "a disk record of %" PRIu64 " bytes", len);
+        if (!zero && (r = read_exact(ch, rec + REMUS_DREC_LEN, (size_t)len, dl)) < 0)
+            return vmha_err_set(err, r, "the disks' copy broke off after %" PRIu64 " bytes: %s",
+                                bytes, strerror(-r));
+        size_t n = REMUS_DREC_LEN + (zero ? 0 : (size_t)len);
+        if ((r = remus_drecs_check(rec, n, ds, false, &used, err)) < 0 ||
+            (r = remus_drecs_apply(rec, n, ds, err)) < 0)
+            return r;
+        bytes += len;
+    }
+    cluster_log(LOG_NOTICE, "replica of %s: its disks are copied (%" PRIu64 " bytes)", x->guest,
+                bytes);
+    return 0;
 }
 
 /* Commits the checkpoint in part: the previous epoch is applied before this one replaces
@@ -157,10 +256,22 @@ int remus_receive_epoch(struct remus_ctx *x, struct chan *ch, const struct vmha_
     if (strcmp(id.guest, x->guest) != 0)
         return vmha_err_set(err, -EPROTO, "a checkpoint of guest %s arrived at %s's replica",
                             id.guest, x->guest);
-    struct vmha_deadline dl = vmha_deadline_in(2 * x->timeout_ms + x->memory / 52429);
+    uint64_t disks = 0;
+    for (size_t i = 0; i < x->disks.n; i++)
+        disks += x->disks.d[i].size;
+    struct vmha_deadline dl = vmha_deadline_in(2 * x->timeout_ms + (x->memory + disks) / 52429);
     /* The last epoch is applied (see the end): the primary may pause its guest. */
     if ((r = chan_write_all(ch, "GO\n", 3, &dl)) < 0)
         return vmha_err_set(err, r, "the primary is gone: %s", strerror(-r));
+    unsigned char first[8];
+    if ((r = read_exact(ch, first, sizeof(first), &dl)) < 0)
+        return vmha_err_set(err, r, "checkpoint %" PRIu64 " broke off: %s", id.epoch, strerror(-r));
+    size_t plen = sizeof(first);
+    if (memcmp(first, REMUS_BODY_DISKBASE, 8) == 0) {
+        if ((r = receive_disk_base(x, ch, &id, &dl, err)) < 0)
+            return r;
+        plen = 0;
+    }
     char part[4096];
     if (snprintf(part, sizeof(part), "%s/ckpt.part", x->dir) >= (int)sizeof(part))
         return vmha_err_set(err, -ENAMETOOLONG, "path too long in %s", x->dir);
@@ -169,7 +280,7 @@ int remus_receive_epoch(struct remus_ctx *x, struct chan *ch, const struct vmha_
         open(part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (out < 0)
         return vmha_err_set(err, -errno, "cannot create %s: %s", part, strerror(errno));
-    int64_t bytes = read_body(ch, out, part, id.epoch, body_max(x), &dl, err);
+    int64_t bytes = read_body(ch, out, part, id.epoch, body_max(x), first, plen, &dl, err);
     /* The checkpoint only has to outlive the primary, not this host: no fsync. */
     if (bytes >= 0 && close(TAKE_FD(out)) < 0)
         bytes = vmha_err_set(err, -errno, "cannot write %s: %s", part, strerror(errno));
@@ -241,6 +352,14 @@ int remus_receive(struct remus_ctx *x)
         return remus_fail(x, &err);
     snprintf(x->st.role, sizeof(x->st.role), "backup");
     snprintf(x->st.state, sizeof(x->st.state), "listening");
+    /* The journal is applied to the disks this table names (by the agent too, at a
+     * promotion): this node's own, never the stream's. */
+    if (remus_disks_shared(&x->disks, x->guest, x->node, &err) < 0 ||
+        remus_disks_mark(&x->disks, x->guest, x->node, &err) < 0 ||
+        remus_disks_save(x->dir, &x->disks, &err) < 0) {
+        remus_door_close(&door);
+        return remus_fail(x, &err);
+    }
     remus_publish(x);
     remus_advertise(x, true);
     while (!remus_stop_requested) {

@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -83,6 +84,33 @@ int remus_pump_start(struct remus_pump *p, struct chan *ch, uint64_t timeout_ms,
 /* Ends both directions, waits for the threads, closes the channel. */
 void remus_pump_stop(struct remus_pump *p);
 
+/* The primary's mirror of the guest's disks (mirror.c): QEMU writes each disk synchronously
+ * into an NBD export of this process, and every write lands in the log, as disk records, in
+ * QEMU's order. The log holds at most REMUS_MIRROR_LOG_MAX bytes: past that the guest's
+ * writes wait for the next checkpoint, which the sender then takes early. */
+#define REMUS_MIRROR_LOG_MAX (64u << 20)
+struct remus_mirror;
+struct remus_mirror_listener {
+    struct remus_mirror *m;
+    uint32_t disk;
+    int lfd;
+    pthread_t thread;
+    bool started;
+};
+struct remus_mirror {
+    const char *guest, *dir;
+    const struct remus_disks *disks;
+    int qemu_pid; /* only this process may connect */
+    struct remus_mirror_listener listeners[REMUS_DISKS_MAX];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned char *log;
+    size_t len, cap, limit;
+    uint64_t writes;
+    bool pausing, mirrored;
+    atomic_bool stopping;
+};
+
 struct remus_ctx {
     const char *guest, *dir, *node; /* node: this node's cluster name */
     const char *uri;                /* send: the hypervisor */
@@ -95,7 +123,7 @@ struct remus_ctx {
     const char *pki;                  /* auth X509: where libvirt's TLS files are (/etc/pki) */
     FILE *stats;              /* send --stats FILE: one line per committed epoch, for bench/ */
     struct remus_disks disks; /* the guest's writable disks (--disk) */
-    const char *state_dir;    /* receive: the guest's state directory, on disk */
+    const char *local_dir;    /* receive: this node's own directory of the guest, on disk */
     struct remus_status st;
 };
 
@@ -134,6 +162,23 @@ int remus_mark_stale(struct remus_ctx *x, const char *peer, uint64_t epoch,
  * replaced by one that marks nothing of this session and all of any other, as before (so
  * what peer holds of an earlier session stays stale). Only the one primary writes marks. */
 void remus_renew_mark(struct remus_ctx *x, const char *peer);
+
+struct hv;
+/* Exports of the guest's disks (x->disks) for its QEMU (qemu_pid). */
+int remus_mirror_open(struct remus_mirror *m, struct remus_ctx *x, int qemu_pid,
+                      struct vmha_err *err);
+/* (Re)starts QEMU's mirrors with an empty log: the disks are copied whole again. */
+int remus_mirror_start(struct remus_mirror *m, struct hv *hv, struct vmha_err *err);
+/* 1 once every disk has been copied whole, 0 while copying, -errno when a mirror failed. */
+int remus_mirror_ready(struct remus_mirror *m, struct hv *hv, struct vmha_err *err);
+/* Ends QEMU's mirrors (the exports stay). */
+void remus_mirror_stop(struct remus_mirror *m, struct hv *hv);
+/* While the guest is being paused, writes never wait for room in the log. */
+void remus_mirror_pausing(struct remus_mirror *m, bool on);
+/* The log so far (the caller frees it), emptied: its length. */
+size_t remus_mirror_take(struct remus_mirror *m, unsigned char **ret);
+size_t remus_mirror_pending(struct remus_mirror *m);
+void remus_mirror_close(struct remus_mirror *m, struct hv *hv);
 
 /* A hypervisor's own Remus (native.c; Xen's, through libxenlight). */
 int remus_native_send(struct remus_ctx *x);

@@ -37,6 +37,9 @@ struct sender {
     uint64_t *dirty;       /* the page numbers an epoch sends */
     bool synced;           /* the backup holds the shadow: send only what differs */
     bool qemu_gone;        /* the guest's memory is no longer ram: start again */
+    int qemu_pid;
+    struct remus_mirror mirror; /* the guest's writable disks, when it has any */
+    bool mirror_open;
 };
 
 /* The backup's answer to checkpoint epoch ("ACK <epoch>"), or before it ("GO"), by dl. */
@@ -123,6 +126,7 @@ static int track_open(struct sender *s, struct vmha_err *err)
         return r;
     /* The mapping keeps the memory alive after its QEMU is gone; a guest started again has
      * other memory. pidfd_open: a pid reused by another process cannot fool the check. */
+    s->qemu_pid = pid;
     s->qemu = (int)syscall(SYS_pidfd_open, pid, 0);
     if (s->qemu < 0) {
         r = -errno;
@@ -242,6 +246,83 @@ static int send_dev(struct chan *ch, const struct collect *dev, const struct vmh
     return r < 0 ? r : chan_write_all(ch, dev->buf, dev->len, dl);
 }
 
+/* The epoch's disk writes (mirror.c's log) as the body's disk section. */
+static int send_disks(struct sender *s, struct chan *ch, size_t *bytes,
+                      const struct vmha_deadline *dl)
+{
+    if (!s->mirror_open)
+        return 0;
+    unsigned char *log = NULL;
+    size_t n = remus_mirror_take(&s->mirror, &log);
+    unsigned char head[16];
+    memcpy(head, REMUS_BODY_DISK, 8);
+    remus_put_be64(head + 8, n);
+    int r = chan_write_all(ch, head, sizeof(head), dl);
+    if (r == 0 && n)
+        r = chan_write_all(ch, log, n, dl);
+    free(log);
+    *bytes = n;
+    return r;
+}
+
+/* A first checkpoint of a guest with disks starts with the disks' base: QEMU's mirrors
+ * start afresh, and what they write (the whole disks, and the guest's own writes meanwhile)
+ * goes to the backup as it comes, until every disk has been copied. The guest runs. */
+static int send_disk_base(struct sender *s, struct chan *ch, struct vmha_err *err)
+{
+    struct remus_ctx *x = s->x;
+    if (!s->mirror_open)
+        return 0;
+    uint64_t total = 0;
+    unsigned char head[16 + 8 * REMUS_DISKS_MAX];
+    memcpy(head, REMUS_BODY_DISKBASE, 8);
+    remus_put_be64(head + 8, x->disks.n);
+    for (size_t i = 0; i < x->disks.n; i++) {
+        remus_put_be64(head + 16 + 8 * i, x->disks.d[i].size);
+        total += x->disks.d[i].size;
+    }
+    /* 20 ms per MiB of disk (50 MB/s at least), beside checkpoint_timeout. */
+    struct vmha_deadline dl = vmha_deadline_in(x->timeout_ms + total / 52429);
+    int r = remus_disks_shared(&x->disks, x->guest, x->node, err);
+    if (r == 0)
+        r = remus_mirror_start(&s->mirror, s->hv, err);
+    if (r < 0)
+        return r;
+    if ((r = chan_write_all(ch, head, 16 + 8 * x->disks.n, &dl)) < 0)
+        return vmha_err_set(err, r, "cannot send to the replica at %s: %s", s->addr, strerror(-r));
+    uint64_t sent = 0;
+    for (;;) {
+        int ready = remus_mirror_ready(&s->mirror, s->hv, err);
+        if (ready < 0)
+            return ready;
+        unsigned char *log = NULL;
+        size_t n = remus_mirror_take(&s->mirror, &log);
+        r = n ? chan_write_all(ch, log, n, &dl) : 0;
+        free(log);
+        if (r < 0)
+            return vmha_err_set(err, r, "the disks' copy did not reach %s: %s", s->addr,
+                                strerror(-r));
+        sent += n;
+        if (ready == 1)
+            break;
+        if (vmha_deadline_passed(&dl))
+            return vmha_err_set(err, -ETIMEDOUT,
+                                "the disks' copy (%" PRIu64 " of %" PRIu64 " bytes) did not "
+                                "finish in time",
+                                sent, total);
+        if (remus_stop_requested)
+            return vmha_err_set(err, -ECANCELED, "asked to stop");
+        if (n == 0)
+            usleep(50 * 1000);
+    }
+    unsigned char end[REMUS_DREC_LEN] = {0xff, 0xff, 0xff, 0xff};
+    if ((r = chan_write_all(ch, end, sizeof(end), &dl)) < 0)
+        return vmha_err_set(err, r, "cannot send to the replica at %s: %s", s->addr, strerror(-r));
+    cluster_log(LOG_NOTICE, "guest %s: its disks are copied to %s (%" PRIu64 " bytes)", x->guest,
+                s->peer, sent);
+    return 0;
+}
+
 static uint64_t now_us(void)
 {
     struct timespec ts;
@@ -258,7 +339,7 @@ struct epoch {
     struct vmha_deadline dl;
     uint64_t n, t0, t_paused, us[6]; /* us: for --stats, the epoch's steps */
     bool full;                       /* the first of a session: the whole memory as a base */
-    size_t base, pages, dev_len;
+    size_t base, pages, dev_len, disk_bytes;
     struct hv_ckpt_stats st;
 };
 
@@ -297,9 +378,12 @@ static int epoch_base(struct sender *s, struct epoch *ep, struct vmha_err *err)
     s->synced = false;
     if (!ep->full)
         return 0;
+    int r = send_disk_base(s, &ep->ch, err);
+    if (r < 0)
+        return r;
     struct vmha_deadline bdl = vmha_deadline_in(s->x->timeout_ms + s->ram_size / 52429);
     ep->base = track_scan(s, true);
-    int r = send_ram(s, &ep->ch, ep->base, true, &bdl);
+    r = send_ram(s, &ep->ch, ep->base, true, &bdl);
     if (r < 0)
         return vmha_err_set(err, r, "cannot send to the replica at %s: %s", s->addr, strerror(-r));
     ep->dl = vmha_deadline_in(s->x->timeout_ms);
@@ -312,7 +396,12 @@ static int epoch_base(struct sender *s, struct epoch *ep, struct vmha_err *err)
 static int epoch_paused(struct sender *s, struct epoch *ep, bool *paused, struct vmha_err *err)
 {
     struct collect dev = {0};
+    /* QEMU drains the disks' writes as it pauses the guest: none may wait for the log. */
+    if (s->mirror_open)
+        remus_mirror_pausing(&s->mirror, true);
     int r = take(s, &ep->dl, &dev, &ep->st, err);
+    if (s->mirror_open)
+        remus_mirror_pausing(&s->mirror, false);
     if (r < 0) {
         free(dev.buf);
         return r;
@@ -331,6 +420,8 @@ static int epoch_paused(struct sender *s, struct epoch *ep, bool *paused, struct
     ep->pages = track_scan(s, false);
     ep->us[2] = now_us();
     r = send_ram(s, &ep->ch, ep->pages, false, &ep->dl);
+    if (r == 0)
+        r = send_disks(s, &ep->ch, &ep->disk_bytes, &ep->dl);
     if (r == 0)
         r = send_dev(&ep->ch, &dev, &ep->dl);
     ep->dev_len = dev.len;
@@ -357,8 +448,8 @@ static int epoch_commit(struct sender *s, struct epoch *ep, struct vmha_err *err
     s->synced = true;
     x->st.epoch = ep->n;
     x->st.committed_ms = remus_realtime_ms();
-    x->st.bytes =
-        ep->dev_len + 16 + (ep->full ? 32 : 0) + 32 + (ep->base + ep->pages) * (8 + REMUS_PAGE);
+    x->st.bytes = ep->dev_len + 16 + (ep->full ? 32 : 0) + 32 +
+                  (ep->base + ep->pages) * (8 + REMUS_PAGE) + ep->disk_bytes;
     x->st.ckpt_ms = vmha_now_ms() - ep->t0;
     x->st.epochs++;
     struct vmha_err e = {0};
@@ -567,6 +658,13 @@ static void unprotect(struct sender *s, const char *why)
         s->held = false;
         cluster_log(LOG_WARNING, "guest %s runs unprotected: %s", x->guest, why);
     }
+    /* No backup to send the disks' writes to: the guest's writes no longer wait for us. */
+    if (s->mirror_open && s->mirror.mirrored) {
+        remus_mirror_stop(&s->mirror, s->hv);
+        unsigned char *log = NULL;
+        remus_mirror_take(&s->mirror, &log);
+        free(log);
+    }
     snprintf(x->st.state, sizeof(x->st.state), "degraded");
     snprintf(x->st.error, sizeof(x->st.error), "%s", why);
     x->st.peer[0] = '\0';
@@ -583,9 +681,12 @@ static int hold(struct sender *s, struct vmha_err *err)
     return r;
 }
 
-static void pause_until(uint64_t at_ms)
+/* Until at_ms, or until the disks' log is half full (the guest's writes would soon wait). */
+static void pause_until(struct sender *s, uint64_t at_ms)
 {
     while (!remus_stop_requested && !remus_demote_requested) {
+        if (s->mirror_open && remus_mirror_pending(&s->mirror) > s->mirror.limit / 2)
+            return;
         uint64_t now = vmha_now_ms();
         if (now >= at_ms)
             return;
@@ -609,6 +710,13 @@ static int sender_start(struct sender *s, struct vmha_err *err)
     snprintf(x->st.state, sizeof(x->st.state), "syncing");
     if ((r = hold(s, err)) < 0)
         return r;
+    if (x->disks.n) {
+        if ((r = remus_mirror_open(&s->mirror, x, s->qemu_pid, err)) < 0) {
+            remus_mirror_close(&s->mirror, s->hv);
+            return r;
+        }
+        s->mirror_open = true;
+    }
     remus_publish(x);
     cluster_log(LOG_NOTICE, "replicating guest %s every %llu ms (session %016llx)", x->guest,
                 (unsigned long long)x->interval_ms, (unsigned long long)x->st.session);
@@ -617,6 +725,8 @@ static int sender_start(struct sender *s, struct vmha_err *err)
 
 static void sender_end(struct sender *s)
 {
+    if (s->mirror_open)
+        remus_mirror_close(&s->mirror, s->hv);
     hv_close(s->hv);
     if (s->ram)
         munmap((void *)s->ram, s->ram_size);
@@ -693,7 +803,7 @@ int remus_send(struct remus_ctx *x)
                 break;
             }
             unprotect(&s, "no replica to send checkpoints to");
-            pause_until(vmha_now_ms() + 1000);
+            pause_until(&s, vmha_now_ms() + 1000);
             continue;
         }
         if (hold(&s, &err) < 0) {
@@ -706,7 +816,7 @@ int remus_send(struct remus_ctx *x)
             break;
         /* The guest runs this long between two checkpoints, as under Xen's Remus: a
          * checkpoint that takes longer than the interval does not starve it. */
-        pause_until(vmha_now_ms() + x->interval_ms);
+        pause_until(&s, vmha_now_ms() + x->interval_ms);
     }
     if (remus_stop_requested && s.held && !remus_demote_requested)
         unprotect(&s, "replication stopped");

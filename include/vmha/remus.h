@@ -140,6 +140,13 @@ int remus_disks_load(const char *dir, struct remus_disks *ret, struct vmha_err *
  * it; with end, the last one is the end record (*used: the bytes up to and with it). */
 int remus_drecs_check(const unsigned char *p, size_t len, const struct remus_disks *ds, bool end,
                       size_t *used, struct vmha_err *err);
+/* Storage both nodes see: each node that holds a replica marks the directory of each disk
+ * file (".vmha-<guest>.<node>"); a mark of another node there means the disk is shared, and
+ * replication refuses it (-EMEDIUMTYPE, err names the node). */
+int remus_disks_mark(const struct remus_disks *ds, const char *guest, const char *node,
+                     struct vmha_err *err);
+int remus_disks_shared(const struct remus_disks *ds, const char *guest, const char *node,
+                       struct vmha_err *err);
 /* Writes checked records to the disks. */
 int remus_drecs_apply(const unsigned char *p, size_t len, const struct remus_disks *ds,
                       struct vmha_err *err);
@@ -164,6 +171,8 @@ int remus_body_parse(const unsigned char *b, size_t n, const struct remus_disks 
 /* Applies a committed epoch (dir/ckpt.jrnl) to dir/ram, dir/dev.save and the disks of
  * dir's disk table; 0 when there is none. Safe to repeat after an interruption. */
 int remus_journal_apply(const char *dir, struct vmha_err *err);
+/* Drops the checkpoint dir holds (its identity first): its disks are about to change. */
+int remus_checkpoint_drop(const char *dir, struct vmha_err *err);
 /* The committed checkpoint's two files, dir/dev.save and dir/ram (paths set), after applying a
  * pending journal: returns a lock that keeps them as they are until it is closed (for
  * hv_ckpt_restore), or -errno. */

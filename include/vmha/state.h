@@ -20,6 +20,10 @@
 #define STATE_INSTALL_ARTIFACTS "install-artifacts" /* the install boot's kernel, initrd */
 #define STATE_FLOOR "floor"                         /* the migration floor (migrate/) */
 #define STATE_NVRAM_DIR "nvram"                     /* NVRAM generations (boot/nvram_store.c) */
+/* Not in state_dir but in each node's own VMHA_LOCALDIR/<guest>/: this node's copy of a
+ * replicated guest's disks holds a replica (a backup's), not the guest's own writes; only a
+ * checkpoint may run from it (remus/receiver.c sets it, a promotion clears it). */
+#define STATE_DISKS_REPLICA "disks-replica"
 
 /* A parsed key=value file. */
 struct store_kv {

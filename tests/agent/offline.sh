@@ -66,7 +66,8 @@ ok "promote of a guest that is not replicated -> 3" eq 3 $?
 ok "  saying how to make it replicated" contains "$md.err" "set replicate=true"
 env -i PATH="$PATH" OCF_RESKEY_config="$md.xen" "$AGENT" notify >/dev/null 2>&1
 ok "notify of a guest that is not replicated -> 0" eq 0 $?
-# A replicated guest with a writable disk is refused, with the reason.
+# A replicated guest's writable disks: each node's own raw file or block device, kept in step
+# with the checkpoints. What cannot be is refused, with the reason.
 cat >"$md.disk" <<'EOX'
 <domain type='qemu'>
   <name>ftdisk</name>
@@ -77,10 +78,40 @@ cat >"$md.disk" <<'EOX'
 EOX
 env -i PATH="$PATH" OCF_RESKEY_config="$md.disk" OCF_RESKEY_replicate=true "$AGENT" validate-all \
     >/dev/null 2>"$md.err"
-ok "validate-all: a replicated guest with a writable disk -> 6" eq 6 $?
-ok "  saying why" contains "$md.err" "it has a writable disk"
+ok "validate-all: a replicated guest whose disk is missing here -> 6" eq 6 $?
+ok "  naming it" contains "$md.err" "cannot open disk /srv/d.img"
 env -i PATH="$PATH" OCF_RESKEY_config="$md.disk" "$AGENT" validate-all >/dev/null 2>&1
 ok "  (not replicated, the disk is fine: 0)" eq 0 $?
+mkdir -p "$md.disks" && truncate -s 1M "$md.disks/d.img"
+disk_xml() { # EXTRA-IN-DISK
+    sed -e "s|/srv/d.img|$md.disks/d.img|" -e "s|<target dev='vda'/>|<target dev='vda'/>$1|" \
+        -e "s|<os>|<memoryBacking><source type='file'/><access mode='shared'/></memoryBacking><os>|" \
+        "$md.disk"
+}
+vrun() { # CONFIG: validate-all of a replicated guest, its stderr in $md.err
+    env -i PATH="$PATH" OCF_RESKEY_config="$1" OCF_RESKEY_replicate=true \
+        OCF_RESKEY_replication_insecure=true OCF_RESKEY_CRM_meta_on_node=node1 "$AGENT" \
+        validate-all >/dev/null 2>"$md.err"
+}
+disk_xml "" >"$md.rawdisk"
+vrun "$md.rawdisk"
+ok "validate-all: a replicated guest with its own raw disk -> 0" eq 0 $?
+disk_xml "<driver name='qemu' type='qcow2'/>" >"$md.qcow"
+vrun "$md.qcow"
+ok "validate-all: a replicated guest's qcow2 disk -> 6" eq 6 $?
+ok "  saying it must be raw" contains "$md.err" "so it must be raw"
+disk_xml "<shareable/>" >"$md.shareable"
+vrun "$md.shareable"
+ok "validate-all: a replicated guest's shareable disk -> 6" eq 6 $?
+# Another node's replica marked the disk's directory: the storage is shared.
+touch "$md.disks/.vmha-ftdisk.node2"
+vrun "$md.rawdisk"
+ok "validate-all: a disk on storage another node sees -> 6" eq 6 $?
+ok "  naming the node" contains "$md.err" "on storage that node node2 sees too"
+rm -f "$md.disks/.vmha-ftdisk.node2"
+touch "$md.disks/.vmha-ftdisk.node1"
+vrun "$md.rawdisk"
+ok "  (this node's own mark: 0)" eq 0 $?
 # The replicator reads a replicated guest's memory: it must be a shared file.
 grep -v '<devices>' "$md.disk" >"$md.nomemfd"
 env -i PATH="$PATH" OCF_RESKEY_config="$md.nomemfd" OCF_RESKEY_replicate=true "$AGENT" \
