@@ -94,25 +94,67 @@ static void local_dir(const struct ft *f, char *buf, size_t size)
     snprintf(buf, size, "%s/%s", VMHA_LOCALDIR, f->g.name);
 }
 
-/* Whether this node's copy of the guest's disks is a backup's replica: then only a
- * checkpoint may run from it, never a boot (it may be older than what clients saw, or torn). */
-static bool disks_replica(const struct ft *f)
+/* Whether this node may boot the guest from its own copy of the guest's disks: not when that
+ * copy is a backup's replica (a local mark: it may be torn, or older than what clients saw)
+ * nor when another node has since resumed the guest from a checkpoint (a permanent mark in
+ * the CIB: this copy is older than the guest's). Only a checkpoint may then run here. */
+static bool disks_bootable(const struct ft *f, const struct vmha_deadline *dl)
 {
+    if (!f->g.cfg.ndisks)
+        return true;
     char dir[PATH_MAX], path[PATH_MAX + 32];
     local_dir(f, dir, sizeof(dir));
     snprintf(path, sizeof(path), "%s/%s", dir, STATE_DISKS_REPLICA);
-    return f->g.cfg.ndisks && access(path, F_OK) == 0;
+    if (access(path, F_OK) == 0)
+        return false;
+    struct cluster_view v = {0};
+    struct vmha_err e = {0};
+    if (cluster_read(dl, &v, &e) < 0)
+        return false; /* unknown: not bootable */
+    char attr[300];
+    snprintf(attr, sizeof(attr), REMUS_ATTR_OUTDATED "%s", f->g.name);
+    const struct cluster_node *n = cluster_node_find(&v, f->me);
+    const char *mark = n ? cluster_node_attr(n, attr, false) : NULL;
+    bool outdated = mark && mark[0];
+    cluster_view_clear(&v);
+    return !outdated;
 }
 
-/* The disks now hold what the running guest wrote (it resumed from the checkpoint they
- * held): they are its own again. */
-static void disks_own(const struct ft *f)
+/* The guest resumed here from the checkpoint these disks held: they are its own again, and
+ * every other node's copy is older. Recorded in the cluster before the guest takes a step. */
+static int disks_own(const struct ft *f, const struct vmha_deadline *dl, struct vmha_err *err)
 {
+    if (!f->g.cfg.ndisks)
+        return 0;
+    struct cluster_view v = {0};
+    int r = cluster_read(dl, &v, err);
+    if (r < 0)
+        return r;
+    char attr[300];
+    snprintf(attr, sizeof(attr), REMUS_ATTR_OUTDATED "%s", f->g.name);
+    for (size_t i = 0; i < v.n && r == 0; i++) {
+        bool me = strcmp(v.nodes[i].name, f->me) == 0;
+        const char *now = cluster_node_attr(&v.nodes[i], attr, false);
+        if (me ? !(now && now[0]) : (now && now[0]))
+            continue;
+        r = cluster_attr_set_permanent(v.nodes[i].name, attr, me ? NULL : f->me, dl, err);
+    }
+    cluster_view_clear(&v);
+    if (r < 0)
+        return r;
     char dir[PATH_MAX], path[PATH_MAX + 32];
     local_dir(f, dir, sizeof(dir));
     snprintf(path, sizeof(path), "%s/%s", dir, STATE_DISKS_REPLICA);
     if (unlink(path) < 0 && errno != ENOENT)
-        cluster_log(LOG_WARNING, "cannot remove %s: %s", path, strerror(errno));
+        return vmha_err_set(err, -errno, "cannot remove %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* A backup's promotion score: 50 with a checkpoint it may resume, 5 where it could only boot
+ * the guest, none (never promoted) where its disks may not be booted from. */
+static const char *backup_score(const struct ft *f, bool usable, const struct vmha_deadline *dl)
+{
+    return usable ? "50" : disks_bootable(f, dl) ? "5" : NULL;
 }
 
 static enum ocf_rc spawn(const struct ocf_params *p, struct ft *f, const char *mode,
@@ -304,7 +346,13 @@ static int replicated_disks_check(const struct ocf_params *p, const struct hv_gu
         if (remus_disks_add(&ds, spec, err) < 0)
             return -EINVAL;
     }
-    return remus_disks_shared(&ds, cfg->name, cluster_local_node(p->on_node), err);
+    /* Each node that looks at the guest marks its disks' directories: on storage two nodes
+     * share, the second one finds the first one's mark. */
+    const char *me = cluster_local_node(p->on_node);
+    int r = remus_disks_shared(&ds, cfg->name, me, err);
+    if (r == 0 && (r = remus_disks_mark(&ds, cfg->name, me, err)) < 0)
+        r = vmha_err_set(err, r, "%s (the directory must be writable)", err->msg);
+    return r;
 }
 
 static enum ocf_rc ocf_remus_validate(const struct ocf_params *p, const struct hv_guest_config *cfg,
@@ -366,7 +414,7 @@ static enum ocf_rc become_backup(const struct ocf_params *p, struct ft *f,
             cluster_log(LOG_WARNING, "backup of %s: %s", f->g.name, e.msg);
     }
     if (rc == OCF_SUCCESS) {
-        set_score(p, f->me, "5", dl);
+        set_score(p, f->me, backup_score(f, false, dl), dl);
         cluster_log(LOG_NOTICE, "backup of guest %s ready on %s", f->g.name, f->me);
     }
     return rc;
@@ -432,7 +480,7 @@ static enum ocf_rc ocf_remus_monitor(const struct ocf_params *p, const struct vm
             char reason[600];
             uint64_t epoch = 0;
             bool usable = checkpoint_usable(&f, &epoch, dl, reason, sizeof(reason));
-            set_score(p, f.me, usable ? "50" : "5", dl);
+            set_score(p, f.me, backup_score(&f, usable, dl), dl);
         }
         return OCF_SUCCESS;
     }
@@ -541,7 +589,14 @@ static enum ocf_rc promote_checkpoint(const struct ocf_params *p, struct ft *f, 
                      (unsigned long long)epoch, e.msg);
         return OCF_ERR_GENERIC;
     }
-    disks_own(f);
+    if ((r = disks_own(f, dl, &e)) < 0) {
+        hv_destroy(f->g.hv, f->g.name, &(struct vmha_err){0});
+        vmha_err_set(why, r,
+                     "guest %s not resumed: cannot record that its disks here are "
+                     "the guest's: %s",
+                     f->g.name, e.msg);
+        return OCF_ERR_GENERIC;
+    }
     if ((rc = spawn(p, f, "send", dl, why)) != OCF_SUCCESS) {
         hv_destroy(f->g.hv, f->g.name, &e);
         return rc;
@@ -586,17 +641,25 @@ static enum ocf_rc ocf_remus_promote(const struct ocf_params *p, const struct vm
         usable = promote_native(p, &f, epoch, t0, dl, reason, sizeof(reason));
     else if (usable && (rc = promote_checkpoint(p, &f, epoch, t0, dl, why)) != OCF_SUCCESS)
         return rc;
-    if (!usable && disks_replica(&f)) {
+    if (!usable && !disks_bootable(&f, dl)) {
         /* Booting would run the guest on disks older than what its clients saw. */
         vmha_err_set(why, -ESTALE,
-                     "guest %s cannot run on %s: %s, and this node's copy of its disks is a "
-                     "replica, which only a checkpoint may run from (run it where its disks "
-                     "are its own: the node that ran it last)",
+                     "guest %s cannot run on %s: %s, and this node's copy of its disks may be "
+                     "older than what its clients saw (a replica, or the guest ran elsewhere "
+                     "since): run it where its disks are its own, the node that ran it last",
                      f.g.name, f.me, reason);
         return OCF_ERR_GENERIC;
     }
     if (!usable) {
         cluster_log(LOG_WARNING, "booting guest %s on %s: %s", f.g.name, f.me, reason);
+        struct vmha_err e = {0};
+        if (disks_own(&f, dl, &e) < 0) {
+            vmha_err_set(why, e.code,
+                         "guest %s not booted: cannot record that its disks here are the "
+                         "guest's: %s",
+                         f.g.name, e.msg);
+            return OCF_ERR_GENERIC;
+        }
         wipe_replica(&f);
         if ((rc = ocf_guest_start(p, &f.g, f.state, dl, why)) != OCF_SUCCESS)
             return rc;

@@ -252,6 +252,18 @@ int cluster_attr_update(const char *node, const char *name, const char *value,
     return vmha_run(value ? set : del, dl, err);
 }
 
+int cluster_attr_set_permanent(const char *node, const char *name, const char *value,
+                               const struct vmha_deadline *dl, struct vmha_err *err)
+{
+    /* crm_attribute writes the CIB's nodes section, which outlives the node's reboots (and
+     * may be written for a node that is down). */
+    char *const set[] = {"crm_attribute", "-N", (char *)node,  "-n", (char *)name, "-l",
+                         "forever",       "-v", (char *)value, NULL};
+    char *const del[] = {"crm_attribute", "-N", (char *)node, "-n", (char *)name, "-l",
+                         "forever",       "-D", NULL};
+    return vmha_run(value ? set : del, dl, err);
+}
+
 const char *cluster_local_node(const char *from_pacemaker)
 {
     static struct utsname u;

@@ -105,8 +105,9 @@ static void *listen_run(void *arg)
         struct ucred cr;
         socklen_t cl = sizeof(cr);
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 || cr.pid != m->qemu_pid) {
-            cluster_log(LOG_WARNING, "guest %s: refused a connection to the mirror of %s from "
-                                     "pid %d (not the guest's QEMU)",
+            cluster_log(LOG_WARNING,
+                        "guest %s: refused a connection to the mirror of %s from "
+                        "pid %d (not the guest's QEMU)",
                         m->guest, m->disks->d[l->disk].target, (int)cr.pid);
             close(fd);
             continue;
@@ -118,8 +119,8 @@ static void *listen_run(void *arg)
                                      .opaque = &ctx};
         int r = remus_nbd_serve(&io, &e);
         if (r < 0 && !atomic_load(&m->stopping))
-            cluster_log(LOG_WARNING, "guest %s: the mirror of %s ended: %s", m->guest,
-                        e.name, strerror(-r));
+            cluster_log(LOG_WARNING, "guest %s: the mirror of %s ended: %s", m->guest, e.name,
+                        strerror(-r));
         close(fd);
     }
     return NULL;

@@ -71,5 +71,9 @@ int cluster_resource_states_parse(const char *xml, size_t len, struct cluster_rs
 int cluster_attr_update(const char *node, const char *name, const char *value,
                         const struct vmha_deadline *dl, struct vmha_err *err);
 
+/* Sets (value) or deletes (NULL) a permanent attribute of node (it survives reboots). */
+int cluster_attr_set_permanent(const char *node, const char *name, const char *value,
+                               const struct vmha_deadline *dl, struct vmha_err *err);
+
 /* The name this node has in the cluster: what Pacemaker told the agent, else uname. */
 const char *cluster_local_node(const char *from_pacemaker);

@@ -72,6 +72,9 @@ bool remus_stale_covers(const char *mark, uint64_t session, uint64_t epoch);
 #define REMUS_ATTR_REPLICA "vmha-replica-" /* on the backup: "<address>:<port>" it listens on */
 #define REMUS_ATTR_STALE "vmha-stale-"     /* on the backup: see above */
 #define REMUS_ATTR_LAG "vmha-lag-"         /* on the primary: s since the last commit */
+/* Permanent, on every node but the one that resumed the guest from a checkpoint: its copy
+ * of the guest's disks is older than the guest's, and no boot may run from it. */
+#define REMUS_ATTR_OUTDATED "vmha-disks-outdated-"
 
 /* What a replicator says about itself in its status file (key=value lines, replaced
  * atomically at every change) in its directory rundir/remus/<guest>/. */

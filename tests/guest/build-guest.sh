@@ -14,6 +14,10 @@
 #   vmha.install=1           act as an installer: after vmha.install_delay=N seconds
 #                            write a marker to the first virtio disk, power off
 #   vmha.disk=1              print the marker found on the first virtio disk
+#   vmha.witness=1           with vmha.ip: on TCP port 7778 each connection appends the next
+#                            numbered record to the first virtio disk (sector N holds
+#                            "vmha-rec N UPTIME"), flushed before the guest answers with the
+#                            record; a fresh boot goes on after the last record on the disk
 #   vmha.console=hvc0        print on hvc0 instead of ttyS0 (a Xen PVH guest)
 # A shutdown request powers the guest off, whether it arrives as the ACPI power button
 # (QEMU) or through the kernel's orderly poweroff (Xen's control/shutdown).
@@ -96,6 +100,18 @@ fi
 echo "vmha: shutdown request, powering off" >"$con"
 sync
 busybox poweroff -f
+EOS
+
+# One TCP connection on port 7778 = one disk record, on the disk before the answer.
+cat >"$root/bin/witness-reply" <<'EOS'
+#!/bin/sh
+n=$(($(cat /tmp/witness) + 1))
+# The guest's uptime tells two writes of the same number apart.
+rec="vmha-rec $n $(cut -d' ' -f1 /proc/uptime)"
+echo "$rec" | dd of=/dev/vda bs=512 seek="$n" conv=sync,notrunc,fsync 2>/dev/null ||
+    { echo "vmha-rec-error"; exit 0; }
+echo "$n" >/tmp/witness
+echo "$rec"
 EOS
 
 # One TCP connection on port 7777 = one counter line.
@@ -199,6 +215,16 @@ if ip=$(arg ip); then
         ip link set "$dev" up
         gw=$(arg gw) && ip route add default via "$gw"
         echo "vmha: $dev $ip, counter on tcp/7777"
+        if [ "$(arg witness)" = 1 ] && disk; then
+            # A fresh boot goes on after the last record the disk holds.
+            w=0
+            while dd if=/dev/vda bs=512 skip=$((w + 1)) count=1 2>/dev/null | grep -q '^vmha-rec'; do
+                w=$((w + 1))
+            done
+            echo "$w" >/tmp/witness
+            echo "vmha: disk records from $w on tcp/7778"
+            nc -ll -p 7778 -e /bin/witness-reply &
+        fi
         nc -ll -p 7777 -e /bin/counter-reply
     ) &
 fi
@@ -226,7 +252,7 @@ while :; do
     sleep 1
 done
 EOS
-chmod 755 "$root/init" "$root/bin/counter-reply" "$root/bin/vmha-poweroff" "$root/etc/acpi/PWRF/00000080"
+chmod 755 "$root/init" "$root/bin/counter-reply" "$root/bin/witness-reply" "$root/bin/vmha-poweroff" "$root/etc/acpi/PWRF/00000080"
 
 (cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
     cpio --quiet -o -H newc -R 0:0 | gzip -9) >"$tmp/initrd.img"
