@@ -584,6 +584,10 @@ static int failover_direct(const char *guest, const char *uri, bool yes, const s
              hv_ckpt_restore(hv, dev, ram, config, &e) < 0 || hv_resume(hv, guest, &e) < 0)
         fprintf(stderr, "vmha failover: %s\n", e.msg);
     else {
+        /* Its disks here held the checkpoint's writes: they are the guest's own now. */
+        char mark[4400];
+        snprintf(mark, sizeof(mark), "%s/%s/%s", VMHA_LOCALDIR, guest, STATE_DISKS_REPLICA);
+        unlink(mark);
         printf("%s runs here from checkpoint %llu, unprotected (no cluster)\n", guest,
                (unsigned long long)epoch);
         rc = VMHA_EXIT_OK;

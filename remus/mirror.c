@@ -177,6 +177,8 @@ int remus_mirror_open(struct remus_mirror *m, struct remus_ctx *x, int qemu_pid,
 
 int remus_mirror_start(struct remus_mirror *m, struct hv *hv, struct vmha_err *err)
 {
+    /* Whatever copy a replicator before this one left (it was killed) ends too. */
+    m->mirrored = true;
     remus_mirror_stop(m, hv);
     pthread_mutex_lock(&m->mu);
     m->len = 0;

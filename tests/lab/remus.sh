@@ -3,7 +3,10 @@
 # of ocf:vmha:guest with replicate=true. The guest's TCP counter is the witness: a client
 # on the workstation records every value it receives, and nothing it saw may ever be undone
 # (the counter never goes back), across a host crash, a backup's crash, a cut cable, a
-# planned switchover and a stop.
+# planned switchover and a stop. The guest has a writable disk, each host's own copy
+# (/var/lib/vmha-test/ft1.img), and a second witness on it: each request on tcp/7778 appends
+# a numbered record, flushed to the disk before the guest answers; every record a client was
+# told must be on the disk of whichever host runs the guest, and none beyond it.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/lab-suite.sh" remus
@@ -49,8 +52,50 @@ reset() {
     wait_for 120 protected || bail "the guest is not protected again after reset"
 }
 
+# Disk witness: WITNESS=1 while requests run (witness_start/witness_stop NAME); each line of
+# $WORK/NAME.records is what the guest answered, "vmha-rec N UPTIME".
+witness_start() {
+    : >"$WORK/$1.records"
+    # shellcheck disable=SC2016 # runs on the workstation
+    lab admin bash -c '
+        while [ ! -e "$1.stop" ]; do
+            timeout 60 busybox nc "$2" 7778 </dev/null 2>/dev/null | grep "^vmha-rec " >>"$1"
+            sleep 0.2
+        done' witness "$WORK/$1.records" "$GUEST_IP" &
+    WITNESS_PID=$!
+}
+witness_stop() { touch "$WORK/$1.records.stop"; wait "$WITNESS_PID"; }
+DISK=/var/lib/vmha-test/ft1.img
+# The records on HOST's disk, as lines "vmha-rec N UPTIME", records 1 up to the first gap.
+disk_records() {
+    lab on "$1" sh -c "dd if=$DISK bs=512 skip=1 count=4000 2>/dev/null | tr '\\000' '\\n'" |
+        grep "^vmha-rec " | awk '$2 == NR { print; next } { exit }'
+}
+# witness_check NAME HOST LABEL: every record a client was told (NAME's) is on HOST's disk as
+# told, the numbers it was told go on by one (no gap, no rewind), and the disk holds no
+# record past the last one the guest gave out.
+witness_check() {
+    local told=$WORK/$1.records host=$2 label=$3 last
+    # One more record, asked after the rest: the guest's count now.
+    lab admin timeout 60 busybox nc "$GUEST_IP" 7778 </dev/null 2>/dev/null | grep "^vmha-rec " >>"$told"
+    last=$(tail -n 1 "$told" | awk '{ print $2 }')
+    disk_records "$host" >"$WORK/$1.disk"
+    ok "$label: the client was told $(wc -l <"$told") records, the last $last" test -n "$last"
+    ok "$label: they go on by one, no gap and no rewind" \
+        eval 'awk "NR > 1 && \$2 != p + 1 { exit 1 } { p = \$2 }" "$told"'
+    ok "$label: every one is on $host's disk, as the client was told it" \
+        eval '[ -z "$(grep -vxFf "$WORK/$1.disk" "$told")" ]' ||
+        grep -vxFf "$WORK/$1.disk" "$told" | head -n 3 | sed 's/^/# not on the disk: /'
+    ok "$label: the disk holds no record past the last one the guest gave out ($last)" \
+        eq "$last" "$(tail -n 1 "$WORK/$1.disk" | awk '{ print $2 }')"
+}
+
 lab_suite_up
-SHARED_MEM=1 make_guest ft1
+for h in node1 node2 node3; do
+    lab on "$h" sh -c "mkdir -p ${DISK%/*} && truncate -s 4M $DISK" ||
+        bail "cannot make $h's copy of the guest's disk"
+done
+SHARED_MEM=1 DISK=$DISK make_guest ft1 vmha.witness=1
 
 scenario "0. a fault-tolerant guest"
 crm_ configure primitive ft1 ocf:vmha:guest \
@@ -66,6 +111,12 @@ took "configure to protected"
 P=$(role_on Promoted) B=$(role_on Unpromoted)
 diag "primary $P, backup $B: $(status_of "$P" | grep -E '^(epoch|pause_ms|ckpt_ms|bytes|failures|error)=' | xargs)"
 ok "0. clients get answers through the output buffer" wait_for 30 answers
+witness_start w0
+sleep 5
+witness_stop w0
+witness_check w0 "$P" "0. disk witness on $P"
+ok "0. the backup's copy holds the same records (once a checkpoint covers them)" \
+    wait_for 10 eval '[ "$(disk_records "$B" | tail -n 1)" = "$(tail -n 1 "$WORK/w0.disk")" ]'
 ok "0. the primary's monitor answers 8 (promoted)" eq 8 "$(monitor_rc "$P")"
 ok "0. the backup's monitor answers 0 (unpromoted)" eq 0 "$(monitor_rc "$B")"
 ok "0. the backup holds a committed checkpoint (device state and memory)" \
@@ -150,6 +201,7 @@ ok "0. clients still get answers" wait_for 30 answers
 
 scenario "1. the primary's host dies"
 watch_start kill ft1
+witness_start w1
 sleep 5
 KILLED=$(now_ms)
 lab kill "$P"
@@ -157,7 +209,9 @@ ok "1. the backup $B is promoted" wait_for 90 promoted_is "$B"
 ok "1. the guest answers again" wait_for 30 answers
 took "primary killed to answering"
 sleep 2
+witness_stop w1
 watch_stop kill
+witness_check w1 "$B" "1. disk witness after $P died, on $B"
 ok "1. never two running copies" eq 1 "$COPIES"
 ok "1. nothing a client saw was undone: the counter never went back" eq 0 "$RESTARTED"
 before=$(max_before "$WORK/kill.samples" "$KILLED") after=$(first_after "$WORK/kill.samples" "$KILLED")
@@ -171,6 +225,8 @@ ok "1. $B resumed the guest from its checkpoint, not from a boot" \
 ok "1. $P was fenced first" wait_for 30 fenced "$P"
 ok "1. once $P is back, the guest is protected again (a full sync)" wait_for 150 protected
 took "primary killed to protected again"
+ok "1. $P's copy of the disk was copied again and holds every record" \
+    wait_for 20 eval '[ "$(disk_records "$P" | tail -n 1)" = "$(disk_records "$B" | tail -n 1)" ]'
 reset
 
 scenario "2. the backup's host dies"
@@ -216,6 +272,7 @@ P=$(role_on Promoted) B=$(role_on Unpromoted)
 # counts (CI saw one answered just after 15 s).
 export SAMPLE_TIMEOUT=30
 watch_start switch ft1
+witness_start w4
 sleep 3
 vmha_ failover ft1 --planned --yes >"$WORK/switch.out" 2>&1
 ok "4. vmha failover --planned reports the switchover done" \
@@ -224,7 +281,9 @@ ok "4. $B is promoted" wait_for 90 promoted_is "$B"
 ok "4. and protected by $P" wait_for 60 protected
 took "move to protected on the other host"
 sleep 2
+witness_stop w4
 watch_stop switch
+witness_check w4 "$B" "4. disk witness after the switchover, on $B"
 lost=$(awk 'NF != 2' "$WORK/switch.samples" | wc -l)
 show_lost() { # FILE: each unanswered request, with how long it waited
     awk 'NF != 2 { printf "# unanswered at %d ms, after %d ms\n", $1, $1 - prev } { prev = $1 }' "$1"
