@@ -4,7 +4,8 @@
  * peer controls. The input goes through a socket pair into remus_receive_epoch, which checks,
  * commits into a directory and answers, as the real replicator does. The backup holds a
  * committed checkpoint of session 00000000000000aa, epoch 1, over 4 pages of memory, before
- * every input (so incremental epochs are reachable too). */
+ * every input (so incremental epochs are reachable too), and one 16 KiB disk (vda), so that
+ * a disk base and disk sections reach the disk's file. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -51,15 +52,32 @@ static void seed(const char *dir)
     fuzz_write(dir, "ckpt.meta", "session=00000000000000aa\nepoch=1\n", 33);
 }
 
+#define DISK (16u << 10)
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static char dir[4200];
+    static char dir[4200], local[4200];
+    static struct remus_disks disks;
     if (!dir[0]) {
         snprintf(dir, sizeof(dir), "%s/replica", fuzz_tmpdir());
         fuzz_mkdir(dir);
+        snprintf(local, sizeof(local), "%s/local", fuzz_tmpdir());
+        char ddir[4300], spec[4400];
+        snprintf(ddir, sizeof(ddir), "%s/disks", fuzz_tmpdir());
+        fuzz_mkdir(ddir);
+        void *zero = calloc(1, DISK);
+        fuzz_write(ddir, "vda.img", zero, DISK);
+        free(zero);
+        snprintf(spec, sizeof(spec), "vda=%s/vda.img", ddir);
+        struct vmha_err e = {0};
+        if (remus_disks_add(&disks, spec, &e) < 0)
+            abort();
         signal(SIGPIPE, SIG_IGN);
     }
     seed(dir);
+    struct vmha_err derr = {0};
+    if (remus_disks_save(dir, &disks, &derr) < 0)
+        abort();
     int sp[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
         abort();
@@ -76,8 +94,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sent += (size_t)n;
     }
     shutdown(sp[1], SHUT_WR);
-    struct remus_ctx x = {
-        .guest = "ft9", .dir = dir, .timeout_ms = 200, .memory = MEMORY, .auth = REMUS_AUTH_NONE};
+    struct remus_ctx x = {.guest = "ft9",
+                          .dir = dir,
+                          .timeout_ms = 200,
+                          .memory = MEMORY,
+                          .auth = REMUS_AUTH_NONE,
+                          .disks = disks,
+                          .local_dir = local};
     struct chan ch = {.fd = sp[0]};
     struct vmha_deadline hdl = vmha_deadline_in(200);
     struct vmha_err err = {0};
