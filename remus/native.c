@@ -218,7 +218,10 @@ static int native_session(struct remus_ctx *x, struct hv *c, struct hv *watch_hv
         x->st.session = vmha_now_ms() ^ ((uint64_t)getpid() << 32);
     x->st.epoch = 0;
     snprintf(x->st.peer, sizeof(x->st.peer), "%s", peer);
-    set_state(x, "syncing", "");
+    /* Published even when the state stays "syncing": the status names the peer now. */
+    snprintf(x->st.state, sizeof(x->st.state), "syncing");
+    x->st.error[0] = '\0';
+    remus_publish(x);
     cluster_log(LOG_NOTICE, "guest %s: replicating to %s (%s) every %llu ms", x->guest, peer, addr,
                 (unsigned long long)x->interval_ms);
     /* Here, not once protected: while libxenlight's save helper runs, libxl reaps every

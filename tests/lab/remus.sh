@@ -83,9 +83,10 @@ witness_check() {
     ok "$label: the client was told $(wc -l <"$told") records, the last $last" test -n "$last"
     ok "$label: they go on by one, no gap and no rewind" \
         eval 'awk "NR > 1 && \$2 != p + 1 { exit 1 } { p = \$2 }" "$told"'
-    ok "$label: every one is on $host's disk, as the client was told it" \
-        eval '[ -z "$(grep -vxFf "$WORK/$1.disk" "$told")" ]' ||
-        grep -vxFf "$WORK/$1.disk" "$told" | head -n 3 | sed 's/^/# not on the disk: /'
+    local missing
+    missing=$(grep -vxFf "$WORK/$1.disk" "$told")
+    ok "$label: every one is on $host's disk, as the client was told it" eq "" "$missing" ||
+        head -n 3 <<<"$missing" | sed 's/^/# not on the disk: /'
     ok "$label: the disk holds no record past the last one the guest gave out ($last)" \
         eq "$last" "$(tail -n 1 "$WORK/$1.disk" | awk '{ print $2 }')"
 }
@@ -105,6 +106,9 @@ crm_ configure primitive ft1 ocf:vmha:guest \
     op monitor interval=4s role=Unpromoted timeout=30s >/dev/null 2>&1
 crm_ configure clone ft1-clone ft1 \
     meta promotable=true promoted-max=1 clone-max=2 notify=true >/dev/null 2>&1
+# Two instances on three hosts: one must be where the guest's disks are its own (README).
+crm_ configure location ft1-own-disks ft1-clone \
+    rule 50: not_defined vmha-disks-outdated-ft1 >/dev/null 2>&1
 ok "0. the guest runs promoted on one host, its backup on another, and is protected" \
     wait_for 120 protected
 took "configure to protected"
@@ -143,9 +147,9 @@ ok "0. vmha migrate points a replicated guest to the switchover" \
     contains "$WORK/migrate.out" "vmha failover ft1 --planned"
 # A replicated guest's disks must be each node's own: on storage both see, the second node
 # that looks at the guest finds the first one's mark and refuses it.
-DISK=/srv/cluster/ft-disk.img
+SHARED_DISK=/srv/cluster/ft-disk.img
 truncate -s 1M "$VMHA_LAB_DIR/srv/cluster/ft-disk.img"
-sed -e "s|<controller type='usb' model='none'/>|<disk type='file' device='disk'><source file='$DISK'/><target dev='vda' bus='virtio'/></disk>\n    &|" \
+sed -e "s|<controller type='usb' model='none'/>|<disk type='file' device='disk'><source file='$SHARED_DISK'/><target dev='vdb' bus='virtio'/></disk>\n    &|" \
     -e "s|<name>ft1</name>|<name>ftshared</name>|" \
     "$VMHA_LAB_DIR/srv/cluster/ft1.xml" >"$VMHA_LAB_DIR/srv/cluster/ft-disk.xml"
 validate_on() {
