@@ -24,7 +24,8 @@ crm_() { lab on "$(any_node)" crm "$@"; }
 
 # make_guest NAME [extra kernel args]: domain XML on the shared storage, with a NIC on the
 # hosts' vmbr0 and the counter served on $GUEST_IP:7777. SHARED_MEM=1: its memory a shared
-# file (in the hosts' memory_backing_dir, a tmpfs), as replication wants.
+# file (in the hosts' memory_backing_dir, a tmpfs), as replication wants. DISK=PATH: a raw
+# disk at PATH (each host's own when PATH is under /var).
 make_guest() {
     local name=$1 shared=${VMHA_LAB_DIR:-/tmp/vmha-lab}/srv/cluster
     mkdir -p "$shared/boot"
@@ -32,8 +33,10 @@ make_guest() {
     GUEST_DIR=$shared/boot SERIAL_LOG=/srv/cluster/$name.serial \
         "$SRC/tests/guest/make-guest-xml.sh" "$name" "$shared/$name.xml.tmp" \
         "vmha.ip=$GUEST_IP/24" ${2:-}
+    local mac
+    mac=$(printf '52:54:00:99:00:%02x' "${GUEST_IP##*.}")
     sed -e "s|$shared/boot|/srv/cluster/boot|g" \
-        -e "s|<controller type='usb' model='none'/>|<interface type='bridge'><source bridge='vmbr0'/><mac address='52:54:00:99:00:64'/><model type='virtio'/></interface>\n    &|" \
+        -e "s|<controller type='usb' model='none'/>|<interface type='bridge'><source bridge='vmbr0'/><mac address='$mac'/><model type='virtio'/></interface>\n    &|" \
         "$shared/$name.xml.tmp" >"$shared/$name.xml"
     rm -f "$shared/$name.xml.tmp"
     [ -z "${SHARED_MEM:-}" ] || sed -i "s|<vcpu|<memoryBacking><source type='file'/><access mode='shared'/></memoryBacking>\n  &|" \
@@ -98,6 +101,27 @@ sample_counter() {
             echo "$((${EPOCHREALTIME/./} / 1000)) $v" >>"$1"
             sleep 0.1
         done' sampler "$out" "$GUEST_IP" "${SAMPLE_TIMEOUT:-0.3}"
+}
+
+# The disk witness of a guest made with vmha.witness=1: asks for a record every ~0.2 s (each
+# request may wait 60 s: a failover in between is waited out) until FILE.stop appears; each
+# answer a line "vmha-rec N UPTIME" in FILE. Runs in the foreground: start it with &.
+sample_witness() {
+    local out=$1
+    : >"$out"
+    # shellcheck disable=SC2016 # runs on the workstation
+    lab admin bash -c '
+        while [ ! -e "$1.stop" ]; do
+            timeout 60 busybox nc "$2" 7778 </dev/null 2>/dev/null | grep "^vmha-rec " >>"$1"
+            sleep 0.2
+        done' witness "$out" "$GUEST_IP"
+}
+
+# disk_records HOST DISK: the witness's records on HOST's copy of the disk file DISK, lines
+# "vmha-rec N UPTIME" from record 1 up to the first gap.
+disk_records() {
+    lab on "$1" sh -c "dd if=$2 bs=512 skip=1 count=4000 2>/dev/null | tr '\\000' '\\n'" |
+        grep "^vmha-rec " | awk '$2 == NR { print; next } { exit }'
 }
 
 # From a sample file: the longest time the guest did not answer, in ms, and whether the

@@ -52,25 +52,14 @@ reset() {
     wait_for 120 protected || bail "the guest is not protected again after reset"
 }
 
-# Disk witness: WITNESS=1 while requests run (witness_start/witness_stop NAME); each line of
-# $WORK/NAME.records is what the guest answered, "vmha-rec N UPTIME".
+# Disk witness (lab/lib.sh): witness_start/witness_stop NAME; $WORK/NAME.records is what
+# the guest answered.
 witness_start() {
-    : >"$WORK/$1.records"
-    # shellcheck disable=SC2016 # runs on the workstation
-    lab admin bash -c '
-        while [ ! -e "$1.stop" ]; do
-            timeout 60 busybox nc "$2" 7778 </dev/null 2>/dev/null | grep "^vmha-rec " >>"$1"
-            sleep 0.2
-        done' witness "$WORK/$1.records" "$GUEST_IP" &
+    sample_witness "$WORK/$1.records" &
     WITNESS_PID=$!
 }
 witness_stop() { touch "$WORK/$1.records.stop"; wait "$WITNESS_PID"; }
 DISK=/var/lib/vmha-test/ft1.img
-# The records on HOST's disk, as lines "vmha-rec N UPTIME", records 1 up to the first gap.
-disk_records() {
-    lab on "$1" sh -c "dd if=$DISK bs=512 skip=1 count=4000 2>/dev/null | tr '\\000' '\\n'" |
-        grep "^vmha-rec " | awk '$2 == NR { print; next } { exit }'
-}
 # witness_check NAME HOST LABEL: every record a client was told (NAME's) is on HOST's disk as
 # told, the numbers it was told go on by one (no gap, no rewind), and the disk holds no
 # record past the last one the guest gave out.
@@ -79,7 +68,7 @@ witness_check() {
     # One more record, asked after the rest: the guest's count now.
     lab admin timeout 60 busybox nc "$GUEST_IP" 7778 </dev/null 2>/dev/null | grep "^vmha-rec " >>"$told"
     last=$(tail -n 1 "$told" | awk '{ print $2 }')
-    disk_records "$host" >"$WORK/$1.disk"
+    disk_records "$host" "$DISK" >"$WORK/$1.disk"
     ok "$label: the client was told $(wc -l <"$told") records, the last $last" test -n "$last"
     ok "$label: they go on by one, no gap and no rewind" \
         eval 'awk "NR > 1 && \$2 != p + 1 { exit 1 } { p = \$2 }" "$told"'
@@ -120,7 +109,7 @@ sleep 5
 witness_stop w0
 witness_check w0 "$P" "0. disk witness on $P"
 ok "0. the backup's copy holds the same records (once a checkpoint covers them)" \
-    wait_for 10 eval '[ "$(disk_records "$B" | tail -n 1)" = "$(tail -n 1 "$WORK/w0.disk")" ]'
+    wait_for 10 eval '[ "$(disk_records "$B" "$DISK" | tail -n 1)" = "$(tail -n 1 "$WORK/w0.disk")" ]'
 ok "0. the primary's monitor answers 8 (promoted)" eq 8 "$(monitor_rc "$P")"
 ok "0. the backup's monitor answers 0 (unpromoted)" eq 0 "$(monitor_rc "$B")"
 ok "0. the backup holds a committed checkpoint (device state and memory)" \
@@ -230,7 +219,7 @@ ok "1. $P was fenced first" wait_for 30 fenced "$P"
 ok "1. once $P is back, the guest is protected again (a full sync)" wait_for 150 protected
 took "primary killed to protected again"
 ok "1. $P's copy of the disk was copied again and holds every record" \
-    wait_for 20 eval '[ "$(disk_records "$P" | tail -n 1)" = "$(disk_records "$B" | tail -n 1)" ]'
+    wait_for 20 eval '[ "$(disk_records "$P" "$DISK" | tail -n 1)" = "$(disk_records "$B" "$DISK" | tail -n 1)" ]'
 reset
 
 scenario "2. the backup's host dies"
