@@ -19,9 +19,10 @@
  * libxenlight reports nothing per checkpoint, so a watcher thread counts them on the socket
  * with TCP's own counters (bytes the backup acknowledged, bytes received): once the initial
  * live copy is over, a burst followed by a quiet gap (the guest running through its
- * interval) is one epoch. The primary knows the live copy is over when it sees the guest
- * suspended for the first time (the first checkpoint); the backup, once as many bytes as the
- * guest's memory have come (the greeting says how many). The count feeds the
+ * interval) is one epoch, once as many bytes as the guest's memory have crossed (the live
+ * copy sends all of it at least once, without a pause; the greeting tells the backup how
+ * many). The primary also takes the guest seen suspended as the live copy's end (a
+ * suspension is brief: Xen 4.20 under emulation was seldom caught in one). The count feeds the
  * status and the lag only. Whether a replica may run never rests on it: libxenlight keeps
  * only complete checkpoints, and a replica its primary ran past carries a stale mark. */
 #include <errno.h>
@@ -88,7 +89,7 @@ static void *watch_run(void *arg)
                 last = b;
                 changed_at = now;
             } else if (burst && now - changed_at >= quiet &&
-                       (w->xl ? w->live_copy_over : last >= w->floor)) {
+                       (last >= w->floor || (w->xl && w->live_copy_over))) {
                 burst = false;
                 x->st.epoch++;
                 x->st.epochs++;
