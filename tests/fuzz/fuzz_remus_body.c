@@ -19,7 +19,7 @@
 static void disks_setup(const char *dir, struct remus_disks *ds)
 {
     static const size_t sizes[] = {64 << 10, 4096};
-    char spec[4300], name[16];
+    char spec[4400], name[16];
     struct vmha_err err = {0};
     fuzz_mkdir(dir);
     for (size_t i = 0; i < 2; i++) {

@@ -1,6 +1,7 @@
 /* The NBD server QEMU's disk mirror writes to (remus/nbd.c): with QEMU's own NBD client
  * (qemu-io, which speaks as the block layer does), and with a client that breaks the rules. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -102,7 +103,9 @@ static int qemu_io(const char *path, const char *name, const char *const *cmds, 
     argv[a] = NULL;
     pid_t pid = fork();
     if (pid == 0) {
-        freopen("/dev/null", "w", stdout);
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, STDOUT_FILENO);
         execvp("qemu-io", (char *const *)argv);
         _exit(127);
     }
