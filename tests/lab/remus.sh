@@ -218,8 +218,9 @@ ok "1. $B resumed the guest from its checkpoint, not from a boot" \
 ok "1. $P was fenced first" wait_for 30 fenced "$P"
 ok "1. once $P is back, the guest is protected again (a full sync)" wait_for 150 protected
 took "primary killed to protected again"
-ok "1. $P's copy of the disk was copied again and holds every record" \
-    wait_for 20 eval '[ "$(disk_records "$P" "$DISK" | tail -n 1)" = "$(disk_records "$B" "$DISK" | tail -n 1)" ]'
+NB=$(role_on Unpromoted)
+ok "1. the new backup's ($NB) copy of the disk was copied whole and holds every record" \
+    wait_for 20 eval '[ "$(disk_records "$NB" "$DISK" | tail -n 1)" = "$(disk_records "$B" "$DISK" | tail -n 1)" ]'
 reset
 
 scenario "2. the backup's host dies"
