@@ -121,7 +121,7 @@ sample_witness() {
 # "vmha-rec N UPTIME" from record 1 up to the first gap.
 disk_records() {
     lab on "$1" sh -c "dd if=$2 bs=512 skip=1 count=4000 2>/dev/null | tr '\\000' '\\n'" |
-        grep "^vmha-rec " | awk '$2 == NR { print; next } { exit }'
+        grep "^vmha-rec " | awk '!gap && $2 == NR { print; next } { gap = 1 }' # (reads all: no SIGPIPE)
 }
 
 # From a sample file: the longest time the guest did not answer, in ms, and whether the
