@@ -25,6 +25,7 @@
 #include "agent_private.h"
 #include "vmha/cleanup.h"
 #include "vmha/cluster.h"
+#include "vmha/nvram.h"
 #include "vmha/remus.h"
 #include "vmha/state.h"
 
@@ -172,7 +173,7 @@ static enum ocf_rc spawn(const struct ocf_params *p, struct ft *f, const char *m
     snprintf(listen, sizeof(listen), strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr,
              (unsigned)p->replication_port);
     snprintf(memory, sizeof(memory), "%llu", (unsigned long long)f->g.cfg.memory);
-    char *argv[24 + 2 * REMUS_DISKS_MAX] = {
+    char *argv[32 + 2 * REMUS_DISKS_MAX] = {
         exe,     (char *)mode,  "--guest",     (char *)f->g.name, "--dir",
         f->dir,  "--node",      (char *)f->me, "--timeout",       timeout,
         "--uri", p->hypervisor, "--interval",  interval};
@@ -201,6 +202,8 @@ static enum ocf_rc spawn(const struct ocf_params *p, struct ft *f, const char *m
             argv[n++] = "--config";
             argv[n++] = p->config;
         }
+        if (f->g.cfg.loader)
+            argv[n++] = "--nvram";
     }
     if (p->replication_insecure) {
         argv[n++] = "--insecure";
@@ -368,7 +371,8 @@ static enum ocf_rc ocf_remus_validate(const struct ocf_params *p, const struct h
     else if (cfg->writable_disks && replicated_disks_check(p, cfg, &e) < 0)
         no = e.msg;
     else if (cfg->loader)
-        no = "it boots UEFI firmware, whose NVRAM is not carried with its checkpoints yet";
+        no = "it boots UEFI firmware: its checkpoints carry its NVRAM, but a failover of a UEFI "
+             "guest has not been shown in the lab yet, so it stays refused until then";
     else if (ocf_install_configured(p))
         no = "it has an install configuration: install it unreplicated first";
     else if (hv_backend_for_uri(p->hypervisor, &b, &e) < 0 ||
@@ -570,6 +574,24 @@ static bool promote_native(const struct ocf_params *p, struct ft *f, uint64_t ep
     return true;
 }
 
+/* A UEFI guest resumes with the variable store of its checkpoint (the firmware's state in
+ * memory matches that one, not whatever this host's file holds): put where its <nvram> says. */
+static int checkpoint_nvram(const struct ft *f, struct vmha_err *err)
+{
+    if (!f->g.cfg.loader)
+        return 0;
+    if (!f->g.cfg.nvram)
+        return vmha_err_set(err, -EINVAL, "guest %s has no <nvram> path", f->g.name);
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/%s", f->dir, REMUS_NVRAM_FILE);
+    _cleanup_free_ uint8_t *buf = NULL;
+    size_t len = 0;
+    int r = vmha_read_blob(path, REMUS_NVRAM_MAX, &buf, &len, err);
+    if (r < 0)
+        return vmha_err_set(err, r, "checkpoint without the guest's NVRAM: %s", err->msg);
+    return nvram_write_file(f->g.cfg.nvram, buf, len, err);
+}
+
 /* vmha's engine: the guest restored from the checkpoint files this node holds, its output
  * held before it takes a step (its first checkpoint covers it), then resumed. */
 static enum ocf_rc promote_checkpoint(const struct ocf_params *p, struct ft *f, uint64_t epoch,
@@ -581,7 +603,9 @@ static enum ocf_rc promote_checkpoint(const struct ocf_params *p, struct ft *f, 
     ocf_step("restoring guest %s from checkpoint %llu", f->g.name, (unsigned long long)epoch);
     char dev[PATH_MAX + 32], ram[PATH_MAX + 32];
     int lock = remus_checkpoint_files(f->dir, dev, sizeof(dev), ram, sizeof(ram), &e);
-    int r = lock < 0 ? lock : hv_ckpt_restore(f->g.hv, dev, ram, f->g.config_text, &e);
+    int r = lock < 0 ? lock : checkpoint_nvram(f, &e);
+    if (r == 0)
+        r = hv_ckpt_restore(f->g.hv, dev, ram, f->g.config_text, &e);
     if (lock >= 0)
         close(lock);
     if (r < 0) {
@@ -612,6 +636,8 @@ static enum ocf_rc promote_checkpoint(const struct ocf_params *p, struct ft *f, 
     uint64_t now = remus_realtime_ms(), age = 0;
     if (remus_status_read(f->dir, &rs, &e) == 0 && rs.committed_ms && now > rs.committed_ms)
         age = now - rs.committed_ms;
+    if (f->g.cfg.loader) /* the store's newest generation: the checkpoint's NVRAM */
+        ocf_nvram_capture(p, f->g.hv, f->g.name, "resumed from a checkpoint", dl);
     cluster_log(LOG_NOTICE,
                 "guest %s resumed on %s from checkpoint %llu in %llu ms "
                 "(checkpoint taken %llu ms before)",
@@ -764,6 +790,7 @@ static enum ocf_rc ocf_remus_demote(const struct ocf_params *p, const struct vmh
         ocf_guest_state(&f.g, &now, why);
         if (is_active(now) && (rc = ocf_guest_stop(p, &f.g, now, dl, why)) != OCF_SUCCESS)
             return rc;
+        ocf_nvram_capture(p, f.g.hv, f.g.name, "stop", dl); /* what its next boot starts from */
     } else if (!f.native) { /* a Xen guest left by its live migration */
         ocf_step("removing guest %s here after its hand-over", f.g.name);
         if (hv_destroy(f.g.hv, f.g.name, &e) < 0 && e.code != -ENOENT) {

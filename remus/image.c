@@ -44,7 +44,7 @@ int remus_body_parse(const unsigned char *b, size_t n, const struct remus_disks 
         if (left >= 16 && memcmp(p, REMUS_BODY_DISK, 8) == 0) {
             uint64_t len = remus_get_be64(p + 8);
             size_t used = 0;
-            if (i == 0 || v.disk || len > left - 16)
+            if (i == 0 || v.disk || v.nvram || len > left - 16)
                 return vmha_err_set(err, -EPROTO,
                                     "checkpoint body's disk section is not where it "
                                     "belongs (section %u)",
@@ -54,6 +54,18 @@ int remus_body_parse(const unsigned char *b, size_t n, const struct remus_disks 
                 return r;
             v.disk = p + 16;
             v.disk_len = len;
+            p += 16 + len;
+            continue;
+        }
+        if (left >= 16 && memcmp(p, REMUS_BODY_NVRAM, 8) == 0) {
+            uint64_t len = remus_get_be64(p + 8);
+            if (i == 0 || v.nvram || len > left - 16 || len == 0 || len > REMUS_NVRAM_MAX)
+                return vmha_err_set(err, -EPROTO,
+                                    "checkpoint body's NVRAM section is not where it belongs or "
+                                    "has an impossible size (section %u, %llu bytes)",
+                                    i, (unsigned long long)len);
+            v.nvram = p + 16;
+            v.nvram_len = len;
             p += 16 + len;
             continue;
         }
@@ -69,7 +81,7 @@ int remus_body_parse(const unsigned char *b, size_t n, const struct remus_disks 
             *ret = v;
             return 0;
         }
-        if (left < 32 || memcmp(p, REMUS_BODY_RAM, 8) != 0 || v.disk)
+        if (left < 32 || memcmp(p, REMUS_BODY_RAM, 8) != 0 || v.disk || v.nvram)
             return vmha_err_set(err, -EPROTO,
                                 "checkpoint body cut short or garbled "
                                 "(section %u)",
@@ -164,12 +176,20 @@ static int apply_body(const char *dir, const char *rpath, const struct remus_bod
     int r = vmha_write_file(dpath, b->dev, b->dev_len, false, err);
     if (r < 0)
         return r;
+    /* The NVRAM comes when it changed; a first checkpoint without one has none. */
+    char npath[4096];
+    if (path_in(npath, sizeof(npath), dir, REMUS_NVRAM_FILE) < 0)
+        return vmha_err_set(err, -ENAMETOOLONG, "path too long in %s", dir);
+    if (b->nvram && (r = vmha_write_file(npath, b->nvram, b->nvram_len, false, err)) < 0)
+        return r;
+    if (!b->nvram && b->full && unlink(npath) < 0 && errno != ENOENT)
+        return vmha_err_set(err, -errno, "cannot remove %s: %s", npath, strerror(errno));
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (b->full ? O_TRUNC : 0);
     _cleanup_(closep) int fd = open(rpath, flags, 0600);
     if (fd < 0 || ftruncate(fd, (off_t)b->ram_size) < 0)
         return vmha_err_set(err, -errno, "cannot write %s: %s", rpath, strerror(errno));
     /* The sections in order: a later one's page replaces an earlier one's. */
-    const unsigned char *ram_end = b->disk ? b->disk - 16 : b->dev - 16;
+    const unsigned char *ram_end = b->disk ? b->disk - 16 : b->nvram ? b->nvram - 16 : b->dev - 16;
     for (const unsigned char *p = b->start; p < ram_end && r == 0;) {
         uint64_t count = remus_get_be64(p + 24);
         p += 32;
@@ -239,7 +259,8 @@ int remus_checkpoint_drop(const char *dir, struct vmha_err *err)
     _cleanup_(closep) int lock = lock_dir(dir, err);
     if (lock < 0)
         return lock;
-    static const char *const files[] = {"ckpt.meta", "ckpt.jrnl", "dev.save", "ram"};
+    static const char *const files[] = {"ckpt.meta", "ckpt.jrnl", "dev.save", "ram",
+                                        REMUS_NVRAM_FILE};
     for (size_t i = 0; i < sizeof(files) / sizeof(*files); i++) {
         char path[4096];
         if (path_in(path, sizeof(path), dir, files[i]) < 0)

@@ -14,7 +14,8 @@
  * stream of another guest. --disk TARGET=PATH (repeated, in the configuration's order): the
  * guest's writable disks, kept in step with the checkpoints (vmha's engine); the backup
  * also needs --local-dir DIR (this node's own directory of the guest, on disk), where it
- * records that its disks hold a replica, not the guest's own writes. Where the --uri's backend has
+ * records that its disks hold a replica, not the guest's own writes. --nvram (receive): the
+ * guest boots UEFI, and its checkpoints carry its variable store. Where the --uri's backend has
  * its own Remus (Xen's, through libxenlight) both sides run that (native.c); otherwise vmha's
  * checkpoint engine (sender.c, receiver.c).
  *
@@ -60,16 +61,25 @@ struct args {
 /* -1 to go on, else the exit code (after saying why). */
 static int parse_args(int argc, char **argv, struct remus_ctx *x, struct args *a)
 {
-    static const struct option opts[] = {
-        {"guest", required_argument, NULL, 'g'},   {"dir", required_argument, NULL, 'd'},
-        {"node", required_argument, NULL, 'n'},    {"uri", required_argument, NULL, 'u'},
-        {"listen", required_argument, NULL, 'l'},  {"interval", required_argument, NULL, 'i'},
-        {"timeout", required_argument, NULL, 't'}, {"foreground", no_argument, NULL, 'f'},
-        {"stats", required_argument, NULL, 's'},   {"tls", no_argument, NULL, 'T'},
-        {"key", required_argument, NULL, 'k'},     {"insecure", no_argument, NULL, 'I'},
-        {"memory", required_argument, NULL, 'm'},  {"config", required_argument, NULL, 'c'},
-        {"disk", required_argument, NULL, 'D'},    {"local-dir", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"guest", required_argument, NULL, 'g'},
+                                         {"dir", required_argument, NULL, 'd'},
+                                         {"node", required_argument, NULL, 'n'},
+                                         {"uri", required_argument, NULL, 'u'},
+                                         {"listen", required_argument, NULL, 'l'},
+                                         {"interval", required_argument, NULL, 'i'},
+                                         {"timeout", required_argument, NULL, 't'},
+                                         {"foreground", no_argument, NULL, 'f'},
+                                         {"stats", required_argument, NULL, 's'},
+                                         {"tls", no_argument, NULL, 'T'},
+                                         {"key", required_argument, NULL, 'k'},
+                                         {"insecure", no_argument, NULL, 'I'},
+                                         {"memory", required_argument, NULL, 'm'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {"disk", required_argument, NULL, 'D'},
+                                         {"local-dir", required_argument, NULL, 'L'},
+                                         {"nvram", no_argument, NULL, 'N'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     struct vmha_err e = {0};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -112,6 +122,9 @@ static int parse_args(int argc, char **argv, struct remus_ctx *x, struct args *a
             break;
         case 'L':
             x->local_dir = optarg;
+            break;
+        case 'N':
+            x->nvram = true;
             break;
         case 'm':
             if (vmha_parse_uint(optarg, UINT64_MAX, &x->memory) < 0 || x->memory == 0 ||

@@ -29,7 +29,8 @@ static uint64_t body_max(const struct remus_ctx *x)
     uint64_t pages = x->memory / REMUS_PAGE;
     uint64_t disk =
         x->disks.n ? 16 + REMUS_MIRROR_LOG_MAX + REMUS_DREC_LEN + REMUS_NBD_MAX_REQUEST : 0;
-    return 2 * (32 + pages * (8 + REMUS_PAGE)) + disk + 16 + REMUS_DEV_MAX;
+    uint64_t nvram = x->nvram ? 16 + REMUS_NVRAM_MAX : 0;
+    return 2 * (32 + pages * (8 + REMUS_PAGE)) + disk + nvram + 16 + REMUS_DEV_MAX;
 }
 
 /* The body in part is whole, its memory is the guest's, and it follows what this replica
@@ -50,6 +51,11 @@ static int check_body(struct remus_ctx *x, const char *part, const struct remus_
     munmap(m, (size_t)st.st_size);
     if (r < 0)
         return r;
+    if (b.nvram && !x->nvram)
+        return vmha_err_set(err, -EPROTO,
+                            "checkpoint %" PRIu64 " carries a UEFI variable store, but guest %s "
+                            "has none",
+                            id->epoch, x->guest);
     if (b.ram_size != x->memory)
         return vmha_err_set(err, -EPROTO,
                             "checkpoint %" PRIu64 " carries %" PRIu64 " bytes of "

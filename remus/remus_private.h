@@ -124,6 +124,7 @@ struct remus_ctx {
     FILE *stats;              /* send --stats FILE: one line per committed epoch, for bench/ */
     struct remus_disks disks; /* the guest's writable disks (--disk) */
     const char *local_dir;    /* receive: this node's own directory of the guest, on disk */
+    bool nvram;               /* receive: the guest has a UEFI variable store (--nvram) */
     struct remus_status st;
 };
 

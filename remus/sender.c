@@ -40,6 +40,11 @@ struct sender {
     int qemu_pid;
     struct remus_mirror mirror; /* the guest's writable disks, when it has any */
     bool mirror_open;
+    char *nvram_path;     /* the guest's UEFI variable store, when it has one */
+    unsigned char *nvram; /* what the backup holds of it (nvram_len bytes), once synced */
+    size_t nvram_len;
+    unsigned char *nvram_next; /* read at this epoch's pause; the backup's once committed */
+    size_t nvram_next_len;
 };
 
 /* The backup's answer to checkpoint epoch ("ACK <epoch>"), or before it ("GO"), by dl. */
@@ -265,6 +270,38 @@ static int send_disks(struct sender *s, struct chan *ch, size_t *bytes,
     return r;
 }
 
+/* The guest's UEFI variable store as it is at the pause (QEMU has flushed the flash), as the
+ * body's NVRAM section when it changed since the checkpoint the backup holds (always in a
+ * first one). */
+static int send_nvram(struct sender *s, struct chan *ch, bool full, const struct vmha_deadline *dl,
+                      struct vmha_err *err)
+{
+    free(s->nvram_next);
+    s->nvram_next = NULL;
+    if (!s->nvram_path)
+        return 0;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int r = vmha_read_blob(s->nvram_path, REMUS_NVRAM_MAX, &buf, &len, err);
+    if (r < 0)
+        return r;
+    if (len == 0) {
+        free(buf);
+        return vmha_err_set(err, -EINVAL, "the guest's NVRAM %s is empty", s->nvram_path);
+    }
+    s->nvram_next = buf;
+    s->nvram_next_len = len;
+    if (!full && s->nvram && len == s->nvram_len && memcmp(buf, s->nvram, len) == 0)
+        return 0;
+    unsigned char head[16];
+    memcpy(head, REMUS_BODY_NVRAM, 8);
+    remus_put_be64(head + 8, len);
+    if ((r = chan_write_all(ch, head, sizeof(head), dl)) < 0 ||
+        (r = chan_write_all(ch, buf, len, dl)) < 0)
+        return vmha_err_set(err, r, "cannot send to the replica at %s: %s", s->addr, strerror(-r));
+    return 0;
+}
+
 /* A first checkpoint of a guest with disks starts with the disks' base: QEMU's mirrors
  * start afresh, and what they write (the whole disks, and the guest's own writes meanwhile)
  * goes to the backup as it comes, until every disk has been copied. The guest runs. */
@@ -422,6 +459,11 @@ static int epoch_paused(struct sender *s, struct epoch *ep, bool *paused, struct
     r = send_ram(s, &ep->ch, ep->pages, false, &ep->dl);
     if (r == 0)
         r = send_disks(s, &ep->ch, &ep->disk_bytes, &ep->dl);
+    struct vmha_err nerr = {0};
+    if (r == 0 && (r = send_nvram(s, &ep->ch, ep->full, &ep->dl, &nerr)) < 0) {
+        free(dev.buf);
+        return vmha_err_set(err, r, "checkpoint %" PRIu64 ": %s", ep->n, nerr.msg);
+    }
     if (r == 0)
         r = send_dev(&ep->ch, &dev, &ep->dl);
     ep->dev_len = dev.len;
@@ -446,6 +488,12 @@ static int epoch_commit(struct sender *s, struct epoch *ep, struct vmha_err *err
 {
     struct remus_ctx *x = s->x;
     s->synced = true;
+    if (s->nvram_next) { /* what the backup holds now */
+        free(s->nvram);
+        s->nvram = s->nvram_next;
+        s->nvram_len = s->nvram_next_len;
+        s->nvram_next = NULL;
+    }
     x->st.epoch = ep->n;
     x->st.committed_ms = remus_realtime_ms();
     x->st.bytes = ep->dev_len + 16 + (ep->full ? 32 : 0) + 32 +
@@ -710,6 +758,11 @@ static int sender_start(struct sender *s, struct vmha_err *err)
     snprintf(x->st.state, sizeof(x->st.state), "syncing");
     if ((r = hold(s, err)) < 0)
         return r;
+    if (hv_can(s->hv, HV_FEAT_NVRAM)) {
+        struct vmha_err e = {0};
+        if (hv_nvram_path(s->hv, x->guest, &s->nvram_path, &e) < 0 && e.code != -ENOENT)
+            return vmha_err_set(err, e.code, "cannot find the guest's NVRAM: %s", e.msg);
+    }
     if (x->disks.n) {
         if ((r = remus_mirror_open(&s->mirror, x, s->qemu_pid, err)) < 0) {
             remus_mirror_close(&s->mirror, s->hv);
@@ -725,6 +778,9 @@ static int sender_start(struct sender *s, struct vmha_err *err)
 
 static void sender_end(struct sender *s)
 {
+    free(s->nvram_path);
+    free(s->nvram);
+    free(s->nvram_next);
     if (s->mirror_open)
         remus_mirror_close(&s->mirror, s->hv);
     hv_close(s->hv);

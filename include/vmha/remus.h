@@ -36,6 +36,8 @@
  *              the pages that follow; otherwise they replace pages of the epoch before)
  *   "VMHA-DSK" length, disk records filling it: the writes the guest's disks completed in
  *              the epoch, in order (at most one such section, after the memory)
+ *   "VMHA-NVR" length, the guest's UEFI variable store as it was at the pause, whole, when
+ *              it changed since the checkpoint before (at most one, after the disks')
  *   "VMHA-DEV" length, the device state: what hv ckpt_take wrote (a save image without
  *              the guest's shared RAM); last.
  * A first checkpoint of a guest with writable disks starts with the disks' base, which the
@@ -124,6 +126,11 @@ int remus_checkpoint(const char *dir, uint64_t *session, uint64_t *epoch);
 /* A replicated guest's writable disks as this node's configuration names them (never as a
  * stream does: the stream only numbers them). */
 #define REMUS_DISKS_MAX 8
+#define REMUS_BODY_NVRAM "VMHA-NVR"
+/* The largest UEFI variable store a checkpoint carries (OVMF's are 128 KiB to 4 MiB). */
+#define REMUS_NVRAM_MAX (64u << 20)
+/* Where a backup keeps the NVRAM of its checkpoint, beside ram and dev.save. */
+#define REMUS_NVRAM_FILE "nvram"
 struct remus_disk {
     char target[32]; /* "vda" */
     char path[1024];
@@ -159,6 +166,8 @@ struct remus_body {
     uint64_t dev_len;
     const unsigned char *disk; /* the disk records, disk_len bytes (none: 0) */
     uint64_t disk_len;
+    const unsigned char *nvram; /* the UEFI variable store when it changed (none: NULL) */
+    uint64_t nvram_len;
     bool full;                  /* the first section is full: no epoch before it needed */
     uint64_t ram_size, npages;  /* npages: in all sections */
     const unsigned char *start; /* the first section, and the body's end */

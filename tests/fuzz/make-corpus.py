@@ -260,6 +260,8 @@ def remus_body_seeds():
             [disk_record(0, 512, b"vmha-rec 1\n".ljust(512, b"\0")), disk_record(1, 0, None, 4096),
              disk_record(0, 65024, b"z" * 512)]) + dev_section(dev),
         "disk-empty": ram_section(True, 3, [0]) + disk_section([]) + dev_section(dev),
+        "nvram": ram_section(False, 3, [2]) + disk_section([]) + b"VMHA-NVR" + be(6, 8) + b"vars-1"
+        + dev_section(dev),
         "full": ram_section(True, 3, [1, 2]) + dev_section(dev),
         "delta-two-sections": ram_section(False, 3, [0]) + ram_section(False, 3, [0, 2]) + dev_section(dev),
         "full-no-pages": ram_section(True, 3, []) + dev_section(dev),

@@ -492,6 +492,83 @@ static void journal_disks(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+static void nvram_section(struct bytes *x, const char *content)
+{
+    add(x, REMUS_BODY_NVRAM, 8);
+    add_be(x, strlen(content), 8);
+    add(x, content, strlen(content));
+}
+
+/* A UEFI guest's variable store travels when it changed: the backup keeps the last one it
+ * got (dir/nvram), drops it with a first checkpoint that has none, and takes the section
+ * only once, after the memory and disks. */
+static void journal_nvram(void **state)
+{
+    char dir[] = "/tmp/vmha-remus-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    static struct bytes dev, b;
+    dev.n = 0;
+    add(&dev, "QEVM", 4);
+    static unsigned char ram[RAM_PAGES * PG];
+    unsigned one[] = {1};
+    char npath[300];
+    snprintf(npath, sizeof(npath), "%s/%s", dir, REMUS_NVRAM_FILE);
+    unsigned char got[64];
+    struct remus_body parsed;
+    struct vmha_err e = {0};
+    b.n = 0;
+    ram_section(&b, true, ram, one, 1);
+    nvram_section(&b, "vars-1");
+    dev_section(&b, &dev);
+    assert_int_equal(remus_body_parse(b.b, b.n, NULL, &parsed, &e), 0);
+    assert_int_equal(parsed.nvram_len, 6);
+    put_file(dir, "ckpt.jrnl", b.b, b.n);
+    assert_int_equal(remus_journal_apply(dir, &e), 0);
+    assert_int_equal(get_file(npath, got, sizeof(got)), 6);
+    assert_memory_equal(got, "vars-1", 6);
+    /* Unchanged: no section, the file stays. */
+    b.n = 0;
+    ram_section(&b, false, ram, one, 1);
+    dev_section(&b, &dev);
+    put_file(dir, "ckpt.jrnl", b.b, b.n);
+    assert_int_equal(remus_journal_apply(dir, &e), 0);
+    assert_int_equal(get_file(npath, got, sizeof(got)), 6);
+    /* A first checkpoint without one: the old one is no part of it. */
+    b.n = 0;
+    ram_section(&b, true, ram, one, 1);
+    dev_section(&b, &dev);
+    put_file(dir, "ckpt.jrnl", b.b, b.n);
+    assert_int_equal(remus_journal_apply(dir, &e), 0);
+    assert_int_equal(access(npath, F_OK), -1);
+    /* Twice, first, empty, or before the disks: refused. */
+    b.n = 0;
+    ram_section(&b, false, ram, one, 1);
+    nvram_section(&b, "a");
+    nvram_section(&b, "b");
+    dev_section(&b, &dev);
+    assert_int_equal(remus_body_parse(b.b, b.n, NULL, &parsed, &e), -EPROTO);
+    b.n = 0;
+    nvram_section(&b, "a");
+    ram_section(&b, false, ram, one, 1);
+    dev_section(&b, &dev);
+    assert_int_equal(remus_body_parse(b.b, b.n, NULL, &parsed, &e), -EPROTO);
+    b.n = 0;
+    ram_section(&b, false, ram, one, 1);
+    nvram_section(&b, "");
+    dev_section(&b, &dev);
+    assert_int_equal(remus_body_parse(b.b, b.n, NULL, &parsed, &e), -EPROTO);
+    b.n = 0;
+    ram_section(&b, false, ram, one, 1);
+    nvram_section(&b, "a");
+    add(&b, REMUS_BODY_DISK, 8);
+    add_be(&b, 0, 8);
+    dev_section(&b, &dev);
+    assert_int_equal(remus_body_parse(b.b, b.n, NULL, &parsed, &e), -EPROTO);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* Found attacking the real replicator: a page count whose product with the record size
  * wraps past 2^64 passed the length check, and the page loop then read past the body. */
 static void body_count_overflow(void **state)
@@ -553,6 +630,7 @@ int main(void)
         cmocka_unit_test(stream_merge),
         cmocka_unit_test(journal_and_image),
         cmocka_unit_test(journal_disks),
+        cmocka_unit_test(journal_nvram),
         cmocka_unit_test(body_count_overflow),
         cmocka_unit_test(merge_capability_cut_short),
     };
