@@ -257,8 +257,9 @@ const struct ocf_param_desc ocf_param_table[] = {
                  "checkpoint_interval, holding the guest's network output until the backup "
                  "has the checkpoint that produced it; promotion (after Pacemaker has fenced "
                  "the old primary) resumes the guest from the last checkpoint, so nothing a "
-                 "client saw is undone. Guests with writable disks and UEFI guests are refused "
-                 "for now."},
+                 "client saw is undone. Writable disks (raw, each node's own copy at the same "
+                 "path) are kept in step with the checkpoints; UEFI guests are refused for "
+                 "now."},
     {.name = "checkpoint_interval",
      .offset = offsetof(struct ocf_params, checkpoint_interval_ms),
      .type = OCF_PT_INTEGER,
