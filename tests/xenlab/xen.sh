@@ -269,7 +269,9 @@ ok "remus: Pacemaker promotes one instance (on ${P:-nobody})" test -n "$P"
 # (Pacemaker shows the role while the promote still boots the guest: wait for the domain.)
 ok "  the guest runs there, once" wait_until 60 eval '[ "$(domains "$P")" = "ft1 " ]'
 ok "  and on the other node a backup receives it" wait_until 60 eval '[ "$(domains "$B")" = "ft1--incoming " ]'
-ok "remus: the primary reports protected, streaming to $B" wait_until 180 protected_on "$P"
+ok "remus: the primary reports protected, streaming to $B" wait_until 180 protected_on "$P" ||
+    xenlab_ssh "$P" "grep -h 'vmha' /var/log/pacemaker/pacemaker.log | tail -n 12" </dev/null \
+        2>/dev/null | sed 's/^/#   /'
 took "ft1 protected"
 diag "$(status_of "$P" | grep -E '^(state|peer|epoch|epochs|bytes)=' | xargs)"
 # Each checkpoint suspends the PVH guest cooperatively: its kernel prints "Restarting tasks"
