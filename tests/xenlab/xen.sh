@@ -315,7 +315,9 @@ first=$(counters "$B" ft1 | head -n 1) last=$(counters "$P" ft1 | tail -n 1)
 ok "  its counter is continuous: first value on $B (${first:-none}) follows the last on $P (${last:-none})" \
     test "${first:-0}" -ge "${last:-1}" -a "${first:-0}" -le "$((${last:-0} + 2))" -a "${last:-0}" -ge "${before:-1}"
 pcmk "$P" "crm_resource --clear --resource ft1-clone" >/dev/null
-ok "  $P becomes its backup and the guest is protected again" wait_until 240 protected_on "$B"
+ok "  $P becomes its backup and the guest is protected again" wait_until 240 protected_on "$B" ||
+    xenlab_ssh "$B" "grep -h -e 'vmha' -e 'ft1' /var/log/pacemaker/pacemaker.log |
+        grep -v -e cib_native_signon -e attrd_ | tail -n 25" </dev/null 2>/dev/null | sed 's/^/#   /'
 took "switched over"
 P2=$B B2=$P
 c0=$(ckpts "$P2")
