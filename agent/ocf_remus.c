@@ -95,6 +95,12 @@ static void local_dir(const struct ft *f, char *buf, size_t size)
     snprintf(buf, size, "%s/%s", VMHA_LOCALDIR, f->g.name);
 }
 
+/* The mark there that this node's copy of the guest's disks is a backup's replica. */
+static void replica_mark(const struct ft *f, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/%s/%s", VMHA_LOCALDIR, f->g.name, STATE_DISKS_REPLICA);
+}
+
 /* Whether this node may boot the guest from its own copy of the guest's disks: not when that
  * copy is a backup's replica (a local mark: it may be torn, or older than what clients saw)
  * nor when another node has since resumed the guest from a checkpoint (a permanent mark in
@@ -103,9 +109,8 @@ static bool disks_bootable(const struct ft *f, const struct vmha_deadline *dl)
 {
     if (!f->g.cfg.ndisks)
         return true;
-    char dir[PATH_MAX], path[PATH_MAX + 32];
-    local_dir(f, dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/%s", dir, STATE_DISKS_REPLICA);
+    char path[PATH_MAX + 32];
+    replica_mark(f, path, sizeof(path));
     if (access(path, F_OK) == 0)
         return false;
     struct cluster_view v = {0};
@@ -143,9 +148,8 @@ static int disks_own(const struct ft *f, const struct vmha_deadline *dl, struct 
     cluster_view_clear(&v);
     if (r < 0)
         return r;
-    char dir[PATH_MAX], path[PATH_MAX + 32];
-    local_dir(f, dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/%s", dir, STATE_DISKS_REPLICA);
+    char path[PATH_MAX + 32];
+    replica_mark(f, path, sizeof(path));
     if (unlink(path) < 0 && errno != ENOENT)
         return vmha_err_set(err, -errno, "cannot remove %s: %s", path, strerror(errno));
     return 0;

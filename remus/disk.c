@@ -20,11 +20,6 @@
 
 VMHA_DEFINE_CLEANUP(DIR *, closedir)
 
-static uint32_t get_be32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* A file's or block device's size in bytes. */
 static int disk_size(const char *path, uint64_t *ret, struct vmha_err *err)
 {
@@ -124,7 +119,7 @@ int remus_drecs_check(const unsigned char *p, size_t len, const struct remus_dis
         }
         if (len - at < REMUS_DREC_LEN)
             return vmha_err_set(err, -EPROTO, "disk record %" PRIu64 " cut short", i);
-        uint32_t disk = get_be32(p + at), flags = get_be32(p + at + 4);
+        uint32_t disk = remus_get_be32(p + at), flags = remus_get_be32(p + at + 4);
         uint64_t off = remus_get_be64(p + at + 8), n = remus_get_be64(p + at + 16);
         at += REMUS_DREC_LEN;
         if (disk == REMUS_DREC_END && end && flags == 0 && off == 0 && n == 0) {
@@ -181,7 +176,7 @@ int remus_drecs_apply(const unsigned char *p, size_t len, const struct remus_dis
     int r = 0;
     size_t at = 0;
     while (r == 0 && len - at >= REMUS_DREC_LEN) {
-        uint32_t disk = get_be32(p + at), flags = get_be32(p + at + 4);
+        uint32_t disk = remus_get_be32(p + at), flags = remus_get_be32(p + at + 4);
         uint64_t off = remus_get_be64(p + at + 8), n = remus_get_be64(p + at + 16);
         at += REMUS_DREC_LEN;
         if (disk == REMUS_DREC_END)

@@ -34,6 +34,17 @@ void remus_put_be64(unsigned char *p, uint64_t v)
         p[i] = (unsigned char)(v >> (56 - 8 * i));
 }
 
+uint32_t remus_get_be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+void remus_put_be32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (24 - 8 * i));
+}
+
 int remus_body_parse(const unsigned char *b, size_t n, const struct remus_disks *disks,
                      struct remus_body *ret, struct vmha_err *err)
 {

@@ -20,14 +20,6 @@
 #include "vmha/cluster.h"
 #include "vmha/hv.h"
 
-static void put_be32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
 struct export_ctx {
     struct remus_mirror *m;
     uint32_t disk;
@@ -60,8 +52,8 @@ static int log_write(void *opaque, uint64_t off, const void *data, uint32_t len)
         m->cap = cap;
     }
     unsigned char *p = m->log + m->len;
-    put_be32(p, e->disk);
-    put_be32(p + 4, data ? 0 : REMUS_DREC_ZERO);
+    remus_put_be32(p, e->disk);
+    remus_put_be32(p + 4, data ? 0 : REMUS_DREC_ZERO);
     remus_put_be64(p + 8, off);
     remus_put_be64(p + 16, len);
     if (data)

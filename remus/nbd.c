@@ -72,22 +72,9 @@ static int put(const struct remus_nbd_io *io, const void *buf, size_t n)
     return io->write(io->opaque, buf, n);
 }
 
-static uint32_t be32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static uint16_t be16(const unsigned char *p)
 {
     return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static void put_be32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
 }
 
 static void put_be16(unsigned char *p, uint16_t v)
@@ -101,9 +88,9 @@ static int opt_reply(const struct remus_nbd_io *io, uint32_t opt, uint32_t type,
 {
     unsigned char h[20];
     remus_put_be64(h, NBD_MAGIC_REPLY_OPT);
-    put_be32(h + 8, opt);
-    put_be32(h + 12, type);
-    put_be32(h + 16, len);
+    remus_put_be32(h + 8, opt);
+    remus_put_be32(h + 12, type);
+    remus_put_be32(h + 16, len);
     int r = put(io, h, sizeof(h));
     return r < 0 || len == 0 ? r : put(io, data, len);
 }
@@ -118,7 +105,7 @@ static int opt_go(const struct remus_nbd_io *io, const struct remus_nbd_export *
 {
     if (len < 6)
         return opt_reply(io, opt, NBD_REP_ERR_INVALID, NULL, 0);
-    uint32_t nlen = be32(d);
+    uint32_t nlen = remus_get_be32(d);
     if (nlen > len - 6)
         return opt_reply(io, opt, NBD_REP_ERR_INVALID, NULL, 0);
     uint16_t nreq = be16(d + 4 + nlen);
@@ -133,9 +120,9 @@ static int opt_go(const struct remus_nbd_io *io, const struct remus_nbd_export *
     int r = opt_reply(io, opt, NBD_REP_INFO, info, 12);
     /* Whether asked or not: no request longer than what the backup's bound allows. */
     put_be16(info, NBD_INFO_BLOCK_SIZE);
-    put_be32(info + 2, 1);
-    put_be32(info + 6, 4096);
-    put_be32(info + 10, REMUS_NBD_MAX_REQUEST);
+    remus_put_be32(info + 2, 1);
+    remus_put_be32(info + 6, 4096);
+    remus_put_be32(info + 10, REMUS_NBD_MAX_REQUEST);
     if (r == 0)
         r = opt_reply(io, opt, NBD_REP_INFO, info, 14);
     if (r == 0)
@@ -154,7 +141,7 @@ static int handshake(const struct remus_nbd_io *io, const struct remus_nbd_expor
     int r = put(io, h, sizeof(h));
     if (r < 0 || (r = get(io, cf, 4)) < 0)
         return r;
-    uint32_t cflags = be32(cf);
+    uint32_t cflags = remus_get_be32(cf);
     if (!(cflags & NBD_FLAG_FIXED_NEWSTYLE) ||
         (cflags & ~(NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES)))
         return -EPROTO;
@@ -163,7 +150,7 @@ static int handshake(const struct remus_nbd_io *io, const struct remus_nbd_expor
         unsigned char oh[16];
         if ((r = get(io, oh, sizeof(oh))) < 0)
             return r;
-        uint32_t opt = be32(oh + 8), len = be32(oh + 12);
+        uint32_t opt = remus_get_be32(oh + 8), len = remus_get_be32(oh + 12);
         if (remus_get_be64(oh) != NBD_MAGIC_OPT || len > NBD_OPT_MAX)
             return -EPROTO;
         if ((r = get(io, data, len)) < 0)
@@ -195,8 +182,8 @@ static int handshake(const struct remus_nbd_io *io, const struct remus_nbd_expor
 static int reply(const struct remus_nbd_io *io, const unsigned char *cookie, uint32_t error)
 {
     unsigned char rep[16];
-    put_be32(rep, NBD_MAGIC_REPLY);
-    put_be32(rep + 4, error);
+    remus_put_be32(rep, NBD_MAGIC_REPLY);
+    remus_put_be32(rep + 4, error);
     memcpy(rep + 8, cookie, 8);
     return put(io, rep, sizeof(rep));
 }
@@ -218,8 +205,8 @@ static int transmission(const struct remus_nbd_io *io, const struct remus_nbd_ex
         uint16_t type = be16(q + 6);
         const unsigned char *cookie = q + 8;
         uint64_t off = remus_get_be64(q + 16);
-        uint32_t len = be32(q + 24);
-        if (be32(q) != NBD_MAGIC_REQUEST)
+        uint32_t len = remus_get_be32(q + 24);
+        if (remus_get_be32(q) != NBD_MAGIC_REQUEST)
             return -EPROTO;
         /* A write's payload follows whatever we answer: one too long cannot be skipped. */
         if (type == NBD_CMD_WRITE && len > REMUS_NBD_MAX_REQUEST)

@@ -176,6 +176,8 @@ struct remus_body {
 
 uint64_t remus_get_be64(const unsigned char *p);
 void remus_put_be64(unsigned char *p, uint64_t v);
+uint32_t remus_get_be32(const unsigned char *p);
+void remus_put_be32(unsigned char *p, uint32_t v);
 /* Checks a whole body (n bytes): sections, lengths, page numbers, disk records against
  * disks (NULL: none may come); points ret into it. */
 int remus_body_parse(const unsigned char *b, size_t n, const struct remus_disks *disks,
