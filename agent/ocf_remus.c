@@ -374,9 +374,10 @@ static enum ocf_rc ocf_remus_validate(const struct ocf_params *p, const struct h
              "(make the disks read-only or turn replicate off)";
     else if (cfg->writable_disks && replicated_disks_check(p, cfg, &e) < 0)
         no = e.msg;
-    else if (cfg->loader)
-        no = "it boots UEFI firmware: its checkpoints carry its NVRAM, but a failover of a UEFI "
-             "guest has not been shown in the lab yet, so it stays refused until then";
+    else if (cfg->loader && !cfg->nvram)
+        no = "it boots UEFI firmware but its configuration names no variable store: add "
+             "<nvram>PATH</nvram> to <os> (a file of each node's own), where a promotion puts the "
+             "checkpoint's variables";
     else if (ocf_install_configured(p))
         no = "it has an install configuration: install it unreplicated first";
     else if (hv_backend_for_uri(p->hypervisor, &b, &e) < 0 ||
@@ -509,6 +510,8 @@ static enum ocf_rc ocf_remus_monitor(const struct ocf_params *p, const struct vm
         if ((rc = spawn(p, &f, "send", dl, why)) != OCF_SUCCESS)
             return OCF_FAILED_PROMOTED;
     }
+    if (p->interval_ms > 0 && f.state == HV_STATE_RUNNING) /* as a plain guest's monitor */
+        ocf_nvram_watch(p, f.g.hv, f.g.name, dl);
     struct remus_status st = {0};
     struct vmha_err e = {0};
     if (remus_status_read(f.dir, &st, &e) < 0)

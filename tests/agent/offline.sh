@@ -96,6 +96,18 @@ vrun() { # CONFIG: validate-all of a replicated guest, its stderr in $md.err
 disk_xml "" >"$md.rawdisk"
 vrun "$md.rawdisk"
 ok "validate-all: a replicated guest with its own raw disk -> 0" eq 0 $?
+# A UEFI guest: its checkpoints carry its variable store, which a promotion puts where its
+# <nvram> says; without one there is no such place.
+uefi_xml() { # NVRAM-ELEMENT
+    disk_xml "" | sed "s|</os>|<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>$1</os>|"
+}
+uefi_xml "<nvram>$md.disks/ftdisk_VARS.fd</nvram>" >"$md.uefi"
+vrun "$md.uefi"
+ok "validate-all: a replicated UEFI guest with its <nvram> -> 0" eq 0 $?
+uefi_xml "" >"$md.uefinonv"
+vrun "$md.uefinonv"
+ok "validate-all: a replicated UEFI guest without an <nvram> path -> 6" eq 6 $?
+ok "  saying what to add" contains "$md.err" "add <nvram>PATH</nvram> to <os>"
 disk_xml "<driver name='qemu' type='qcow2'/>" >"$md.qcow"
 vrun "$md.qcow"
 ok "validate-all: a replicated guest's qcow2 disk -> 6" eq 6 $?

@@ -11,21 +11,22 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/lab-suite.sh" remus
 export SAMPLE_TIMEOUT=3 # output waits for its checkpoint: replies take up to ~1.5 s
+FT=ft1 # the fault-tolerant guest the helpers below look at
 
 role_on() { # ROLE: the node where Pacemaker runs ft1 in that role (Promoted, Unpromoted)
-    lab on "$(any_node)" crm_resource --locate --resource ft1-clone 2>/dev/null |
+    lab on "$(any_node)" crm_resource --locate --resource "$FT-clone" 2>/dev/null |
         awk -v r="$1" '/is running on:/ { if ((r == "Promoted") == ($NF == "Promoted")) { print $6; exit } }'
 }
-runs_on() { [ "$(running_on ft1)" = "$1" ]; } # (paused for a checkpoint it is not "running")
+runs_on() { [ "$(running_on "$FT")" = "$1" ]; } # (paused for a checkpoint it is not "running")
 promoted_is() { [ "$(role_on Promoted)" = "$1" ]; }
 state_is() { [ "$(state_on "$1")" = "$2" ]; }
-status_of() { lab on "$1" cat /run/vmha/remus/ft1/status 2>/dev/null; }
+status_of() { lab on "$1" cat "/run/vmha/remus/$FT/status" 2>/dev/null; }
 state_on() { status_of "$1" | sed -n 's/^state=//p'; }
 protected() { # the primary streams to a backup and Pacemaker agrees on both roles
     local p b
     p=$(role_on Promoted) b=$(role_on Unpromoted)
     [ -n "$p" ] && [ -n "$b" ] && [ "$(state_on "$p")" = protected ] &&
-        [ "$(status_of "$p" | sed -n 's/^peer=//p')" = "$b" ] && [ "$(running_on ft1)" = "$p" ]
+        [ "$(status_of "$p" | sed -n 's/^peer=//p')" = "$b" ] && [ "$(running_on "$FT")" = "$p" ]
 }
 answers() { [ -n "$(SAMPLE_TIMEOUT=3 lab admin timeout 3 busybox nc "$GUEST_IP" 7777 </dev/null 2>/dev/null)" ]; }
 monitor_rc() { # HOST: what the agent's monitor tells Pacemaker there (a probe by hand)
@@ -47,7 +48,7 @@ reset() {
         lab mend "$h" 2>/dev/null || true
     done
     wait_for 90 all_online || diag "not all nodes came back online"
-    crm_ resource clear ft1-clone >/dev/null 2>&1
+    crm_ resource clear "$FT-clone" >/dev/null 2>&1
     lab on "$(any_node)" stonith_admin --cleanup --history '*' >/dev/null 2>&1
     wait_for 120 protected || bail "the guest is not protected again after reset"
 }
@@ -279,8 +280,10 @@ witness_stop w4
 watch_stop switch
 witness_check w4 "$B" "4. disk witness after the switchover, on $B"
 lost=$(awk 'NF != 2' "$WORK/switch.samples" | wc -l)
-show_lost() { # FILE: each unanswered request, with how long it waited
-    awk 'NF != 2 { printf "# unanswered at %d ms, after %d ms\n", $1, $1 - prev } { prev = $1 }' "$1"
+show_lost() { # FILE: each unanswered request, with how long it waited (from the answer
+    # before it, or from the watch's start)
+    awk -v prev="$(cat "${1%.samples}.start" 2>/dev/null || echo 0)" \
+        'NF != 2 { printf "# unanswered at %d ms, after %d ms\n", $1, $1 - prev } { prev = $1 }' "$1"
 }
 show_lost "$WORK/switch.samples"
 ok "4. no request lost ($(wc -l <"$WORK/switch.samples") asked)" eq 0 "$lost"
@@ -302,37 +305,92 @@ ok "5. the guest is shut down, not left paused" \
 leftovers() {
     local h
     for h in node1 node2 node3; do
-        lab on "$h" virsh -q -c qemu:///system list --all --name 2>/dev/null | grep -x ft1
-        lab on "$h" sh -c 'ls /run/vmha/remus/ft1/ckpt.* 2>/dev/null'
-        lab on "$h" crm_attribute -N "$h" -l reboot -n vmha-replica-ft1 -G -q 2>/dev/null
-        lab on "$h" crm_attribute -N "$h" -l reboot -n master-ft1 -G -q 2>/dev/null
+        lab on "$h" virsh -q -c qemu:///system list --all --name 2>/dev/null | grep -x "$FT"
+        lab on "$h" sh -c "ls /run/vmha/remus/$FT/ckpt.* /run/vmha/remus/$FT/nbd-*.sock 2>/dev/null"
+        lab on "$h" crm_attribute -N "$h" -l reboot -n "vmha-replica-$FT" -G -q 2>/dev/null
+        lab on "$h" crm_attribute -N "$h" -l reboot -n "master-$FT" -G -q 2>/dev/null
     done
     # The hosts share one process table: a replicator or QEMU of ft1 counts when it lives
     # in one of this lab's hosts (a zombie waiting for the machine's init to reap it is
     # gone already).
     local pid ns
-    for pid in $(pgrep -f 'vmha-replicator|guest=ft1'); do
+    for pid in $(pgrep -f "vmha-replicator.* $FT( |\$)|guest=$FT"); do
         [ "$(awk '/^State:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)" = Z ] && continue
         ns=$(readlink "/proc/$pid/ns/mnt" 2>/dev/null) || continue
         grep -qxF "$ns" "$VMHA_LAB_DIR"/hosts/*/mnt.ns && tr '\0' ' ' <"/proc/$pid/cmdline"
     done
 }
-ok "5. nothing is left: no domain, no QEMU, no replicator, no checkpoint, no attribute" \
+ok "5. nothing is left: no domain, QEMU, replicator, checkpoint, disk export or attribute" \
     eq "" "$(leftovers)"
 
-scenario "6. checkpoints in TLS"
+scenario "6. a UEFI guest fails over"
+# OVMF boots it, and it counts its boots in EFI variables (lab/nvram.sh's guest); its
+# variable store travels with the checkpoints. A reset while protected writes boot 2 into
+# the flash; once the primary's host dies and the guest resumes on its backup, a reset there
+# counts boot 3: the checkpoint's variables, not whatever the new host's file held.
+FT=ft2 GUEST_IP=$NET.102
+SERIAL2=$VMHA_LAB_DIR/srv/cluster/ft2.serial
+efiboots() { grep -ao 'vmha-efiboots [0-9]*' "$SERIAL2" 2>/dev/null | tail -n 1 | cut -d' ' -f2; }
+boots_are() { [ "$(efiboots)" = "$1" ]; }
+stored_boot() { vmha_ nvram show ft2 2>/dev/null | grep -q "^VmhaBoot$1 "; }
+UEFI=${DISK%/*}/ft2_VARS.fd SHARED_MEM=1 make_guest ft2 vmha.efiboots=1
+: >"$SERIAL2"
+crm_ configure primitive ft2 ocf:vmha:guest \
+    params config=/srv/cluster/ft2.xml name=ft2 replicate=true checkpoint_interval=500 \
+    state_dir=/srv/cluster/vmha \
+    op start timeout=120s op stop timeout=60s op promote timeout=90s op demote timeout=60s \
+    op monitor interval=3s role=Promoted timeout=30s \
+    op monitor interval=4s role=Unpromoted timeout=30s >/dev/null 2>&1
+crm_ configure clone ft2-clone ft2 \
+    meta promotable=true promoted-max=1 clone-max=2 notify=true >/dev/null 2>&1
+ok "6. the guest boots through OVMF and counts boot 1" wait_for 180 boots_are 1
+ok "6. it is protected" wait_for 120 protected
+took "configure to protected"
+P=$(role_on Promoted) B=$(role_on Unpromoted)
+diag "primary $P, backup $B: $(status_of "$P" | grep -E '^(epoch|pause_ms|ckpt_ms|bytes|failures|error)=' | xargs)"
+lab on "$P" virsh -q -c qemu:///system reset ft2 >/dev/null
+ok "6. a reset on $P, protected, counts boot 2" wait_for 120 boots_are 2
+ok "6. the guest answers" wait_for 60 answers
+ok "6. and is still protected" wait_for 30 protected
+ok "6. the NVRAM store records boot 2 while it runs" wait_for 30 stored_boot 2
+sleep 2 # (a few checkpoints since the boot)
+watch_start uefi ft2
+sleep 2
+KILLED=$(now_ms)
+lab kill "$P"
+ok "6. $P's host killed: $B is promoted" wait_for 90 promoted_is "$B"
+ok "6. the guest answers" wait_for 30 answers
+diag "primary killed to answering: $(($(now_ms) - KILLED)) ms"
+sleep 2
+watch_stop uefi
+ok "6. never two running copies" eq 1 "$COPIES"
+ok "6. the counter never went back: it resumed, it did not boot" eq 0 "$RESTARTED"
+ok "6. $B resumed it from its checkpoint" \
+    wait_for 10 eval 'agent_log "$B" | grep -q "guest ft2 resumed on $B from checkpoint"'
+ok "6. no boot since" boots_are 2
+lab on "$B" virsh -q -c qemu:///system reset ft2 >/dev/null
+ok "6. a reset on $B counts boot 3: the checkpoint's variables, plus one" wait_for 120 boots_are 3
+ok "6. the NVRAM store records boot 3" wait_for 30 stored_boot 3
+reset
+crm_ resource stop ft2-clone >/dev/null 2>&1
+ok "6. the clone stops" wait_for 90 stopped
+ok "6. nothing is left" eq "" "$(leftovers)"
+crm_ configure delete ft2-clone ft2 >/dev/null 2>&1
+FT=ft1 GUEST_IP=$NET.100
+
+scenario "7. checkpoints in TLS"
 lab_tls_certs || bail "cannot make the lab's certificates"
 crm_ resource param ft1 set replication_tls true >/dev/null 2>&1
 crm_ resource start ft1-clone >/dev/null 2>&1
-ok "6. with replication_tls the guest is protected" wait_for 120 protected
+ok "7. with replication_tls the guest is protected" wait_for 120 protected
 P=$(role_on Promoted) B=$(role_on Unpromoted)
-ok "6. the backup listens on its replication address only" \
+ok "7. the backup listens on its replication address only" \
     eval 'lab on "$B" ss -Hltn "sport = :7790" | grep -q "$NET.1${B#node}:7790"'
 before=$(refused_n)
 lab admin sh -c "printf 'VMHA-CKPT 1 ft1 0000000000000001 1\n' | timeout 3 busybox nc $NET.1${B#node} 7790" \
     >/dev/null 2>&1
 refused() { [ "$(refused_n)" -gt "$before" ]; }
-ok "6. a stream that does not speak TLS is refused" wait_for 10 refused
+ok "7. a stream that does not speak TLS is refused" wait_for 10 refused
 before=$(refused_n)
 # (by the backup's name, which its certificate carries: the client takes the backup, and it
 # is the backup that must refuse the client)
@@ -341,45 +399,45 @@ out=$(lab admin unshare -m sh -c "mount --bind '$WORK/hosts' /etc/hosts &&
     '$CLIENT' '$B:7790' ft1 'x509:$VMHA_LAB_DIR/pki-workstation' \
         'VMHA-CKPT 2 ft1 0000000000000001 1' '$WORK/body'" 2>&1)
 diag "the workstation's client: $out"
-ok "6. a certificate of the cluster's CA that names no cluster node is refused" \
+ok "7. a certificate of the cluster's CA that names no cluster node is refused" \
     wait_for 10 refused
 ok "  after its handshake (the workstation took the backup's certificate)" \
     grep -q "^closed before GO" <<<"$out"
-ok "6. and the guest stays protected" wait_for 10 protected
+ok "7. and the guest stays protected" wait_for 10 protected
 export SAMPLE_TIMEOUT=30 # a switchover, as in 4 (TLS adds to each checkpoint)
 watch_start tls ft1
 sleep 2
 vmha_ failover ft1 --planned --yes >/dev/null 2>&1
-ok "6. a switchover in TLS: $B promoted and protected" wait_for 90 eval \
+ok "7. a switchover in TLS: $B promoted and protected" wait_for 90 eval \
     'promoted_is "$B" && protected'
 sleep 2
 watch_stop tls
 show_lost "$WORK/tls.samples"
-ok "6. no request lost" eq 0 "$(awk 'NF != 2' "$WORK/tls.samples" | wc -l)"
-ok "6. the counter never went back" eq 0 "$RESTARTED"
-ok "6. never two running copies" eq 1 "$COPIES"
+ok "7. no request lost" eq 0 "$(awk 'NF != 2' "$WORK/tls.samples" | wc -l)"
+ok "7. the counter never went back" eq 0 "$RESTARTED"
+ok "7. never two running copies" eq 1 "$COPIES"
 diag "$(status_of "$B" | grep -E '^(epoch|pause_ms|ckpt_ms|bytes|failures|error)=' | xargs)"
 
-scenario "7a. fencing fails: the operator confirms the dead primary down"
+scenario "8a. fencing fails: the operator confirms the dead primary down"
 P=$(role_on Promoted) B=$(role_on Unpromoted)
 crm_ resource stop fence-lab >/dev/null 2>&1
 fencer_stopped() { ! lab on "$(any_node)" crm_resource --locate --resource fence-lab 2>/dev/null | grep -q "running on"; }
 wait_for 30 fencer_stopped || diag "the fence device did not stop"
 lab kill "$P"
 sleep 15
-ok "7a. without fencing, $B is not promoted" eval '! promoted_is "$B" && [ -z "$(running_on ft1)" ]' ||
+ok "8a. without fencing, $B is not promoted" eval '! promoted_is "$B" && [ -z "$(running_on ft1)" ]' ||
     lab on "$B" crm_mon -1 | sed 's/^/# /'
 vmha_ failover ft1 --yes >"$WORK/confirm.out" 2>&1
-ok "7a. vmha failover confirms $P down" eq 0 "$?" || sed 's/^/# /' "$WORK/confirm.out"
+ok "8a. vmha failover confirms $P down" eq 0 "$?" || sed 's/^/# /' "$WORK/confirm.out"
 ok "  saying what it did" contains "$WORK/confirm.out" "ft1 runs on $B from its last checkpoint"
-ok "7a. $B runs the guest and it answers" wait_for 60 eval 'runs_on "$B" && answers'
+ok "8a. $B runs the guest and it answers" wait_for 60 eval 'runs_on "$B" && answers'
 crm_ resource start fence-lab >/dev/null 2>&1
 reset
 
-scenario "7. the whole cluster is down: the operator resumes the guest from its backup"
+scenario "8. the whole cluster is down: the operator resumes the guest from its backup"
 P=$(role_on Promoted) B=$(role_on Unpromoted)
 lab on "$B" vmha failover --no-cluster ft1 --yes >"$WORK/nc.out" 2>&1
-ok "7. while Pacemaker manages it, failover --no-cluster is refused" eq 1 "$?"
+ok "8. while Pacemaker manages it, failover --no-cluster is refused" eq 1 "$?"
 ok "  and says so" contains "$WORK/nc.out" "refusing --no-cluster"
 ok "  (the guest still runs on $P)" wait_for 10 runs_on "$P"
 sleep 3
@@ -412,20 +470,20 @@ assert len(new) < area
 b[92:92 + area] = new + bytes(area - len(new))
 open(p, "wb").write(b)
 PY
-ok "7. (a description planted in the checkpoint's XML)" \
+ok "8. (a description planted in the checkpoint's XML)" \
     lab on "$B" grep -q "planted by a stream" /run/vmha/remus/ft1/dev.save
 lab on "$B" vmha failover --no-cluster ft1 --yes >"$WORK/nc.out" 2>&1
-ok "7. vmha failover --no-cluster on $B resumes the guest from its checkpoint" eq 0 "$?"
+ok "8. vmha failover --no-cluster on $B resumes the guest from its checkpoint" eq 0 "$?"
 ok "  and says so" contains "$WORK/nc.out" "ft1 runs here from checkpoint"
-ok "7. the guest runs on $B" eq "$B" "$(running_on ft1)"
-ok "7. with its own configuration, not the XML its checkpoint carried" \
+ok "8. the guest runs on $B" eq "$B" "$(running_on ft1)"
+ok "8. with its own configuration, not the XML its checkpoint carried" \
     eval '! lab on "$B" virsh dumpxml ft1 | grep -q "planted by a stream"'
 ok "  (it has its config's name and memory)" eval \
     'lab on "$B" virsh dumpxml ft1 | grep -q "<name>ft1</name>"'
 
 after=$(counter_read)
 diag "counter before $before, after $after"
-ok "7. its counter goes on from where clients saw it (not below, not restarted)" \
+ok "8. its counter goes on from where clients saw it (not below, not restarted)" \
     eval '[ -n "$before" ] && [ -n "$after" ] && [ "$after" -ge "$before" ]'
 
 plan_done

@@ -36,6 +36,7 @@ lab_suite_up() {
 # it runs. watch_stop sets GAP, RESTARTED, COPIES (most copies at once) and SEEN (every host
 # it was seen running on).
 watch_start() {
+    now_ms >"$WORK/$1.start"
     sample_counter "$WORK/$1.samples" &
     copies_watch "$WORK/$1.copies" "${2:-web1}" &
 }
