@@ -118,6 +118,55 @@ ok "  and keeps serving the primary" eq "ACK 4" "$(send 4 0 2)"
 ok "a new session starts with a whole checkpoint" eq "ACK 1" "$(SESSION=00000000000000bb send 1 1 0 1 2 3)"
 ok "  but not with changes" grep -q "^NAK .*needs a whole one" <<<"$(SESSION=00000000000000cc send 2 0 1)"
 
+# A backup with a writable disk: a session's first checkpoint starts with the disk's whole
+# copy (VMHA-DBS). The backup drops the checkpoint it held and marks its disk a replica
+# before it writes a byte, so a backup killed during that copy holds nothing a promotion
+# could resume, and a disk that no node boots from.
+head -c $((1 << 20)) /dev/zero >"$work/d.img"
+start_backup "$work/d" $((port + 4)) --key "$work/authkey" --disk "vda=$work/d.img" \
+    --local-dir "$work/dl" || bail "the backup with a disk did not start"
+dbs_send() { # SESSION EPOCH BYTE END(1/0): a whole checkpoint whose disk base writes BYTE
+    # over the disk's first 64 KiB; END=0: the copy breaks off after 32 KiB, nothing more
+    python3 - "$3" "$4" >"$work/dbs" <<'PY'
+import struct, sys
+byte, end = int(sys.argv[1]), sys.argv[2] == "1"
+b = b"VMHA-DBS" + struct.pack(">QQ", 1, 1 << 20)
+for i in range(16 if end else 8):
+    b += struct.pack(">IIQQ", 0, 0, i * 4096, 4096) + bytes([byte]) * 4096
+if end:
+    b += b"\xff" * 4 + bytes(20)
+sys.stdout.buffer.write(b)
+PY
+    [ "$4" = 1 ] && body "$2" 1 0 1 2 3 >>"$work/dbs"
+    "$CLIENT" "127.0.0.1:$((port + 4))" ft9 "$work/authkey" "VMHA-CKPT 2 ft9 $1 $2" "$work/dbs"
+}
+disk_byte() { od -An -tu1 -j "$1" -N1 "$work/d.img" | tr -d ' '; }
+ok "a first checkpoint with the disk's copy: acknowledged" \
+    eq "ACK 1" "$(dbs_send 00000000000000d1 1 65 1 2>&1)"
+ok "  the disk holds the copy" eq "65 65 0" "$(disk_byte 0) $(disk_byte 65535) $(disk_byte 65536)"
+ok "  and is marked a replica, on this node" grep -q "session=00000000000000d1" "$work/dl/disks-replica"
+ok "  the checkpoint is committed" grep -q '^epoch=1' "$work/d/ckpt.meta"
+# A new session's copy: the backup is killed while it is half done.
+dbs_send 00000000000000d2 1 66 0 >/dev/null 2>&1 &
+client=$!
+copying() { [ "$(disk_byte 28672)" = 66 ]; }
+wait_for() { local i; for i in $(seq $(($1 * 10))); do "${@:2}" && return 0; sleep 0.1; done; return 1; }
+ok "a new session's copy is being written" wait_for 5 copying
+kill -9 "${pids[-1]}"
+wait "$client" 2>/dev/null
+ok "killed during it: the earlier checkpoint is gone (nothing to resume)" \
+    test ! -e "$work/d/ckpt.meta" -a ! -e "$work/d/ram" -a ! -e "$work/d/dev.save"
+ok "  the disk stays marked a replica, of the new session" \
+    grep -q "session=00000000000000d2" "$work/dl/disks-replica"
+ok "  half copied, as it was cut" eq "66 65" "$(disk_byte 28672) $(disk_byte 32768)"
+start_backup "$work/d" $((port + 4)) --key "$work/authkey" --disk "vda=$work/d.img" \
+    --local-dir "$work/dl" || bail "the backup with a disk did not start again"
+ok "started again, it holds no checkpoint" test ! -e "$work/d/ckpt.meta"
+out=$(SESSION=00000000000000d2 port=$((port + 4)) send 2 0 1)
+ok "  and takes no changes on the broken copy" grep -q "^NAK .*needs a whole one" <<<"$out"
+ok "a whole copy again: acknowledged" eq "ACK 1" "$(dbs_send 00000000000000d3 1 67 1 2>&1)"
+ok "  the disk is the primary's again" eq "67 67" "$(disk_byte 0) $(disk_byte 65535)"
+
 # A lab's backup: believes anyone, and says so.
 start_backup "$work/i" $((port + 2)) --insecure || bail "the insecure backup did not start"
 ok "replication_insecure: the status says auth=none" grep -q '^auth=none$' "$work/i/status"
