@@ -114,6 +114,21 @@ echo "$n" >/tmp/witness
 echo "$rec"
 EOS
 
+# The disk benchmark (bench/run-remus-bench), on tcp/7779: a request "lat N" makes N
+# synchronous 4 KiB writes (each one waits for the disk), "tput N" writes N MiB (at most 16)
+# in direct 1 MiB writes; the answer comes once they are all on the disk. Random bytes, so
+# nothing on the way can take them for zeroes.
+cat >"$root/bin/diskbench-reply" <<'EOS'
+#!/bin/sh
+read -r mode n
+case $mode in
+lat) dd if=/tmp/diskbench-src of=/dev/vda bs=4096 count="$n" seek=256 oflag=direct conv=notrunc 2>/dev/null ;;
+tput) dd if=/tmp/diskbench-src of=/dev/vda bs=1M count="$n" seek=2 oflag=direct conv=notrunc 2>/dev/null ;;
+*) echo "vmha-diskbench: lat N or tput N"; exit 0 ;;
+esac
+echo "vmha-diskbench $mode $n done"
+EOS
+
 # One TCP connection on port 7777 = one counter line.
 cat >"$root/bin/counter-reply" <<'EOS'
 #!/bin/sh
@@ -225,6 +240,11 @@ if ip=$(arg ip); then
             echo "vmha: disk records from $w on tcp/7778"
             nc -ll -p 7778 -e /bin/witness-reply &
         fi
+        if [ "$(arg diskbench)" = 1 ] && disk; then
+            dd if=/dev/urandom of=/tmp/diskbench-src bs=1M count=16 2>/dev/null
+            echo "vmha: disk benchmark on tcp/7779"
+            nc -ll -p 7779 -e /bin/diskbench-reply &
+        fi
         nc -ll -p 7777 -e /bin/counter-reply
     ) &
 fi
@@ -252,7 +272,7 @@ while :; do
     sleep 1
 done
 EOS
-chmod 755 "$root/init" "$root/bin/counter-reply" "$root/bin/witness-reply" "$root/bin/vmha-poweroff" "$root/etc/acpi/PWRF/00000080"
+chmod 755 "$root/init" "$root/bin/counter-reply" "$root/bin/witness-reply" "$root/bin/diskbench-reply" "$root/bin/vmha-poweroff" "$root/etc/acpi/PWRF/00000080"
 
 (cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
     cpio --quiet -o -H newc -R 0:0 | gzip -9) >"$tmp/initrd.img"
