@@ -79,10 +79,12 @@ int remus_session_detach(void)
         return 1;
     if (pid > 0) {
         close(pipefd[1]);
+        /* One message, written at once (it is shorter than PIPE_BUF): read it, not up to
+         * the pipe's end, which a process the replicator forked may hold open. */
         char msg[700] = "";
-        ssize_t n = 0, got;
-        while ((got = read(pipefd[0], msg + n, sizeof(msg) - 1 - (size_t)n)) > 0)
-            n += got;
+        ssize_t n;
+        while ((n = read(pipefd[0], msg, sizeof(msg) - 1)) < 0 && errno == EINTR)
+            ;
         msg[n > 0 ? n : 0] = '\0';
         if (strcmp(msg, "ok") == 0)
             return 0;
