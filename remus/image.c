@@ -80,7 +80,8 @@ int remus_body_parse(const unsigned char *b, size_t n, const struct remus_disks 
             p += 16 + len;
             continue;
         }
-        if (left >= 16 && memcmp(p, REMUS_BODY_DEV, 8) == 0) {
+        bool delta = left >= 16 && memcmp(p, REMUS_BODY_DEVDELTA, 8) == 0;
+        if (delta || (left >= 16 && memcmp(p, REMUS_BODY_DEV, 8) == 0)) {
             v.dev_len = remus_get_be64(p + 8);
             if (i == 0 || v.dev_len != left - 16)
                 return vmha_err_set(err, -EPROTO,
@@ -88,7 +89,14 @@ int remus_body_parse(const unsigned char *b, size_t n, const struct remus_disks 
                                     "where it belongs (%llu bytes, %zu left, after %u "
                                     "sections)",
                                     (unsigned long long)v.dev_len, left - 16, i);
+            /* A first checkpoint has nothing to be a delta of. */
+            if (delta && v.full)
+                return vmha_err_set(err, -EPROTO, "a whole checkpoint's device state is a delta");
+            int r = delta ? remus_dev_delta_check(p + 16, (size_t)v.dev_len, err) : 0;
+            if (r < 0)
+                return r;
             v.dev = p + 16;
+            v.dev_delta = delta;
             *ret = v;
             return 0;
         }
@@ -183,6 +191,9 @@ static int apply_body(const char *dir, const char *rpath, const struct remus_bod
     char dpath[4096];
     if (path_in(dpath, sizeof(dpath), dir, "dev.save") < 0)
         return vmha_err_set(err, -ENAMETOOLONG, "path too long in %s", dir);
+    /* The receiver rebuilds a delta before it commits: a journal holds the whole state. */
+    if (b->dev_delta)
+        return vmha_err_set(err, -EPROTO, "a journal holds a device state delta");
     /* The checkpoint only has to outlive the primary, not this host: no fsync. */
     int r = vmha_write_file(dpath, b->dev, b->dev_len, false, err);
     if (r < 0)

@@ -229,6 +229,47 @@ static int receive_disk_base(struct remus_ctx *x, struct chan *ch, const struct 
 
 /* Commits the checkpoint in part: the previous epoch is applied before this one replaces
  * its journal, then the journal's identity is recorded. */
+/* A body whose device state is a delta (remus/delta.c): rebuilt whole against the device
+ * state of the checkpoint this replica holds (its journal just applied), in the delta's
+ * place, so that a journal always holds the whole state. */
+static int expand_dev(struct remus_ctx *x, const char *part, struct vmha_err *err)
+{
+    _cleanup_(closep) int fd = open(part, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0)
+        return vmha_err_set(err, -EIO, "cannot read %s back", part);
+    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return vmha_err_set(err, -errno, "cannot read %s back: %s", part, strerror(errno));
+    struct remus_body b;
+    int r = remus_body_parse(m, (size_t)st.st_size, &x->disks, &b, err);
+    if (r < 0 || !b.dev_delta) {
+        munmap(m, (size_t)st.st_size);
+        return r;
+    }
+    off_t at = (off_t)(b.dev - 16 - (const unsigned char *)m);
+    char dpath[4096];
+    snprintf(dpath, sizeof(dpath), "%s/dev.save", x->dir);
+    _cleanup_free_ uint8_t *base = NULL;
+    _cleanup_free_ unsigned char *whole = NULL;
+    size_t base_len = 0, len = 0;
+    r = vmha_read_blob(dpath, REMUS_DEV_MAX, &base, &base_len, err);
+    if (r == 0)
+        r = remus_dev_delta_apply(b.dev, (size_t)b.dev_len, base, base_len, &whole, &len, err);
+    munmap(m, (size_t)st.st_size);
+    if (r < 0)
+        return r;
+    unsigned char head[16];
+    memcpy(head, REMUS_BODY_DEV, 8);
+    remus_put_be64(head + 8, len);
+    if (ftruncate(fd, at) < 0 || lseek(fd, at, SEEK_SET) != at ||
+        (r = vmha_write_all(fd, head, sizeof(head))) < 0 ||
+        (r = vmha_write_all(fd, whole, len)) < 0)
+        return vmha_err_set(err, r < 0 ? r : -errno, "cannot write %s: %s", part,
+                            strerror(r < 0 ? -r : errno));
+    return 0;
+}
+
 static int commit(struct remus_ctx *x, const char *part, const struct remus_epoch_id *id,
                   struct vmha_err *err)
 {
@@ -236,7 +277,7 @@ static int commit(struct remus_ctx *x, const char *part, const struct remus_epoc
     if (snprintf(final, sizeof(final), "%s/ckpt.jrnl", x->dir) >= (int)sizeof(final))
         return vmha_err_set(err, -ENAMETOOLONG, "path too long in %s", x->dir);
     int r = check_body(x, part, id, err);
-    if (r < 0 || (r = remus_journal_apply(x->dir, err)) < 0)
+    if (r < 0 || (r = remus_journal_apply(x->dir, err)) < 0 || (r = expand_dev(x, part, err)) < 0)
         return r;
     if (rename(part, final) < 0)
         return vmha_err_set(err, -errno, "cannot commit %s: %s", final, strerror(errno));

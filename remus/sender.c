@@ -45,6 +45,10 @@ struct sender {
     size_t nvram_len;
     unsigned char *nvram_next; /* read at this epoch's pause; the backup's once committed */
     size_t nvram_next_len;
+    unsigned char *dev; /* the device state the backup holds (dev_len bytes), once synced */
+    size_t dev_len;
+    unsigned char *dev_next; /* this epoch's; the backup's once committed */
+    size_t dev_next_len;
 };
 
 /* The backup's answer to checkpoint epoch ("ACK <epoch>"), or before it ("GO"), by dl. */
@@ -241,14 +245,32 @@ static int send_ram(struct sender *s, struct chan *ch, size_t n, bool full,
     return r;
 }
 
-/* The body's last section: the device state. */
-static int send_dev(struct chan *ch, const struct collect *dev, const struct vmha_deadline *dl)
+/* The body's last section: the device state, whole in a first checkpoint, else as the
+ * chunks that changed since the one the backup holds (remus/delta.c). The state is kept
+ * (dev->buf taken) until the backup commits it; *sent: the section's bytes. */
+static int send_dev(struct sender *s, struct chan *ch, struct collect *dev, bool full, size_t *sent,
+                    const struct vmha_deadline *dl)
 {
+    free(s->dev_next);
+    s->dev_next = dev->buf;
+    s->dev_next_len = dev->len;
+    dev->buf = NULL;
+    _cleanup_free_ unsigned char *delta = NULL;
+    size_t len = s->dev_next_len;
+    const unsigned char *body = s->dev_next;
+    if (!full && s->dev) {
+        int r =
+            remus_dev_delta_make(s->dev, s->dev_len, s->dev_next, s->dev_next_len, &delta, &len);
+        if (r < 0)
+            return r;
+        body = delta;
+    }
     unsigned char head[16];
-    memcpy(head, REMUS_BODY_DEV, 8);
-    remus_put_be64(head + 8, dev->len);
+    memcpy(head, delta ? REMUS_BODY_DEVDELTA : REMUS_BODY_DEV, 8);
+    remus_put_be64(head + 8, len);
+    *sent = 16 + len;
     int r = chan_write_all(ch, head, sizeof(head), dl);
-    return r < 0 ? r : chan_write_all(ch, dev->buf, dev->len, dl);
+    return r < 0 ? r : chan_write_all(ch, body, len, dl);
 }
 
 /* The epoch's disk writes (mirror.c's log) as the body's disk section. */
@@ -465,8 +487,7 @@ static int epoch_paused(struct sender *s, struct epoch *ep, bool *paused, struct
         return vmha_err_set(err, r, "checkpoint %" PRIu64 ": %s", ep->n, nerr.msg);
     }
     if (r == 0)
-        r = send_dev(&ep->ch, &dev, &ep->dl);
-    ep->dev_len = dev.len;
+        r = send_dev(s, &ep->ch, &dev, ep->full, &ep->dev_len, &ep->dl);
     free(dev.buf);
     unsigned char trailer[REMUS_TRAILER_LEN];
     remus_trailer_make(ep->n, trailer);
@@ -488,7 +509,13 @@ static int epoch_commit(struct sender *s, struct epoch *ep, struct vmha_err *err
 {
     struct remus_ctx *x = s->x;
     s->synced = true;
-    if (s->nvram_next) { /* what the backup holds now */
+    if (s->dev_next) { /* what the backup holds now */
+        free(s->dev);
+        s->dev = s->dev_next;
+        s->dev_len = s->dev_next_len;
+        s->dev_next = NULL;
+    }
+    if (s->nvram_next) {
         free(s->nvram);
         s->nvram = s->nvram_next;
         s->nvram_len = s->nvram_next_len;
@@ -496,7 +523,7 @@ static int epoch_commit(struct sender *s, struct epoch *ep, struct vmha_err *err
     }
     x->st.epoch = ep->n;
     x->st.committed_ms = remus_realtime_ms();
-    x->st.bytes = ep->dev_len + 16 + (ep->full ? 32 : 0) + 32 +
+    x->st.bytes = ep->dev_len + (ep->full ? 32 : 0) + 32 +
                   (ep->base + ep->pages) * (8 + REMUS_PAGE) + ep->disk_bytes;
     x->st.ckpt_ms = vmha_now_ms() - ep->t0;
     x->st.epochs++;
@@ -781,6 +808,8 @@ static void sender_end(struct sender *s)
     free(s->nvram_path);
     free(s->nvram);
     free(s->nvram_next);
+    free(s->dev);
+    free(s->dev_next);
     if (s->mirror_open)
         remus_mirror_close(&s->mirror, s->hv);
     hv_close(s->hv);

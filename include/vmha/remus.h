@@ -127,6 +127,10 @@ int remus_checkpoint(const char *dir, uint64_t *session, uint64_t *epoch);
  * stream does: the stream only numbers them). */
 #define REMUS_DISKS_MAX 8
 #define REMUS_BODY_NVRAM "VMHA-NVR"
+/* The device state as the chunks that changed since the checkpoint the backup holds
+ * (remus/delta.c); the backup rebuilds the whole one before it commits. */
+#define REMUS_BODY_DEVDELTA "VMHA-DDV"
+#define REMUS_DELTA_CHUNK 4096
 /* The largest UEFI variable store a checkpoint carries (OVMF's are 128 KiB to 4 MiB). */
 #define REMUS_NVRAM_MAX (64u << 20)
 /* Where a backup keeps the NVRAM of its checkpoint, beside ram and dev.save. */
@@ -162,8 +166,9 @@ int remus_drecs_apply(const unsigned char *p, size_t len, const struct remus_dis
                       struct vmha_err *err);
 
 struct remus_body {
-    const unsigned char *dev; /* the device state */
+    const unsigned char *dev; /* the device state, or with dev_delta its delta */
     uint64_t dev_len;
+    bool dev_delta;
     const unsigned char *disk; /* the disk records, disk_len bytes (none: 0) */
     uint64_t disk_len;
     const unsigned char *nvram; /* the UEFI variable store when it changed (none: NULL) */
@@ -180,6 +185,12 @@ uint32_t remus_get_be32(const unsigned char *p);
 void remus_put_be32(unsigned char *p, uint32_t v);
 /* Checks a whole body (n bytes): sections, lengths, page numbers, disk records against
  * disks (NULL: none may come); points ret into it. */
+int remus_dev_delta_make(const unsigned char *base, size_t base_len, const unsigned char *cur,
+                         size_t cur_len, unsigned char **ret, size_t *ret_len);
+int remus_dev_delta_check(const unsigned char *d, size_t len, struct vmha_err *err);
+int remus_dev_delta_apply(const unsigned char *d, size_t len, const unsigned char *base,
+                          size_t base_len, unsigned char **ret, size_t *ret_len,
+                          struct vmha_err *err);
 int remus_body_parse(const unsigned char *b, size_t n, const struct remus_disks *disks,
                      struct remus_body *ret, struct vmha_err *err);
 /* Applies a committed epoch (dir/ckpt.jrnl) to dir/ram, dir/dev.save and the disks of

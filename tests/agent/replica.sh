@@ -37,7 +37,13 @@ dev = b"device state of epoch %d" % epoch
 b = b"VMHA-RAM" + struct.pack(">QQQ", full, size, len(pages))
 for p in pages:
     b += struct.pack(">Q", p) + bytes([(p + epoch) & 255]) * 4096
-b += b"VMHA-DEV" + struct.pack(">Q", len(dev)) + dev
+if os.environ.get("DELTA") == "1":  # against the epoch before: its one changed byte
+    old = b"device state of epoch %d" % (epoch - 1)
+    d = struct.pack(">QQ", len(old), len(dev))
+    d += b"".join(struct.pack(">QQ", i, 1) + dev[i:i + 1] for i in range(len(dev)) if dev[i] != old[i])
+    b += b"VMHA-DDV" + struct.pack(">Q", len(d)) + d
+else:
+    b += b"VMHA-DEV" + struct.pack(">Q", len(dev)) + dev
 if os.environ.get("CUT") != "1":
     b += b"VMHA-END" + struct.pack(">Q", epoch)
 sys.stdout.buffer.write(b)
@@ -90,8 +96,9 @@ ok "  nothing committed" test ! -e "$work/r/ckpt.meta"
 
 ok "a whole checkpoint: acknowledged" eq "ACK 2" "$(send 2 1 0 2 3)"
 ok "  its memory on file: page 1 zero, page 2 as sent" eq "0 4" "$(page 1) $(page 2)"
-ok "the changes since it: acknowledged" eq "ACK 3" "$(send 3 0 1)"
+ok "the changes since it, the device state as a delta: acknowledged" eq "ACK 3" "$(DELTA=1 send 3 0 1)"
 ok "  applied: page 1 changed, page 2 kept" eq "4 4" "$(page 1) $(page 2)"
+ok "  the device state rebuilt whole" eq "device state of epoch 3" "$(cat "$work/r/dev.save")"
 out=$(CUT=1 send 4 0 1 2)
 ok "a checkpoint cut short: refused" grep -q "^NAK .*incomplete" <<<"$out"
 out=$(send 5 0 1)

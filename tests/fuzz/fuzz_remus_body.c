@@ -5,7 +5,8 @@
  * backend's hv_ckpt_image: the save header, then QEMU's stream merged with the memory). Only bodies
  * of at most 1 MiB of memory go that far (the receiver takes only the guest's own size; a fuzzer
  * would spend its time writing sparse files). The backup has two small disks (64 KiB and
- * 4 KiB), so disk sections go as far as the disks' files. */
+ * 4 KiB), so disk sections go as far as the disks' files. A device state delta is rebuilt
+ * against a base of 16 KiB of zeroes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -48,6 +49,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct vmha_err err = {0};
     if (remus_body_parse(data, size, &disks, &b, &err) < 0 || b.ram_size > APPLY_RAM_MAX)
         return 0;
+    if (b.dev_delta) { /* rebuilt against a device state of 16 KiB, as the receiver does */
+        static unsigned char base[16 << 10];
+        unsigned char *whole = NULL;
+        size_t len = 0;
+        if (remus_dev_delta_apply(b.dev, (size_t)b.dev_len, base, sizeof(base), &whole, &len,
+                                  &err) == 0)
+            free(whole);
+    }
     /* A body that is not full applies over the memory before it: start from none. */
     fuzz_clear_dir(dir);
     if (remus_disks_save(dir, &disks, &err) < 0) {

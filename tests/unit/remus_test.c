@@ -587,6 +587,77 @@ static void body_count_overflow(void **state)
     assert_non_null(strstr(e.msg, "inconsistent"));
 }
 
+/* The device state as a delta: only changed chunks travel, the backup rebuilds exactly the
+ * primary's, whatever the sizes; a delta of another base, or garbled, is refused. */
+static void dev_delta(void **state)
+{
+    static unsigned char base[10 * REMUS_DELTA_CHUNK + 100], cur[12 * REMUS_DELTA_CHUNK + 7];
+    for (size_t i = 0; i < sizeof(base); i++)
+        base[i] = (unsigned char)(i * 7 + i / 4096);
+    struct vmha_err e = {0};
+    unsigned char *d = NULL, *out = NULL;
+    size_t dlen = 0, olen = 0;
+    /* The same state again: nothing but the header. */
+    assert_int_equal(remus_dev_delta_make(base, sizeof(base), base, sizeof(base), &d, &dlen), 0);
+    assert_int_equal(dlen, 16);
+    assert_int_equal(remus_dev_delta_apply(d, dlen, base, sizeof(base), &out, &olen, &e), 0);
+    assert_int_equal(olen, sizeof(base));
+    assert_memory_equal(out, base, olen);
+    free(d);
+    free(out);
+    /* Longer, two bytes changed in chunks 2 and 3 (one run) and one in 7: three runs with
+     * the tail beyond the base; then shorter. */
+    for (size_t len = sizeof(cur); len >= 5 * REMUS_DELTA_CHUNK; len -= 5 * REMUS_DELTA_CHUNK + 3) {
+        memcpy(cur, base, len < sizeof(base) ? len : sizeof(base));
+        for (size_t i = sizeof(base); i < len; i++)
+            cur[i] = (unsigned char)(i * 13);
+        cur[2 * REMUS_DELTA_CHUNK + 5] ^= 1;
+        cur[3 * REMUS_DELTA_CHUNK] ^= 1;
+        if (len > 7 * REMUS_DELTA_CHUNK)
+            cur[7 * REMUS_DELTA_CHUNK + 9] ^= 1;
+        assert_int_equal(remus_dev_delta_make(base, sizeof(base), cur, len, &d, &dlen), 0);
+        assert_true(dlen < len / 2);
+        assert_int_equal(remus_dev_delta_apply(d, dlen, base, sizeof(base), &out, &olen, &e), 0);
+        assert_int_equal(olen, len);
+        assert_memory_equal(out, cur, len);
+        free(out);
+        /* Against another base: refused. */
+        assert_int_equal(remus_dev_delta_apply(d, dlen, base, sizeof(base) - 1, &out, &olen, &e),
+                         -ESTALE);
+        /* A run pointing past the end, or cut short: refused before anything is written. */
+        remus_put_be64(d + 16, len);
+        assert_int_equal(remus_dev_delta_check(d, dlen, &e), -EPROTO);
+        assert_int_equal(remus_dev_delta_check(d, 16 + 8, &e), -EPROTO);
+        free(d);
+    }
+    /* In a body: only after the memory, never in a whole (first) checkpoint, and a journal
+     * never holds one. */
+    static struct bytes b;
+    static const unsigned char ram[RAM_PAGES * PG];
+    unsigned pages[] = {1};
+    assert_int_equal(remus_dev_delta_make(base, sizeof(base), base, sizeof(base), &d, &dlen), 0);
+    for (int full = 0; full < 2; full++) {
+        b.n = 0;
+        ram_section(&b, full, ram, pages, 1);
+        add(&b, REMUS_BODY_DEVDELTA, 8);
+        add_be(&b, dlen, 8);
+        add(&b, d, dlen);
+        struct remus_body parsed;
+        assert_int_equal(remus_body_parse(b.b, b.n, NULL, &parsed, &e), full ? -EPROTO : 0);
+        if (!full)
+            assert_true(parsed.dev_delta);
+    }
+    free(d);
+    char dir[] = "/tmp/vmha-remus-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    put_file(dir, "ckpt.jrnl", b.b, b.n);
+    assert_int_equal(remus_journal_apply(dir, &e), -EPROTO);
+    assert_non_null(strstr(e.msg, "delta"));
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* Found by fuzzing: a capability entry cut short at the stream's end was written out with
  * the length it claimed, up to 256 bytes past the buffer. Here the buffer ends right after
  * the length byte (ASan sees any read past it). */
@@ -622,17 +693,12 @@ static void merge_capability_cut_short(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(header_round_trip),
-        cmocka_unit_test(header_rejects),
-        cmocka_unit_test(trailer),
-        cmocka_unit_test(stale_marks),
-        cmocka_unit_test(status_file),
-        cmocka_unit_test(stream_merge),
-        cmocka_unit_test(journal_and_image),
-        cmocka_unit_test(journal_disks),
-        cmocka_unit_test(journal_nvram),
-        cmocka_unit_test(body_count_overflow),
-        cmocka_unit_test(merge_capability_cut_short),
+        cmocka_unit_test(header_round_trip), cmocka_unit_test(header_rejects),
+        cmocka_unit_test(trailer),           cmocka_unit_test(stale_marks),
+        cmocka_unit_test(status_file),       cmocka_unit_test(stream_merge),
+        cmocka_unit_test(journal_and_image), cmocka_unit_test(journal_disks),
+        cmocka_unit_test(journal_nvram),     cmocka_unit_test(body_count_overflow),
+        cmocka_unit_test(dev_delta),         cmocka_unit_test(merge_capability_cut_short),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
