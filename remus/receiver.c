@@ -33,34 +33,22 @@ static uint64_t body_max(const struct remus_ctx *x)
     return 2 * (32 + pages * (8 + REMUS_PAGE)) + disk + nvram + 16 + REMUS_DEV_MAX;
 }
 
-/* The body in part is whole, its memory is the guest's, and it follows what this replica
+/* The parsed body is whole, its memory is the guest's, and it follows what this replica
  * holds: a full checkpoint of a new session or one later in this session, or the changes
  * since the epoch this replica holds. An older epoch is never taken again. */
-static int check_body(struct remus_ctx *x, const char *part, const struct remus_epoch_id *id,
-                      struct vmha_err *err)
+static int check_body(const struct remus_ctx *x, const struct remus_body *b,
+                      const struct remus_epoch_id *id, struct vmha_err *err)
 {
-    _cleanup_(closep) int fd = open(part, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0)
-        return vmha_err_set(err, -EIO, "cannot read %s back", part);
-    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-    if (m == MAP_FAILED)
-        return vmha_err_set(err, -errno, "cannot read %s back: %s", part, strerror(errno));
-    struct remus_body b;
-    int r = remus_body_parse(m, (size_t)st.st_size, &x->disks, &b, err);
-    munmap(m, (size_t)st.st_size);
-    if (r < 0)
-        return r;
-    if (b.nvram && !x->nvram)
+    if (b->nvram && !x->nvram)
         return vmha_err_set(err, -EPROTO,
                             "checkpoint %" PRIu64 " carries a UEFI variable store, but guest %s "
                             "has none",
                             id->epoch, x->guest);
-    if (b.ram_size != x->memory)
+    if (b->ram_size != x->memory)
         return vmha_err_set(err, -EPROTO,
                             "checkpoint %" PRIu64 " carries %" PRIu64 " bytes of "
                             "memory, but guest %s has %" PRIu64,
-                            id->epoch, b.ram_size, x->guest, x->memory);
+                            id->epoch, b->ram_size, x->guest, x->memory);
     uint64_t session = 0, epoch = 0;
     bool held = remus_checkpoint(x->dir, &session, &epoch) == 0;
     bool same = held && session == id->session;
@@ -70,7 +58,7 @@ static int check_body(struct remus_ctx *x, const char *part, const struct remus_
                             " is not newer than the one this replica holds (%" PRIu64 "): "
                             "refused",
                             id->epoch, id->session, epoch);
-    if (!b.full && (!same || epoch + 1 != id->epoch))
+    if (!b->full && (!same || epoch + 1 != id->epoch))
         return vmha_err_set(err, -ESTALE,
                             "checkpoint %" PRIu64 " holds the changes since %" PRIu64
                             ", but this replica holds %016" PRIx64 "/%" PRIu64 ": it "
@@ -227,36 +215,21 @@ static int receive_disk_base(struct remus_ctx *x, struct chan *ch, const struct 
     return 0;
 }
 
-/* Commits the checkpoint in part: the previous epoch is applied before this one replaces
- * its journal, then the journal's identity is recorded. */
-/* A body whose device state is a delta (remus/delta.c): rebuilt whole against the device
- * state of the checkpoint this replica holds (its journal just applied), in the delta's
- * place, so that a journal always holds the whole state. */
-static int expand_dev(struct remus_ctx *x, const char *part, struct vmha_err *err)
+/* A body whose device state is a delta (remus/delta.c), b parsed from m (the file fd):
+ * rebuilt whole against the device state of the checkpoint this replica holds (its journal
+ * applied already), in the delta's place, so that a journal always holds the whole state. */
+static int expand_dev(const struct remus_ctx *x, int fd, const char *part, const void *m,
+                      const struct remus_body *b, struct vmha_err *err)
 {
-    _cleanup_(closep) int fd = open(part, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0)
-        return vmha_err_set(err, -EIO, "cannot read %s back", part);
-    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-    if (m == MAP_FAILED)
-        return vmha_err_set(err, -errno, "cannot read %s back: %s", part, strerror(errno));
-    struct remus_body b;
-    int r = remus_body_parse(m, (size_t)st.st_size, &x->disks, &b, err);
-    if (r < 0 || !b.dev_delta) {
-        munmap(m, (size_t)st.st_size);
-        return r;
-    }
-    off_t at = (off_t)(b.dev - 16 - (const unsigned char *)m);
+    off_t at = (off_t)(b->dev - 16 - (const unsigned char *)m);
     char dpath[4096];
     snprintf(dpath, sizeof(dpath), "%s/dev.save", x->dir);
     _cleanup_free_ uint8_t *base = NULL;
     _cleanup_free_ unsigned char *whole = NULL;
     size_t base_len = 0, len = 0;
-    r = vmha_read_blob(dpath, REMUS_DEV_MAX, &base, &base_len, err);
+    int r = vmha_read_blob(dpath, REMUS_DEV_MAX, &base, &base_len, err);
     if (r == 0)
-        r = remus_dev_delta_apply(b.dev, (size_t)b.dev_len, base, base_len, &whole, &len, err);
-    munmap(m, (size_t)st.st_size);
+        r = remus_dev_delta_apply(b->dev, (size_t)b->dev_len, base, base_len, &whole, &len, err);
     if (r < 0)
         return r;
     unsigned char head[16];
@@ -270,14 +243,39 @@ static int expand_dev(struct remus_ctx *x, const char *part, struct vmha_err *er
     return 0;
 }
 
+/* The body in part, read back once: parsed, checked (check_body), and a device state delta
+ * rebuilt whole (expand_dev). */
+static int take_body(struct remus_ctx *x, const char *part, const struct remus_epoch_id *id,
+                     struct vmha_err *err)
+{
+    _cleanup_(closep) int fd = open(part, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0)
+        return vmha_err_set(err, -EIO, "cannot read %s back", part);
+    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return vmha_err_set(err, -errno, "cannot read %s back: %s", part, strerror(errno));
+    struct remus_body b;
+    int r = remus_body_parse(m, (size_t)st.st_size, &x->disks, &b, err);
+    if (r == 0)
+        r = check_body(x, &b, id, err);
+    if (r == 0 && b.dev_delta)
+        r = expand_dev(x, fd, part, m, &b, err);
+    munmap(m, (size_t)st.st_size);
+    return r;
+}
+
+/* Commits the checkpoint in part: the previous epoch is applied before this one replaces
+ * its journal, then the journal's identity is recorded. */
 static int commit(struct remus_ctx *x, const char *part, const struct remus_epoch_id *id,
                   struct vmha_err *err)
 {
     char final[4096];
     if (snprintf(final, sizeof(final), "%s/ckpt.jrnl", x->dir) >= (int)sizeof(final))
         return vmha_err_set(err, -ENAMETOOLONG, "path too long in %s", x->dir);
-    int r = check_body(x, part, id, err);
-    if (r < 0 || (r = remus_journal_apply(x->dir, err)) < 0 || (r = expand_dev(x, part, err)) < 0)
+    /* (applied first: a delta is rebuilt against the device state it leaves) */
+    int r = remus_journal_apply(x->dir, err);
+    if (r < 0 || (r = take_body(x, part, id, err)) < 0)
         return r;
     if (rename(part, final) < 0)
         return vmha_err_set(err, -errno, "cannot commit %s: %s", final, strerror(errno));
