@@ -78,6 +78,14 @@ static void stale_marks(void **state)
     assert_true(remus_stale_covers("0000000000000abc 10 x", 0xabc, 11));
 }
 
+/* A test's temporary directory, and all in it. */
+static void remove_dir(const char *dir)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void status_file(void **state)
 {
     char dir[] = "/tmp/remus-test-XXXXXX";
@@ -113,9 +121,7 @@ static void status_file(void **state)
     assert_false(remus_running(dir, "send", NULL));
     uint64_t session, epoch;
     assert_int_equal(remus_checkpoint(dir, &session, &epoch), -ENOENT);
-    char cmd[200];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    remove_dir(dir);
 }
 
 /* A growing byte string, for building streams. */
@@ -400,9 +406,7 @@ static void journal_and_image(void **state)
     put_file(dir, "ckpt.jrnl", b.b, b.n);
     assert_int_equal(remus_journal_apply(dir, &e), -EPROTO);
     assert_non_null(strstr(e.msg, "outside the guest's memory"));
-    char cmd[200];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    remove_dir(dir);
 }
 
 static void disk_record(struct bytes *x, uint32_t disk, bool zero, uint64_t off, uint64_t len,
@@ -487,9 +491,7 @@ static void journal_disks(void **state)
     disk_record(&recs, REMUS_DREC_END, false, 0, 0, 0);
     assert_int_equal(remus_drecs_check(recs.b, recs.n, &ds, true, &used, &e), 0);
     assert_int_equal(used, recs.n);
-    char cmd[200];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    remove_dir(dir);
 }
 
 static void nvram_section(struct bytes *x, const char *content)
@@ -564,9 +566,7 @@ static void journal_nvram(void **state)
     add_be(&b, 0, 8);
     dev_section(&b, &dev);
     assert_int_equal(remus_body_parse(b.b, b.n, NULL, &parsed, &e), -EPROTO);
-    char cmd[200];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    remove_dir(dir);
 }
 
 /* Found attacking the real replicator: a page count whose product with the record size
@@ -653,9 +653,7 @@ static void dev_delta(void **state)
     put_file(dir, "ckpt.jrnl", b.b, b.n);
     assert_int_equal(remus_journal_apply(dir, &e), -EPROTO);
     assert_non_null(strstr(e.msg, "delta"));
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    remove_dir(dir);
 }
 
 /* Found by fuzzing: a capability entry cut short at the stream's end was written out with
