@@ -59,7 +59,8 @@ static int write_all(int fd, const char *buf, size_t len)
 }
 
 /* Sends this process's OCF environment and reads "<rc>\n<reason>". -ENOENT/-ECONNREFUSED:
- * no server; -ETIMEDOUT: it did not answer in time; -EAGAIN: it asked us to go elsewhere. */
+ * no server; -ETIMEDOUT: it did not answer in time; -EAGAIN: it asked us to go elsewhere, or
+ * closed without an answer (a killed server's socket takes connections until it has exited). */
 static int ask_server(const char *sock, const struct vmha_deadline *dl, int *rc, char *reason,
                       size_t reason_size)
 {
@@ -149,7 +150,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "ocf-exit-reason:%s\n", reason);
             return rc;
         }
-        if (r == -ENOENT || r == -ECONNREFUSED)
+        /* A server that hangs is not replaced (a new one would find it holding the lock); any
+         * other failure starts one, which exits at once if another still serves. */
+        if (r != -ETIMEDOUT)
             spawn_server(impl);
         char left[32];
         snprintf(left, sizeof(left), "%llu", (unsigned long long)vmha_deadline_left_ms(&end));

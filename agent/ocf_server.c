@@ -23,6 +23,9 @@
 
 #define REQUEST_MAX (64 * 1024)
 #define IDLE_EXIT_MS (10 * 60 * 1000)
+/* A new server waits up to LOCK_TRIES × LOCK_WAIT_US for a dying one to let go of the lock. */
+#define LOCK_TRIES 40
+#define LOCK_WAIT_US (25 * 1000)
 
 /* Reads NUL-separated KEY=VALUE entries up to an empty one. */
 static int read_request(int fd, char *buf, size_t size, size_t *len)
@@ -152,8 +155,17 @@ int ocf_serve(const char *rundir, struct vmha_err *err)
         asprintf(&pid_path, "%s/agent.pid", rundir) < 0)
         return vmha_err_set(err, -ENOMEM, "out of memory");
     int lock = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
-    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0)
-        return 0; /* another server runs: nothing to do */
+    if (lock < 0)
+        return vmha_err_set(err, -errno, "cannot open %s: %s", lock_path, strerror(errno));
+    /* A killed server holds the lock until it has finished exiting: give it a moment. */
+    int tries = 0;
+    while (flock(lock, LOCK_EX | LOCK_NB) < 0) {
+        if (errno != EWOULDBLOCK || ++tries == LOCK_TRIES) {
+            close(lock);
+            return 0; /* another server runs: nothing to do */
+        }
+        usleep(LOCK_WAIT_US);
+    }
     int fd = listen_on(rundir, err);
     if (fd < 0)
         return fd;

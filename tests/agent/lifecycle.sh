@@ -188,6 +188,24 @@ new_server() {
 }
 ok "  and a new server starts" new_server
 ok "  (a different process)" test "$(server_pid)" != "$first"
+# A killed server's socket takes connections until the process has exited, and closes them
+# unanswered: a listener that does just that must be replaced as well.
+first=$(server_pid)
+kill -KILL "$first"
+gone "$first"
+rm -f "$WORK/run/agent.sock"
+python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(8)
+while True: s.accept()[0].close()' "$WORK/run/agent.sock" &
+hangup=$!
+for _ in $(seq 50); do [ -S "$WORK/run/agent.sock" ] && break; sleep 0.1; done
+CLUSTER=1 run monitor
+ok "a server that hangs up unanswered: the monitor answers -> 0" eq 0 $RC
+ok "  (the full agent did)" not_contains "$WORK/err" "answered by the agent server"
+ok "  and a new server takes its place" new_server
+kill "$hangup"
+wait "$hangup" 2>/dev/null
 # An upgrade replaces the full agent under a running server: it must step aside.
 mkdir -p "$WORK/bin"
 cp "$AGENT" "$(dirname "$AGENT")/guest-agent" "$WORK/bin/"
