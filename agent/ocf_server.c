@@ -23,9 +23,8 @@
 
 #define REQUEST_MAX (64 * 1024)
 #define IDLE_EXIT_MS (10 * 60 * 1000)
-/* A new server waits up to LOCK_TRIES × LOCK_WAIT_US for a dying one to let go of the lock. */
-#define LOCK_TRIES 40
-#define LOCK_WAIT_US (25 * 1000)
+/* How long a new server waits for a dying one to let go of the lock. */
+#define LOCK_WAIT_MS 1000
 
 /* Reads NUL-separated KEY=VALUE entries up to an empty one. */
 static int read_request(int fd, char *buf, size_t size, size_t *len)
@@ -158,13 +157,12 @@ int ocf_serve(const char *rundir, struct vmha_err *err)
     if (lock < 0)
         return vmha_err_set(err, -errno, "cannot open %s: %s", lock_path, strerror(errno));
     /* A killed server holds the lock until it has finished exiting: give it a moment. */
-    int tries = 0;
+    struct vmha_deadline wait = vmha_deadline_in(LOCK_WAIT_MS);
     while (flock(lock, LOCK_EX | LOCK_NB) < 0) {
-        if (errno != EWOULDBLOCK || ++tries == LOCK_TRIES) {
+        if (errno != EWOULDBLOCK || !vmha_deadline_sleep(&wait, 25)) {
             close(lock);
             return 0; /* another server runs: nothing to do */
         }
-        usleep(LOCK_WAIT_US);
     }
     int fd = listen_on(rundir, err);
     if (fd < 0)
